@@ -1,0 +1,1 @@
+"""Video-processing service: upload, transcode with FFmpeg, retry failed jobs."""

@@ -1,0 +1,56 @@
+"""Composition: builds the real adapters once per process, on first use."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from chalicelib.config import get_settings, reset_settings
+from chalicelib.processing.context import Services
+
+_override: Services | None = None
+
+
+@cache
+def _default_services() -> Services:
+    from chalicelib.adapters.dynamodb import DynamoRepository
+    from chalicelib.adapters.ffmpeg import FFmpegTranscoder
+    from chalicelib.adapters.r2 import R2Store
+    from chalicelib.adapters.sqs import SqsJobQueue
+
+    settings = get_settings()
+    return Services(
+        settings=settings,
+        repo=DynamoRepository(settings),
+        store=R2Store.from_settings(settings),
+        queue=SqsJobQueue.from_settings(settings),
+        transcoder=FFmpegTranscoder.from_settings(settings),
+    )
+
+
+def services() -> Services:
+    return _override or _default_services()
+
+
+def override(replacement: Services | None) -> None:
+    """Swap the collaborators (tests); None restores the defaults."""
+    global _override
+    _override = replacement
+
+
+def reset() -> None:
+    """Forget built adapters and settings (the environment changed)."""
+    reset_settings()
+    _default_services.cache_clear()
+    user_directory.cache_clear()
+    from chalicelib.adapters import dynamodb
+
+    dynamodb._connection.cache_clear()
+
+
+@cache
+def user_directory() -> Any:
+    """The Cognito user pool (operator CLI and the local stack only)."""
+    from chalicelib.adapters.cognito import CognitoUsers
+
+    return CognitoUsers.from_settings(get_settings())

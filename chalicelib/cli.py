@@ -1,0 +1,166 @@
+"""The operator CLI: `python -m chalicelib.cli <command>`.
+
+Against the local stack it needs no flags: it reads `.local/stack.env`, written by `make dev`.
+Against AWS, set the same environment variables the Lambda functions have.
+
+  token --user EMAIL                 print a bearer token (ID token) for the user
+  user add EMAIL --workspace ID      create the user, the workspace if new, and the membership
+  credits --workspace ID [--set N | --add N]   show or change a balance (always via the ledger)
+  worker [--once]                    the local SQS poller that runs the worker handler
+  sweep                              run the sweeper once
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from chalicelib.errors import DomainError
+
+LOCAL = Path(__file__).resolve().parents[1] / ".local"
+PASSWORDS = LOCAL / "passwords.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _load_local_stack()
+    try:
+        return int(args.run(args) or 0)
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.cli", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    token = sub.add_parser("token", help="print a bearer token for a user")
+    token.add_argument("--user", required=True, metavar="EMAIL")
+    token.add_argument("--access", action="store_true", help="print the access token instead of the ID token")
+    token.set_defaults(run=_token)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    add = user.add_parser("add", help="create a user and their membership")
+    add.add_argument("email")
+    add.add_argument("--workspace", required=True, metavar="ID")
+    add.add_argument("--role", choices=["owner", "member"], default="owner")
+    add.add_argument("--password")
+    add.add_argument("--credits", type=int, default=10, help="credits of a NEW workspace (default 10)")
+    add.add_argument("--name", help="name of a new workspace")
+    add.set_defaults(run=_user_add)
+
+    credits = sub.add_parser("credits", help="show or change a workspace's balance")
+    credits.add_argument("--workspace", required=True, metavar="ID")
+    change = credits.add_mutually_exclusive_group()
+    change.add_argument("--set", type=int, metavar="N")
+    change.add_argument("--add", type=int, metavar="N")
+    credits.set_defaults(run=_credits)
+
+    worker = sub.add_parser("worker", help="poll SQS and run the worker handler (local stack)")
+    worker.add_argument("--once", action="store_true", help="process what is queued now, then exit")
+    worker.set_defaults(run=_worker)
+
+    sweep = sub.add_parser("sweep", help="run the sweeper once")
+    sweep.set_defaults(run=_sweep)
+    return parser
+
+
+def _load_local_stack() -> None:
+    if (LOCAL / "stack.env").exists():
+        from devstack.bootstrap import load_stack_env
+
+        load_stack_env(LOCAL / "stack.env")
+
+
+def _token(args: argparse.Namespace) -> int:
+    from chalicelib.bootstrap import user_directory
+    from chalicelib.processing.accounts import new_password
+
+    users = user_directory()
+    password = _known_password(args.user)
+    if password is None:  # unknown here: give the user a new one and remember it
+        password = new_password()
+        users.ensure_user(args.user, password)
+        _remember(args.user, password)
+    tokens = users.sign_in(args.user, password)
+    print(tokens["AccessToken"] if args.access else tokens["IdToken"])
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from chalicelib.processing.accounts import add_user
+
+    added = add_user(
+        args.email,
+        args.workspace,
+        role=args.role,
+        password=args.password,
+        credits=args.credits,
+        workspace_name=args.name,
+    )
+    if added.password:
+        _remember(added.email, added.password)
+    state = "created" if added.created_workspace else "existing"
+    print(f"user {added.email} ({added.user_id}) is {args.role} of {state} workspace {added.workspace_id}")
+    if args.password is None:
+        print(f"password: {added.password}")
+    return 0
+
+
+def _credits(args: argparse.Namespace) -> int:
+    from chalicelib.bootstrap import services
+    from chalicelib.processing import accounts
+
+    repo = services().repo
+    if args.set is not None:
+        balance = accounts.set_credits(repo, args.workspace, args.set)
+    elif args.add is not None:
+        balance = accounts.add_credits(repo, args.workspace, args.add)
+    else:
+        balance = accounts.show_credits(repo, args.workspace)
+    print(f"workspace {args.workspace}: {balance} credits (ledger sum {repo.ledger_sum(args.workspace)})")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from devstack.worker import run_worker
+
+    try:
+        run_worker(once=args.once)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from chalicelib.handlers import sweeper
+
+    print(json.dumps(sweeper.handle()))
+    return 0
+
+
+def _known_password(email: str) -> str | None:
+    if PASSWORDS.exists():
+        known = json.loads(PASSWORDS.read_text()).get(email)
+        if known:
+            return str(known)
+    demo = LOCAL / "demo-password"
+    if email == "alice@example.com" and demo.exists():
+        return demo.read_text().strip()
+    return None
+
+
+def _remember(email: str, password: str) -> None:
+    """Local stack only: keep passwords under .local/ (ignored by git) so `token` can sign in."""
+    LOCAL.mkdir(exist_ok=True)
+    known = json.loads(PASSWORDS.read_text()) if PASSWORDS.exists() else {}
+    known[email] = password
+    PASSWORDS.write_text(json.dumps(known, indent=2))
+    PASSWORDS.chmod(0o600)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The one settings model: every knob, its environment variable and its local default.
+
+AWS services (DynamoDB, SQS, Cognito) take their endpoints from boto3's own variables
+(`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`, ...), so nothing here switches
+endpoints for them. R2 is not AWS and has its own settings.
+
+Nothing is read at import time: `get_settings()` builds the model on first use and caches it;
+`reset_settings()` forgets it (tests and the local stack change the environment).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Environment variable names are the field names, upper-cased."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    # --- AWS -------------------------------------------------------------------------------
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    table_prefix: str = "vidproc"
+    jobs_queue_name: str = "vidproc-jobs"
+    jobs_queue_url: str = ""  # resolved from jobs_queue_name when empty
+
+    # --- Cloudflare R2 (S3-compatible API) ---------------------------------------------------
+    r2_endpoint_url: str = ""  # empty: AWS S3 itself (AWS_ENDPOINT_URL_S3 applies)
+    r2_bucket: str = "vidproc-media"
+    r2_access_key_id: str = ""
+    r2_secret_access_key: SecretStr = SecretStr("")
+    r2_region: str = "auto"
+
+    # --- Uploads and downloads ---------------------------------------------------------------
+    upload_max_bytes: int = Field(default=2 * GIB, gt=0)
+    upload_url_expiry_seconds: int = Field(default=900, gt=0, le=900)
+    download_url_expiry_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+
+    # --- Authentication (Cognito) ------------------------------------------------------------
+    cognito_user_pool_id: str = ""
+    cognito_client_id: str = ""
+    cognito_issuer: str = ""  # default: https://cognito-idp.{region}.amazonaws.com/{pool}
+    cognito_jwks_url: str = ""  # default: {issuer}/.well-known/jwks.json
+    jwks_cache_seconds: int = 3600
+
+    # --- API -----------------------------------------------------------------------------------
+    cors_allow_origin: str = "http://127.0.0.1:8080"
+    jobs_page_max: int = 100
+    batch_retry_max: int = 25
+    idempotency_ttl_seconds: int = 600
+
+    # --- Worker --------------------------------------------------------------------------------
+    ffmpeg_path: str = "ffmpeg"
+    ffprobe_path: str = "ffprobe"
+    transcode_timeout_seconds: int = Field(default=780, gt=0)
+    transcode_max_height: int = 720
+    transcode_preset: str = "veryfast"
+    transcode_crf: int = 23
+    work_dir: str = "/tmp"
+    claim_lease_seconds: int = Field(default=900, gt=0)
+
+    # --- Sweeper -------------------------------------------------------------------------------
+    sweeper_requeue_after_seconds: int = Field(default=120, gt=0)
+
+    def table_name(self, kind: str) -> str:
+        return f"{self.table_prefix}-{kind}"
+
+    @property
+    def issuer(self) -> str:
+        if self.cognito_issuer:
+            return self.cognito_issuer
+        return f"https://cognito-idp.{self.aws_region}.amazonaws.com/{self.cognito_user_pool_id}"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.cognito_jwks_url or f"{self.issuer}/.well-known/jwks.json"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()

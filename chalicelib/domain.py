@@ -1,0 +1,136 @@
+"""The seed's nouns: workspace, membership, job, attempt, ledger entry. Plain data, no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class JobStatus(StrEnum):
+    UPLOADING = "uploading"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Trigger(StrEnum):
+    """What queued an attempt."""
+
+    INITIAL = "initial"
+    MANUAL = "manual"
+    BATCH = "batch"
+    AUTO = "auto"
+
+
+class Outcome(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class LedgerReason(StrEnum):
+    GRANT = "grant"  # credits given: a new workspace, an operator's --add
+    ADJUSTMENT = "adjustment"  # an operator's --set
+    JOB_START = "job_start"
+    RETRY = "retry"
+    RETRY_REFUND = "retry_refund"  # the retry could not be queued
+    START_REFUND = "start_refund"  # the first attempt could not be queued
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    MEMBER = "member"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, from a verified token."""
+
+    user_id: str  # Cognito `sub`
+    email: str = ""
+
+
+@dataclass
+class Workspace:
+    id: str
+    name: str
+    credits: int
+
+
+@dataclass
+class Membership:
+    user_id: str
+    workspace_id: str
+    role: Role
+    email: str = ""
+
+
+@dataclass
+class Job:
+    id: str
+    workspace_id: str
+    status: JobStatus
+    original_filename: str
+    content_type: str
+    size: int
+    input_file_key: str
+    created_at: datetime
+    updated_at: datetime
+    created_by: str = ""
+    output_file_key: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    completed_at: datetime | None = None
+    attempt: int = 0  # the number of the current attempt; 0 until started
+    retry_count: int = 0
+    progress: float | None = None  # 0..1 while processing, when ffmpeg reports it
+    dispatched_at: datetime | None = None  # last time a message for `attempt` was sent
+    lease_until: datetime | None = None  # a worker's claim on `attempt` runs until then
+
+
+@dataclass
+class Attempt:
+    job_id: str
+    n: int
+    trigger: Trigger
+    credits_charged: int
+    queued_at: datetime
+    requested_by: str = ""
+    outcome: Outcome = Outcome.QUEUED
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    error_code: str | None = None
+    stderr_tail: str | None = None  # operators only; never in the API
+
+
+@dataclass
+class LedgerEntry:
+    workspace_id: str
+    delta: int
+    reason: LedgerReason
+    job_id: str | None = None
+    actor: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    """What the jobs queue carries: one attempt of one job."""
+
+    job_id: str
+    workspace_id: str
+    attempt: int

@@ -1,0 +1,204 @@
+"""Domain errors and the one table that maps them to HTTP status, code and message.
+
+Adapters raise these (never a botocore or pynamodb exception upwards); the HTTP entrypoint
+looks the class up in ERROR_TABLE. Nothing branches on message text.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class DomainError(Exception):
+    """Base of every error a caller is told about. `message` is safe to show to a person."""
+
+    default_message = "Something went wrong"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+# --- 400 -------------------------------------------------------------------------------------
+class ValidationError(DomainError):
+    default_message = "The request is not valid"
+
+
+class JobNotFailedError(DomainError):
+    default_message = "Only failed jobs can be retried"
+
+
+class JobsChangedError(JobNotFailedError):
+    """Some jobs of a retry transaction were no longer failed at the attempt that was read."""
+
+    def __init__(self, job_ids: set[str]) -> None:
+        self.job_ids = job_ids
+        super().__init__()
+
+
+class JobNotStartableError(DomainError):
+    default_message = "Only jobs waiting for their upload can be started"
+
+
+class WorkspaceAmbiguousError(DomainError):
+    default_message = "You belong to several workspaces: say which one with workspaceId"
+
+
+class UploadIncompleteError(DomainError):
+    default_message = "The upload is missing or incomplete. Upload the file, then start the job."
+
+
+class JobNotCompletedError(DomainError):
+    default_message = "Only completed jobs can be downloaded"
+
+
+# --- 401 / 403 -------------------------------------------------------------------------------
+class UnauthorizedError(DomainError):
+    default_message = "Authentication required"
+
+
+class ForbiddenError(DomainError):
+    default_message = "You are not allowed to do this"
+
+
+class InsufficientCreditsError(DomainError):
+    default_message = "Insufficient credits. Please purchase more credits."
+
+
+class InsufficientCreditsForRetryError(InsufficientCreditsError):
+    default_message = "Insufficient credits. Please purchase more credits to retry."
+
+
+# --- 404 -------------------------------------------------------------------------------------
+class NotFoundError(DomainError):
+    default_message = "Not found"
+
+
+class JobNotFoundError(NotFoundError):
+    default_message = "Job not found"
+
+
+class WorkspaceNotFoundError(NotFoundError):
+    default_message = "Workspace not found"
+
+
+# --- 409 -------------------------------------------------------------------------------------
+class ConflictError(DomainError):
+    default_message = "The resource changed while the request ran. Try again."
+
+
+class UploadGoneError(ConflictError):
+    default_message = "The original upload no longer exists. Please upload the video again."
+
+
+class TransactionConflictError(ConflictError):
+    """Another transaction held one of the items; the whole request may be tried again."""
+
+    default_message = "Another request changed this at the same moment. Try again."
+
+
+class RequestInProgressError(ConflictError):
+    default_message = "A request with this Idempotency-Key is still in progress"
+
+
+# --- 413 -------------------------------------------------------------------------------------
+class PayloadTooLargeError(DomainError):
+    default_message = "The file is too large"
+
+
+# --- 5xx: ours, not the client's ----------------------------------------------------------
+class ServiceUnavailableError(DomainError):
+    default_message = "A dependency is unavailable. Try again shortly."
+
+
+class QueueSendError(ServiceUnavailableError):
+    default_message = "Could not queue the job"
+
+
+class StorageError(ServiceUnavailableError):
+    default_message = "Storage is unavailable. Try again shortly."
+
+
+class HttpError(NamedTuple):
+    status: int
+    code: str
+
+
+# Most specific class first is not needed: lookup walks the class's MRO.
+ERROR_TABLE: dict[type[DomainError], HttpError] = {
+    ValidationError: HttpError(400, "BAD_REQUEST"),
+    JobNotFailedError: HttpError(400, "BAD_REQUEST"),
+    JobNotStartableError: HttpError(400, "BAD_REQUEST"),
+    WorkspaceAmbiguousError: HttpError(400, "BAD_REQUEST"),
+    UploadIncompleteError: HttpError(400, "BAD_REQUEST"),
+    JobNotCompletedError: HttpError(400, "BAD_REQUEST"),
+    UnauthorizedError: HttpError(401, "UNAUTHORIZED"),
+    ForbiddenError: HttpError(403, "FORBIDDEN"),
+    InsufficientCreditsError: HttpError(403, "FORBIDDEN"),
+    NotFoundError: HttpError(404, "NOT_FOUND"),
+    ConflictError: HttpError(409, "CONFLICT"),
+    PayloadTooLargeError: HttpError(413, "PAYLOAD_TOO_LARGE"),
+    ServiceUnavailableError: HttpError(503, "SERVICE_UNAVAILABLE"),
+    DomainError: HttpError(500, "INTERNAL_SERVER_ERROR"),
+}
+
+
+def http_error_for(error: DomainError) -> HttpError:
+    """The status and code of a domain error: the nearest class in ERROR_TABLE."""
+    for cls in type(error).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]  # type: ignore[index]
+    return ERROR_TABLE[DomainError]
+
+
+# --- Worker failures: what a person reads on a failed job -----------------------------------
+class ProcessingError(Exception):
+    """A job's attempt failed for a reason a person can understand. Not an HTTP error."""
+
+    code = "PROCESSING_FAILED"
+    default_message = "Processing failed"
+
+    def __init__(self, message: str | None = None, *, detail: str = "") -> None:
+        self.message = message or self.default_message
+        self.detail = detail  # operator-only (stderr tail, exception text); never shown raw
+        super().__init__(self.message)
+
+
+class FFmpegNotFoundError(ProcessingError):
+    code = "FFMPEG_NOT_FOUND"
+    default_message = "FFmpeg not found"
+
+
+class DownloadError(ProcessingError):
+    code = "R2_DOWNLOAD_FAILED"
+    default_message = "Failed to download from R2"
+
+
+class UploadOutputError(ProcessingError):
+    code = "R2_UPLOAD_FAILED"
+    default_message = "Failed to upload the result to R2"
+
+
+class InvalidVideoError(ProcessingError):
+    code = "INVALID_VIDEO"
+    default_message = "The file is not a readable video"
+
+
+class TranscodeTimeoutError(ProcessingError):
+    code = "TRANSCODE_TIMEOUT"
+    default_message = "Processing took too long and was stopped"
+
+
+class TranscodeFailedError(ProcessingError):
+    code = "TRANSCODE_FAILED"
+    default_message = "FFmpeg could not convert this video"
+
+
+class WorkerInterruptedError(ProcessingError):
+    code = "WORKER_INTERRUPTED"
+    default_message = "Processing was interrupted before it finished. You can retry the job."
+
+
+class InternalProcessingError(ProcessingError):
+    code = "INTERNAL_ERROR"
+    default_message = "Processing failed because of an internal error. You can retry the job."

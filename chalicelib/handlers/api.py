@@ -1,0 +1,156 @@
+"""The REST routes. Each one translates: input model in, one service call, response model out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.bootstrap import services
+from chalicelib.domain import JobStatus, Principal
+from chalicelib.handlers.http import api, idempotency_key, route
+from chalicelib.handlers.openapi import openapi_document
+from chalicelib.handlers.schemas import (
+    AttemptOut,
+    BatchRetryIn,
+    BatchRetryOut,
+    CreatedJobOut,
+    CreateJobIn,
+    CreditsOut,
+    DownloadOut,
+    HealthOut,
+    JobDetailEnvelope,
+    JobDetailOut,
+    JobEnvelope,
+    JobOut,
+    JobPageOut,
+    LedgerEntryOut,
+    LedgerOut,
+    LedgerQuery,
+    ListJobsQuery,
+    MeOut,
+    RetryItemOut,
+    RetryOut,
+    UploadOut,
+    UserOut,
+    WorkspaceIn,
+    WorkspaceOut,
+)
+from chalicelib.processing import accounts, jobs, retry
+from chalicelib.processing.idempotency import once
+
+
+@route("/health", "GET", summary="Liveness", response=HealthOut, auth=False)
+def health() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@route("/me", "GET", summary="The caller and their workspaces with balances", response=MeOut)
+def me(principal: Principal) -> MeOut:
+    views = accounts.my_workspaces(services(), principal)
+    return MeOut(
+        user=UserOut(id=principal.user_id, email=principal.email),
+        workspaces=[WorkspaceOut(id=v.id, name=v.name, role=v.role.value, credits=v.credits) for v in views],
+    )
+
+
+@route(
+    "/jobs", "POST", summary="Create a job and get a presigned upload", status=201,
+    body=CreateJobIn, response=CreatedJobOut, errors=(400, 404, 413),
+)
+def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
+    created = jobs.create_job(
+        services(), principal, body.filename, body.content_type, body.size, body.workspace_id
+    )
+    upload = created.upload
+    return CreatedJobOut(
+        job=JobOut.of(created.job), upload=UploadOut(url=upload.url, method="PUT", headers=upload.headers)
+    )
+
+
+@route(
+    "/jobs/{jobId}/start", "POST", summary="Charge 1 credit and queue the uploaded job", status=202,
+    body=WorkspaceIn, response=JobEnvelope, errors=(400, 403, 404, 503),
+)
+def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> JobEnvelope:  # noqa: N803
+    job = jobs.start_job(services(), principal, retry.parse_job_id(jobId), body.workspace_id)
+    return JobEnvelope(job=JobOut.of(job))
+
+
+@route("/jobs", "GET", summary="Jobs, newest first", query=ListJobsQuery, response=JobPageOut, errors=(400,))
+def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
+    status = JobStatus(query.status) if query.status else None
+    page = jobs.list_jobs(services(), principal, query.workspace_id, status, query.limit, query.cursor)
+    return JobPageOut(jobs=[JobOut.of(j) for j in page.jobs], cursor=page.cursor)
+
+
+@route(
+    "/jobs/{jobId}", "GET", summary="One job with its attempts", query=WorkspaceIn,
+    response=JobDetailEnvelope, errors=(400, 404),
+)
+def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEnvelope:  # noqa: N803
+    detail = jobs.get_job(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
+    out = JobOut.of(detail.job).model_dump()
+    return JobDetailEnvelope(job=JobDetailOut(**out, attempts=[AttemptOut.of(a) for a in detail.attempts]))
+
+
+@route(
+    "/jobs/{jobId}/download", "GET", summary="A presigned download URL of the result", query=WorkspaceIn,
+    response=DownloadOut, errors=(400, 404),
+)
+def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOut:  # noqa: N803
+    return DownloadOut(url=jobs.download_url(services(), principal, retry.parse_job_id(jobId), query.workspace_id))
+
+
+@route(
+    "/jobs/{jobId}/retry", "POST", summary="Retry a failed job for 1 credit", body=WorkspaceIn,
+    response=RetryOut, errors=(400, 403, 404, 409, 503),
+)
+def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
+    job_id = retry.parse_job_id(jobId)
+    svc = services()
+
+    def act() -> dict[str, Any]:
+        job = retry.retry_job(svc, principal, job_id, body.workspace_id)
+        return RetryOut(success=True, job_id=job.id).model_dump(mode="json")
+
+    result = once(svc, principal, "retry", idempotency_key(api.current_request), job_id, act)
+    return RetryOut.model_validate(result)
+
+
+@route(
+    "/jobs/retry", "POST", summary="Retry several failed jobs at once (at most 25)", body=BatchRetryIn,
+    response=BatchRetryOut, errors=(400, 403),
+)
+def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
+    svc = services()
+
+    def act() -> dict[str, Any]:
+        outcome = retry.retry_jobs(svc, principal, body.job_ids, body.workspace_id)
+        return BatchRetryOut(
+            results=[
+                RetryItemOut(job_id=r.job_id, success=r.success, code=r.code, message=r.message)
+                for r in outcome.results
+            ],
+            credits_charged=outcome.credits_charged,
+            credits=outcome.credits,
+        ).model_dump(mode="json")
+
+    target = ",".join(sorted(body.job_ids))
+    result = once(svc, principal, "retry-batch", idempotency_key(api.current_request), target, act)
+    return BatchRetryOut.model_validate(result)
+
+
+@route("/credits", "GET", summary="The workspace's balance", query=WorkspaceIn, response=CreditsOut, errors=(400,))
+def credits(principal: Principal, query: WorkspaceIn) -> CreditsOut:
+    ws = accounts.balance(services(), principal, query.workspace_id)
+    return CreditsOut(workspace_id=ws.id, credits=ws.credits)
+
+
+@route("/credits/ledger", "GET", summary="Ledger entries, newest first", query=LedgerQuery, response=LedgerOut)
+def ledger(principal: Principal, query: LedgerQuery) -> LedgerOut:
+    ws_id, page = accounts.ledger(services(), principal, query.workspace_id, query.limit, query.cursor)
+    return LedgerOut(workspace_id=ws_id, entries=[LedgerEntryOut.of(e) for e in page.entries], cursor=page.cursor)
+
+
+@api.route("/openapi.json", methods=["GET"], cors=True)
+def openapi() -> dict[str, Any]:
+    return openapi_document()

@@ -1,0 +1,172 @@
+"""The HTTP edge: one route decorator that authenticates, parses and translates errors.
+
+A view gets the verified Principal and pydantic-validated input, makes one call into
+chalicelib.processing, and returns a pydantic model. Domain errors become
+`{"code", "message"}` through the one table in chalicelib.errors; a client's mistake never
+becomes a 500.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalice import Blueprint, Chalice, CORSConfig, Response
+from chalice.app import Request
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from chalicelib.auth import bearer_token, verify_token
+from chalicelib.bootstrap import services
+from chalicelib.domain import Principal
+from chalicelib.errors import DomainError, ValidationError, http_error_for
+from chalicelib.observability import logger
+
+api = Blueprint(__name__)
+
+
+class ThreadSafeChalice(Chalice):
+    """Chalice with a per-thread `current_request`.
+
+    Chalice keeps the request on the app object. On Lambda one process serves one request at a
+    time, but `chalice local` serves each request on its own thread, so concurrent requests
+    would read each other's headers (the Authorization header included).
+    """
+
+    _local = threading.local()
+
+    @property  # type: ignore[override]
+    def current_request(self) -> Request | None:
+        return getattr(self._local, "request", None)
+
+    @current_request.setter
+    def current_request(self, value: Request | None) -> None:
+        self._local.request = value
+
+
+class _LazyCors(CORSConfig):
+    """CORS for the configured frontend origin, read when a response is built (not at import)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            max_age=600,
+            expose_headers=["X-Request-Id"],
+        )
+
+    @property  # type: ignore[override]
+    def allow_origin(self) -> str:
+        return services().settings.cors_allow_origin
+
+    @allow_origin.setter
+    def allow_origin(self, value: str) -> None:
+        pass
+
+
+CORS = _LazyCors()
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    path: str
+    method: str
+    summary: str
+    status: int
+    auth: bool
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    errors: tuple[int, ...]
+
+
+ROUTES: list[RouteDoc] = []
+
+
+def route(
+    path: str,
+    method: str,
+    *,
+    summary: str,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    auth: bool = True,
+    errors: tuple[int, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
+        ROUTES.append(RouteDoc(path, method, summary, status, auth, body, query, response, errors))
+
+        @functools.wraps(view)
+        def handler(**params: str) -> Response:
+            request = api.current_request
+            try:
+                kwargs: dict[str, Any] = dict(params)
+                if auth:
+                    kwargs["principal"] = authenticate(request)
+                if body is not None:
+                    kwargs["body"] = _parse(body, _json_body(request))
+                if query is not None:
+                    kwargs["query"] = _parse(query, dict(request.query_params or {}))
+                result = view(**kwargs)
+            except DomainError as error:
+                return error_response(error)
+            except Exception:
+                logger().exception("unhandled error", extra={"path": request.path})
+                return _json(500, {"code": "INTERNAL_SERVER_ERROR", "message": "Something went wrong on our side"})
+            return _json(status, result.model_dump(mode="json", by_alias=True) if result is not None else None)
+
+        api.route(path, methods=[method], cors=CORS, content_types=["application/json", "text/plain"])(handler)
+        return handler
+
+    return register
+
+
+def authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization")
+    return verify_token(bearer_token(header), services().settings)
+
+
+def idempotency_key(request: Request) -> str | None:
+    value = request.headers.get("idempotency-key")
+    return value.strip() if value and value.strip() else None
+
+
+def error_response(error: DomainError) -> Response:
+    mapped = http_error_for(error)
+    return _json(mapped.status, {"code": mapped.code, "message": error.message})
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(body=payload, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _json_body(request: Request) -> Any:
+    raw = request.raw_body
+    if not raw or not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError("The request body is not valid JSON") from exc
+
+
+def _parse(model: type[BaseModel], data: Any) -> BaseModel:
+    if not isinstance(data, dict):
+        raise ValidationError("The request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError(_describe(exc)) from exc
+
+
+def _describe(exc: PydanticValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "Invalid request: " + "; ".join(parts)

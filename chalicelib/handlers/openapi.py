@@ -1,0 +1,87 @@
+"""/openapi.json, generated from the route table and the pydantic models."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+from chalicelib.handlers.schemas import ErrorOut
+
+_REF = "#/components/schemas/{model}"
+_ERROR_TEXT = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Not allowed (insufficient credits)",
+    404: "Not found",
+    409: "Conflict",
+    413: "Payload too large",
+    503: "A dependency is unavailable",
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    from chalicelib.handlers.http import ROUTES
+
+    components: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    for r in ROUTES:
+        op: dict[str, Any] = {"summary": r.summary, "operationId": _operation_id(r.method, r.path)}
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            for name in re.findall(r"{(\w+)}", r.path)
+        ]
+        if r.query is not None:
+            params += _query_params(r.query, components)
+        if params:
+            op["parameters"] = params
+        if r.body is not None:
+            op["requestBody"] = {"required": False, "content": {"application/json": {"schema": _ref(r.body, components)}}}
+        ok: dict[str, Any] = {"description": "OK"}
+        if r.response is not None:
+            ok["content"] = {"application/json": {"schema": _ref(r.response, components)}}
+        responses: dict[str, Any] = {str(r.status): ok}
+        codes = set(r.errors) | ({401} if r.auth else set())
+        for code in sorted(codes):
+            responses[str(code)] = {
+                "description": _ERROR_TEXT.get(code, "Error"),
+                "content": {"application/json": {"schema": _ref(ErrorOut, components)}},
+            }
+        op["responses"] = responses
+        if r.auth:
+            op["security"] = [{"bearer": []}]
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Video processing API", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def _ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
+    schema = model.model_json_schema(by_alias=True, ref_template=_REF)
+    for name, sub in schema.pop("$defs", {}).items():
+        components[name] = sub
+    components[model.__name__] = schema
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _query_params(model: type[BaseModel], components: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(by_alias=True, ref_template=_REF)
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _operation_id(method: str, path: str) -> str:
+    words = [w.strip("{}") for w in path.strip("/").split("/") if w]
+    return method.lower() + "".join(w[:1].upper() + w[1:] for w in words)

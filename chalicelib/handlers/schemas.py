@@ -1,0 +1,222 @@
+"""Request and response bodies: pydantic models with the seed's camelCase names.
+
+They validate what clients send and generate /openapi.json.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from chalicelib.domain import Attempt, Job, LedgerEntry
+
+StatusName = Literal["uploading", "queued", "processing", "completed", "failed"]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+# --- requests ----------------------------------------------------------------------------------
+class WorkspaceIn(Schema):
+    workspace_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class CreateJobIn(WorkspaceIn):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=1, max_length=127)
+    size: int
+
+    @field_validator("filename")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        name = value.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        if not name or any(ord(c) < 32 for c in name):
+            raise ValueError("must be a file name")
+        return name
+
+
+class BatchRetryIn(WorkspaceIn):
+    job_ids: list[str]
+
+
+class ListJobsQuery(WorkspaceIn):
+    status: StatusName | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+
+class LedgerQuery(WorkspaceIn):
+    limit: int = Field(default=50, ge=1, le=100)
+    cursor: str | None = None
+
+
+# --- responses -------------------------------------------------------------------------------
+class ErrorOut(Schema):
+    code: str
+    message: str
+
+
+class HealthOut(Schema):
+    status: Literal["ok"]
+
+
+class AttemptOut(Schema):
+    n: int
+    trigger: Literal["initial", "manual", "batch", "auto"]
+    credits_charged: int
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: Literal["queued", "processing", "succeeded", "failed"]
+    error: str | None
+    error_code: str | None
+
+    @classmethod
+    def of(cls, a: Attempt) -> AttemptOut:
+        return cls(
+            n=a.n,
+            trigger=a.trigger.value,
+            credits_charged=a.credits_charged,
+            queued_at=a.queued_at,
+            started_at=a.started_at,
+            finished_at=a.finished_at,
+            outcome=a.outcome.value,
+            error=a.error,
+            error_code=a.error_code,
+        )
+
+
+class JobOut(Schema):
+    id: str
+    workspace_id: str
+    status: StatusName
+    original_filename: str
+    content_type: str
+    size: int
+    input_file_key: str
+    output_file_key: str | None
+    error: str | None
+    error_code: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    attempt: int
+    retry_count: int
+    progress: float | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.id,
+            workspace_id=job.workspace_id,
+            status=job.status.value,
+            original_filename=job.original_filename,
+            content_type=job.content_type,
+            size=job.size,
+            input_file_key=job.input_file_key,
+            output_file_key=job.output_file_key,
+            error=job.error,
+            error_code=job.error_code,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            completed_at=job.completed_at,
+            attempt=job.attempt,
+            retry_count=job.retry_count,
+            progress=job.progress,
+        )
+
+
+class JobDetailOut(JobOut):
+    """A job with its retry history, oldest attempt first."""
+
+    attempts: list[AttemptOut]
+
+
+class JobDetailEnvelope(Schema):
+    job: JobDetailOut
+
+
+class JobEnvelope(Schema):
+    job: JobOut
+
+
+class UploadOut(Schema):
+    url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+
+
+class CreatedJobOut(Schema):
+    job: JobOut
+    upload: UploadOut
+
+
+class JobPageOut(Schema):
+    jobs: list[JobOut]
+    cursor: str | None
+
+
+class DownloadOut(Schema):
+    url: str
+
+
+class RetryOut(Schema):
+    success: bool
+    job_id: str
+
+
+class RetryItemOut(Schema):
+    job_id: str
+    success: bool
+    code: str | None = None
+    message: str | None = None
+
+
+class BatchRetryOut(Schema):
+    results: list[RetryItemOut]
+    credits_charged: int
+    credits: int
+
+
+class UserOut(Schema):
+    id: str
+    email: str
+
+
+class WorkspaceOut(Schema):
+    id: str
+    name: str
+    role: Literal["owner", "member"]
+    credits: int
+
+
+class MeOut(Schema):
+    user: UserOut
+    workspaces: list[WorkspaceOut]
+
+
+class CreditsOut(Schema):
+    workspace_id: str
+    credits: int
+
+
+class LedgerEntryOut(Schema):
+    id: str
+    delta: int
+    reason: str
+    job_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, e: LedgerEntry) -> LedgerEntryOut:
+        return cls(id=e.id, delta=e.delta, reason=e.reason.value, job_id=e.job_id, created_at=e.created_at)
+
+
+class LedgerOut(Schema):
+    workspace_id: str
+    entries: list[LedgerEntryOut]
+    cursor: str | None

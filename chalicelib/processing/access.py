@@ -1,0 +1,40 @@
+"""Who may act where: workspace membership, and the workspace a request means."""
+
+from __future__ import annotations
+
+from chalicelib.domain import Job, Membership, Principal
+from chalicelib.errors import (
+    ForbiddenError,
+    JobNotFoundError,
+    WorkspaceAmbiguousError,
+    WorkspaceNotFoundError,
+)
+from chalicelib.processing.ports import Repository
+
+
+def resolve_workspace(repo: Repository, principal: Principal, workspace_id: str | None) -> Membership:
+    """The membership for `workspace_id`, or the caller's only one when it is omitted.
+
+    A workspace the caller is not a member of is answered like a missing one.
+    """
+    if workspace_id:
+        membership = repo.get_membership(principal.user_id, workspace_id)
+        if membership is None:
+            raise WorkspaceNotFoundError()
+        return membership
+    memberships = repo.memberships_of(principal.user_id)
+    if not memberships:
+        raise ForbiddenError("You are not a member of any workspace")
+    if len(memberships) > 1:
+        raise WorkspaceAmbiguousError()
+    return memberships[0]
+
+
+def visible_job(repo: Repository, principal: Principal, job_id: str, workspace_id: str | None = None) -> Job:
+    """The job, if the caller is a member of its workspace; otherwise exactly 'Job not found'."""
+    job = repo.get_job(job_id)
+    if job is None or (workspace_id and job.workspace_id != workspace_id):
+        raise JobNotFoundError()
+    if repo.get_membership(principal.user_id, job.workspace_id) is None:
+        raise JobNotFoundError()
+    return job

@@ -1,0 +1,21 @@
+"""The collaborators a use case runs with. Built by chalicelib.bootstrap; faked in unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from chalicelib.config import Settings
+from chalicelib.domain import utcnow
+from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Transcoder
+
+
+@dataclass
+class Services:
+    settings: Settings
+    repo: Repository
+    store: ObjectStore
+    queue: JobQueue
+    transcoder: Transcoder | None = None
+    clock: Callable[[], datetime] = field(default=utcnow)

@@ -1,0 +1,41 @@
+"""Getting a committed attempt onto the queue, without ever losing a credit or a job.
+
+The order is always: commit the charge and the status flip, then send. If the send fails,
+the charge is refunded and the job put back to failed in one transaction (choice (a)). If the
+process dies between commit and send, the job sits in queued with an old `dispatchedAt`, and
+the sweeper re-sends it. A second message for the same attempt is a no-op in the worker.
+"""
+
+from __future__ import annotations
+
+from chalicelib.domain import Job, LedgerEntry, LedgerReason, QueueMessage
+from chalicelib.errors import ConflictError, QueueSendError, ServiceUnavailableError
+from chalicelib.observability import logger
+from chalicelib.processing.context import Services
+
+QUEUE_SEND_FAILED = "QUEUE_SEND_FAILED"
+
+
+def message_for(job: Job) -> QueueMessage:
+    return QueueMessage(job_id=job.id, workspace_id=job.workspace_id, attempt=job.attempt)
+
+
+def dispatch(svc: Services, job: Job, refund_reason: LedgerReason, refund_message: str, actor: str) -> None:
+    """Send the message for the job's current attempt; on failure refund and raise QueueSendError."""
+    try:
+        svc.queue.send(message_for(job))
+        return
+    except QueueSendError:
+        logger().warning("queue send failed; refunding", extra={"job_id": job.id, "workspace_id": job.workspace_id})
+    refund = LedgerEntry(
+        workspace_id=job.workspace_id, delta=1, reason=refund_reason, job_id=job.id, actor=actor
+    )
+    try:
+        svc.repo.undo_queueing(job, refund, refund_message, QUEUE_SEND_FAILED, svc.clock())
+    except ConflictError:
+        return  # a worker already claimed this attempt: the message did arrive
+    except ServiceUnavailableError:
+        # The job stays queued and charged; the sweeper re-sends it. Nothing is lost.
+        logger().exception("refund failed; leaving the job to the sweeper", extra={"job_id": job.id})
+        return
+    raise QueueSendError(refund_message)

@@ -1,0 +1,166 @@
+"""Jobs: create with a presigned upload, start (charge 1 credit and queue), read, list, download."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.domain import (
+    Attempt,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    LedgerReason,
+    Principal,
+    Trigger,
+    new_id,
+)
+from chalicelib.errors import (
+    JobNotCompletedError,
+    JobNotStartableError,
+    PayloadTooLargeError,
+    UploadIncompleteError,
+    ValidationError,
+)
+from chalicelib.observability import count, logger
+from chalicelib.processing.access import resolve_workspace, visible_job
+from chalicelib.processing.context import Services
+from chalicelib.processing.dispatch import dispatch
+from chalicelib.processing.ports import Page, PresignedRequest
+
+START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    job: Job
+    upload: PresignedRequest
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    job: Job
+    attempts: list[Attempt]
+
+
+def input_key(workspace_id: str, job_id: str) -> str:
+    """Where the upload lives. Never contains the client's filename."""
+    return f"uploads/{workspace_id}/{job_id}/source"
+
+
+def output_key(workspace_id: str, job_id: str, attempt: int) -> str:
+    return f"outputs/{workspace_id}/{job_id}/attempt-{attempt}.mp4"
+
+
+def create_job(
+    svc: Services,
+    principal: Principal,
+    filename: str,
+    content_type: str,
+    size: int,
+    workspace_id: str | None,
+) -> NewUpload:
+    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet."""
+    content_type = content_type.strip().lower()
+    if not content_type.startswith("video/"):
+        raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
+    if size <= 0:
+        raise ValidationError("The file is empty (size must be greater than 0)")
+    limit = svc.settings.upload_max_bytes
+    if size > limit:
+        raise PayloadTooLargeError(f"The file is too large: the limit is {_human(limit)}")
+    membership = resolve_workspace(svc.repo, principal, workspace_id)
+    now = svc.clock()
+    job_id = new_id()
+    job = Job(
+        id=job_id,
+        workspace_id=membership.workspace_id,
+        status=JobStatus.UPLOADING,
+        original_filename=filename,
+        content_type=content_type,
+        size=size,
+        input_file_key=input_key(membership.workspace_id, job_id),
+        created_at=now,
+        updated_at=now,
+        created_by=principal.user_id,
+    )
+    svc.repo.create_job(job)
+    upload = svc.store.presign_upload(
+        job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds
+    )
+    return NewUpload(job=job, upload=upload)
+
+
+def start_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> Job:
+    """Check the upload, then charge 1 credit and queue the first attempt in one transaction."""
+    job = visible_job(svc.repo, principal, job_id, workspace_id)
+    if job.status != JobStatus.UPLOADING:
+        raise JobNotStartableError(f"This job has already been started (status: {job.status.value})")
+    stored = svc.store.head(job.input_file_key)
+    if stored is None:
+        raise UploadIncompleteError()
+    if stored.size != job.size:
+        raise UploadIncompleteError(
+            f"The upload has {stored.size} bytes but {job.size} were declared. Upload the whole file again."
+        )
+    now = svc.clock()
+    attempt = Attempt(
+        job_id=job.id,
+        n=job.attempt + 1,
+        trigger=Trigger.INITIAL,
+        credits_charged=1,
+        queued_at=now,
+        requested_by=principal.user_id,
+    )
+    entry = LedgerEntry(
+        workspace_id=job.workspace_id,
+        delta=-1,
+        reason=LedgerReason.JOB_START,
+        job_id=job.id,
+        actor=principal.user_id,
+        created_at=now,
+    )
+    started = svc.repo.start_job(job, attempt, entry, now)
+    dispatch(svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id)
+    count("JobsStarted", trigger=Trigger.INITIAL.value)
+    logger().info("job started", extra={"job_id": job.id, "workspace_id": job.workspace_id})
+    return started
+
+
+def get_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> JobDetail:
+    job = visible_job(svc.repo, principal, job_id, workspace_id)
+    return JobDetail(job=job, attempts=svc.repo.attempts_of(job.id))
+
+
+def list_jobs(
+    svc: Services,
+    principal: Principal,
+    workspace_id: str | None,
+    status: JobStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    membership = resolve_workspace(svc.repo, principal, workspace_id)
+    limit = max(1, min(limit, svc.settings.jobs_page_max))
+    return svc.repo.list_jobs(membership.workspace_id, status, limit, cursor)
+
+
+def download_url(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> str:
+    job = visible_job(svc.repo, principal, job_id, workspace_id)
+    if job.status != JobStatus.COMPLETED or not job.output_file_key:
+        raise JobNotCompletedError()
+    return svc.store.presign_download(
+        job.output_file_key, svc.settings.download_url_expiry_seconds, filename=_output_name(job)
+    )
+
+
+def _output_name(job: Job) -> str:
+    stem = job.original_filename.rsplit(".", 1)[0] or "video"
+    return f"{stem}.mp4"
+
+
+def _human(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            value = n / size
+            return f"{value:g} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"

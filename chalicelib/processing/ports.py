@@ -1,0 +1,130 @@
+"""What the service layer needs from the outside world. Adapters implement these; tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from chalicelib.domain import (
+    Attempt,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    Membership,
+    QueueMessage,
+    Workspace,
+)
+
+
+@dataclass(frozen=True)
+class PresignedRequest:
+    url: str
+    method: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    content_type: str | None
+
+
+class ObjectStore(Protocol):
+    """R2 through its S3-compatible API. Raises StorageError when R2 itself fails."""
+
+    def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest: ...
+
+    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str: ...
+
+    def head(self, key: str) -> StoredObject | None:
+        """The object's metadata, or None when it does not exist."""
+        ...
+
+    def upload_file(self, path: Path, key: str, content_type: str) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Raises QueueSendError when the message could not be sent."""
+
+    def send(self, message: QueueMessage) -> None: ...
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    width: int
+    height: int
+    duration_seconds: float
+    elapsed_seconds: float
+
+
+class Transcoder(Protocol):
+    """FFmpeg. Raises a chalicelib.errors.ProcessingError subclass on failure."""
+
+    def transcode(
+        self,
+        input_url: str,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> TranscodeResult: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    entries: list[LedgerEntry]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """One job to re-queue in a retry transaction: the attempt read, and the one to create."""
+
+    job: Job
+    new_attempt: Attempt
+    entry: LedgerEntry
+
+
+class Repository(Protocol):
+    """DynamoDB. Every multi-item write is one transaction; failed conditions become domain errors."""
+
+    # workspaces, members, credits
+    def get_workspace(self, workspace_id: str) -> Workspace | None: ...
+    def create_workspace(self, workspace: Workspace, entry: LedgerEntry | None) -> bool: ...
+    def memberships_of(self, user_id: str) -> list[Membership]: ...
+    def get_membership(self, user_id: str, workspace_id: str) -> Membership | None: ...
+    def put_membership(self, membership: Membership) -> None: ...
+    def change_credits(self, workspace_id: str, entry: LedgerEntry, expected: int | None = None) -> int: ...
+    def ledger(self, workspace_id: str, limit: int, cursor: str | None) -> LedgerPage: ...
+    def ledger_sum(self, workspace_id: str) -> int: ...
+
+    # jobs
+    def create_job(self, job: Job) -> None: ...
+    def get_job(self, job_id: str) -> Job | None: ...
+    def list_jobs(self, workspace_id: str, status: JobStatus | None, limit: int, cursor: str | None) -> Page: ...
+    def attempts_of(self, job_id: str) -> list[Attempt]: ...
+    def get_attempt(self, job_id: str, n: int) -> Attempt | None: ...
+
+    # transitions
+    def start_job(self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime) -> Job: ...
+    def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None: ...
+    def undo_queueing(
+        self, job: Job, entry: LedgerEntry, error: str, error_code: str, now: datetime
+    ) -> None: ...
+    def mark_dispatched(self, job_id: str, attempt: int, now: datetime) -> bool: ...
+    def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> Job | None: ...
+    def set_progress(self, ref: QueueMessage, progress: float) -> None: ...
+    def complete(self, ref: QueueMessage, output_key: str, now: datetime) -> bool: ...
+    def fail(self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime) -> bool: ...
+
+    # sweeper
+    def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]: ...
+    def processing_lease_expired(self, now: datetime, limit: int) -> list[Job]: ...

@@ -1,0 +1,235 @@
+"""Retrying failed jobs: the seed's `retryJob` mutation, and its "Retry All Failed" batch.
+
+The rules, in the order the seed checks them:
+1. the job exists and belongs to a workspace the caller is a member of (else 404 "Job not found");
+2. its status is failed (else 400 "Only failed jobs can be retried");
+3. the workspace has at least 1 credit (else 403 "Insufficient credits ...");
+4. the original upload is still in R2 (else 409).
+Then ONE transaction: job failed→queued (condition: still failed at the attempt read), credits −1
+(condition: credits ≥ 1), a `retry` ledger entry and a new attempt. The reset is the seed's:
+error, errorCode, completedAt, outputFileKey cleared; inputFileKey, originalFilename, createdAt
+kept; attempt +1, retryCount +1. After the commit the message is sent (see dispatch.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from chalicelib.domain import (
+    Attempt,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    LedgerReason,
+    Principal,
+    Trigger,
+)
+from chalicelib.errors import (
+    DomainError,
+    InsufficientCreditsForRetryError,
+    JobNotFailedError,
+    JobNotFoundError,
+    JobsChangedError,
+    QueueSendError,
+    TransactionConflictError,
+    UploadGoneError,
+    ValidationError,
+    WorkspaceNotFoundError,
+    http_error_for,
+)
+from chalicelib.observability import count, logger
+from chalicelib.processing.access import resolve_workspace, visible_job
+from chalicelib.processing.context import Services
+from chalicelib.processing.dispatch import dispatch
+from chalicelib.processing.ports import RetryPlan
+
+RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
+_CONTENTION_TRIES = 8
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    job_id: str
+    success: bool
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    results: list[ItemResult]
+    credits_charged: int
+    credits: int
+
+
+def parse_job_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ValidationError(f"jobId must be a UUID (got '{value}')") from exc
+
+
+def retry_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None = None) -> Job:
+    """Re-queue one failed job for 1 credit. Returns the job as queued."""
+    job_id = parse_job_id(job_id)
+    return _with_contention(lambda: _retry_once(svc, principal, job_id, workspace_id))
+
+
+def _retry_once(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> Job:
+    job = visible_job(svc.repo, principal, job_id, workspace_id)
+    if job.status != JobStatus.FAILED:
+        raise JobNotFailedError()
+    workspace = svc.repo.get_workspace(job.workspace_id)
+    if workspace is None or workspace.credits < 1:
+        raise InsufficientCreditsForRetryError()
+    if svc.store.head(job.input_file_key) is None:
+        raise UploadGoneError()
+    now = svc.clock()
+    plan = _plan(job, Trigger.MANUAL, principal, now)
+    try:
+        svc.repo.retry_jobs(job.workspace_id, [plan], now)
+    except JobNotFailedError as exc:  # another retry won the race
+        raise JobNotFailedError() from exc
+    queued = _as_queued(job, plan, now)
+    dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id)
+    count("JobsRetried", trigger=Trigger.MANUAL.value)
+    logger().info("job retried", extra={"job_id": job.id, "workspace_id": job.workspace_id, "attempt": plan.new_attempt.n})
+    return queued
+
+
+def retry_jobs(
+    svc: Services, principal: Principal, job_ids: list[str], workspace_id: str | None = None
+) -> BatchResult:
+    """Re-queue every eligible job of the list for 1 credit each, all in one transaction.
+
+    Unknown and not-failed jobs are reported and not charged. If the balance cannot cover every
+    eligible job, nothing is retried (403).
+    """
+    ids = _parse_batch(job_ids, svc.settings.batch_retry_max)
+    membership = resolve_workspace(svc.repo, principal, workspace_id)
+    ws_id = membership.workspace_id
+    results: dict[str, ItemResult] = {}
+    plans = _with_contention(lambda: _commit_batch(svc, principal, ws_id, ids, results))
+    charged = 0
+    for plan in plans:
+        queued = _as_queued(plan.job, plan, plan.new_attempt.queued_at)
+        try:
+            dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id)
+        except QueueSendError as exc:
+            results[plan.job.id] = _failure(plan.job.id, exc)
+            continue
+        charged += 1
+        results[plan.job.id] = ItemResult(job_id=plan.job.id, success=True)
+    if charged:
+        count("JobsRetried", value=charged, trigger=Trigger.BATCH.value)
+    workspace = svc.repo.get_workspace(ws_id)
+    return BatchResult(
+        results=[results[i] for i in ids],
+        credits_charged=charged,
+        credits=workspace.credits if workspace else 0,
+    )
+
+
+def _commit_batch(
+    svc: Services, principal: Principal, ws_id: str, ids: list[str], results: dict[str, ItemResult]
+) -> list[RetryPlan]:
+    eligible = [job for job in (_eligible(svc, ws_id, i, results) for i in ids) if job is not None]
+    while eligible:
+        workspace = svc.repo.get_workspace(ws_id)
+        if workspace is None:
+            raise WorkspaceNotFoundError()
+        if workspace.credits < len(eligible):
+            raise InsufficientCreditsForRetryError()
+        now = svc.clock()
+        plans = [_plan(job, Trigger.BATCH, principal, now) for job in eligible]
+        try:
+            svc.repo.retry_jobs(ws_id, plans, now)
+            return plans
+        except JobsChangedError as exc:
+            changed = exc.job_ids
+            for job_id in changed:
+                results[job_id] = _failure(job_id, JobNotFailedError())
+            eligible = [job for job in eligible if job.id not in changed]
+    return []
+
+
+def _eligible(svc: Services, ws_id: str, job_id: str, results: dict[str, ItemResult]) -> Job | None:
+    job = svc.repo.get_job(job_id)
+    error: DomainError | None = None
+    if job is None or job.workspace_id != ws_id:
+        error = JobNotFoundError()
+    elif job.status != JobStatus.FAILED:
+        error = JobNotFailedError()
+    elif svc.store.head(job.input_file_key) is None:
+        error = UploadGoneError()
+    if error is not None:
+        results[job_id] = _failure(job_id, error)
+        return None
+    return job
+
+
+def _parse_batch(job_ids: list[str], limit: int) -> list[str]:
+    if not job_ids:
+        raise ValidationError("jobIds must name at least one job")
+    if len(job_ids) > limit:
+        raise ValidationError(f"At most {limit} jobs can be retried at once (got {len(job_ids)})")
+    return list(dict.fromkeys(parse_job_id(i) for i in job_ids))
+
+
+def _plan(job: Job, trigger: Trigger, principal: Principal, now: datetime) -> RetryPlan:
+    n = job.attempt + 1
+    return RetryPlan(
+        job=job,
+        new_attempt=Attempt(
+            job_id=job.id, n=n, trigger=trigger, credits_charged=1, queued_at=now, requested_by=principal.user_id
+        ),
+        entry=LedgerEntry(
+            workspace_id=job.workspace_id,
+            delta=-1,
+            reason=LedgerReason.RETRY,
+            job_id=job.id,
+            actor=principal.user_id,
+            created_at=now,
+        ),
+    )
+
+
+def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:
+    """The job as the transaction left it, without reading it back."""
+    return dataclasses.replace(
+        job,
+        status=JobStatus.QUEUED,
+        attempt=plan.new_attempt.n,
+        retry_count=job.retry_count + 1,
+        error=None,
+        error_code=None,
+        completed_at=None,
+        output_file_key=None,
+        progress=None,
+        updated_at=now,
+        dispatched_at=now,
+        lease_until=None,
+    )
+
+
+def _failure(job_id: str, error: DomainError) -> ItemResult:
+    return ItemResult(job_id=job_id, success=False, code=http_error_for(error).code, message=error.message)
+
+
+def _with_contention(action: Callable[[], T]) -> T:
+    """Run a read-validate-commit action again when a concurrent transaction held an item."""
+    for attempt in range(_CONTENTION_TRIES - 1):
+        try:
+            return action()
+        except TransactionConflictError:
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+    return action()

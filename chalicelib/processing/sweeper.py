@@ -1,0 +1,50 @@
+"""The sweeper: a scheduled pass that leaves no job stuck.
+
+- A job queued longer than `sweeper_requeue_after_seconds` without being claimed (the process
+  died between commit and send, or the message was lost) gets its message sent again. The
+  worker treats a second message for the same attempt as a no-op, so this is always safe.
+- A job whose worker claim (lease) ran out without an outcome is failed with a message saying
+  it was interrupted, so the person can retry it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from chalicelib.errors import QueueSendError, WorkerInterruptedError
+from chalicelib.observability import count, logger
+from chalicelib.processing.context import Services
+from chalicelib.processing.dispatch import message_for
+
+BATCH = 100
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    requeued: int
+    interrupted: int
+
+
+def sweep(svc: Services) -> SweepReport:
+    now = svc.clock()
+    cutoff = now - timedelta(seconds=svc.settings.sweeper_requeue_after_seconds)
+    requeued = 0
+    for job in svc.repo.queued_not_dispatched_since(cutoff, BATCH):
+        try:
+            svc.queue.send(message_for(job))
+        except QueueSendError:
+            logger().warning("sweeper could not re-send", extra={"job_id": job.id})
+            continue
+        if svc.repo.mark_dispatched(job.id, job.attempt, svc.clock()):
+            requeued += 1
+            logger().info("re-sent a queued job", extra={"job_id": job.id, "workspace_id": job.workspace_id})
+    interrupted = 0
+    for job in svc.repo.processing_lease_expired(now, BATCH):
+        error = WorkerInterruptedError()
+        if svc.repo.fail(message_for(job), error.message, error.code, None, svc.clock()):
+            interrupted += 1
+            count("JobsFailed", errorCode=error.code)
+    if requeued:
+        count("JobsRequeued", requeued)
+    return SweepReport(requeued=requeued, interrupted=interrupted)
