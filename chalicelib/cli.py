@@ -13,6 +13,7 @@ Against AWS, set the same environment variables the Lambda functions have.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -128,10 +129,8 @@ def _credits(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from devstack.worker import run_worker
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_worker(once=args.once)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -147,7 +147,7 @@ def http_error_for(error: DomainError) -> HttpError:
     """The status and code of a domain error: the nearest class in ERROR_TABLE."""
     for cls in type(error).__mro__:
         if cls in ERROR_TABLE:
-            return ERROR_TABLE[cls]  # type: ignore[index]
+            return ERROR_TABLE[cls]
     return ERROR_TABLE[DomainError]
 
 

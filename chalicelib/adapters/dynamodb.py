@@ -40,9 +40,9 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    QueueMessage,
     Role,
     Trigger,
-    QueueMessage,
     Workspace,
     utcnow,
 )
@@ -586,7 +586,9 @@ class DynamoRepository:
         """
         tx = _Tx()
         for plan in plans:
-            tx.put(f"attempt:{plan.job.id}", _attempt_model(plan.new_attempt), AttemptModel.n.does_not_exist())
+            tx.put(
+                f"attempt:{plan.job.id}", _attempt_model(plan.new_attempt), AttemptModel.n.does_not_exist()
+            )
             tx.put(f"ledger:{plan.job.id}", _ledger_model(plan.entry), LedgerModel.entryKey.does_not_exist())
         tx.update(
             "workspace",
@@ -621,7 +623,9 @@ class DynamoRepository:
         """The message could not be sent: refund (entry) and put the job back to failed."""
         tx = _Tx()
         tx.put("ledger", _ledger_model(entry), LedgerModel.entryKey.does_not_exist())
-        tx.update("workspace", WorkspaceModel(id=job.workspace_id), [WorkspaceModel.credits.add(entry.delta)], None)
+        tx.update(
+            "workspace", WorkspaceModel(id=job.workspace_id), [WorkspaceModel.credits.add(entry.delta)], None
+        )
         tx.update(
             "attempt",
             AttemptModel(jobId=job.id, n=job.attempt),
@@ -770,9 +774,7 @@ class DynamoRepository:
     def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]:
         return [
             _job_from(m)
-            for m in JobModel.to_sweep.query(
-                JobStatus.QUEUED.value, JobModel.sweepAt < cutoff, limit=limit
-            )
+            for m in JobModel.to_sweep.query(JobStatus.QUEUED.value, JobModel.sweepAt < cutoff, limit=limit)
         ]
 
     def processing_lease_expired(self, now: datetime, limit: int) -> list[Job]:

@@ -26,7 +26,9 @@ def decode(body: str) -> QueueMessage:
     """Parse a message body; ValidationError for anything that is not one of ours."""
     try:
         data = json.loads(body)
-        return QueueMessage(job_id=str(data["jobId"]), workspace_id=str(data["workspaceId"]), attempt=int(data["attempt"]))
+        return QueueMessage(
+            job_id=str(data["jobId"]), workspace_id=str(data["workspaceId"]), attempt=int(data["attempt"])
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationError("Not a job message") from exc
 
@@ -43,7 +45,9 @@ class SqsJobQueue:
         client = boto3.session.Session().client(
             "sqs",
             region_name=settings.aws_region,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10),
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10
+            ),
         )
         url = settings.jobs_queue_url or client.get_queue_url(QueueName=settings.jobs_queue_name)["QueueUrl"]
         return cls(client, url)

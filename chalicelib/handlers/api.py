@@ -53,8 +53,13 @@ def me(principal: Principal) -> MeOut:
 
 
 @route(
-    "/jobs", "POST", summary="Create a job and get a presigned upload", status=201,
-    body=CreateJobIn, response=CreatedJobOut, errors=(400, 404, 413),
+    "/jobs",
+    "POST",
+    summary="Create a job and get a presigned upload",
+    status=201,
+    body=CreateJobIn,
+    response=CreatedJobOut,
+    errors=(400, 404, 413),
 )
 def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     created = jobs.create_job(
@@ -67,8 +72,13 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
 
 
 @route(
-    "/jobs/{jobId}/start", "POST", summary="Charge 1 credit and queue the uploaded job", status=202,
-    body=WorkspaceIn, response=JobEnvelope, errors=(400, 403, 404, 503),
+    "/jobs/{jobId}/start",
+    "POST",
+    summary="Charge 1 credit and queue the uploaded job",
+    status=202,
+    body=WorkspaceIn,
+    response=JobEnvelope,
+    errors=(400, 403, 404, 503),
 )
 def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> JobEnvelope:  # noqa: N803
     job = jobs.start_job(services(), principal, retry.parse_job_id(jobId), body.workspace_id)
@@ -83,8 +93,12 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
 
 
 @route(
-    "/jobs/{jobId}", "GET", summary="One job with its attempts", query=WorkspaceIn,
-    response=JobDetailEnvelope, errors=(400, 404),
+    "/jobs/{jobId}",
+    "GET",
+    summary="One job with its attempts",
+    query=WorkspaceIn,
+    response=JobDetailEnvelope,
+    errors=(400, 404),
 )
 def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEnvelope:  # noqa: N803
     detail = jobs.get_job(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
@@ -93,16 +107,26 @@ def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEn
 
 
 @route(
-    "/jobs/{jobId}/download", "GET", summary="A presigned download URL of the result", query=WorkspaceIn,
-    response=DownloadOut, errors=(400, 404),
+    "/jobs/{jobId}/download",
+    "GET",
+    summary="A presigned download URL of the result",
+    query=WorkspaceIn,
+    response=DownloadOut,
+    errors=(400, 404),
 )
 def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOut:  # noqa: N803
-    return DownloadOut(url=jobs.download_url(services(), principal, retry.parse_job_id(jobId), query.workspace_id))
+    return DownloadOut(
+        url=jobs.download_url(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
+    )
 
 
 @route(
-    "/jobs/{jobId}/retry", "POST", summary="Retry a failed job for 1 credit", body=WorkspaceIn,
-    response=RetryOut, errors=(400, 403, 404, 409, 503),
+    "/jobs/{jobId}/retry",
+    "POST",
+    summary="Retry a failed job for 1 credit",
+    body=WorkspaceIn,
+    response=RetryOut,
+    errors=(400, 403, 404, 409, 503),
 )
 def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
     job_id = retry.parse_job_id(jobId)
@@ -117,8 +141,12 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
 
 
 @route(
-    "/jobs/retry", "POST", summary="Retry several failed jobs at once (at most 25)", body=BatchRetryIn,
-    response=BatchRetryOut, errors=(400, 403),
+    "/jobs/retry",
+    "POST",
+    summary="Retry several failed jobs at once (at most 25)",
+    body=BatchRetryIn,
+    response=BatchRetryOut,
+    errors=(400, 403),
 )
 def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
     svc = services()
@@ -139,16 +167,27 @@ def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
     return BatchRetryOut.model_validate(result)
 
 
-@route("/credits", "GET", summary="The workspace's balance", query=WorkspaceIn, response=CreditsOut, errors=(400,))
+@route(
+    "/credits",
+    "GET",
+    summary="The workspace's balance",
+    query=WorkspaceIn,
+    response=CreditsOut,
+    errors=(400,),
+)
 def credits(principal: Principal, query: WorkspaceIn) -> CreditsOut:
     ws = accounts.balance(services(), principal, query.workspace_id)
     return CreditsOut(workspace_id=ws.id, credits=ws.credits)
 
 
-@route("/credits/ledger", "GET", summary="Ledger entries, newest first", query=LedgerQuery, response=LedgerOut)
+@route(
+    "/credits/ledger", "GET", summary="Ledger entries, newest first", query=LedgerQuery, response=LedgerOut
+)
 def ledger(principal: Principal, query: LedgerQuery) -> LedgerOut:
     ws_id, page = accounts.ledger(services(), principal, query.workspace_id, query.limit, query.cursor)
-    return LedgerOut(workspace_id=ws_id, entries=[LedgerEntryOut.of(e) for e in page.entries], cursor=page.cursor)
+    return LedgerOut(
+        workspace_id=ws_id, entries=[LedgerEntryOut.of(e) for e in page.entries], cursor=page.cursor
+    )
 
 
 @api.route("/openapi.json", methods=["GET"], cors=True)

@@ -39,7 +39,7 @@ class ThreadSafeChalice(Chalice):
 
     _local = threading.local()
 
-    @property  # type: ignore[override]
+    @property
     def current_request(self) -> Request | None:
         return getattr(self._local, "request", None)
 
@@ -58,7 +58,7 @@ class _LazyCors(CORSConfig):
             expose_headers=["X-Request-Id"],
         )
 
-    @property  # type: ignore[override]
+    @property
     def allow_origin(self) -> str:
         return services().settings.cors_allow_origin
 
@@ -117,10 +117,16 @@ def route(
                 return error_response(error)
             except Exception:
                 logger().exception("unhandled error", extra={"path": request.path})
-                return _json(500, {"code": "INTERNAL_SERVER_ERROR", "message": "Something went wrong on our side"})
-            return _json(status, result.model_dump(mode="json", by_alias=True) if result is not None else None)
+                return _json(
+                    500, {"code": "INTERNAL_SERVER_ERROR", "message": "Something went wrong on our side"}
+                )
+            return _json(
+                status, result.model_dump(mode="json", by_alias=True) if result is not None else None
+            )
 
-        api.route(path, methods=[method], cors=CORS, content_types=["application/json", "text/plain"])(handler)
+        api.route(path, methods=[method], cors=CORS, content_types=["application/json", "text/plain"])(
+            handler
+        )
         return handler
 
     return register

@@ -39,7 +39,10 @@ def openapi_document() -> dict[str, Any]:
         if params:
             op["parameters"] = params
         if r.body is not None:
-            op["requestBody"] = {"required": False, "content": {"application/json": {"schema": _ref(r.body, components)}}}
+            op["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": _ref(r.body, components)}},
+            }
         ok: dict[str, Any] = {"description": "OK"}
         if r.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(r.response, components)}}

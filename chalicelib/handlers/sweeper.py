@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from chalicelib.bootstrap import services
 from chalicelib.observability import logger
 from chalicelib.processing.sweeper import sweep

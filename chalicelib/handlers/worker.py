@@ -20,10 +20,10 @@ from chalicelib.processing import worker
 
 def handle(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    result: dict[str, Any] = process_partial_response(
+    result = process_partial_response(
         event=raw_event, record_handler=_record, processor=processor, context=context
     )
-    return result
+    return dict(result)
 
 
 def _record(record: SQSRecord) -> str:
@@ -31,7 +31,12 @@ def _record(record: SQSRecord) -> str:
     receive_count = record.attributes.approximate_receive_count
     logger().info(
         "message received",
-        extra={"job_id": ref.job_id, "workspace_id": ref.workspace_id, "attempt": ref.attempt,
-               "receive_count": receive_count, "message_id": record.message_id},
+        extra={
+            "job_id": ref.job_id,
+            "workspace_id": ref.workspace_id,
+            "attempt": ref.attempt,
+            "receive_count": receive_count,
+            "message_id": record.message_id,
+        },
     )
     return worker.process(services(), ref).value

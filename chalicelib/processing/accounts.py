@@ -88,7 +88,9 @@ def add_credits(repo: Repository, workspace_id: str, delta: int, actor: str = "c
     if delta == 0:
         raise ValidationError("--add needs a non-zero number")
     reason = LedgerReason.GRANT if delta > 0 else LedgerReason.ADJUSTMENT
-    return repo.change_credits(workspace_id, LedgerEntry(workspace_id=workspace_id, delta=delta, reason=reason, actor=actor))
+    return repo.change_credits(
+        workspace_id, LedgerEntry(workspace_id=workspace_id, delta=delta, reason=reason, actor=actor)
+    )
 
 
 def show_credits(repo: Repository, workspace_id: str) -> int:

@@ -8,12 +8,33 @@ the sweeper re-sends it. A second message for the same attempt is a no-op in the
 
 from __future__ import annotations
 
-from chalicelib.domain import Job, LedgerEntry, LedgerReason, QueueMessage
+from datetime import datetime
+
+from chalicelib.domain import Attempt, Job, LedgerEntry, LedgerReason, QueueMessage, Trigger
 from chalicelib.errors import ConflictError, QueueSendError, ServiceUnavailableError
 from chalicelib.observability import logger
 from chalicelib.processing.context import Services
+from chalicelib.processing.ports import RetryPlan
 
 QUEUE_SEND_FAILED = "QUEUE_SEND_FAILED"
+
+
+def next_attempt(job: Job, trigger: Trigger, reason: LedgerReason, actor: str, now: datetime) -> RetryPlan:
+    """The job's next attempt, and the ledger entry of the 1 credit that pays for it."""
+    return RetryPlan(
+        job=job,
+        new_attempt=Attempt(
+            job_id=job.id,
+            n=job.attempt + 1,
+            trigger=trigger,
+            credits_charged=1,
+            queued_at=now,
+            requested_by=actor,
+        ),
+        entry=LedgerEntry(
+            workspace_id=job.workspace_id, delta=-1, reason=reason, job_id=job.id, actor=actor, created_at=now
+        ),
+    )
 
 
 def message_for(job: Job) -> QueueMessage:
@@ -26,7 +47,9 @@ def dispatch(svc: Services, job: Job, refund_reason: LedgerReason, refund_messag
         svc.queue.send(message_for(job))
         return
     except QueueSendError:
-        logger().warning("queue send failed; refunding", extra={"job_id": job.id, "workspace_id": job.workspace_id})
+        logger().warning(
+            "queue send failed; refunding", extra={"job_id": job.id, "workspace_id": job.workspace_id}
+        )
     refund = LedgerEntry(
         workspace_id=job.workspace_id, delta=1, reason=refund_reason, job_id=job.id, actor=actor
     )

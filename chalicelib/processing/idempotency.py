@@ -74,6 +74,10 @@ def _idempotent(table: str, ttl: int, route: str) -> Callable[..., Response]:
         expires_after_seconds=ttl,
     )
     decorated: Callable[..., Response] = idempotent_function(
-        _run, data_keyword_argument="request", persistence_store=store, config=config, key_prefix=f"vidproc.{route}"
+        _run,
+        data_keyword_argument="request",
+        persistence_store=store,
+        config=config,
+        key_prefix=f"vidproc.{route}",
     )
     return decorated

@@ -8,7 +8,6 @@ from chalicelib.domain import (
     Attempt,
     Job,
     JobStatus,
-    LedgerEntry,
     LedgerReason,
     Principal,
     Trigger,
@@ -24,7 +23,7 @@ from chalicelib.errors import (
 from chalicelib.observability import count, logger
 from chalicelib.processing.access import resolve_workspace, visible_job
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import dispatch
+from chalicelib.processing.dispatch import dispatch, next_attempt
 from chalicelib.processing.ports import Page, PresignedRequest
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
@@ -103,23 +102,8 @@ def start_job(svc: Services, principal: Principal, job_id: str, workspace_id: st
             f"The upload has {stored.size} bytes but {job.size} were declared. Upload the whole file again."
         )
     now = svc.clock()
-    attempt = Attempt(
-        job_id=job.id,
-        n=job.attempt + 1,
-        trigger=Trigger.INITIAL,
-        credits_charged=1,
-        queued_at=now,
-        requested_by=principal.user_id,
-    )
-    entry = LedgerEntry(
-        workspace_id=job.workspace_id,
-        delta=-1,
-        reason=LedgerReason.JOB_START,
-        job_id=job.id,
-        actor=principal.user_id,
-        created_at=now,
-    )
-    started = svc.repo.start_job(job, attempt, entry, now)
+    plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, principal.user_id, now)
+    started = svc.repo.start_job(job, plan.new_attempt, plan.entry, now)
     dispatch(svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id)
     count("JobsStarted", trigger=Trigger.INITIAL.value)
     logger().info("job started", extra={"job_id": job.id, "workspace_id": job.workspace_id})

@@ -23,10 +23,8 @@ from datetime import datetime
 from typing import TypeVar
 
 from chalicelib.domain import (
-    Attempt,
     Job,
     JobStatus,
-    LedgerEntry,
     LedgerReason,
     Principal,
     Trigger,
@@ -47,7 +45,7 @@ from chalicelib.errors import (
 from chalicelib.observability import count, logger
 from chalicelib.processing.access import resolve_workspace, visible_job
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import dispatch
+from chalicelib.processing.dispatch import dispatch, next_attempt
 from chalicelib.processing.ports import RetryPlan
 
 RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
@@ -102,7 +100,10 @@ def _retry_once(svc: Services, principal: Principal, job_id: str, workspace_id: 
     queued = _as_queued(job, plan, now)
     dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id)
     count("JobsRetried", trigger=Trigger.MANUAL.value)
-    logger().info("job retried", extra={"job_id": job.id, "workspace_id": job.workspace_id, "attempt": plan.new_attempt.n})
+    logger().info(
+        "job retried",
+        extra={"job_id": job.id, "workspace_id": job.workspace_id, "attempt": plan.new_attempt.n},
+    )
     return queued
 
 
@@ -186,21 +187,7 @@ def _parse_batch(job_ids: list[str], limit: int) -> list[str]:
 
 
 def _plan(job: Job, trigger: Trigger, principal: Principal, now: datetime) -> RetryPlan:
-    n = job.attempt + 1
-    return RetryPlan(
-        job=job,
-        new_attempt=Attempt(
-            job_id=job.id, n=n, trigger=trigger, credits_charged=1, queued_at=now, requested_by=principal.user_id
-        ),
-        entry=LedgerEntry(
-            workspace_id=job.workspace_id,
-            delta=-1,
-            reason=LedgerReason.RETRY,
-            job_id=job.id,
-            actor=principal.user_id,
-            created_at=now,
-        ),
-    )
+    return next_attempt(job, trigger, LedgerReason.RETRY, principal.user_id, now)
 
 
 def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:

@@ -8,8 +8,10 @@ taken again by a redelivery.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -89,24 +91,21 @@ def _record_failure(svc: Services, ref: QueueMessage, error: ProcessingError) ->
     if not recorded:
         return Outcome.SKIPPED
     count("JobsFailed", errorCode=error.code)
-    logger().warning(
-        "job failed", extra={**_keys(ref), "error_code": error.code, "error": error.message}
-    )
+    logger().warning("job failed", extra={**_keys(ref), "error_code": error.code, "error": error.message})
     return Outcome.FAILED
 
 
-def _progress_reporter(svc: Services, ref: QueueMessage):  # type: ignore[no-untyped-def]
-    last = [0.0]
+def _progress_reporter(svc: Services, ref: QueueMessage) -> Callable[[float], None]:
+    last = -PROGRESS_EVERY_SECONDS
 
     def report(fraction: float) -> None:
+        nonlocal last
         now = time.monotonic()
-        if now - last[0] < PROGRESS_EVERY_SECONDS:
+        if now - last < PROGRESS_EVERY_SECONDS:
             return
-        last[0] = now
-        try:
+        last = now
+        with contextlib.suppress(ServiceUnavailableError):  # progress is a nicety; the transcode goes on
             svc.repo.set_progress(ref, fraction)
-        except ServiceUnavailableError:
-            pass  # progress is a nicety; the transcode goes on
 
     return report
 

@@ -34,11 +34,15 @@ def test_health_needs_no_token(api_server: str) -> None:
 def test_me_lists_workspaces_with_balances(tenant: Tenant) -> None:
     body = tenant.api.get("/me").json()
     assert body["user"]["email"] == tenant.email
-    assert body["workspaces"] == [{"id": tenant.workspace_id, "name": tenant.workspace_id, "role": "owner", "credits": 10}]
+    assert body["workspaces"] == [
+        {"id": tenant.workspace_id, "name": tenant.workspace_id, "role": "owner", "credits": 10}
+    ]
 
 
 def test_create_job_returns_a_presigned_put_signed_for_type_and_length(tenant: Tenant) -> None:
-    r = tenant.api.post("/jobs", {"filename": "My Holiday (1).mov", "contentType": "video/quicktime", "size": 1234})
+    r = tenant.api.post(
+        "/jobs", {"filename": "My Holiday (1).mov", "contentType": "video/quicktime", "size": 1234}
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     job, upload = body["job"], body["upload"]
@@ -59,16 +63,28 @@ def test_create_job_returns_a_presigned_put_signed_for_type_and_length(tenant: T
 @pytest.mark.parametrize(
     ("payload", "status", "code", "words"),
     [
-        ({"filename": "a.txt", "contentType": "text/plain", "size": 10}, 400, "BAD_REQUEST", "Only video files"),
+        (
+            {"filename": "a.txt", "contentType": "text/plain", "size": 10},
+            400,
+            "BAD_REQUEST",
+            "Only video files",
+        ),
         ({"filename": "a.mp4", "contentType": "video/mp4", "size": 0}, 400, "BAD_REQUEST", "empty"),
-        ({"filename": "a.mp4", "contentType": "video/mp4", "size": 2 * 1024**3 + 1}, 413, "PAYLOAD_TOO_LARGE", "2 GiB"),
+        (
+            {"filename": "a.mp4", "contentType": "video/mp4", "size": 2 * 1024**3 + 1},
+            413,
+            "PAYLOAD_TOO_LARGE",
+            "2 GiB",
+        ),
         ({"filename": "a.mp4", "contentType": "video/mp4"}, 400, "BAD_REQUEST", "size"),
         ({"filename": "a.mp4", "contentType": "video/mp4", "size": "big"}, 400, "BAD_REQUEST", "size"),
         ({"filename": "", "contentType": "video/mp4", "size": 3}, 400, "BAD_REQUEST", "filename"),
         ([1, 2], 400, "BAD_REQUEST", "JSON object"),
     ],
 )
-def test_create_job_rejects_bad_input_clearly(tenant: Tenant, payload: object, status: int, code: str, words: str) -> None:
+def test_create_job_rejects_bad_input_clearly(
+    tenant: Tenant, payload: object, status: int, code: str, words: str
+) -> None:
     r = tenant.api.post("/jobs", payload)
     got = error(r)
     assert got[:2] == (status, code)
@@ -91,7 +107,10 @@ def test_start_charges_one_credit_and_queues_with_ledger_and_first_attempt(tenan
         (1, "initial", 1, "queued")
     ]
     ledger = tenant.api.get("/credits/ledger").json()["entries"]
-    assert [(e["delta"], e["reason"], e["jobId"]) for e in ledger] == [(-1, "job_start", job["id"]), (10, "grant", None)]
+    assert [(e["delta"], e["reason"], e["jobId"]) for e in ledger] == [
+        (-1, "job_start", job["id"]),
+        (10, "grant", None),
+    ]
 
 
 def test_start_twice_charges_once(tenant: Tenant) -> None:
@@ -112,7 +131,7 @@ def test_start_without_the_upload_is_refused_and_charges_nothing(tenant: Tenant)
 
 def test_start_with_a_different_size_than_declared_is_refused(tenant: Tenant) -> None:
     r = tenant.api.post("/jobs", {"filename": "a.mp4", "contentType": "video/mp4", "size": 100}).json()
-    # The signed Content-Length makes a different body fail at R2 or be stored short; either way start refuses.
+    # The signed Content-Length makes a short body fail at R2 or be stored short: start refuses both.
     requests.put(r["upload"]["url"], data=b"x" * 50, headers={"Content-Type": "video/mp4"}, timeout=10)
     got = error(tenant.api.post(f"/jobs/{r['job']['id']}/start"))
     assert got[:2] == (400, "BAD_REQUEST")
@@ -128,7 +147,9 @@ def test_start_with_zero_credits_is_403_and_balance_unchanged(aws_stack: AwsStac
     assert tenant.api.job(job["id"])["status"] == "uploading"
 
 
-def test_another_workspaces_job_is_404_exactly_like_a_missing_one(aws_stack: AwsStack, api_server: str) -> None:
+def test_another_workspaces_job_is_404_exactly_like_a_missing_one(
+    aws_stack: AwsStack, api_server: str
+) -> None:
     owner, stranger = new_tenant(aws_stack, api_server), new_tenant(aws_stack, api_server)
     job = owner.api.create(VIDEO)
     missing = str(uuid.uuid4())
@@ -176,12 +197,24 @@ def test_openapi_describes_every_route(api_server: str) -> None:
     assert doc["openapi"].startswith("3.")
     routes = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert {
-        ("/health", "get"), ("/me", "get"), ("/jobs", "post"), ("/jobs", "get"), ("/jobs/{jobId}", "get"),
-        ("/jobs/{jobId}/start", "post"), ("/jobs/{jobId}/download", "get"), ("/jobs/{jobId}/retry", "post"),
-        ("/jobs/retry", "post"), ("/credits", "get"), ("/credits/ledger", "get"),
+        ("/health", "get"),
+        ("/me", "get"),
+        ("/jobs", "post"),
+        ("/jobs", "get"),
+        ("/jobs/{jobId}", "get"),
+        ("/jobs/{jobId}/start", "post"),
+        ("/jobs/{jobId}/download", "get"),
+        ("/jobs/{jobId}/retry", "post"),
+        ("/jobs/retry", "post"),
+        ("/credits", "get"),
+        ("/credits/ledger", "get"),
     } <= routes
     assert "CreateJobIn" in doc["components"]["schemas"]
-    assert doc["components"]["schemas"]["JobOut"]["properties"].keys() >= {"originalFilename", "inputFileKey", "errorCode"}
+    assert doc["components"]["schemas"]["JobOut"]["properties"].keys() >= {
+        "originalFilename",
+        "inputFileKey",
+        "errorCode",
+    }
 
 
 def test_cors_allows_only_the_frontend_origin(aws_stack: AwsStack, api_server: str) -> None:

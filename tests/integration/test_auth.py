@@ -84,7 +84,9 @@ def test_a_forged_signature_gets_401(api_server: str, real_token: str) -> None:
 
 def test_a_tampered_payload_gets_401(api_server: str, real_token: str) -> None:
     header, _, signature = real_token.split(".")
-    other = jwt.utils.base64url_encode(json.dumps(claims_of(real_token) | {"sub": "someone-else"}).encode()).decode()
+    other = jwt.utils.base64url_encode(
+        json.dumps(claims_of(real_token) | {"sub": "someone-else"}).encode()
+    ).decode()
     assert status_of(api_server, f"Bearer {header}.{other}.{signature}")[0] == 401
 
 

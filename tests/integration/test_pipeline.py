@@ -52,7 +52,9 @@ def counted(aws_stack: AwsStack) -> Any:
     bootstrap.override(None)
 
 
-def test_full_pipeline_gives_a_playable_720p_h264_mp4(tenant: Tenant, clip: bytes, worker: Workers, tmp_path: Path) -> None:
+def test_full_pipeline_gives_a_playable_720p_h264_mp4(
+    tenant: Tenant, clip: bytes, worker: Workers, tmp_path: Path
+) -> None:
     job = tenant.api.submit(clip, "holiday.mov")
     done = tenant.api.wait_for(job["id"], "completed", "failed")
     assert done["status"] == "completed", done
@@ -103,7 +105,11 @@ def test_a_missing_ffmpeg_fails_the_job_with_ffmpeg_not_found(
     finally:
         bootstrap.override(None)
     failed = tenant.api.job(job["id"])
-    assert (failed["status"], failed["error"], failed["errorCode"]) == ("failed", "FFmpeg not found", "FFMPEG_NOT_FOUND")
+    assert (failed["status"], failed["error"], failed["errorCode"]) == (
+        "failed",
+        "FFmpeg not found",
+        "FFMPEG_NOT_FOUND",
+    )
 
 
 def test_an_upload_gone_from_r2_fails_with_failed_to_download(
@@ -115,7 +121,9 @@ def test_an_upload_gone_from_r2_fails_with_failed_to_download(
     worker.run_once()
     failed = tenant.api.job(job["id"])
     assert (failed["status"], failed["error"], failed["errorCode"]) == (
-        "failed", "Failed to download from R2", "R2_DOWNLOAD_FAILED",
+        "failed",
+        "Failed to download from R2",
+        "R2_DOWNLOAD_FAILED",
     )
 
 

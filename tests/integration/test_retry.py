@@ -34,7 +34,9 @@ FAILED_ERROR = "The file is not a readable video"
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return make_clip(tmp_path_factory.mktemp("media") / "c.mp4", seconds=1, width=320, height=240).read_bytes()
+    return make_clip(
+        tmp_path_factory.mktemp("media") / "c.mp4", seconds=1, width=320, height=240
+    ).read_bytes()
 
 
 @pytest.fixture
@@ -92,7 +94,8 @@ def test_case_1_successful_retry_requeues_and_costs_one_credit(tenant: Tenant) -
     assert (after["attempt"], after["retryCount"]) == (2, 1)
     attempts = after["attempts"]
     assert [(a["n"], a["trigger"], a["creditsCharged"], a["outcome"]) for a in attempts] == [
-        (1, "initial", 1, "failed"), (2, "manual", 1, "queued"),
+        (1, "initial", 1, "failed"),
+        (2, "manual", 1, "queued"),
     ]
     assert attempts[0]["error"] == FAILED_ERROR  # the earlier attempt keeps its error
     assert ledger(tenant.api)[0] == (-1, "retry")
@@ -119,7 +122,11 @@ def test_case_3_only_failed_jobs_can_be_retried(tenant: Tenant) -> None:
 def test_case_3_a_completed_job_cannot_be_retried(tenant: Tenant, clip: bytes, worker: Workers) -> None:
     job = tenant.api.submit(clip)
     assert tenant.api.wait_for(job["id"], "completed", "failed")["status"] == "completed"
-    assert err(tenant.api.post(f"/jobs/{job['id']}/retry")) == (400, "BAD_REQUEST", "Only failed jobs can be retried")
+    assert err(tenant.api.post(f"/jobs/{job['id']}/retry")) == (
+        400,
+        "BAD_REQUEST",
+        "Only failed jobs can be retried",
+    )
     assert tenant.api.credits() == 9
 
 
@@ -134,12 +141,16 @@ def test_case_4_a_retried_job_that_fails_again_can_be_retried_again(tenant: Tena
     final = tenant.api.job(job["id"])
     assert final["retryCount"] == 2
     assert [(a["n"], a["trigger"], a["outcome"]) for a in final["attempts"]] == [
-        (1, "initial", "failed"), (2, "manual", "failed"), (3, "manual", "failed"),
+        (1, "initial", "failed"),
+        (2, "manual", "failed"),
+        (3, "manual", "failed"),
     ]
     assert all(a["error"] == FAILED_ERROR and a["finishedAt"] for a in final["attempts"])
 
 
-def test_a_failed_job_retried_after_a_fix_completes(tenant: Tenant, clip: bytes, worker: Workers, aws_stack: AwsStack) -> None:
+def test_a_failed_job_retried_after_a_fix_completes(
+    tenant: Tenant, clip: bytes, worker: Workers, aws_stack: AwsStack
+) -> None:
     job = tenant.api.submit(NOT_A_VIDEO)
     assert tenant.api.wait_for(job["id"], "failed")["status"] == "failed"
     put_object(aws_stack, job["inputFileKey"], clip)  # e.g. the transient cause went away
@@ -152,7 +163,9 @@ def test_a_failed_job_retried_after_a_fix_completes(tenant: Tenant, clip: bytes,
 # --- validations -----------------------------------------------------------------------------
 
 
-def test_retry_validations_answer_with_the_seeds_status_code_and_message(aws_stack: AwsStack, tenant: Tenant) -> None:
+def test_retry_validations_answer_with_the_seeds_status_code_and_message(
+    aws_stack: AwsStack, tenant: Tenant
+) -> None:
     [job] = failed_jobs(tenant, 1)
     stranger = new_tenant(aws_stack, tenant.api.base)
     assert err(stranger.api.post(f"/jobs/{job['id']}/retry")) == (404, "NOT_FOUND", "Job not found")
@@ -163,7 +176,9 @@ def test_retry_validations_answer_with_the_seeds_status_code_and_message(aws_sta
     assert err(r)[:2] == (401, "UNAUTHORIZED")
     aws_stack.client("s3").delete_object(Bucket=aws_stack.env["R2_BUCKET"], Key=job["inputFileKey"])
     assert err(tenant.api.post(f"/jobs/{job['id']}/retry")) == (
-        409, "CONFLICT", "The original upload no longer exists. Please upload the video again.",
+        409,
+        "CONFLICT",
+        "The original upload no longer exists. Please upload the video again.",
     )
     assert tenant.api.credits() == 9 and stranger.api.credits() == 10
     assert tenant.api.job(job["id"])["status"] == "failed"
@@ -172,7 +187,9 @@ def test_retry_validations_answer_with_the_seeds_status_code_and_message(aws_sta
 def test_retry_with_the_workspace_named_in_the_body(tenant: Tenant) -> None:
     [job] = failed_jobs(tenant, 1)
     assert tenant.api.post(f"/jobs/{job['id']}/retry", {"workspaceId": "another"}).status_code == 404
-    assert tenant.api.post(f"/jobs/{job['id']}/retry", {"workspaceId": tenant.workspace_id}).status_code == 200
+    assert (
+        tenant.api.post(f"/jobs/{job['id']}/retry", {"workspaceId": tenant.workspace_id}).status_code == 200
+    )
 
 
 # --- concurrency ---------------------------------------------------------------------------------
@@ -185,7 +202,9 @@ def test_50_concurrent_retries_of_one_job_charge_exactly_once(tenant: Tenant) ->
         responses = list(pool.map(lambda _: tenant.api.post(f"/jobs/{job['id']}/retry"), range(50)))
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {200: 1, 400: 49}, statuses
-    assert {r.json()["message"] for r in responses if r.status_code == 400} == {"Only failed jobs can be retried"}
+    assert {r.json()["message"] for r in responses if r.status_code == 400} == {
+        "Only failed jobs can be retried"
+    }
     assert tenant.api.credits() == before - 1
     assert [a["n"] for a in tenant.api.job(job["id"])["attempts"]] == [1, 2]
 
@@ -228,7 +247,9 @@ def test_concurrent_requests_with_one_idempotency_key_charge_once(tenant: Tenant
     [job] = failed_jobs(tenant, 1)
     headers = {"Idempotency-Key": str(uuid.uuid4())}
     with cf.ThreadPoolExecutor(10) as pool:
-        responses = list(pool.map(lambda _: tenant.api.post(f"/jobs/{job['id']}/retry", headers=headers), range(10)))
+        responses = list(
+            pool.map(lambda _: tenant.api.post(f"/jobs/{job['id']}/retry", headers=headers), range(10))
+        )
     assert {r.status_code for r in responses} <= {200, 409}
     assert all(r.json() == {"success": True, "jobId": job["id"]} for r in responses if r.status_code == 200)
     assert tenant.api.credits() == 8
@@ -268,8 +289,13 @@ def in_process() -> Iterator[Any]:
     real = bootstrap.services()
 
     def use(**changes: Any) -> Client:
-        fields = {"settings": real.settings, "repo": real.repo, "store": real.store, "queue": real.queue,
-                  "transcoder": real.transcoder} | changes
+        fields: dict[str, Any] = {
+            "settings": real.settings,
+            "repo": real.repo,
+            "store": real.store,
+            "queue": real.queue,
+            "transcoder": real.transcoder,
+        } | changes
         bootstrap.override(Services(**fields))
         return Client(app.app)
 
@@ -277,19 +303,27 @@ def in_process() -> Iterator[Any]:
     bootstrap.override(None)
 
 
-def test_a_failed_send_refunds_the_credit_and_leaves_the_job_retryable(tenant: Tenant, in_process: Any) -> None:
+def test_a_failed_send_refunds_the_credit_and_leaves_the_job_retryable(
+    tenant: Tenant, in_process: Any
+) -> None:
     [job] = failed_jobs(tenant, 1)
     client = in_process(queue=FailingQueue())
     headers = {"Authorization": f"Bearer {tenant.api.token}", "Content-Type": "application/json"}
     r = client.http.post(f"/jobs/{job['id']}/retry", headers=headers, body="{}")
     assert r.status_code == 503
-    assert json.loads(r.body) == {"code": "SERVICE_UNAVAILABLE", "message": "Could not queue the retry. Your credit was refunded."}
+    assert json.loads(r.body) == {
+        "code": "SERVICE_UNAVAILABLE",
+        "message": "Could not queue the retry. Your credit was refunded.",
+    }
     bootstrap.override(None)
     after = tenant.api.job(job["id"])
     assert after["status"] == "failed"
     assert after["error"] == "Could not queue the retry. Your credit was refunded."
     assert tenant.api.credits() == 9
-    assert ledger(tenant.api)[:2] in ([(1, "retry_refund"), (-1, "retry")], [(-1, "retry"), (1, "retry_refund")])
+    assert ledger(tenant.api)[:2] in (
+        [(1, "retry_refund"), (-1, "retry")],
+        [(-1, "retry"), (1, "retry_refund")],
+    )
     assert tenant.api.post(f"/jobs/{job['id']}/retry").status_code == 200  # and it can be retried
     assert tenant.api.credits() == 8
 
@@ -325,7 +359,8 @@ def test_a_crash_after_the_commit_is_requeued_by_the_sweeper_and_completes_once(
     try:
         time.sleep(1.1)
         assert app.sweep_stuck_jobs(SCHEDULED, None) == {
-            "requeued": 1, "interrupted": 0,
+            "requeued": 1,
+            "interrupted": 0,
         }
         worker.run_once()
         app.sweep_stuck_jobs(SCHEDULED, None)
@@ -338,7 +373,9 @@ def test_a_crash_after_the_commit_is_requeued_by_the_sweeper_and_completes_once(
     assert tenant.api.credits() == 8
 
 
-def test_a_worker_that_died_mid_job_is_failed_by_the_sweeper_so_it_can_be_retried(tenant: Tenant, in_process: Any) -> None:
+def test_a_worker_that_died_mid_job_is_failed_by_the_sweeper_so_it_can_be_retried(
+    tenant: Tenant, in_process: Any
+) -> None:
     job = tenant.api.submit(NOT_A_VIDEO)
     repo = DynamoRepository()
     ref = QueueMessage(job["id"], job["workspaceId"], 1)
@@ -354,7 +391,9 @@ def test_a_worker_that_died_mid_job_is_failed_by_the_sweeper_so_it_can_be_retrie
 # --- batch retry ---------------------------------------------------------------------------------
 
 
-def test_batch_retry_charges_exactly_for_the_jobs_it_requeues(tenant: Tenant, clip: bytes, worker: Workers) -> None:
+def test_batch_retry_charges_exactly_for_the_jobs_it_requeues(
+    tenant: Tenant, clip: bytes, worker: Workers
+) -> None:
     completed = tenant.api.submit(clip)
     assert tenant.api.wait_for(completed["id"], "completed", "failed")["status"] == "completed"
     worker.stop()

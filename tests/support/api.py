@@ -18,8 +18,9 @@ class Api:
     base: str
     token: str | None = None
 
-    def call(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
-             **kwargs: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
         h = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         h.update(headers or {})
         return requests.request(method, self.base + path, json=json, headers=h, timeout=60, **kwargs)
@@ -41,7 +42,9 @@ class Api:
         assert r.status_code == 200, r.text
         return dict(r.json()["job"])
 
-    def create(self, data: bytes, filename: str = "clip.mp4", content_type: str = "video/mp4") -> dict[str, Any]:
+    def create(
+        self, data: bytes, filename: str = "clip.mp4", content_type: str = "video/mp4"
+    ) -> dict[str, Any]:
         r = self.post("/jobs", {"filename": filename, "contentType": content_type, "size": len(data)})
         assert r.status_code == 201, r.text
         body = r.json()

@@ -1,0 +1,260 @@
+"""In-memory fakes of the ports, for unit tests of the service layer (no I/O).
+
+The fake repository keeps the same conditions as the DynamoDB one, item by item; the real
+transactions and their concurrency are proven on DynamoDB Local in tests/integration.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from chalicelib.config import Settings
+from chalicelib.domain import (
+    Attempt,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    LedgerReason,
+    Membership,
+    Outcome,
+    Principal,
+    QueueMessage,
+    Role,
+    Workspace,
+    utcnow,
+)
+from chalicelib.errors import (
+    ConflictError,
+    InsufficientCreditsError,
+    InsufficientCreditsForRetryError,
+    JobNotStartableError,
+    JobsChangedError,
+    QueueSendError,
+)
+from chalicelib.processing.context import Services
+from chalicelib.processing.ports import LedgerPage, Page, PresignedRequest, RetryPlan, StoredObject
+
+
+class FakeRepository:
+    def __init__(self) -> None:
+        self.workspaces: dict[str, Workspace] = {}
+        self.members: dict[tuple[str, str], Membership] = {}
+        self.jobs: dict[str, Job] = {}
+        self.attempts: dict[tuple[str, int], Attempt] = {}
+        self.entries: list[LedgerEntry] = []
+
+    # workspaces
+    def get_workspace(self, workspace_id: str) -> Workspace | None:
+        ws = self.workspaces.get(workspace_id)
+        return copy.copy(ws) if ws else None
+
+    def create_workspace(self, workspace: Workspace, entry: LedgerEntry | None) -> bool:
+        if workspace.id in self.workspaces:
+            return False
+        self.workspaces[workspace.id] = copy.copy(workspace)
+        if entry:
+            self.entries.append(entry)
+        return True
+
+    def memberships_of(self, user_id: str) -> list[Membership]:
+        return [m for (u, _), m in self.members.items() if u == user_id]
+
+    def get_membership(self, user_id: str, workspace_id: str) -> Membership | None:
+        return self.members.get((user_id, workspace_id))
+
+    def put_membership(self, membership: Membership) -> None:
+        self.members[(membership.user_id, membership.workspace_id)] = membership
+
+    def change_credits(self, workspace_id: str, entry: LedgerEntry, expected: int | None = None) -> int:
+        ws = self.workspaces[workspace_id]
+        if (expected is not None and ws.credits != expected) or ws.credits + entry.delta < 0:
+            raise ConflictError()
+        ws.credits += entry.delta
+        self.entries.append(entry)
+        return ws.credits
+
+    def ledger(self, workspace_id: str, limit: int, cursor: str | None) -> LedgerPage:
+        mine = [e for e in reversed(self.entries) if e.workspace_id == workspace_id]
+        return LedgerPage(entries=mine[:limit], cursor=None)
+
+    def ledger_sum(self, workspace_id: str) -> int:
+        return sum(e.delta for e in self.entries if e.workspace_id == workspace_id)
+
+    # jobs
+    def create_job(self, job: Job) -> None:
+        self.jobs[job.id] = copy.copy(job)
+
+    def get_job(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        return copy.copy(job) if job else None
+
+    def list_jobs(self, workspace_id: str, status: JobStatus | None, limit: int, cursor: str | None) -> Page:
+        mine = [
+            j for j in self.jobs.values() if j.workspace_id == workspace_id and status in (None, j.status)
+        ]
+        return Page(jobs=sorted(mine, key=lambda j: j.created_at, reverse=True)[:limit], cursor=None)
+
+    def attempts_of(self, job_id: str) -> list[Attempt]:
+        return sorted((a for (j, _), a in self.attempts.items() if j == job_id), key=lambda a: a.n)
+
+    def get_attempt(self, job_id: str, n: int) -> Attempt | None:
+        return self.attempts.get((job_id, n))
+
+    # transitions
+    def start_job(self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime) -> Job:
+        current = self.jobs[job.id]
+        if current.status != JobStatus.UPLOADING:
+            raise JobNotStartableError()
+        ws = self.workspaces[job.workspace_id]
+        if ws.credits < 1:
+            raise InsufficientCreditsError()
+        ws.credits -= 1
+        self.entries.append(entry)
+        self.attempts[(job.id, attempt.n)] = attempt
+        current.status, current.attempt, current.dispatched_at = JobStatus.QUEUED, attempt.n, now
+        return copy.copy(current)
+
+    def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None:
+        lost = {
+            p.job.id
+            for p in plans
+            if self.jobs[p.job.id].status != JobStatus.FAILED or self.jobs[p.job.id].attempt != p.job.attempt
+        }
+        if lost:
+            raise JobsChangedError(lost)
+        ws = self.workspaces[workspace_id]
+        if ws.credits < len(plans):
+            raise InsufficientCreditsForRetryError()
+        ws.credits -= len(plans)
+        for p in plans:
+            self.entries.append(p.entry)
+            self.attempts[(p.job.id, p.new_attempt.n)] = p.new_attempt
+            self.jobs[p.job.id] = dataclasses.replace(
+                self.jobs[p.job.id],
+                status=JobStatus.QUEUED,
+                attempt=p.new_attempt.n,
+                retry_count=self.jobs[p.job.id].retry_count + 1,
+                error=None,
+                error_code=None,
+                completed_at=None,
+                output_file_key=None,
+                dispatched_at=now,
+            )
+
+    def undo_queueing(self, job: Job, entry: LedgerEntry, error: str, error_code: str, now: datetime) -> None:
+        current = self.jobs[job.id]
+        if current.status != JobStatus.QUEUED or current.attempt != job.attempt:
+            raise ConflictError()
+        self.workspaces[job.workspace_id].credits += entry.delta
+        self.entries.append(entry)
+        current.status, current.error, current.error_code = JobStatus.FAILED, error, error_code
+        self.attempts[(job.id, job.attempt)].outcome = Outcome.FAILED
+
+    def mark_dispatched(self, job_id: str, attempt: int, now: datetime) -> bool:
+        job = self.jobs[job_id]
+        if job.status != JobStatus.QUEUED or job.attempt != attempt:
+            return False
+        job.dispatched_at = now
+        return True
+
+    def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> Job | None:
+        job = self.jobs[ref.job_id]
+        stale = job.status == JobStatus.PROCESSING and job.lease_until is not None and job.lease_until < now
+        if job.attempt != ref.attempt or not (job.status == JobStatus.QUEUED or stale):
+            return None
+        job.status, job.lease_until = JobStatus.PROCESSING, lease_until
+        return copy.copy(job)
+
+    def set_progress(self, ref: QueueMessage, progress: float) -> None:
+        self.jobs[ref.job_id].progress = progress
+
+    def complete(self, ref: QueueMessage, output_key: str, now: datetime) -> bool:
+        job = self.jobs[ref.job_id]
+        if job.status != JobStatus.PROCESSING or job.attempt != ref.attempt:
+            return False
+        job.status, job.output_file_key, job.completed_at = JobStatus.COMPLETED, output_key, now
+        self.attempts[(job.id, ref.attempt)].outcome = Outcome.SUCCEEDED
+        return True
+
+    def fail(self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime) -> bool:
+        job = self.jobs[ref.job_id]
+        if job.status not in (JobStatus.PROCESSING, JobStatus.QUEUED) or job.attempt != ref.attempt:
+            return False
+        job.status, job.error, job.error_code, job.lease_until = JobStatus.FAILED, error, error_code, None
+        attempt = self.attempts[(job.id, ref.attempt)]
+        attempt.outcome, attempt.error, attempt.error_code, attempt.stderr_tail = (
+            Outcome.FAILED,
+            error,
+            error_code,
+            detail,
+        )
+        return True
+
+    def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]:
+        return [
+            copy.copy(j)
+            for j in self.jobs.values()
+            if j.status == JobStatus.QUEUED and j.dispatched_at and j.dispatched_at < cutoff
+        ][:limit]
+
+    def processing_lease_expired(self, now: datetime, limit: int) -> list[Job]:
+        return [
+            copy.copy(j)
+            for j in self.jobs.values()
+            if j.status == JobStatus.PROCESSING and j.lease_until and j.lease_until < now
+        ][:limit]
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, int] = {}
+        self.uploaded: dict[str, Path] = {}
+
+    def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
+        return PresignedRequest(
+            url=f"https://r2.test/{key}?put",
+            method="PUT",
+            headers={"Content-Type": content_type, "Content-Length": str(size)},
+        )
+
+    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str:
+        return f"https://r2.test/{key}?get"
+
+    def head(self, key: str) -> StoredObject | None:
+        return (
+            StoredObject(key=key, size=self.objects[key], content_type=None) if key in self.objects else None
+        )
+
+    def upload_file(self, path: Path, key: str, content_type: str) -> None:
+        self.uploaded[key] = path
+        self.objects[key] = 1
+
+
+class FakeQueue:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[QueueMessage] = []
+        self.fail = fail
+
+    def send(self, message: QueueMessage) -> None:
+        if self.fail:
+            raise QueueSendError()
+        self.sent.append(message)
+
+
+ALICE = Principal(user_id="alice-sub", email="alice@example.com")
+BOB = Principal(user_id="bob-sub", email="bob@example.com")
+
+
+def make_services(credits: int = 10, queue: FakeQueue | None = None) -> Services:
+    repo = FakeRepository()
+    repo.create_workspace(Workspace("ws-a", "A", credits), LedgerEntry("ws-a", credits, LedgerReason.GRANT))
+    repo.create_workspace(Workspace("ws-b", "B", 10), LedgerEntry("ws-b", 10, LedgerReason.GRANT))
+    repo.put_membership(Membership(ALICE.user_id, "ws-a", Role.OWNER))
+    repo.put_membership(Membership(BOB.user_id, "ws-b", Role.OWNER))
+    return Services(
+        settings=Settings(), repo=repo, store=FakeStore(), queue=queue or FakeQueue(), clock=utcnow
+    )
