@@ -1,0 +1,69 @@
+"""Logs are JSON with job and workspace ids, metrics are EMF, and no secret is ever logged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.api import new_tenant
+from tests.support.media import make_clip
+from tests.support.stack import AwsStack, Workers
+
+pytestmark = pytest.mark.integration
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def test_a_full_flow_logs_ids_and_metrics_but_no_secret(
+    aws_stack: AwsStack, api_server: str, worker: Workers, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    tenant = new_tenant(aws_stack, api_server)
+    password = aws_stack._passwords[tenant.email]
+    token = str(tenant.api.token)
+    clip = make_clip(tmp_path / "c.mp4", seconds=1, width=320, height=240).read_bytes()
+    job = tenant.api.submit(clip)
+    done = tenant.api.wait_for(job["id"], "completed", "failed")
+    assert done["status"] == "completed"
+    url = tenant.api.get(f"/jobs/{job['id']}/download").json()["url"]
+    requests.get(api_server + "/me", headers={"Authorization": "Bearer " + token[:-4] + "AAAA"}, timeout=10)
+    tenant.api.post(f"/jobs/{job['id']}/retry", headers={"Idempotency-Key": "obs-key-1"})
+
+    worker.stop()
+    captured = capfd.readouterr()
+    worker_log = captured.out + captured.err
+    api_log = (aws_stack.log_dir / "chalice-local.log").read_text()
+    everything = worker_log + api_log
+
+    secrets = {
+        "token": token,
+        "token signature": token.rsplit(".", 1)[1],
+        "password": password,
+        "presigned signature": url.split("X-Amz-Signature=")[1][:32],
+        "R2 secret key": aws_stack.env.get("R2_SECRET_ACCESS_KEY", "") or "<unset>",
+    }
+    leaked = [name for name, value in secrets.items() if len(value) > 6 and value in everything]
+    assert leaked == []
+
+    records = json_lines(worker_log)
+    mine = [r for r in records if r.get("job_id") == job["id"]]
+    assert mine and all(r.get("workspace_id") == tenant.workspace_id for r in mine)
+    assert {"attempt claimed", "job completed"} <= {str(r.get("message")) for r in mine}
+    metrics = [r for r in records if "_aws" in r]
+    names = {m["Name"] for r in metrics for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}  # type: ignore[index]
+    assert {"JobsCompleted", "TranscodeSeconds"} <= names
+    api_records = json_lines(api_log)
+    assert any(r.get("message") == "job started" and r.get("job_id") == job["id"] for r in api_records)
+    assert any("JobsStarted" in r for r in api_records)

@@ -1,0 +1,139 @@
+"""Test media made at test time with ffmpeg's lavfi sources: nothing binary lives in the repo.
+
+Clips are tiny and encoded with x264 ultrafast so a whole suite of them costs seconds.
+The ffmpeg binary is FFMPEG_PATH when set (so the Lambda layer's binaries can run the suite),
+else `ffmpeg` on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def ffmpeg_binary() -> str:
+    return os.environ.get("FFMPEG_PATH") or "ffmpeg"
+
+
+def ffprobe_binary() -> str:
+    return os.environ.get("FFPROBE_PATH") or "ffprobe"
+
+
+def make_clip(
+    path: Path,
+    seconds: float = 2.0,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 25,
+    audio: bool = True,
+    *,
+    faststart: bool = False,
+) -> Path:
+    """An H.264 (+ AAC sine tone) MP4 of a moving test pattern. Moov at the end by default,
+    like most camera files, so readers must seek."""
+    video = f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"
+    args = [ffmpeg_binary(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error"]
+    args += ["-f", "lavfi", "-i", video]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    args += ["-c:a", "aac", "-b:a", "64k"] if audio else ["-an"]
+    if faststart:
+        args += ["-movflags", "+faststart"]
+    args += ["-shortest", str(path)]
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+    return path
+
+
+def make_portrait_clip(
+    path: Path,
+    seconds: float = 1.0,
+    width: int = 1080,
+    height: int = 1920,
+    fps: int = 10,
+    audio: bool = True,
+    *,
+    rotated: bool = False,
+) -> Path:
+    """A portrait clip. rotated=False: frames stored upright at width x height.
+
+    rotated=True: what phones write: landscape frames (height x width) with a 90-degree
+    display matrix in the track header, so players show width x height.
+    """
+    if not rotated:
+        return make_clip(path, seconds, width, height, fps, audio)
+    make_clip(path, seconds, height, width, fps, audio=False)
+    _set_display_rotation_90(path)
+    return path
+
+
+def _set_display_rotation_90(path: Path) -> None:
+    # ffmpeg 5.1 has no option to write a display matrix when encoding, so patch the tkhd
+    # box's matrix in place (one video track: audio=False above).
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd")
+    if box < 0:
+        raise ValueError(f"{path}: no tkhd box")
+    version = data[box + 4]
+    # version+flags, times/ids/duration (v0: 20 bytes, v1: 32), reserved 8, layer/group/volume/reserved 8
+    offset = box + 4 + 4 + (32 if version == 1 else 20) + 8 + 8
+    matrix = (0, 0x10000, 0, -0x10000 & 0xFFFFFFFF, 0, 0, 0, 0, 0x40000000)
+    data[offset : offset + 36] = struct.pack(">9I", *matrix)
+    path.write_bytes(data)
+
+
+def make_corrupt_file(path: Path, size: int = 64 * 1024, seed: int = 7) -> Path:
+    """Random bytes behind the start of a real MP4 header: looks like a video, is not one."""
+    rng = random.Random(seed)
+    header = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
+    path.write_bytes(header + rng.randbytes(size))
+    return path
+
+
+def make_text_file(path: Path) -> Path:
+    """Plain text, whatever the file's name says."""
+    path.write_text("This is a shopping list, not a video.\n- milk\n- eggs\n" * 20)
+    return path
+
+
+def make_truncated_clip(source: Path, path: Path, keep: float = 0.5) -> Path:
+    """The first part of a real clip whose index is at the end: the moov atom is gone."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def probe_streams(path: Path) -> list[dict[str, Any]]:
+    """ffprobe's view of a file's streams (codec_name, width, height, profile, side_data_list...)."""
+    out = subprocess.run(
+        [ffprobe_binary(), "-v", "error", "-print_format", "json", "-show_streams", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    streams: list[dict[str, Any]] = json.loads(out)["streams"]
+    return streams
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    """The MP4's top-level box types in file order, e.g. ['ftyp', 'moov', 'free', 'mdat']."""
+    boxes = []
+    with path.open("rb") as f:
+        while header := f.read(8):
+            if len(header) < 8:
+                break
+            size, kind = struct.unpack(">I4s", header)
+            header_size = 8
+            if size == 1:  # 64-bit size follows
+                size = struct.unpack(">Q", f.read(8))[0]
+                header_size = 16
+            boxes.append(kind.decode("latin-1"))
+            if size == 0:  # box runs to the end of the file
+                break
+            f.seek(size - header_size, 1)
+    return boxes
