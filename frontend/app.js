@@ -1,0 +1,281 @@
+/**
+ * The dashboard's entry point: wires sign-in, the header (workspace, credits, account),
+ * the upload panel, the job list and retries together.
+ */
+
+import { onUnauthorized, request, SESSION_EXPIRED_MESSAGE } from './api.js';
+import { getToken, hasExpiredSession, signIn, signOut, signedInEmail } from './auth.js';
+import { plural } from './format.js';
+import { JobsView } from './jobs.js';
+import { RetryController } from './retry.js';
+import { config } from './settings.js';
+import { Uploader } from './upload.js';
+
+const $ = (id) => document.getElementById(id);
+const WORKSPACE_KEY = 'vidproc.workspaceId';
+
+const state = { workspaces: [], workspaceId: null, credits: null, session: 0 };
+
+const ctx = {
+  workspaceQuery: () => (state.workspaceId ? { workspaceId: state.workspaceId } : {}),
+  workspaceBody: () => (state.workspaceId ? { workspaceId: state.workspaceId } : {}),
+  credits: () => state.credits,
+  refreshCredits,
+  announce,
+};
+
+let jobs;
+let retry;
+let uploader;
+
+/** Say something in the polite live region (and show it in the status line). */
+function announce(message) {
+  const region = $('live-status');
+  region.textContent = '';
+  // A fresh text node after a tick makes screen readers repeat an identical message.
+  setTimeout(() => {
+    region.textContent = message;
+  }, 50);
+}
+
+// --- views ---------------------------------------------------------------------------------
+
+function showView(name) {
+  $('signin-view').hidden = name !== 'signin';
+  $('dashboard-view').hidden = name !== 'dashboard';
+}
+
+function showSignIn(message = '') {
+  state.session += 1;
+  jobs.stop();
+  jobs.reset();
+  retry.reset();
+  uploader.reset();
+  state.workspaceId = null;
+  state.credits = null;
+  showView('signin');
+  const notice = $('signin-message');
+  notice.textContent = message;
+  notice.hidden = !message;
+  $('signin-error').hidden = true;
+  $('signin-password').value = '';
+  $('signin-email').focus();
+}
+
+function onSessionExpired(message) {
+  if (!$('signin-view').hidden && $('signin-message').textContent === message) return;
+  const email = signedInEmail();
+  signOut();
+  showSignIn(message);
+  if (email) {
+    // The same person signs in again: keep their email, start at the password.
+    $('signin-email').value = email;
+    $('signin-password').focus();
+  }
+}
+
+// --- header --------------------------------------------------------------------------------
+
+function currentWorkspace() {
+  return state.workspaces.find((ws) => ws.id === state.workspaceId) || null;
+}
+
+function renderCredits() {
+  const credits = $('credits');
+  if (typeof state.credits === 'number') {
+    credits.textContent = plural(state.credits, 'credit');
+    credits.dataset.credits = String(state.credits);
+  } else {
+    credits.textContent = '…';
+    delete credits.dataset.credits;
+  }
+}
+
+function renderHeader() {
+  const workspace = currentWorkspace();
+  $('workspace-name').textContent = workspace ? workspace.name || workspace.id : 'No workspace';
+  const several = state.workspaces.length > 1;
+  $('workspace-picker').hidden = !several;
+  $('workspace-label').hidden = several;
+  if (several) {
+    const select = $('workspace-select');
+    select.replaceChildren(
+      ...state.workspaces.map((ws) => {
+        const option = document.createElement('option');
+        option.value = ws.id;
+        option.textContent = ws.name || ws.id;
+        option.selected = ws.id === state.workspaceId;
+        return option;
+      }),
+    );
+  }
+  $('user-email').textContent = signedInEmail();
+  renderCredits();
+}
+
+async function refreshCredits() {
+  if (!state.workspaceId) return;
+  const session = state.session;
+  const workspaceId = state.workspaceId;
+  try {
+    const data = await request('/credits', { query: { workspaceId } });
+    if (session !== state.session || workspaceId !== state.workspaceId) return;
+    state.credits = data.credits;
+    const workspace = currentWorkspace();
+    if (workspace) workspace.credits = data.credits;
+    renderCredits();
+  } catch {
+    // The header keeps the last known balance; the action that needed it shows its own error.
+  }
+}
+
+function chooseWorkspace(workspaces) {
+  const saved = sessionStorage.getItem(WORKSPACE_KEY);
+  if (saved && workspaces.some((ws) => ws.id === saved)) return saved;
+  return workspaces.length > 0 ? workspaces[0].id : null;
+}
+
+function selectWorkspace(id) {
+  state.workspaceId = id;
+  sessionStorage.setItem(WORKSPACE_KEY, id);
+  const workspace = currentWorkspace();
+  state.credits = workspace ? workspace.credits : null;
+  renderHeader();
+  jobs.reset();
+  retry.reset();
+  uploader.reset();
+  jobs.start();
+  refreshCredits();
+}
+
+// --- dashboard -----------------------------------------------------------------------------
+
+async function enterDashboard() {
+  const session = state.session;
+  showView('dashboard');
+  $('dashboard-error').hidden = true;
+  $('user-email').textContent = signedInEmail();
+  renderCredits();
+  let me;
+  try {
+    me = await request('/me');
+  } catch (error) {
+    if (error.status === 401 || session !== state.session) return;
+    $('dashboard-error').textContent = `Could not load your account: ${error.message}`;
+    $('dashboard-error').hidden = false;
+    return;
+  }
+  if (session !== state.session) return;
+  state.workspaces = (me && me.workspaces) || [];
+  if (state.workspaces.length === 0) {
+    renderHeader();
+    $('dashboard-error').textContent = 'You are not a member of any workspace yet.';
+    $('dashboard-error').hidden = false;
+    return;
+  }
+  selectWorkspace(chooseWorkspace(state.workspaces));
+}
+
+async function download(job) {
+  jobs.setUi(job.id, { downloading: true, message: null });
+  try {
+    const data = await request(`/jobs/${encodeURIComponent(job.id)}/download`, { query: ctx.workspaceQuery() });
+    announce(`Downloading ${job.originalFilename || 'the video'}.`);
+    window.location.assign(data.url);
+  } catch (error) {
+    if (error.status !== 401) {
+      jobs.setUi(job.id, { message: error.message, messageKind: 'error', messageFor: 'completed' });
+    }
+  } finally {
+    jobs.setUi(job.id, { downloading: false });
+  }
+}
+
+// --- start ---------------------------------------------------------------------------------
+
+function wire() {
+  jobs = new JobsView(
+    {
+      section: $('jobs-section'),
+      list: $('job-list'),
+      empty: $('jobs-empty'),
+      loadMoreButton: $('load-more'),
+      listError: $('jobs-error'),
+    },
+    ctx,
+    { onRetry: (job) => retry.retryOne(job), onDownload: download },
+  );
+  retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
+  uploader = new Uploader(
+    {
+      input: $('upload-input'),
+      dropzone: $('dropzone'),
+      progressWrap: $('upload-progress-wrap'),
+      progress: $('upload-progress'),
+      progressText: $('upload-progress-text'),
+      error: $('upload-error'),
+      status: $('upload-status'),
+    },
+    ctx,
+    jobs,
+  );
+
+  onUnauthorized(onSessionExpired);
+
+  $('signin-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const email = $('signin-email').value.trim();
+    const password = $('signin-password').value;
+    const error = $('signin-error');
+    if (!email || !password) {
+      error.textContent = 'Enter your email and password.';
+      error.hidden = false;
+      return;
+    }
+    const button = $('signin-submit');
+    button.disabled = true;
+    button.textContent = 'Signing in...';
+    error.hidden = true;
+    try {
+      await signIn(email, password);
+      $('signin-message').hidden = true;
+      state.session += 1;
+      await enterDashboard();
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+      button.textContent = 'Sign in';
+    }
+  });
+
+  $('sign-out').addEventListener('click', () => {
+    signOut();
+    sessionStorage.removeItem(WORKSPACE_KEY);
+    showSignIn('You have signed out.');
+  });
+
+  $('workspace-select').addEventListener('change', (event) => selectWorkspace(event.target.value));
+}
+
+function main() {
+  try {
+    config();
+  } catch (error) {
+    $('fatal').textContent = error.message;
+    $('fatal').hidden = false;
+    return;
+  }
+  wire();
+  if (getToken()) {
+    state.session += 1;
+    enterDashboard();
+  } else if (hasExpiredSession()) {
+    onSessionExpired(SESSION_EXPIRED_MESSAGE);
+  } else {
+    showSignIn();
+  }
+}
+
+main();
