@@ -28,8 +28,11 @@ def json_lines(text: str) -> list[dict[str, object]]:
 
 
 def test_a_full_flow_logs_ids_and_metrics_but_no_secret(
-    aws_stack: AwsStack, api_server: str, worker: Workers, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    aws_stack: AwsStack, api_server: str, worker: Workers, tmp_path: Path
 ) -> None:
+    # The worker runs as its own process here, as on Lambda, so its whole output is in its log file.
+    worker.stop()
+    process = worker.start_process()
     tenant = new_tenant(aws_stack, api_server)
     password = aws_stack._passwords[tenant.email]
     token = str(tenant.api.token)
@@ -42,8 +45,8 @@ def test_a_full_flow_logs_ids_and_metrics_but_no_secret(
     tenant.api.post(f"/jobs/{job['id']}/retry", headers={"Idempotency-Key": "obs-key-1"})
 
     worker.stop()
-    captured = capfd.readouterr()
-    worker_log = captured.out + captured.err
+    assert process.log_path is not None
+    worker_log = process.log_path.read_text()
     api_log = (aws_stack.log_dir / "chalice-local.log").read_text()
     everything = worker_log + api_log
 

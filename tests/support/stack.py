@@ -1,0 +1,263 @@
+"""The real local stack for the test suite: started once per session (per xdist worker) on free ports.
+
+DynamoDB Local (in memory) and a moto server (S3 for R2, SQS, Cognito), bootstrapped exactly as
+`make dev` does; `chalice local` for the API; the static frontend; workers that poll the queue
+and call the real handler, as Lambda would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from devstack import REPO_ROOT
+from devstack.bootstrap import DUMMY_KEY, bootstrap
+from devstack.services import (
+    DynamoDBLocal,
+    ManagedProcess,
+    MotoServer,
+    ServiceError,
+    chalice_command,
+    free_port,
+    wait_http,
+)
+from devstack.web import WebServer, app_config
+from devstack.worker import Handler, run_worker
+
+
+@dataclass
+class AwsStack:
+    """DynamoDB Local + moto, bootstrapped; its env is applied to os.environ for the session."""
+
+    env: dict[str, str]
+    moto_url: str
+    ddb_url: str
+    web_port: int  # chosen before the API starts: the API's CORS origin is this port's origin
+    demo_email: str
+    demo_password: str
+    log_dir: Path
+    state_dir: Path
+    _passwords: dict[str, str] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def web_origin(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def region(self) -> str:
+        return self.env["AWS_DEFAULT_REGION"]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for moto's S3/SQS/Cognito or DynamoDB Local."""
+        endpoint = self.ddb_url if service == "dynamodb" else self.moto_url
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=endpoint,
+            region_name=self.region,
+            aws_access_key_id=DUMMY_KEY,
+            aws_secret_access_key=DUMMY_KEY,
+        )
+
+    def add_user(
+        self,
+        email: str,
+        workspace_id: str,
+        credits: int = 10,
+        role: str = "owner",
+        password: str | None = None,
+        workspace_name: str | None = None,
+    ) -> Any:
+        """chalicelib.processing.accounts.add_user; remembers the password for `token`."""
+        from chalicelib.processing.accounts import add_user
+
+        added = add_user(
+            email, workspace_id, role=role, password=password, credits=credits, workspace_name=workspace_name
+        )
+        if added.password:
+            self._passwords[email] = added.password
+            self._tokens.pop(email, None)
+        return added
+
+    def sign_in(self, email: str, password: str | None = None) -> dict[str, Any]:
+        from chalicelib.adapters.cognito import CognitoUsers
+
+        secret = password or self._passwords[email]
+        return dict(CognitoUsers().sign_in(email, secret))
+
+    def token(self, email: str) -> str:
+        """An id token for a user made with `add_user` (or the demo user). Cached for the session."""
+        if email not in self._tokens:
+            self._tokens[email] = str(self.sign_in(email)["IdToken"])
+        return self._tokens[email]
+
+    def headers(self, email: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(email)}"}
+
+
+@contextmanager
+def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
+    saved = dict(os.environ)
+    ddb = DynamoDBLocal(free_port(), in_memory=True, log_path=log_dir / "dynamodb-local.log")
+    moto = MotoServer(free_port())
+    try:
+        ddb.start()
+        moto.start()
+        web_port = free_port()
+        result = bootstrap(
+            moto.url, ddb.url, f"http://127.0.0.1:{web_port}", state_dir=state_dir, write_env=False
+        )
+        assert result.demo_email and result.demo_password
+        stack = AwsStack(
+            env=result.env,
+            moto_url=moto.url,
+            ddb_url=ddb.url,
+            web_port=web_port,
+            demo_email=result.demo_email,
+            demo_password=result.demo_password,
+            log_dir=log_dir,
+            state_dir=state_dir,
+        )
+        stack._passwords[result.demo_email] = result.demo_password
+        yield stack
+    finally:
+        moto.stop()
+        ddb.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        try:
+            from chalicelib.bootstrap import reset
+
+            reset()
+        except ImportError:
+            pass
+
+
+@contextmanager
+def running_api(stack: AwsStack, port: int | None = None) -> Iterator[str]:
+    """`chalice local` in a subprocess with the stack's env; yields its base URL once /health is 200."""
+    port = port or free_port()
+    env = {**os.environ, **stack.env}
+    process = ManagedProcess(
+        "api", chalice_command(port), env=env, cwd=REPO_ROOT, log_path=stack.log_dir / "chalice-local.log"
+    )
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_http(f"{url}/health", timeout=60, expect_status=200, alive=process.alive)
+        except ServiceError as exc:
+            raise ServiceError(f"chalice local did not start: {exc}\n{process.log_tail()}") from exc
+        yield url
+    finally:
+        process.stop(grace=5)
+
+
+@contextmanager
+def running_web(stack: AwsStack, api_url: str) -> Iterator[str]:
+    web = WebServer(stack.web_port, app_config(stack.env, api_url)).start()
+    try:
+        yield web.url
+    finally:
+        web.stop()
+
+
+class WorkerThread:
+    """devstack.worker.run_worker in a thread of the test process; errors surface at stop()."""
+
+    def __init__(self, handler: Handler | None = None, wait_seconds: int = 1) -> None:
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(handler, wait_seconds), daemon=True)
+
+    def _run(self, handler: Handler | None, wait_seconds: int) -> None:
+        try:
+            run_worker(stop_event=self.stop_event, handler=handler, wait_seconds=wait_seconds)
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    def start(self) -> WorkerThread:
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 120) -> None:
+        """Ask it to stop after the batch in hand, and wait; raise what the poller raised."""
+        self.stop_event.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the worker thread did not stop within {timeout:.0f}s")
+        if self.error is not None:
+            raise self.error
+
+
+class Workers:
+    """The `worker` fixture: start and stop local workers, like Lambda's pollers for the jobs queue.
+
+    - `start()`: a poller thread in this process (the default; it shares this process's modules);
+    - `start_process()`: `python -m devstack.worker` in a subprocess, which `kill()` can crash
+      mid-job (to leave a job in `processing`, as a Lambda timeout would);
+    - `stop()`: stop all of them (each finishes the batch in hand);
+    - `run_once()`: process what is queued now, synchronously, in the test's thread.
+    """
+
+    def __init__(self, stack: AwsStack) -> None:
+        self.stack = stack
+        self.threads: list[WorkerThread] = []
+        self.processes: list[ManagedProcess] = []
+
+    def start(self, handler: Handler | None = None) -> WorkerThread:
+        thread = WorkerThread(handler).start()
+        self.threads.append(thread)
+        return thread
+
+    def start_process(self) -> ManagedProcess:
+        # The test's env only: no stack.env of a developer's `make dev` may fill gaps.
+        env = {**os.environ, **self.stack.env, "DEVSTACK_STATE_DIR": str(self.stack.log_dir)}
+        name = f"worker-{len(self.processes) + 1}"
+        process = ManagedProcess(
+            name,
+            [sys.executable, "-m", "devstack.worker"],
+            env=env,
+            cwd=REPO_ROOT,
+            log_path=self.stack.log_dir / f"{name}.log",
+        )
+        self.processes.append(process.start())
+        return process
+
+    def run_once(self, handler: Handler | None = None) -> int:
+        return run_worker(once=True, handler=handler)
+
+    @property
+    def running(self) -> bool:
+        return any(t.alive() for t in self.threads) or any(p.alive() for p in self.processes)
+
+    def stop(self) -> None:
+        errors: list[BaseException] = []
+        for thread in self.threads:
+            try:
+                thread.stop()
+            except BaseException as exc:
+                errors.append(exc)
+        for process in self.processes:
+            process.stop(grace=30)
+        self.threads, self.processes = [], []
+        if errors:
+            raise errors[0]
+
+    def kill(self) -> None:
+        """SIGKILL every worker process (threads cannot be killed: they are stopped)."""
+        for process in self.processes:
+            process.kill()
+        self.processes = []
+        self.stop()
