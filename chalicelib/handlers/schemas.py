@@ -6,9 +6,16 @@ They validate what clients send and generate /openapi.json.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 from chalicelib.domain import Attempt, Job, LedgerEntry
@@ -174,6 +181,12 @@ class RetryItemOut(Schema):
     success: bool
     code: str | None = None
     message: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_what_is_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # `code` and `message` explain a refusal; a success has neither.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
 
 
 class BatchRetryOut(Schema):

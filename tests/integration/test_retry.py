@@ -406,6 +406,7 @@ def test_batch_retry_charges_exactly_for_the_jobs_it_requeues(
     body = r.json()
     assert body["creditsCharged"] == 3 and body["credits"] == before - 3 == tenant.api.credits()
     outcome = {x["jobId"]: (x["success"], x.get("code"), x.get("message")) for x in body["results"]}
+    assert all(set(x) == {"jobId", "success"} for x in body["results"] if x["success"])
     assert [x["jobId"] for x in body["results"]] == ids
     assert outcome[completed["id"]] == (False, "BAD_REQUEST", "Only failed jobs can be retried")
     assert outcome[unknown] == (False, "NOT_FOUND", "Job not found")
