@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -185,6 +186,7 @@ class LedgerModel(_Base):
 
 MODELS: tuple[type[_Base], ...] = (WorkspaceModel, MemberModel, JobModel, AttemptModel, LedgerModel)
 IDEMPOTENCY_KIND = "idempotency"
+_FINISH_TRIES = 4
 
 
 def bind(settings: Settings | None = None) -> None:
@@ -764,11 +766,18 @@ class DynamoRepository:
             job_actions,
             JobModel.status.is_in(*[s.value for s in allowed]) & (JobModel.attempt == attempt),
         )
-        try:
-            tx.commit()
-        except _Cancelled:
-            return False
-        return True
+        for attempt_no in range(_FINISH_TRIES):
+            try:
+                tx.commit()
+                return True
+            except _Cancelled:
+                return False
+            except TransactionConflictError:
+                # Conditions are evaluated again on each try: re-running is safe.
+                if attempt_no == _FINISH_TRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt_no + 1))
+        return False
 
     # -- sweeper --------------------------------------------------------------------------
     def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]:
