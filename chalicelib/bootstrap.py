@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -9,6 +10,7 @@ from chalicelib.config import get_settings, reset_settings
 from chalicelib.processing.context import Services
 
 _override: Services | None = None
+_building = threading.Lock()
 
 
 @cache
@@ -29,7 +31,10 @@ def _default_services() -> Services:
 
 
 def services() -> Services:
-    return _override or _default_services()
+    if _override is not None:
+        return _override
+    with _building:  # concurrent first requests must not each build every client
+        return _default_services()
 
 
 def override(replacement: Services | None) -> None:
@@ -45,7 +50,7 @@ def reset() -> None:
     user_directory.cache_clear()
     from chalicelib.adapters import dynamodb
 
-    dynamodb._connection.cache_clear()
+    dynamodb._shared = None
 
 
 @cache

@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from pynamodb.attributes import (
@@ -189,13 +188,32 @@ IDEMPOTENCY_KIND = "idempotency"
 _FINISH_TRIES = 4
 
 
-def bind(settings: Settings | None = None) -> None:
-    """Point every model at its table for these settings and forget cached connections."""
+_shared: Connection | None = None
+
+
+def bind(settings: Settings | None = None) -> Connection:
+    """Point every model at its table for these settings, all on ONE connection, and return it.
+
+    pynamodb gives each model its own Connection, and each builds its own botocore client from a
+    new session (about 50 ms each, far more when request threads build them at once). One shared
+    client serves every table and the transactions.
+    """
+    global _shared
     settings = settings or get_settings()
+    shared = Connection(region=settings.aws_region, max_pool_connections=50)
     for model in MODELS:
         model.Meta.table_name = settings.table_name(model.Meta.kind)  # type: ignore[attr-defined]
         model.Meta.region = settings.aws_region
         model._connection = None
+        table = model._get_connection()
+        shared.add_meta_table(table.get_meta_table())
+        table.connection = shared
+    _shared = shared
+    return shared
+
+
+def _connection() -> Connection:
+    return _shared or bind()
 
 
 def create_tables(settings: Settings | None = None) -> None:
@@ -404,9 +422,6 @@ class _Cancelled(Exception):
         super().__init__(", ".join(sorted(labels)))
 
 
-@cache
-def _connection() -> Connection:
-    return Connection(region=get_settings().aws_region, max_pool_connections=50)
 
 
 # --- Repository ----------------------------------------------------------------------------
@@ -428,7 +443,8 @@ class DynamoRepository:
     """The Repository port on DynamoDB."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        bind(settings)
+        # Build the client now: the first requests of a cold process would each build one.
+        bind(settings).client  # noqa: B018
 
     # -- workspaces, members, credits ------------------------------------------------------
     def get_workspace(self, workspace_id: str) -> Workspace | None:
