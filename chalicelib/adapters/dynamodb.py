@@ -12,6 +12,7 @@ importing this module creates no client and reads no environment.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -422,8 +423,6 @@ class _Cancelled(Exception):
         super().__init__(", ".join(sorted(labels)))
 
 
-
-
 # --- Repository ----------------------------------------------------------------------------
 
 
@@ -591,9 +590,16 @@ class DynamoRepository:
             if "job" in exc.labels or "attempt" in exc.labels:
                 raise JobNotStartableError() from exc
             raise InsufficientCreditsError() from exc
-        started = self.get_job(job.id)
-        assert started is not None
-        return started
+        # The job as the transaction left it, without reading it back.
+        return dataclasses.replace(
+            job,
+            status=JobStatus.QUEUED,
+            attempt=attempt.n,
+            updated_at=now,
+            dispatched_at=now,
+            lease_until=None,
+            progress=None,
+        )
 
     def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None:
         """failed → queued for every plan, credits −len(plans): one transaction.

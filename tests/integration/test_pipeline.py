@@ -11,9 +11,8 @@ import pytest
 import requests
 
 from chalicelib import bootstrap
-from chalicelib.adapters.dynamodb import DynamoRepository
 from chalicelib.processing.context import Services
-from tests.support.api import Tenant, new_tenant
+from tests.support.api import Tenant, new_tenant, repository
 from tests.support.media import make_clip, make_corrupt_file, probe_streams, top_level_boxes
 from tests.support.stack import AwsStack, Workers
 
@@ -86,7 +85,7 @@ def test_a_corrupt_upload_fails_with_a_clear_message(tenant: Tenant, worker: Wor
     assert failed["attempts"][-1]["error"] == "The file is not a readable video"
     # ffmpeg's own words are kept for operators on the attempt, never shown in the API
     assert "stderr" not in json.dumps(failed).lower()
-    attempt = DynamoRepository().get_attempt(job["id"], 1)
+    attempt = repository().get_attempt(job["id"], 1)
     assert attempt is not None and attempt.stderr_tail
 
 

@@ -15,13 +15,12 @@ import requests
 from chalice.test import Client
 
 from chalicelib import bootstrap
-from chalicelib.adapters.dynamodb import DynamoRepository
 from chalicelib.domain import QueueMessage, utcnow
 from chalicelib.errors import QueueSendError
 from chalicelib.processing import accounts
 from chalicelib.processing.context import Services
 from devstack.lambda_events import scheduled_event
-from tests.support.api import Api, Tenant, new_tenant
+from tests.support.api import Api, Tenant, new_tenant, repository
 from tests.support.media import make_clip
 from tests.support.stack import AwsStack, Workers
 
@@ -46,7 +45,7 @@ def tenant(aws_stack: AwsStack, api_server: str) -> Tenant:
 
 def fail_job(job: dict[str, Any], error: str = FAILED_ERROR) -> None:
     """What the worker does on failure, without running it: claim the attempt, record the failure."""
-    repo = DynamoRepository()
+    repo = repository()
     ref = QueueMessage(job["id"], job["workspaceId"], job["attempt"])
     assert repo.claim(ref, utcnow(), utcnow()) is not None
     assert repo.fail(ref, error, "INVALID_VIDEO", "ffmpeg said no", utcnow())
@@ -103,7 +102,7 @@ def test_case_1_successful_retry_requeues_and_costs_one_credit(tenant: Tenant) -
 
 def test_case_2_insufficient_credits(tenant: Tenant) -> None:
     [job] = failed_jobs(tenant, 1)
-    accounts.set_credits(DynamoRepository(), tenant.workspace_id, 0)
+    accounts.set_credits(repository(), tenant.workspace_id, 0)
     r = tenant.api.post(f"/jobs/{job['id']}/retry")
     assert err(r) == (403, "FORBIDDEN", "Insufficient credits. Please purchase more credits to retry.")
     assert tenant.api.credits() == 0
@@ -210,9 +209,9 @@ def test_50_concurrent_retries_of_one_job_charge_exactly_once(tenant: Tenant) ->
 
 
 def test_100_concurrent_retries_over_40_jobs_with_10_credits(tenant: Tenant, aws_stack: AwsStack) -> None:
-    accounts.add_credits(DynamoRepository(), tenant.workspace_id, 40)
+    accounts.add_credits(repository(), tenant.workspace_id, 40)
     jobs = failed_jobs(tenant, 40)
-    accounts.set_credits(DynamoRepository(), tenant.workspace_id, 10)
+    accounts.set_credits(repository(), tenant.workspace_id, 10)
     targets = [jobs[i % 40]["id"] for i in range(100)]
     with cf.ThreadPoolExecutor(50) as pool:
         responses = list(pool.map(lambda jid: (jid, tenant.api.post(f"/jobs/{jid}/retry")), targets))
@@ -377,7 +376,7 @@ def test_a_worker_that_died_mid_job_is_failed_by_the_sweeper_so_it_can_be_retrie
     tenant: Tenant, in_process: Any
 ) -> None:
     job = tenant.api.submit(NOT_A_VIDEO)
-    repo = DynamoRepository()
+    repo = repository()
     ref = QueueMessage(job["id"], job["workspaceId"], 1)
     assert repo.claim(ref, utcnow(), utcnow())  # a lease that has already run out
     import app
@@ -418,7 +417,7 @@ def test_batch_retry_charges_exactly_for_the_jobs_it_requeues(
 
 def test_batch_retry_without_enough_credits_retries_nothing(tenant: Tenant) -> None:
     failed = failed_jobs(tenant, 3)
-    accounts.set_credits(DynamoRepository(), tenant.workspace_id, 2)
+    accounts.set_credits(repository(), tenant.workspace_id, 2)
     r = tenant.api.post("/jobs/retry", {"jobIds": [j["id"] for j in failed]})
     assert err(r) == (403, "FORBIDDEN", "Insufficient credits. Please purchase more credits to retry.")
     assert tenant.api.credits() == 2

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
 
+from chalicelib import bootstrap
+from chalicelib.processing.ports import Repository
 from tests.support.stack import AwsStack
 
 
@@ -86,5 +87,6 @@ def new_tenant(stack: AwsStack, api_url: str, credits: int = 10) -> Tenant:
     return Tenant(email=email, workspace_id=workspace_id, api=Api(api_url, stack.token(email)))
 
 
-def read(path: Path) -> bytes:
-    return path.read_bytes()
+def repository() -> Repository:
+    """The running stack's repository (one client for the session, not one per call)."""
+    return bootstrap.services().repo
