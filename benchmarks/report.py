@@ -1,0 +1,97 @@
+"""The result files: a small JSON (numbers, checks, machine) and a Markdown page of the tables."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.core import BenchResult, machine_line
+
+
+def write_results(
+    out_dir: Path,
+    stem: str,
+    machine: dict[str, Any],
+    results: list[BenchResult],
+    quick: bool,
+    total_seconds: float,
+    ok: bool,
+) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    document = {
+        "ok": ok,
+        "date": when,
+        "quick": quick,
+        "seconds": round(total_seconds, 1),
+        "machine": machine,
+        "benchmarks": {
+            res.name: {
+                "title": res.title,
+                "seconds": round(res.seconds, 1),
+                "ok": res.ok,
+                **res.data,
+                "checks": {
+                    "passed": sum(1 for c in res.checks if c.ok),
+                    "failed": [f"{c.name}: {c.detail}" for c in res.checks if not c.ok],
+                },
+                **({"error": res.error.strip().splitlines()[-1]} if res.error else {}),
+            }
+            for res in results
+        },
+    }
+    json_path = out_dir / f"{stem}.json"
+    json_path.write_text(compact_json(document) + "\n")
+    md_path = out_dir / f"{stem}.md"
+    md_path.write_text(markdown(document, results, machine))
+    return [json_path, md_path]
+
+
+def compact_json(value: Any, depth: int = 0) -> str:
+    """JSON with one line per leaf object or list (a route's numbers, say): small, diff-friendly."""
+    leaf = not isinstance(value, dict | list) or all(not isinstance(v, dict | list) for v in _children(value))
+    if leaf or not value:
+        return json.dumps(value, ensure_ascii=False)
+    pad, inner = " " * depth, " " * (depth + 1)
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {compact_json(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    items = [f"{inner}{compact_json(v, depth + 1)}" for v in value]
+    return "[\n" + ",\n".join(items) + f"\n{pad}]"
+
+
+def _children(value: Any) -> list[Any]:
+    return list(value.values()) if isinstance(value, dict) else list(value)
+
+
+def markdown(document: dict[str, Any], results: list[BenchResult], machine: dict[str, Any]) -> str:
+    lines = [
+        "# Benchmarks: latest run",
+        "",
+        f"`python -m benchmarks{' --quick' if document['quick'] else ''}` on {document['date']}, "
+        f"{document['seconds']:.0f} s in all. Machine: {machine_line(machine)}.",
+        "",
+    ]
+    if machine.get("code_changed_during_run"):
+        changed = ", ".join(machine["code_changed_during_run"])
+        lines += [f"**Warning**: the code under test changed during the run ({changed}).", ""]
+    checks = [c for res in results for c in res.checks]
+    failed = [c for c in checks if not c.ok]
+    crashed = [res.name for res in results if res.error]
+    if failed or crashed:
+        lines += [f"**NOT OK**: {len(failed)} failed checks, crashed: {', '.join(crashed) or 'none'}", ""]
+        lines += [f"- {c.name}: {c.detail}" for c in failed] + [""]
+    else:
+        lines += [f"All {len(checks)} invariant checks passed.", ""]
+    for res in results:
+        if not res.tables:
+            continue
+        lines += [f"## {res.title}", ""]
+        for table in res.tables:
+            lines += [table.markdown(), ""]
+        lines += [f"- {note}" for note in res.notes]
+        if res.notes:
+            lines.append("")
+    return "\n".join(lines)
