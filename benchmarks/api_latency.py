@@ -139,8 +139,8 @@ def run(ctx: Context, res: BenchResult) -> None:
     res.check("every start and retry charged exactly 1 credit", credits == 5, f"balance {credits}, wanted 5")
     res.notes += [
         "Sequential, one client. Each request opens a new TCP connection (as the test suite's client).",
-        "Keep-alive row: chalice local answers with two small writes (headers, then body) and no "
-        "TCP_NODELAY, so on a reused connection the body waits for the client's delayed ACK "
-        "(~40 ms). A local-server artifact: API Gateway is not chalice local.",
+        "Keep-alive row: chalice local writes headers and body separately; devstack.chalice_local "
+        "sets TCP_NODELAY so a reused connection does not wait for the client's delayed ACK "
+        "(it cost ~40 ms per answer before).",
         "The frontend sends an Idempotency-Key with every retry (frontend/retry.js).",
     ]

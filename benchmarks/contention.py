@@ -160,8 +160,8 @@ def run(ctx: Context, res: BenchResult) -> None:
         "Each run uses a fresh workspace; the invariants are checked after every run (exactly N "
         "winners on distinct jobs, balance 0, ledger sum == balance, the queued jobs == the winners).",
         "preconnected: every connection is opened before the clock starts. fresh: each request "
-        "connects during the burst, as the test suite's client does; chalice local's listen "
-        "backlog is 5, so connects overflow it and wait for SYN retransmits (1 s, 3 s): a "
-        "local-server artifact (see benchmarks/load.py).",
+        "connects during the burst, as the test suite's client does (devstack.chalice_local raises "
+        "chalice local's listen backlog from 5 to 128; with 5, connects overflowed it and waited "
+        "for SYN retransmits of 1-3 s; see benchmarks/load.py).",
         "Answers are `HTTP status` and error code.",
     ]

@@ -7,9 +7,8 @@ child process instead.
 
 Two ways to connect, one connection per request either way:
 - fresh: each request connects when it is sent, as the test suite's client does. chalice local
-  listens with Python's default backlog of 5 and accepts from one GIL-bound thread, so a burst
-  of connects overflows the backlog and some connections wait for a SYN retransmit (1 s, 3 s):
-  a local-server artifact that can dominate the wall time;
+  accepts from one GIL-bound thread; with its default backlog of 5 (devstack.chalice_local now
+  sets 128) a burst of connects overflowed it and some waited for a SYN retransmit (1 s, 3 s);
 - preconnected: every connection is opened (and accepted) before the clock starts; the burst
   then measures the app and its backends, not the accept queue.
 """

@@ -303,13 +303,11 @@ class MotoServer:
 
 
 def chalice_command(port: int, stage: str = "dev", autoreload: bool = False) -> list[str]:
-    """`chalice local` from this interpreter's environment."""
-    chalice = Path(sys.executable).parent / "chalice"
-    executable = str(chalice) if chalice.exists() else shutil.which("chalice")
-    if executable is None:
-        raise ServiceError("chalice is not installed: run `make install`")
+    """`chalice local` from this interpreter's environment, its server tuned (devstack.chalice_local)."""
     return [
-        executable,
+        sys.executable,
+        "-m",
+        "devstack.chalice_local",
         "local",
         "--host",
         "127.0.0.1",
