@@ -136,7 +136,8 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
         job = retry.retry_job(svc, principal, job_id, body.workspace_id)
         return RetryOut(success=True, job_id=job.id).model_dump(mode="json")
 
-    result = once(svc, principal, "retry", idempotency_key(api.current_request), job_id, act)
+    request = api.current_request
+    result = once(svc, principal, "retry", idempotency_key(request), job_id, act, request.lambda_context)
     return RetryOut.model_validate(result)
 
 
@@ -163,7 +164,10 @@ def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
         ).model_dump(mode="json")
 
     target = ",".join(sorted(body.job_ids))
-    result = once(svc, principal, "retry-batch", idempotency_key(api.current_request), target, act)
+    request = api.current_request
+    result = once(
+        svc, principal, "retry-batch", idempotency_key(request), target, act, request.lambda_context
+    )
     return BatchRetryOut.model_validate(result)
 
 

@@ -38,17 +38,25 @@ def once(
     key: str | None,
     target: str,
     action: Callable[[], Response],
+    lambda_context: Any = None,
 ) -> Response:
     """Run `action` at most once per (user, route, key); repeat its stored response otherwise.
 
     `target` names what the request acts on (a job id, a list of ids): reusing a key for
-    another target is a client error.
+    another target is a client error. With the Lambda context, a request that dies mid-way
+    frees its key when the invocation would have timed out, not when the TTL runs out.
     """
     if key is None:
         return action()
     if not _KEY.match(key):
         raise ValidationError("Idempotency-Key must be 1-128 letters, digits or -_:.")
-    run = _idempotent(svc.settings.table_name("idempotency"), svc.settings.idempotency_ttl_seconds, route)
+    run, config = _idempotent(
+        svc.settings.table_name("idempotency"), svc.settings.idempotency_ttl_seconds, route
+    )
+    if lambda_context is not None:
+        # Shared per route: on Lambda one request runs at a time; under `chalice local`'s threads
+        # a neighbour's context differs only by when that request started.
+        config.register_lambda_context(lambda_context)
     try:
         result: Response = run(request={"key": f"{principal.user_id}#{key}", "target": target}, action=action)
     except IdempotencyAlreadyInProgressError as exc:
@@ -65,7 +73,7 @@ def _run(request: Response, action: Callable[[], Response]) -> Response:
 
 
 @cache
-def _idempotent(table: str, ttl: int, route: str) -> Callable[..., Response]:
+def _idempotent(table: str, ttl: int, route: str) -> tuple[Callable[..., Response], IdempotencyConfig]:
     # One persistence layer per route: Powertools configures a layer once, prefix included.
     store = DynamoDBPersistenceLayer(table_name=table)
     config = IdempotencyConfig(
@@ -80,4 +88,4 @@ def _idempotent(table: str, ttl: int, route: str) -> Callable[..., Response]:
         config=config,
         key_prefix=f"vidproc.{route}",
     )
-    return decorated
+    return decorated, config
