@@ -15,13 +15,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from chalicelib.errors import DomainError
 
-LOCAL = Path(__file__).resolve().parents[1] / ".local"
-PASSWORDS = LOCAL / "passwords.json"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _local() -> Path:
+    """The local stack's state folder: `.local/`, or DEVSTACK_STATE_DIR as for `make dev`."""
+    return Path(os.environ.get("DEVSTACK_STATE_DIR") or REPO / ".local")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,10 +81,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_local_stack() -> None:
-    if (LOCAL / "stack.env").exists():
+    if (_local() / "stack.env").exists():
         from devstack.bootstrap import load_stack_env
 
-        load_stack_env(LOCAL / "stack.env")
+        load_stack_env(_local() / "stack.env")
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -148,11 +153,12 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _known_password(email: str) -> str | None:
-    if PASSWORDS.exists():
-        known = json.loads(PASSWORDS.read_text()).get(email)
+    passwords = _local() / "passwords.json"
+    if passwords.exists():
+        known = json.loads(passwords.read_text()).get(email)
         if known:
             return str(known)
-    demo = LOCAL / "demo-password"
+    demo = _local() / "demo-password"
     if email == "alice@example.com" and demo.exists():
         return demo.read_text().strip()
     return None
@@ -160,11 +166,12 @@ def _known_password(email: str) -> str | None:
 
 def _remember(email: str, password: str) -> None:
     """Local stack only: keep passwords under .local/ (ignored by git) so `token` can sign in."""
-    LOCAL.mkdir(exist_ok=True)
-    known = json.loads(PASSWORDS.read_text()) if PASSWORDS.exists() else {}
+    passwords = _local() / "passwords.json"
+    passwords.parent.mkdir(parents=True, exist_ok=True)
+    known = json.loads(passwords.read_text()) if passwords.exists() else {}
     known[email] = password
-    PASSWORDS.write_text(json.dumps(known, indent=2))
-    PASSWORDS.chmod(0o600)
+    passwords.write_text(json.dumps(known, indent=2))
+    passwords.chmod(0o600)
 
 
 if __name__ == "__main__":
