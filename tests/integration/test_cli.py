@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,11 @@ from tests.support.api import repository
 from tests.support.stack import AwsStack
 
 pytestmark = pytest.mark.integration
+Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def cli(aws_stack: AwsStack, tmp_path: Path):  # type: ignore[no-untyped-def]
+def cli(aws_stack: AwsStack, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     env = {**os.environ, **aws_stack.env, "DEVSTACK_STATE_DIR": str(tmp_path)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +33,7 @@ def cli(aws_stack: AwsStack, tmp_path: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-def test_user_add_then_token_gives_a_token_the_api_accepts(cli, api_server: str) -> None:  # type: ignore[no-untyped-def]
+def test_user_add_then_token_gives_a_token_the_api_accepts(cli: Cli, api_server: str) -> None:
     tag = uuid.uuid4().hex[:8]
     email, workspace = f"cli-{tag}@example.com", f"cli-{tag}"
     added = cli("user", "add", email, "--workspace", workspace, "--credits", "4", "--name", "CLI studio")
@@ -50,7 +52,7 @@ def test_user_add_then_token_gives_a_token_the_api_accepts(cli, api_server: str)
     assert repository().get_workspace(workspace).credits == 4  # type: ignore[union-attr]
 
 
-def test_credits_set_and_add_go_through_the_ledger(cli, aws_stack: AwsStack) -> None:  # type: ignore[no-untyped-def]
+def test_credits_set_and_add_go_through_the_ledger(cli: Cli, aws_stack: AwsStack) -> None:
     workspace = f"cli-{uuid.uuid4().hex[:8]}"
     aws_stack.add_user(f"{workspace}@example.com", workspace, credits=2)
     assert "7 credits (ledger sum 7)" in cli("credits", "--workspace", workspace, "--set", "7").stdout
