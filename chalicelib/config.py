@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     r2_bucket: str = "vidproc-media"
     r2_access_key_id: str = ""
     r2_secret_access_key: SecretStr = SecretStr("")
+    # A Secrets Manager secret {"accessKeyId", "secretAccessKey"}; when set it wins over the two
+    # variables above and is read at run time (Powertools Parameters), never put in the environment.
+    r2_secret_id: str = ""
     r2_region: str = "auto"
 
     # --- Uploads and downloads ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities import parameters
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,6 +22,7 @@ from chalicelib.errors import StorageError
 from chalicelib.processing.ports import PresignedRequest, StoredObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+SECRET_MAX_AGE = 300  # seconds Powertools caches the secret in a warm container
 
 
 def make_r2_client(settings: Settings) -> Any:
@@ -34,10 +36,25 @@ def make_r2_client(settings: Settings) -> Any:
     kwargs: dict[str, Any] = {"region_name": settings.r2_region, "config": config}
     if settings.r2_endpoint_url:
         kwargs["endpoint_url"] = settings.r2_endpoint_url
-    if settings.r2_access_key_id:
-        kwargs["aws_access_key_id"] = settings.r2_access_key_id
-        kwargs["aws_secret_access_key"] = settings.r2_secret_access_key.get_secret_value()
+    keys = r2_keys(settings)
+    if keys is not None:
+        kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = keys
     return boto3.session.Session().client("s3", **kwargs)
+
+
+def r2_keys(settings: Settings) -> tuple[str, str] | None:
+    """The R2 token's keys: from the secret named by R2_SECRET_ID, else from the environment."""
+    if not settings.r2_secret_id:
+        if not settings.r2_access_key_id:
+            return None
+        return settings.r2_access_key_id, settings.r2_secret_access_key.get_secret_value()
+    try:
+        secret = parameters.get_secret(settings.r2_secret_id, transform="json", max_age=SECRET_MAX_AGE)
+    except parameters.exceptions.GetParameterError as exc:
+        raise StorageError("The R2 credentials could not be read") from exc
+    if not isinstance(secret, dict) or not secret.get("accessKeyId") or not secret.get("secretAccessKey"):
+        raise StorageError("The R2 credentials secret must hold accessKeyId and secretAccessKey")
+    return str(secret["accessKeyId"]), str(secret["secretAccessKey"])
 
 
 class R2Store:
