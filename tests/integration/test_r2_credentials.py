@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
+from pydantic import SecretStr
 
 from chalicelib.adapters.r2 import R2Store, make_r2_client, r2_keys
 from chalicelib.config import Settings
@@ -27,7 +28,9 @@ def secrets(aws_stack: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ob
 
 def settings_for(secret_id: str) -> Settings:
     # The secret wins over keys in the environment.
-    return Settings(r2_secret_id=secret_id, r2_access_key_id="from-env", r2_secret_access_key="env-secret")
+    return Settings(
+        r2_secret_id=secret_id, r2_access_key_id="from-env", r2_secret_access_key=SecretStr("env-secret")
+    )
 
 
 def test_the_secret_wins_over_environment_keys_and_the_client_uses_it(
@@ -54,6 +57,6 @@ def test_a_missing_or_malformed_secret_is_a_storage_error(secrets: object) -> No
 
 
 def test_without_a_secret_the_environment_keys_are_used() -> None:
-    settings = Settings(r2_secret_id="", r2_access_key_id="AKIDENV", r2_secret_access_key="env")
+    settings = Settings(r2_secret_id="", r2_access_key_id="AKIDENV", r2_secret_access_key=SecretStr("env"))
     assert r2_keys(settings) == ("AKIDENV", "env")
     assert r2_keys(Settings(r2_secret_id="", r2_access_key_id="")) is None
