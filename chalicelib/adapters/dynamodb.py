@@ -15,7 +15,7 @@ import base64
 import dataclasses
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,10 +26,11 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, QueryError, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.pagination import ResultIterator
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import Settings, get_settings
@@ -369,9 +370,19 @@ def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError) as exc:
         raise ValidationError("The cursor is not valid") from exc
-    if not isinstance(key, dict):
+    # A DynamoDB key: {"attr": {"S" | "N": "value"}, ...}. DynamoDB itself checks the rest.
+    if not isinstance(key, dict) or not key or not all(_is_key_value(v) for v in key.values()):
         raise ValidationError("The cursor is not valid")
     return key
+
+
+def _is_key_value(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and next(iter(value)) in ("S", "N")
+        and isinstance(next(iter(value.values())), str)
+    )
 
 
 # --- Transactions --------------------------------------------------------------------------
@@ -526,8 +537,8 @@ class DynamoRepository:
             last_evaluated_key=_decode_cursor(cursor),
             consistent_read=True,
         )
-        entries = [_ledger_from(m) for m in _take(result, limit)]
-        return LedgerPage(entries=entries, cursor=_encode_cursor(result.last_evaluated_key))
+        items, next_key = _page(result, limit)
+        return LedgerPage(entries=[_ledger_from(m) for m in items], cursor=_encode_cursor(next_key))
 
     def ledger_sum(self, workspace_id: str) -> int:
         return sum(int(m.delta) for m in LedgerModel.query(workspace_id, consistent_read=True))
@@ -554,8 +565,8 @@ class DynamoRepository:
                 limit=limit,
                 last_evaluated_key=_decode_cursor(cursor),
             )
-        jobs = [_job_from(m) for m in _take(result, limit)]
-        return Page(jobs=jobs, cursor=_encode_cursor(result.last_evaluated_key))
+        items, next_key = _page(result, limit)
+        return Page(jobs=[_job_from(m) for m in items], cursor=_encode_cursor(next_key))
 
     def attempts_of(self, job_id: str) -> list[Attempt]:
         return [_attempt_from(m) for m in AttemptModel.query(job_id, consistent_read=True)]
@@ -833,13 +844,23 @@ def _now_of(entry: LedgerEntry | None) -> datetime:
     return entry.created_at if entry else utcnow()
 
 
-def _take(result: Iterator[Any], limit: int) -> list[Any]:
-    items = []
-    for item in result:
-        items.append(item)
-        if len(items) >= limit:
-            break
-    return items
+def _page(result: ResultIterator[Any], limit: int) -> tuple[list[Any], dict[str, Any] | None]:
+    """Up to `limit` items and the key to go on from.
+
+    A cursor is the client's: one that decodes but names no real key makes DynamoDB answer
+    ValidationException, which is the client's mistake (400), not ours.
+    """
+    items: list[Any] = []
+    try:
+        for item in result:
+            items.append(item)
+            if len(items) >= limit:
+                break
+        return items, result.last_evaluated_key
+    except QueryError as exc:
+        if exc.cause_response_code == "ValidationException":
+            raise ValidationError("The cursor is not valid") from exc
+        raise ServiceUnavailableError("The database is unavailable. Try again shortly.") from exc
 
 
 def _is_condition_failure(exc: PynamoDBException) -> bool:

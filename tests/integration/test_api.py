@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 
 import pytest
@@ -225,3 +227,19 @@ def test_cors_allows_only_the_frontend_origin(aws_stack: AwsStack, api_server: s
     )
     assert r.headers["Access-Control-Allow-Origin"] == aws_stack.web_origin
     assert "Idempotency-Key" in r.headers["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [{"a": 1}, {"id": {"S": "x"}, "workspaceId": {"S": "someone-else"}, "createdKey": {"S": "k"}}],
+    ids=["not-a-key", "another-partition"],
+)
+def test_a_forged_cursor_is_a_400_not_a_500(tenant: Tenant, forged: dict[str, object]) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+    for path in ("/jobs", "/jobs?status=failed", "/credits/ledger"):
+        sep = "&" if "?" in path else "?"
+        assert error(tenant.api.get(f"{path}{sep}cursor={cursor}")) == (
+            400,
+            "BAD_REQUEST",
+            "The cursor is not valid",
+        )
