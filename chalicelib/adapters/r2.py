@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
@@ -89,7 +90,7 @@ class R2Store:
     def presign_download(self, key: str, expires: int, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if filename:
-            params["ResponseContentDisposition"] = _attachment(filename)
+            params["ResponseContentDisposition"] = attachment(filename)
         return str(self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
 
     def head(self, key: str) -> StoredObject | None:
@@ -116,9 +117,11 @@ class R2Store:
             raise StorageError("Failed to upload the result to R2") from exc
 
 
-def _attachment(filename: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_. " else "_" for c in filename).strip() or "video.mp4"
-    return f'attachment; filename="{safe}"'
+def attachment(filename: str) -> str:
+    """A Content-Disposition for a download: an ASCII name, and the real one per RFC 5987."""
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "-_. ") else "_" for c in filename)
+    ascii_name = ascii_name.strip() or "video.mp4"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @cache

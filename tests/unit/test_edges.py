@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import errors
+from chalicelib.adapters.r2 import attachment
 from chalicelib.adapters.sqs import decode, encode
 from chalicelib.auth import bearer_token
 from chalicelib.config import Settings
@@ -92,3 +93,19 @@ def test_jobs_serialise_with_the_seeds_camel_case_names() -> None:
         "attempt",
         "retryCount",
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "ascii_name", "encoded"),
+    [
+        ("holiday.mp4", "holiday.mp4", "holiday.mp4"),
+        ("vidéo clip.mp4", "vid_o clip.mp4", "vid%C3%A9o%20clip.mp4"),
+        ('"; evil.mp4', "__ evil.mp4", "%22%3B%20evil.mp4"),
+    ],
+)
+def test_download_names_are_latin1_safe_and_keep_the_real_name(
+    name: str, ascii_name: str, encoded: str
+) -> None:
+    header = attachment(name)
+    header.encode("latin-1")  # an HTTP header must be
+    assert header == f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
