@@ -97,6 +97,7 @@ class Job:
     retry_count: int = 0
     progress: float | None = None  # 0..1 while processing, when ffmpeg reports it
     dispatched_at: datetime | None = None  # last time a message for `attempt` was sent
+    resends: int = 0  # how often the sweeper re-sent `attempt`
     lease_until: datetime | None = None  # a worker's claim on `attempt` runs until then
 
 

@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.attributes import (
@@ -145,6 +145,7 @@ class JobModel(_Base):
     retryCount = NumberAttribute(default=0)
     progress = NumberAttribute(null=True)
     dispatchedAt = UTCDateTimeAttribute(null=True)
+    resends = NumberAttribute(default=0)
     leaseUntil = UTCDateTimeAttribute(null=True)
     sweepAt = UTCDateTimeAttribute(null=True)
 
@@ -276,6 +277,7 @@ def _job_from(m: JobModel) -> Job:
         retry_count=int(m.retryCount),
         progress=float(m.progress) if m.progress is not None else None,
         dispatched_at=m.dispatchedAt,
+        resends=int(m.resends or 0),
         lease_until=m.leaseUntil,
     )
 
@@ -444,6 +446,7 @@ def _queued_actions(now: datetime, workspace_id: str) -> list[Any]:
         JobModel.updatedAt.set(now),
         JobModel.dispatchedAt.set(now),
         JobModel.sweepAt.set(now),
+        JobModel.resends.set(0),
         JobModel.leaseUntil.remove(),
         JobModel.progress.remove(),
     ]
@@ -608,6 +611,7 @@ class DynamoRepository:
             attempt=attempt.n,
             updated_at=now,
             dispatched_at=now,
+            resends=0,
             lease_until=None,
             progress=None,
         )
@@ -684,10 +688,15 @@ class DynamoRepository:
             # A worker claimed it after all (the send did go through): nothing to undo.
             raise ConflictError("The job was picked up after all; nothing was refunded") from exc
 
-    def mark_dispatched(self, job_id: str, attempt: int, now: datetime) -> bool:
+    def mark_dispatched(self, job_id: str, attempt: int, now: datetime, hold: timedelta) -> bool:
+        # sweepAt is when the job's wait is counted from: `hold` pushes the next re-send out.
         try:
             JobModel(id=job_id).update(
-                actions=[JobModel.dispatchedAt.set(now), JobModel.sweepAt.set(now)],
+                actions=[
+                    JobModel.dispatchedAt.set(now),
+                    JobModel.sweepAt.set(now + hold),
+                    JobModel.resends.add(1),
+                ],
                 condition=(JobModel.status == JobStatus.QUEUED.value) & (JobModel.attempt == attempt),
                 add_version_condition=False,
             )

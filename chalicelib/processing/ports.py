@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -121,7 +121,9 @@ class Repository(Protocol):
     def undo_queueing(
         self, job: Job, entry: LedgerEntry, error: str, error_code: str, now: datetime
     ) -> None: ...
-    def mark_dispatched(self, job_id: str, attempt: int, now: datetime) -> bool: ...
+    def mark_dispatched(self, job_id: str, attempt: int, now: datetime, hold: timedelta) -> bool:
+        """A re-send at `now`: count it, and keep the job from being due again for `hold` more."""
+        ...
     def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> Job | None: ...
     def set_progress(self, ref: QueueMessage, progress: float) -> None: ...
     def complete(self, ref: QueueMessage, output_key: str, now: datetime) -> bool: ...

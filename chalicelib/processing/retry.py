@@ -212,6 +212,7 @@ def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:
         progress=None,
         updated_at=now,
         dispatched_at=now,
+        resends=0,
         lease_until=None,
     )
 

@@ -2,7 +2,8 @@
 
 - A job queued longer than `sweeper_requeue_after_seconds` without being claimed (the process
   died between commit and send, or the message was lost) gets its message sent again. The
-  worker treats a second message for the same attempt as a no-op, so this is always safe.
+  worker treats a second message for the same attempt as a no-op, so this is always safe; the
+  wait doubles after each re-send, so a job behind a long backlog is not flooded.
 - A job whose worker claim (lease) ran out without an outcome is failed with a message saying
   it was interrupted, so the person can retry it.
 """
@@ -18,6 +19,17 @@ from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import message_for
 
 BATCH = 100
+MAX_WAIT = timedelta(hours=1)
+
+
+def backoff(svc: Services, resends: int) -> timedelta:
+    """How much longer than the usual wait to hold a job after its n-th re-send.
+
+    The waits double (2, 4, 8 ... times `sweeper_requeue_after_seconds`, at most an hour): a job
+    that waits behind a long backlog is not given a new duplicate message every pass.
+    """
+    base = timedelta(seconds=svc.settings.sweeper_requeue_after_seconds)
+    return min(base * 2 ** min(resends, 20), max(MAX_WAIT, base)) - base
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ def sweep(svc: Services) -> SweepReport:
         except QueueSendError:
             logger().warning("sweeper could not re-send", extra={"job_id": job.id})
             continue
-        if svc.repo.mark_dispatched(job.id, job.attempt, svc.clock()):
+        if svc.repo.mark_dispatched(job.id, job.attempt, svc.clock(), backoff(svc, job.resends + 1)):
             requeued += 1
             logger().info("re-sent a queued job", extra={"job_id": job.id, "workspace_id": job.workspace_id})
     interrupted = 0

@@ -442,3 +442,37 @@ def test_batch_retry_is_idempotent_with_a_key(tenant: Tenant) -> None:
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
     assert tenant.api.credits() == 6
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.sent: list[QueueMessage] = []
+
+    def send(self, message: QueueMessage) -> None:
+        self.sent.append(message)
+
+
+def test_the_sweeper_backs_off_between_resends_of_a_job_nobody_claims(tenant: Tenant) -> None:
+    from chalicelib.processing.sweeper import sweep
+
+    job = tenant.api.submit(NOT_A_VIDEO)  # queued; no worker runs in this test
+    real = bootstrap.services()
+    queue = RecordingQueue()
+    svc = Services(
+        real.settings.model_copy(update={"sweeper_requeue_after_seconds": 1}), real.repo, real.store, queue
+    )
+    mine = QueueMessage(job["id"], tenant.workspace_id, 1)
+
+    def resent_now() -> bool:
+        before = queue.sent.count(mine)
+        sweep(svc)
+        return queue.sent.count(mine) > before
+
+    time.sleep(1.1)
+    assert resent_now()  # the usual wait (1 s) has passed
+    time.sleep(1.1)
+    assert not resent_now()  # now it waits 2 s
+    time.sleep(1.0)
+    assert resent_now()
+    stored = repository().get_job(job["id"])
+    assert stored is not None and stored.resends == 2 and stored.status.value == "queued"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from chalicelib.config import Settings
@@ -46,6 +46,7 @@ class FakeRepository:
         self.jobs: dict[str, Job] = {}
         self.attempts: dict[tuple[str, int], Attempt] = {}
         self.entries: list[LedgerEntry] = []
+        self.holds: dict[str, timedelta] = {}
 
     # workspaces
     def get_workspace(self, workspace_id: str) -> Workspace | None:
@@ -116,6 +117,8 @@ class FakeRepository:
         self.entries.append(entry)
         self.attempts[(job.id, attempt.n)] = attempt
         current.status, current.attempt, current.dispatched_at = JobStatus.QUEUED, attempt.n, now
+        current.resends = 0
+        self.holds.pop(job.id, None)
         return copy.copy(current)
 
     def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None:
@@ -143,7 +146,9 @@ class FakeRepository:
                 completed_at=None,
                 output_file_key=None,
                 dispatched_at=now,
+                resends=0,
             )
+            self.holds.pop(p.job.id, None)
 
     def undo_queueing(self, job: Job, entry: LedgerEntry, error: str, error_code: str, now: datetime) -> None:
         current = self.jobs[job.id]
@@ -154,11 +159,12 @@ class FakeRepository:
         current.status, current.error, current.error_code = JobStatus.FAILED, error, error_code
         self.attempts[(job.id, job.attempt)].outcome = Outcome.FAILED
 
-    def mark_dispatched(self, job_id: str, attempt: int, now: datetime) -> bool:
+    def mark_dispatched(self, job_id: str, attempt: int, now: datetime, hold: timedelta) -> bool:
         job = self.jobs[job_id]
         if job.status != JobStatus.QUEUED or job.attempt != attempt:
             return False
-        job.dispatched_at = now
+        job.dispatched_at, job.resends = now, job.resends + 1
+        self.holds[job_id] = hold
         return True
 
     def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> Job | None:
@@ -198,7 +204,9 @@ class FakeRepository:
         return [
             copy.copy(j)
             for j in self.jobs.values()
-            if j.status == JobStatus.QUEUED and j.dispatched_at and j.dispatched_at < cutoff
+            if j.status == JobStatus.QUEUED
+            and j.dispatched_at
+            and j.dispatched_at + self.holds.get(j.id, timedelta()) < cutoff
         ][:limit]
 
     def processing_lease_expired(self, now: datetime, limit: int) -> list[Job]:

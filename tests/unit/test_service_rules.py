@@ -227,3 +227,32 @@ def test_sweeper_fails_jobs_whose_worker_lease_ran_out() -> None:
     repo_of(svc).claim(QueueMessage(job_id, "ws-a", 1), svc.clock(), svc.clock() - timedelta(seconds=1))
     assert sweeper.sweep(svc).interrupted == 1
     assert repo_of(svc).jobs[job_id].error_code == "WORKER_INTERRUPTED"
+
+
+def test_the_sweeper_waits_twice_as_long_after_each_resend_up_to_an_hour() -> None:
+    svc = make_services()
+    job_id = started_job(svc)
+    base = timedelta(seconds=svc.settings.sweeper_requeue_after_seconds)
+    start = repo_of(svc).jobs[job_id].dispatched_at
+    assert start is not None
+    svc.queue = FakeQueue()
+    resent_at = []
+    for minute in range(0, 24 * 60):
+        now = start + timedelta(minutes=minute, seconds=1)
+        svc.clock = lambda now=now: now  # type: ignore[misc]
+        if sweeper.sweep(svc).requeued:
+            resent_at.append(now - start)
+    gaps = [b - a for a, b in zip([timedelta(0), *resent_at], resent_at, strict=False)]
+    assert gaps[0] <= base + timedelta(minutes=1)  # the first re-send after the usual wait
+    assert gaps[1] >= 2 * base and gaps[2] >= 4 * base  # then doubling
+    assert max(gaps) <= timedelta(hours=1, minutes=1)  # never more than an hour apart
+    assert repo_of(svc).jobs[job_id].resends == len(resent_at) < 30
+    assert all(m == QueueMessage(job_id, "ws-a", 1) for m in svc.queue.sent)
+
+
+def test_a_new_attempt_starts_the_sweeper_wait_over() -> None:
+    svc = make_services()
+    job_id = failed_job(svc)
+    repo_of(svc).jobs[job_id].resends = 5
+    assert retry.retry_job(svc, ALICE, job_id).resends == 0
+    assert repo_of(svc).jobs[job_id].resends == 0
