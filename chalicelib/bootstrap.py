@@ -7,6 +7,8 @@ from functools import cache
 from typing import Any
 
 from chalicelib.config import get_settings, reset_settings
+from chalicelib.processing import accounts
+from chalicelib.processing.accounts import AddedUser
 from chalicelib.processing.context import Services
 
 _override: Services | None = None
@@ -51,6 +53,20 @@ def reset() -> None:
     from chalicelib.adapters import dynamodb
 
     dynamodb._shared = None
+
+
+def add_user(
+    email: str,
+    workspace_id: str,
+    role: str = "owner",
+    password: str | None = None,
+    credits: int = 10,
+    workspace_name: str | None = None,
+) -> AddedUser:
+    """accounts.add_user with the configured repository and Cognito pool (CLI, local stack, tests)."""
+    return accounts.add_user(
+        services().repo, user_directory(), email, workspace_id, role, password, credits, workspace_name
+    )
 
 
 @cache

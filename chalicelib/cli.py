@@ -103,7 +103,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _user_add(args: argparse.Namespace) -> int:
-    from chalicelib.processing.accounts import add_user
+    from chalicelib.bootstrap import add_user
 
     added = add_user(
         args.email,

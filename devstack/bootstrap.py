@@ -296,7 +296,7 @@ def bootstrap(
 
     email = password = None
     if demo:
-        from chalicelib.processing.accounts import add_user
+        from chalicelib.bootstrap import add_user
 
         email, password = DEMO_EMAIL, demo_password(state)
         add_user(

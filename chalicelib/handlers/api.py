@@ -6,10 +6,9 @@ from typing import Any
 
 from chalicelib.bootstrap import services
 from chalicelib.domain import JobStatus, Principal
-from chalicelib.handlers.http import api, idempotency_key, route
+from chalicelib.handlers.http import api, idempotently, route
 from chalicelib.handlers.openapi import openapi_document
 from chalicelib.handlers.schemas import (
-    AttemptOut,
     BatchRetryIn,
     BatchRetryOut,
     CreatedJobOut,
@@ -35,7 +34,6 @@ from chalicelib.handlers.schemas import (
     WorkspaceOut,
 )
 from chalicelib.processing import accounts, jobs, retry
-from chalicelib.processing.idempotency import once
 
 
 @route("/health", "GET", summary="Liveness", response=HealthOut, auth=False)
@@ -102,8 +100,7 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
 )
 def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEnvelope:  # noqa: N803
     detail = jobs.get_job(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
-    out = JobOut.of(detail.job).model_dump()
-    return JobDetailEnvelope(job=JobDetailOut(**out, attempts=[AttemptOut.of(a) for a in detail.attempts]))
+    return JobDetailEnvelope(job=JobDetailOut.of_detail(detail.job, detail.attempts))
 
 
 @route(
@@ -130,15 +127,12 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
 )
 def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
     job_id = retry.parse_job_id(jobId)
-    svc = services()
 
     def act() -> dict[str, Any]:
-        job = retry.retry_job(svc, principal, job_id, body.workspace_id)
+        job = retry.retry_job(services(), principal, job_id, body.workspace_id)
         return RetryOut(success=True, job_id=job.id).model_dump(mode="json")
 
-    request = api.current_request
-    result = once(svc, principal, "retry", idempotency_key(request), job_id, act, request.lambda_context)
-    return RetryOut.model_validate(result)
+    return RetryOut.model_validate(idempotently(principal, "retry", job_id, act))
 
 
 @route(
@@ -150,10 +144,8 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
     errors=(400, 403),
 )
 def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
-    svc = services()
-
     def act() -> dict[str, Any]:
-        outcome = retry.retry_jobs(svc, principal, body.job_ids, body.workspace_id)
+        outcome = retry.retry_jobs(services(), principal, body.job_ids, body.workspace_id)
         return BatchRetryOut(
             results=[
                 RetryItemOut(job_id=r.job_id, success=r.success, code=r.code, message=r.message)
@@ -164,11 +156,7 @@ def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
         ).model_dump(mode="json")
 
     target = ",".join(sorted(body.job_ids))
-    request = api.current_request
-    result = once(
-        svc, principal, "retry-batch", idempotency_key(request), target, act, request.lambda_context
-    )
-    return BatchRetryOut.model_validate(result)
+    return BatchRetryOut.model_validate(idempotently(principal, "retry-batch", target, act))
 
 
 @route(

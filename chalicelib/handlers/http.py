@@ -20,6 +20,7 @@ from chalice.app import Request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from chalicelib.adapters.idempotency import once
 from chalicelib.auth import bearer_token, verify_token
 from chalicelib.bootstrap import services
 from chalicelib.config import get_settings
@@ -138,9 +139,13 @@ def authenticate(request: Request) -> Principal:
     return verify_token(bearer_token(header), services().settings)
 
 
-def idempotency_key(request: Request) -> str | None:
-    value = request.headers.get("idempotency-key")
-    return value.strip() if value and value.strip() else None
+def idempotently(
+    principal: Principal, route: str, target: str, action: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run `action` once per Idempotency-Key (when the request has one), replaying its answer."""
+    request = api.current_request
+    value = (request.headers.get("idempotency-key") or "").strip()
+    return once(services(), principal, route, value or None, target, action, request.lambda_context)
 
 
 def error_response(error: DomainError) -> Response:

@@ -142,6 +142,10 @@ class JobDetailOut(JobOut):
 
     attempts: list[AttemptOut]
 
+    @classmethod
+    def of_detail(cls, job: Job, attempts: list[Attempt]) -> JobDetailOut:
+        return cls(**dict(JobOut.of(job)), attempts=[AttemptOut.of(a) for a in attempts])
+
 
 class JobDetailEnvelope(Schema):
     job: JobDetailOut

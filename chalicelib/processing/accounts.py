@@ -35,28 +35,19 @@ class WorkspaceView:
 
 
 def add_user(
+    repo: Repository,
+    users: Users,
     email: str,
     workspace_id: str,
     role: Role | str = Role.OWNER,
     password: str | None = None,
     credits: int = 10,
     workspace_name: str | None = None,
-    *,
-    repo: Repository | None = None,
-    users: Users | None = None,
 ) -> AddedUser:
-    """Create (or update) the user, the workspace if it is new, and the membership. Idempotent.
-
-    `repo` and `users` default to the configured DynamoDB repository and Cognito pool.
-    """
+    """Create (or update) the user, the workspace if it is new, and the membership. Idempotent."""
     if credits < 0:
         raise ValidationError("credits cannot be negative")
     role = Role(role)
-    if repo is None or users is None:
-        from chalicelib.bootstrap import services, user_directory
-
-        repo = repo or services().repo
-        users = users or user_directory()
     password = password or new_password()
     user_id = users.ensure_user(email, password)
     created = repo.get_workspace(workspace_id) is None and repo.create_workspace(

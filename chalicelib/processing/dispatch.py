@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from chalicelib.domain import Attempt, Job, LedgerEntry, LedgerReason, QueueMessage, Trigger
-from chalicelib.errors import ConflictError, QueueSendError, ServiceUnavailableError
+from chalicelib.errors import ConflictError, QueueSendError, ServiceUnavailableError, TransactionConflictError
 from chalicelib.observability import logger
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import RetryPlan
@@ -55,6 +55,10 @@ def dispatch(svc: Services, job: Job, refund_reason: LedgerReason, refund_messag
     )
     try:
         svc.repo.undo_queueing(job, refund, refund_message, QUEUE_SEND_FAILED, svc.clock())
+    except TransactionConflictError:
+        # Another write held the job: it stays queued and charged, and the sweeper re-sends it.
+        logger().warning("refund contended; leaving the job to the sweeper", extra={"job_id": job.id})
+        return
     except ConflictError:
         return  # a worker already claimed this attempt: the message did arrive
     except ServiceUnavailableError:

@@ -97,10 +97,7 @@ def _retry_once(svc: Services, principal: Principal, job_id: str, workspace_id: 
         raise UploadGoneError()
     now = svc.clock()
     plan = _plan(job, Trigger.MANUAL, principal, now)
-    try:
-        svc.repo.retry_jobs(job.workspace_id, [plan], now)
-    except JobNotFailedError as exc:  # another retry won the race
-        raise JobNotFailedError() from exc
+    svc.repo.retry_jobs(job.workspace_id, [plan], now)  # a lost race: JobsChangedError, a 400
     queued = _as_queued(job, plan, now)
     dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id)
     count("JobsRetried", trigger=Trigger.MANUAL.value)

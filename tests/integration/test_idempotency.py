@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
+from chalicelib.adapters.idempotency import once
 from chalicelib.domain import Principal
 from chalicelib.errors import RequestInProgressError
-from chalicelib.processing.idempotency import once
 from tests.support.stack import AwsStack
 
 pytestmark = pytest.mark.integration

@@ -76,8 +76,8 @@ class AwsStack:
         password: str | None = None,
         workspace_name: str | None = None,
     ) -> Any:
-        """chalicelib.processing.accounts.add_user; remembers the password for `token`."""
-        from chalicelib.processing.accounts import add_user
+        """chalicelib.bootstrap.add_user; remembers the password for `token`."""
+        from chalicelib.bootstrap import add_user
 
         added = add_user(
             email, workspace_id, role=role, password=password, credits=credits, workspace_name=workspace_name
