@@ -52,7 +52,7 @@ def reset() -> None:
     user_directory.cache_clear()
     from chalicelib.adapters import dynamodb
 
-    dynamodb._shared = None
+    dynamodb.reset()
 
 
 def add_user(

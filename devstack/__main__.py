@@ -126,7 +126,7 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _announce(options: Options, result: BootstrapResult) -> None:
     print(f"demo user: {result.demo_email}  password: {result.demo_password}  (workspace demo)", flush=True)
-    print("CLI: .venv/bin/python -m chalicelib.cli token --user alice@example.com", flush=True)
+    print("CLI: .venv/bin/python -m cli token --user alice@example.com", flush=True)
     print(
         f"ready: api=http://127.0.0.1:{options.api_port} web=http://127.0.0.1:{options.web_port}",
         flush=True,

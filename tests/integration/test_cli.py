@@ -1,4 +1,4 @@
-"""The operator CLI (`python -m chalicelib.cli`) against the running local stack."""
+"""The operator CLI (`python -m cli`) against the running local stack."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def cli(aws_stack: AwsStack, tmp_path: Path) -> Callable[..., subprocess.Complet
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "chalicelib.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.adapters import dynamodb
+from chalicelib.adapters.dynamodb import transactions, transitions
 from chalicelib.domain import QueueMessage, utcnow
 from chalicelib.errors import TransactionConflictError
 
@@ -14,14 +15,14 @@ REF = QueueMessage("job-1", "ws-1", 1)
 def commits(monkeypatch: pytest.MonkeyPatch, outcomes: list[BaseException | None]) -> list[int]:
     calls: list[int] = []
 
-    def commit(self: dynamodb._Tx) -> None:
+    def commit(self: transactions.Tx) -> None:
         calls.append(1)
         outcome = outcomes.pop(0)
         if outcome is not None:
             raise outcome
 
-    monkeypatch.setattr(dynamodb._Tx, "commit", commit)
-    monkeypatch.setattr(dynamodb.time, "sleep", lambda _: None)
+    monkeypatch.setattr(transactions.Tx, "commit", commit)
+    monkeypatch.setattr(transitions.time, "sleep", lambda _: None)
     return calls
 
 
@@ -32,13 +33,13 @@ def test_a_transaction_conflict_on_complete_is_tried_again(monkeypatch: pytest.M
 
 
 def test_a_failed_condition_is_not_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = commits(monkeypatch, [dynamodb._Cancelled({"job"})])
+    calls = commits(monkeypatch, [transactions.Cancelled({"job"})])
     assert dynamodb.DynamoRepository().fail(REF, "e", "E", None, utcnow()) is False
     assert len(calls) == 1
 
 
 def test_conflicts_that_do_not_clear_are_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = commits(monkeypatch, [TransactionConflictError() for _ in range(dynamodb._FINISH_TRIES)])
+    calls = commits(monkeypatch, [TransactionConflictError() for _ in range(transitions.FINISH_TRIES)])
     with pytest.raises(TransactionConflictError):
         dynamodb.DynamoRepository().complete(REF, "k", utcnow())
-    assert len(calls) == dynamodb._FINISH_TRIES
+    assert len(calls) == transitions.FINISH_TRIES

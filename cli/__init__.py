@@ -1,4 +1,4 @@
-"""The operator CLI: `python -m chalicelib.cli <command>`.
+"""The operator CLI: `python -m cli <command>`. Not deployed: it may import devstack.
 
 Against the local stack it needs no flags: it reads `.local/stack.env`, written by `make dev`.
 Against AWS, set the same environment variables the Lambda functions have.
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.cli", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--no-local-stack",
         action="store_true",
@@ -173,6 +173,3 @@ def _remember(email: str, password: str) -> None:
     passwords.write_text(json.dumps(known, indent=2))
     passwords.chmod(0o600)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Between domain dataclasses and pynamodb models; pagination cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import QueryError
+from pynamodb.pagination import ResultIterator
+
+from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel, LedgerModel
+from chalicelib.domain import Attempt, Job, JobStatus, LedgerEntry, LedgerReason, Outcome, Trigger, utcnow
+from chalicelib.errors import ServiceUnavailableError, ValidationError
+
+
+def created_key(created_at: datetime, job_id: str) -> str:
+    return f"{created_at.isoformat()}#{job_id}"
+
+
+def ws_status(workspace_id: str, status: str) -> str:
+    return f"{workspace_id}#{status}"
+
+
+def job_from(m: JobModel) -> Job:
+    return Job(
+        id=m.id,
+        workspace_id=m.workspaceId,
+        status=JobStatus(m.status),
+        original_filename=m.originalFilename,
+        content_type=m.contentType,
+        size=int(m.size),
+        input_file_key=m.inputFileKey,
+        output_file_key=m.outputFileKey,
+        error=m.error,
+        error_code=m.errorCode,
+        created_at=m.createdAt,
+        updated_at=m.updatedAt,
+        completed_at=m.completedAt,
+        created_by=m.createdBy,
+        attempt=int(m.attempt),
+        retry_count=int(m.retryCount),
+        progress=float(m.progress) if m.progress is not None else None,
+        dispatched_at=m.dispatchedAt,
+        resends=int(m.resends or 0),
+        lease_until=m.leaseUntil,
+    )
+
+
+def job_model(job: Job) -> JobModel:
+    return JobModel(
+        id=job.id,
+        workspaceId=job.workspace_id,
+        status=job.status.value,
+        wsStatus=ws_status(job.workspace_id, job.status.value),
+        createdKey=created_key(job.created_at, job.id),
+        originalFilename=job.original_filename,
+        contentType=job.content_type,
+        size=job.size,
+        inputFileKey=job.input_file_key,
+        outputFileKey=job.output_file_key,
+        error=job.error,
+        errorCode=job.error_code,
+        createdAt=job.created_at,
+        updatedAt=job.updated_at,
+        completedAt=job.completed_at,
+        createdBy=job.created_by,
+        attempt=job.attempt,
+        retryCount=job.retry_count,
+    )
+
+
+def attempt_from(m: AttemptModel) -> Attempt:
+    return Attempt(
+        job_id=m.jobId,
+        n=int(m.n),
+        trigger=Trigger(m.trigger),
+        credits_charged=int(m.creditsCharged),
+        requested_by=m.requestedBy,
+        queued_at=m.queuedAt,
+        outcome=Outcome(m.outcome),
+        started_at=m.startedAt,
+        finished_at=m.finishedAt,
+        error=m.error,
+        error_code=m.errorCode,
+        stderr_tail=m.stderrTail,
+    )
+
+
+def attempt_model(a: Attempt) -> AttemptModel:
+    return AttemptModel(
+        jobId=a.job_id,
+        n=a.n,
+        trigger=a.trigger.value,
+        creditsCharged=a.credits_charged,
+        requestedBy=a.requested_by,
+        queuedAt=a.queued_at,
+        outcome=a.outcome.value,
+    )
+
+
+def ledger_model(e: LedgerEntry) -> LedgerModel:
+    return LedgerModel(
+        workspaceId=e.workspace_id,
+        entryKey=f"{e.created_at.isoformat()}#{e.id}",
+        id=e.id,
+        delta=e.delta,
+        reason=e.reason.value,
+        jobId=e.job_id,
+        actor=e.actor,
+        createdAt=e.created_at,
+    )
+
+
+def ledger_from(m: LedgerModel) -> LedgerEntry:
+    return LedgerEntry(
+        workspace_id=m.workspaceId,
+        delta=int(m.delta),
+        reason=LedgerReason(m.reason),
+        job_id=m.jobId,
+        actor=m.actor,
+        created_at=m.createdAt,
+        id=m.id,
+    )
+
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as exc:
+        raise ValidationError("The cursor is not valid") from exc
+    # A DynamoDB key: {"attr": {"S" | "N": "value"}, ...}. DynamoDB itself checks the rest.
+    if not isinstance(key, dict) or not key or not all(_is_key_value(v) for v in key.values()):
+        raise ValidationError("The cursor is not valid")
+    return key
+
+
+def _is_key_value(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and next(iter(value)) in ("S", "N")
+        and isinstance(next(iter(value.values())), str)
+    )
+
+
+def now_of(entry: LedgerEntry | None) -> datetime:
+    return entry.created_at if entry else utcnow()
+
+
+def page_of(result: ResultIterator[Any], limit: int) -> tuple[list[Any], dict[str, Any] | None]:
+    """Up to `limit` items and the key to go on from.
+
+    A cursor is the client's: one that decodes but names no real key makes DynamoDB answer
+    ValidationException, which is the client's mistake (400), not ours.
+    """
+    items: list[Any] = []
+    try:
+        for item in result:
+            items.append(item)
+            if len(items) >= limit:
+                break
+        return items, result.last_evaluated_key
+    except QueryError as exc:
+        if exc.cause_response_code == "ValidationException":
+            raise ValidationError("The cursor is not valid") from exc
+        raise ServiceUnavailableError("The database is unavailable. Try again shortly.") from exc

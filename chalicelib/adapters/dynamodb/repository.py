@@ -1,0 +1,17 @@
+"""The Repository port on DynamoDB, assembled from its parts."""
+
+from __future__ import annotations
+
+from chalicelib.adapters.dynamodb.accounts import AccountsRepository
+from chalicelib.adapters.dynamodb.connection import bind
+from chalicelib.adapters.dynamodb.sweeps import SweeperQueries
+from chalicelib.adapters.dynamodb.transitions import Transitions
+from chalicelib.config import Settings
+
+
+class DynamoRepository(AccountsRepository, Transitions, SweeperQueries):
+    """The Repository port on DynamoDB."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        # Build the client now: the first requests of a cold process would each build one.
+        bind(settings).client  # noqa: B018

@@ -1,0 +1,235 @@
+"""Running ffprobe and ffmpeg: the Transcoder port, process groups, pipes, deadlines."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from chalicelib.adapters.ffmpeg.commands import (
+    PROBE_TIMEOUT_SECONDS,
+    STDERR_TAIL_CHARS,
+    ProbeInfo,
+    ProgressThrottle,
+    build_ffmpeg_args,
+    build_probe_args,
+    classify_stderr,
+    duration_words,
+    is_remote,
+    parse_probe,
+    progress_fraction,
+    redact,
+)
+from chalicelib.errors import (
+    DownloadError,
+    FFmpegNotFoundError,
+    InvalidVideoError,
+    TranscodeFailedError,
+    TranscodeTimeoutError,
+)
+from chalicelib.processing.ports import TranscodeResult
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
+
+POLL_SECONDS = 0.2
+
+
+class _StderrTail(threading.Thread):
+    """Drains a pipe so ffmpeg never blocks on it, keeping only the last characters."""
+
+    def __init__(self, pipe: IO[bytes], limit: int = STDERR_TAIL_CHARS) -> None:
+        super().__init__(daemon=True)
+        self._pipe, self._limit = pipe, limit
+        self._tail = b""
+
+    def run(self) -> None:
+        while chunk := os.read(self._pipe.fileno(), 65536):
+            self._tail = (self._tail + chunk)[-self._limit :]
+
+    def text(self) -> str:
+        return self._tail.decode("utf-8", errors="replace").strip()
+
+
+class _ProgressReader(threading.Thread):
+    """Reads `-progress pipe:1` lines; keeps the highest fraction seen. Never calls back."""
+
+    def __init__(self, pipe: IO[bytes], duration_seconds: float | None) -> None:
+        super().__init__(daemon=True)
+        self._pipe, self._duration = pipe, duration_seconds
+        self.fraction = 0.0
+
+    def run(self) -> None:
+        for raw in self._pipe:
+            value = progress_fraction(raw.decode("ascii", errors="replace"), self._duration)
+            if value is not None and value > self.fraction:
+                self.fraction = value
+
+
+def _spawn(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(list(args), stdin=subprocess.DEVNULL, **kwargs)
+    except OSError as exc:  # missing, not executable, wrong architecture
+        raise FFmpegNotFoundError(detail=f"{args[0]}: {exc}") from exc
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+class FFmpegTranscoder:
+    """The Transcoder port on the ffmpeg and ffprobe binaries (the Lambda layer's /opt/bin)."""
+
+    def __init__(
+        self,
+        ffmpeg_path: str,
+        ffprobe_path: str,
+        timeout_seconds: float,
+        max_height: int = 720,
+        preset: str = "veryfast",
+        crf: int = 23,
+        *,
+        progress_interval_seconds: float = 1.0,
+        probe_timeout_seconds: float = PROBE_TIMEOUT_SECONDS,
+    ) -> None:
+        self.ffmpeg_path = ffmpeg_path
+        self.ffprobe_path = ffprobe_path
+        self.timeout_seconds = timeout_seconds
+        self.max_height = max_height
+        self.preset = preset
+        self.crf = crf
+        self.progress_interval_seconds = progress_interval_seconds
+        self.probe_timeout_seconds = probe_timeout_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FFmpegTranscoder:
+        return cls(
+            ffmpeg_path=settings.ffmpeg_path,
+            ffprobe_path=settings.ffprobe_path,
+            timeout_seconds=settings.transcode_timeout_seconds,
+            max_height=settings.transcode_max_height,
+            preset=settings.transcode_preset,
+            crf=settings.transcode_crf,
+        )
+
+    def transcode(
+        self,
+        input_url: str,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> TranscodeResult:
+        started = time.monotonic()
+        deadline = started + self.timeout_seconds
+        output_path = Path(output_path)
+        throttle = ProgressThrottle(self.progress_interval_seconds)
+        try:
+            source = self.probe(input_url, timeout=min(self.probe_timeout_seconds, self.timeout_seconds))
+            self._run_ffmpeg(input_url, output_path, source, deadline, on_progress, throttle)
+            result = self.probe(str(output_path), timeout=self.probe_timeout_seconds)
+            if on_progress is not None and throttle.last_value < 1.0:
+                on_progress(1.0)  # the last report always says "done", however fast it went
+        except BaseException:
+            _remove(output_path)
+            raise
+        return TranscodeResult(
+            width=result.width,
+            height=result.height,
+            duration_seconds=result.duration_seconds or 0.0,
+            elapsed_seconds=time.monotonic() - started,
+        )
+
+    def probe(self, input_url: str, timeout: float) -> ProbeInfo:
+        """ffprobe the input. Raises DownloadError, InvalidVideoError or FFmpegNotFoundError."""
+        args = build_probe_args(self.ffprobe_path, input_url)
+        proc = _spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
+            error = DownloadError if is_remote(input_url) else InvalidVideoError
+            raise error(detail=f"ffprobe gave no answer within {timeout:.0f} s") from exc
+        detail = redact(stderr.decode("utf-8", errors="replace").strip()[-STDERR_TAIL_CHARS:], input_url)
+        if proc.returncode != 0:
+            error_class = classify_stderr(detail)
+            if error_class is TranscodeFailedError:  # ffprobe failing on its own is unreadable data
+                error_class = InvalidVideoError
+            raise error_class(detail=f"ffprobe exit {proc.returncode}: {detail}")
+        return parse_probe(stdout.decode("utf-8", errors="replace"))
+
+    def _run_ffmpeg(
+        self,
+        input_url: str,
+        output_path: Path,
+        source: ProbeInfo,
+        deadline: float,
+        on_progress: Callable[[float], None] | None,
+        throttle: ProgressThrottle,
+    ) -> None:
+        args = build_ffmpeg_args(
+            self.ffmpeg_path,
+            input_url,
+            output_path,
+            video_stream=source.video_stream,
+            audio_stream=source.audio_stream,
+            max_height=self.max_height,
+            preset=self.preset,
+            crf=self.crf,
+        )
+        # A process group of its own: a timeout kills ffmpeg and anything it started.
+        proc = _spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        progress = _ProgressReader(proc.stdout, source.duration_seconds)
+        stderr = _StderrTail(proc.stderr)
+        progress.start()
+        stderr.start()
+        try:
+            returncode = self._wait(proc, progress, deadline, on_progress, throttle)
+        except BaseException:
+            _kill_group(proc)
+            raise
+        finally:
+            progress.join(timeout=5)
+            stderr.join(timeout=5)
+            proc.stdout.close()
+            proc.stderr.close()
+        if returncode != 0:
+            detail = redact(stderr.text(), input_url)
+            raise classify_stderr(detail)(detail=f"ffmpeg exit {returncode}: {detail}")
+
+    def _wait(
+        self,
+        proc: subprocess.Popen[bytes],
+        progress: _ProgressReader,
+        deadline: float,
+        on_progress: Callable[[float], None] | None,
+        throttle: ProgressThrottle,
+    ) -> int:
+        """Wait for ffmpeg, reporting progress from this thread (a slow callback never stalls
+        the pipe reader). Raises TranscodeTimeoutError when the wall clock passes the limit."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TranscodeTimeoutError(
+                    f"Processing took longer than {duration_words(self.timeout_seconds)} and was stopped",
+                    detail=f"ffmpeg killed after {self.timeout_seconds} s at {progress.fraction:.0%}",
+                )
+            try:
+                return proc.wait(timeout=min(POLL_SECONDS, remaining))
+            except subprocess.TimeoutExpired:
+                pass
+            if on_progress is not None and throttle.offer(progress.fraction, time.monotonic()):
+                on_progress(progress.fraction)
