@@ -1,4 +1,9 @@
-"""Composition root: the Chalice app, its blueprint of routes, the worker and the sweeper."""
+"""Composition root: the Chalice app, its blueprint of routes, the worker and the sweeper.
+
+Chalice deploys this one module as every function (the API, the worker, the sweeper), so each
+handler imports what only it uses inside its body: the API's cold start never loads the batch
+utility, the ffmpeg adapter or the worker (tests/unit/test_cold_imports.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ from typing import Any
 from chalice import Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib.handlers import sweeper, worker
 from chalicelib.handlers.api import api
 from chalicelib.handlers.http import ThreadSafeChalice
 
@@ -19,9 +23,13 @@ app.register_blueprint(api)
 
 @app.on_sqs_message(queue=JOBS_QUEUE, batch_size=5, maximum_batching_window_in_seconds=1)
 def handle_job_messages(event: SQSEvent) -> dict[str, Any]:
+    from chalicelib.handlers import worker
+
     return worker.handle(event.to_dict(), event.context)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sweep_stuck_jobs(event: CloudWatchEvent) -> dict[str, int]:
+    from chalicelib.handlers import sweeper
+
     return sweeper.handle()

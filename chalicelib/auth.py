@@ -3,25 +3,30 @@
 The JWKS URL, issuer and client id come from configuration, never from the token. Keys are
 cached by PyJWKClient for `jwks_cache_seconds`. Both ID tokens (aud = client id) and access
 tokens (client_id = client id) of the configured app client are accepted.
+
+PyJWT (and the cryptography it loads) is imported by the first token to verify, not at import
+time: a cold start does not pay 40 ms for it, and a request without a token never does.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
-
-import jwt
-from jwt import PyJWKClient
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings
 from chalicelib.domain import Principal
 from chalicelib.errors import ServiceUnavailableError, UnauthorizedError
+
+if TYPE_CHECKING:
+    from jwt import PyJWKClient
 
 _ALGORITHMS = ["RS256"]
 
 
 @cache
 def _jwks_client(url: str, lifespan: int) -> PyJWKClient:
+    from jwt import PyJWKClient
+
     return PyJWKClient(url, cache_keys=True, lifespan=lifespan, timeout=5)
 
 
@@ -36,6 +41,8 @@ def bearer_token(authorization: str | None) -> str:
 
 def verify_token(token: str, settings: Settings) -> Principal:
     """The caller a valid token names; UnauthorizedError for anything else."""
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -62,6 +69,8 @@ def verify_token(token: str, settings: Settings) -> Principal:
 
 
 def _signing_key(token: str, settings: Settings) -> Any:
+    import jwt
+
     client = _jwks_client(settings.jwks_url, settings.jwks_cache_seconds)
     try:
         return client.get_signing_key_from_jwt(token).key

@@ -1,42 +1,166 @@
-"""Composition: builds the real adapters once per process, on first use."""
+"""Composition: builds each real adapter once per process, on its first use.
+
+A request builds only what it touches: a 401 builds nothing (the token is checked with settings
+alone), `GET /me` builds the repository and no S3 or SQS client, the sweeper never builds the
+transcoder. Each adapter is built under one lock, so concurrent first requests (chalice local
+serves each on its own thread) still build it once.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.config import get_settings, reset_settings
-from chalicelib.processing import accounts
-from chalicelib.processing.accounts import AddedUser
+from chalicelib.config import Settings, get_settings, reset_settings
+from chalicelib.domain import utcnow
 from chalicelib.processing.context import Services
 
+if TYPE_CHECKING:
+    from chalicelib.processing.accounts import AddedUser
+    from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Transcoder
+
 _override: Services | None = None
-_building = threading.Lock()
+_lazy: LazyServices | None = None
+_creating = threading.Lock()
 
 
-@cache
-def _default_services() -> Services:
+def _repo(settings: Settings) -> Repository:
     from chalicelib.adapters.dynamodb import DynamoRepository
-    from chalicelib.adapters.ffmpeg import FFmpegTranscoder
+
+    return DynamoRepository(settings)
+
+
+def _store(settings: Settings) -> ObjectStore:
     from chalicelib.adapters.r2 import R2Store
+
+    return R2Store.from_settings(settings)
+
+
+def _queue(settings: Settings) -> JobQueue:
     from chalicelib.adapters.sqs import SqsJobQueue
 
-    settings = get_settings()
-    return Services(
-        settings=settings,
-        repo=DynamoRepository(settings),
-        store=R2Store.from_settings(settings),
-        queue=SqsJobQueue.from_settings(settings),
-        transcoder=FFmpegTranscoder.from_settings(settings),
-    )
+    return SqsJobQueue.from_settings(settings)
+
+
+def _transcoder(settings: Settings) -> Transcoder:
+    from chalicelib.adapters.ffmpeg import FFmpegTranscoder
+
+    return FFmpegTranscoder.from_settings(settings)
+
+
+BUILDERS: dict[str, Callable[[Settings], Any]] = {
+    "repo": _repo,
+    "store": _store,
+    "queue": _queue,
+    "transcoder": _transcoder,
+}
+
+
+class LazyServices(Services):
+    """Services whose adapters are built on first attribute access, each one once.
+
+    Assigning an attribute replaces that adapter (as on the plain dataclass).
+    """
+
+    def __init__(self, builders: dict[str, Callable[[Settings], Any]] | None = None) -> None:
+        # No dataclass __init__: the adapters are not built here.
+        self._builders = dict(builders or BUILDERS)
+        self._built: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._clock: Callable[[], datetime] = utcnow
+
+    def _adapter(self, name: str) -> Any:
+        try:
+            return self._built[name]
+        except KeyError:
+            pass
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = self._builders[name](get_settings())
+            return self._built[name]
+
+    def built(self) -> list[str]:
+        """The adapters built so far, in the order they were first used."""
+        return list(self._built)
+
+    @property
+    def settings(self) -> Settings:
+        return get_settings()
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        raise AttributeError("settings come from the environment (bootstrap.reset() re-reads it)")
+
+    @property
+    def repo(self) -> Repository:
+        return self._adapter("repo")
+
+    @repo.setter
+    def repo(self, value: Repository) -> None:
+        self._built["repo"] = value
+
+    @property
+    def store(self) -> ObjectStore:
+        return self._adapter("store")
+
+    @store.setter
+    def store(self, value: ObjectStore) -> None:
+        self._built["store"] = value
+
+    @property
+    def queue(self) -> JobQueue:
+        return self._adapter("queue")
+
+    @queue.setter
+    def queue(self, value: JobQueue) -> None:
+        self._built["queue"] = value
+
+    @property
+    def transcoder(self) -> Transcoder | None:
+        return self._adapter("transcoder")
+
+    @transcoder.setter
+    def transcoder(self, value: Transcoder | None) -> None:
+        self._built["transcoder"] = value
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], datetime]) -> None:
+        self._clock = value
+
+    def __repr__(self) -> str:  # the dataclass repr would build every adapter
+        return f"LazyServices(built={self.built()})"
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+
+def _default_services() -> LazyServices:
+    global _lazy
+    if _lazy is None:
+        with _creating:
+            if _lazy is None:
+                _lazy = LazyServices()
+    return _lazy
 
 
 def services() -> Services:
     if _override is not None:
         return _override
-    with _building:  # concurrent first requests must not each build every client
-        return _default_services()
+    return _default_services()
+
+
+def built() -> list[str]:
+    """The default adapters built in this process so far (benchmarks, tests)."""
+    return _lazy.built() if _lazy is not None else []
 
 
 def override(replacement: Services | None) -> None:
@@ -47,8 +171,9 @@ def override(replacement: Services | None) -> None:
 
 def reset() -> None:
     """Forget built adapters and settings (the environment changed)."""
+    global _lazy
     reset_settings()
-    _default_services.cache_clear()
+    _lazy = None
     user_directory.cache_clear()
     from chalicelib.adapters import dynamodb
 
@@ -64,6 +189,8 @@ def add_user(
     workspace_name: str | None = None,
 ) -> AddedUser:
     """accounts.add_user with the configured repository and Cognito pool (CLI, local stack, tests)."""
+    from chalicelib.processing import accounts
+
     return accounts.add_user(
         services().repo, user_directory(), email, workspace_id, role, password, credits, workspace_name
     )

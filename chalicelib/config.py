@@ -6,22 +6,43 @@ endpoints for them. R2 is not AWS and has its own settings.
 
 Nothing is read at import time: `get_settings()` builds the model on first use and caches it;
 `reset_settings()` forgets it (tests and the local stack change the environment).
+
+A plain pydantic model reads the environment itself (`_environment`): pydantic-settings did the
+same for 50 ms of every cold start (its sources, dotenv and secrets-dir support go unused here).
+Values given to the constructor win over the environment, as with BaseSettings.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
+from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 GIB = 1024**3
 
 
-class Settings(BaseSettings):
-    """Every setting of the service. Environment variable names are the field names, upper-cased."""
+class Settings(BaseModel):
+    """Every setting of the service. Environment variable names are the field names, upper-cased
+    (case-insensitive), or the field's validation aliases when it has them."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, data: Any) -> Any:
+        given = dict(data) if isinstance(data, dict) else {}
+        environ = {key.lower(): value for key, value in os.environ.items()}
+        merged: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            for key in _env_names(name, field.validation_alias):
+                if key in environ:
+                    merged[name] = environ[key]
+                    break
+        for key, value in given.items():  # the constructor's values win
+            merged[_field_for(cls, key)] = value
+        return merged
 
     # --- AWS -------------------------------------------------------------------------------
     aws_region: str = Field(
@@ -84,6 +105,23 @@ class Settings(BaseSettings):
     @property
     def jwks_url(self) -> str:
         return self.cognito_jwks_url or f"{self.issuer}/.well-known/jwks.json"
+
+
+def _env_names(name: str, alias: object) -> list[str]:
+    if isinstance(alias, AliasChoices):
+        return [str(choice).lower() for choice in alias.choices]
+    if isinstance(alias, str):
+        return [alias.lower()]
+    return [name]
+
+
+def _field_for(model: type[BaseModel], key: str) -> str:
+    if key in model.model_fields:
+        return key
+    for name, field in model.model_fields.items():
+        if key.lower() in _env_names(name, field.validation_alias):
+            return name
+    return key
 
 
 @cache

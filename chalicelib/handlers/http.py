@@ -20,7 +20,6 @@ from chalice.app import Request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from chalicelib.adapters.idempotency import once
 from chalicelib.auth import bearer_token, verify_token
 from chalicelib.bootstrap import services
 from chalicelib.config import get_settings
@@ -143,6 +142,10 @@ def idempotently(
     principal: Principal, route: str, target: str, action: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
     """Run `action` once per Idempotency-Key (when the request has one), replaying its answer."""
+    # Powertools' idempotency utility (and boto3 with it) loads on the first keyed request, not
+    # at import: a cold start does not pay for it.
+    from chalicelib.adapters.idempotency import once
+
     request = api.current_request
     value = (request.headers.get("idempotency-key") or "").strip()
     return once(services(), principal, route, value or None, target, action, request.lambda_context)

@@ -60,10 +60,16 @@ chmod 0755 "$layer/bin/ffmpeg" "$layer/bin/ffprobe"
 
 # The binaries must run and carry what the transcoder uses.
 if [[ "$(uname -s)-$(uname -m)" == "Linux-x86_64" ]]; then
-  "$layer/bin/ffmpeg" -hide_banner -version | head -n 1
-  "$layer/bin/ffprobe" -hide_banner -version | head -n 1
-  "$layer/bin/ffmpeg" -hide_banner -encoders 2>/dev/null | grep -q " libx264 " || { echo "no libx264" >&2; exit 1; }
-  "$layer/bin/ffmpeg" -hide_banner -protocols 2>/dev/null | grep -qx " *https" || { echo "no https" >&2; exit 1; }
+  # Each listing is captured whole before it is searched: under pipefail, `ffmpeg ... | grep -q`
+  # dies of SIGPIPE (exit 141) whenever grep finds its line and exits before ffmpeg is done.
+  version="$("$layer/bin/ffmpeg" -hide_banner -version)"
+  echo "${version%%$'\n'*}"
+  version="$("$layer/bin/ffprobe" -hide_banner -version)"
+  echo "${version%%$'\n'*}"
+  encoders="$("$layer/bin/ffmpeg" -hide_banner -encoders 2>/dev/null)"
+  grep -q " libx264 " <<<"$encoders" || { echo "no libx264" >&2; exit 1; }
+  protocols="$("$layer/bin/ffmpeg" -hide_banner -protocols 2>/dev/null)"
+  grep -qx " *https" <<<"$protocols" || { echo "no https" >&2; exit 1; }
   "$layer/bin/ffmpeg" -nostdin -hide_banner -loglevel error \
     -f lavfi -i testsrc2=size=320x240:rate=10:duration=1 -f lavfi -i sine=duration=1 \
     -c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a aac -b:a 128k -f null -

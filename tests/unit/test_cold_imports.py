@@ -1,0 +1,122 @@
+"""Each Lambda imports only what it uses, and adapters are built on first use.
+
+Chalice deploys app.py as the API, the worker and the sweeper alike, so what app.py imports at
+module level every function pays at its cold start. These tests check which modules a fresh
+interpreter holds (behaviour, not timing: `make bench` times it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from chalicelib.bootstrap import LazyServices
+from chalicelib.config import Settings
+from tests.unit.fakes import FakeQueue, FakeRepository, FakeStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What only the worker or the sweeper use, and what costs a cold start without being needed by it.
+NOT_ON_THE_API_IMPORT_PATH = (
+    "chalicelib.handlers.worker",
+    "chalicelib.handlers.sweeper",
+    "chalicelib.processing.worker",
+    "chalicelib.processing.sweeper",
+    "chalicelib.adapters.ffmpeg",
+    "chalicelib.adapters.sqs",
+    "chalicelib.adapters.r2",
+    "chalicelib.adapters.dynamodb",
+    "chalicelib.adapters.idempotency",
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.utilities.idempotency",
+    "boto3",
+    "pynamodb",
+    "jwt",
+    "pydantic_settings",
+)
+
+
+def _fresh(code: str) -> Any:
+    """Run `code` in a new interpreter at the repository root; it prints one JSON value."""
+    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_app_loads_no_worker_sweeper_batch_ffmpeg_or_sdk_code() -> None:
+    loaded = _fresh("import app, sys, json; print(json.dumps(sorted(sys.modules)))")
+
+    assert [m for m in NOT_ON_THE_API_IMPORT_PATH if m in loaded] == []
+    assert "chalicelib.handlers.api" in loaded  # the routes themselves are registered
+
+
+def test_the_worker_and_sweeper_handlers_load_their_modules_when_called() -> None:
+    # Calling the handlers needs a stack; what they import when called is read from their source.
+    source = (ROOT / "app.py").read_text()
+    worker_body = source.split("def handle_job_messages", 1)[1].split("\n@", 1)[0]
+    sweeper_body = source.split("def sweep_stuck_jobs", 1)[1]
+
+    assert "from chalicelib.handlers import worker" in worker_body
+    assert "from chalicelib.handlers import sweeper" in sweeper_body
+
+
+def test_a_request_without_a_valid_token_builds_no_adapter() -> None:
+    code = """
+import json, sys
+from chalice.test import Client
+import app
+from chalicelib import bootstrap
+with Client(app.app) as client:
+    statuses = [
+        client.http.get("/me").status_code,
+        client.http.get("/jobs", headers={"Authorization": "Token abc"}).status_code,
+        client.http.get("/me", headers={"Authorization": "Bearer not.a.jwt"}).status_code,
+    ]
+print(json.dumps({"statuses": statuses, "built": bootstrap.built(),
+                  "sdk": [m for m in ("boto3", "pynamodb") if m in sys.modules]}))
+"""
+    result = _fresh(code)
+
+    assert result == {"statuses": [401, 401, 401], "built": [], "sdk": []}
+
+
+def test_lazy_services_build_each_adapter_once_on_first_use_only() -> None:
+    made: list[str] = []
+    lock = threading.Lock()
+
+    def builder(name: str, value: object) -> Any:
+        def build(settings: Settings) -> object:
+            with lock:
+                made.append(name)
+            return value
+
+        return build
+
+    repo = FakeRepository()
+    svc = LazyServices(
+        {
+            "repo": builder("repo", repo),
+            "store": builder("store", FakeStore()),
+            "queue": builder("queue", FakeQueue()),
+            "transcoder": builder("transcoder", None),
+        }
+    )
+    assert made == [] and svc.built() == []
+
+    threads = [threading.Thread(target=lambda: svc.repo) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert made == ["repo"] and svc.repo is repo
+    assert svc.built() == ["repo"]
+    svc.queue = FakeQueue()  # assignment replaces an adapter without building the default
+    assert made == ["repo"] and svc.built() == ["repo", "queue"]
