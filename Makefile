@@ -20,11 +20,22 @@ DDB_NPM_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DDB_DIR := .local/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(subst @,-,$(DDB_NPM_PACKAGE))
 
+# The FFmpeg layer is rebuilt only when its build script changes (it pins the wheel and its sha256).
+LAYER_HASH := $(shell cat layers/ffmpeg/build.sh | sha256sum | cut -c1-16)
+LAYER_STAMP := layers/ffmpeg/build/.built-$(LAYER_HASH)
+# The deployment package, per stage; rebuilt when what goes into it changes.
+STAGE ?= prod
+PACKAGE_DIR := build/package/$(STAGE)
+PACKAGE_INPUTS := app.py requirements.txt .chalice/config.json infra/chalice-merge.yaml \
+	infra/finalize_template.py infra/package.sh $(shell find chalicelib -name '*.py' | sort)
+PACKAGE_HASH := $(shell cat $(PACKAGE_INPUTS) | sha256sum | cut -c1-16)
+PACKAGE_STAMP := $(PACKAGE_DIR)/.built-$(PACKAGE_HASH)
+
 WORKERS ?= 1
 FRESH ?=
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help install system-packages dev test lint bench layer clean distclean
+.PHONY: help install system-packages dev test lint bench layer package cfn-lint clean distclean
 
 help:
 	@echo "make dev      install what is missing, then run the local stack (WORKERS=0, FRESH=1)"
@@ -32,7 +43,9 @@ help:
 	@echo "make lint     ruff + mypy"
 	@echo "make install  the install steps alone (idempotent)"
 	@echo "make bench    the benchmarks"
-	@echo "make layer    build the FFmpeg Lambda layer"
+	@echo "make layer    build the FFmpeg Lambda layer (once per change of its build script)"
+	@echo "make package  layer + chalice package + merge + finalize, offline (STAGE=prod)"
+	@echo "make cfn-lint the package, then cfn-lint on infra/resources.yaml and its template"
 	@echo "make clean    remove caches and build output (distclean: also .venv and .local)"
 
 install: system-packages $(VENV_STAMP) $(DDB_STAMP)
@@ -72,7 +85,7 @@ $(DDB_STAMP):
 dev: install
 	WORKERS=$(WORKERS) FRESH=$(FRESH) $(PY) -m devstack
 
-test: install
+test: install cfn-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -84,11 +97,24 @@ lint: $(VENV_STAMP)
 bench: install
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
 
-layer:
-	bash layers/ffmpeg/build.sh
+layer: $(LAYER_STAMP)
+
+$(LAYER_STAMP): layers/ffmpeg/build.sh | $(VENV_STAMP)
+	PYTHON=$(abspath $(PY)) bash layers/ffmpeg/build.sh
+	@touch $@
+
+package: $(PACKAGE_STAMP)
+
+$(PACKAGE_STAMP): $(PACKAGE_INPUTS) $(LAYER_STAMP) | $(VENV_STAMP)
+	PYTHON=$(PY) CHALICE=$(VENV)/bin/chalice bash infra/package.sh $(STAGE) $(PACKAGE_DIR)
+	@touch $@
+
+# Zero errors and zero warnings on both templates, or the build fails.
+cfn-lint: $(PACKAGE_STAMP)
+	$(VENV)/bin/cfn-lint infra/resources.yaml $(PACKAGE_DIR)/sam.yaml
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts layers/ffmpeg/build layers/ffmpeg/*.zip frontend/config.js
+	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts build layers/ffmpeg/build layers/ffmpeg/*.zip frontend/config.js
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -20,7 +20,7 @@
 #   RESOURCES_STACK [vidproc-$STAGE-resources]  APP_STACK [vidproc-$STAGE-app]
 #   UPLOAD_MAX_BYTES [2147483648]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
 #   FRONTEND_DOMAIN_NAME + FRONTEND_CERTIFICATE_ARN (custom dashboard domain, ACM cert in us-east-1)
-#   ALARM_TOPIC_ARN (SNS topic for the dead-letter-queue alarm)
+#   ALARM_TOPIC_ARN (SNS topic every alarm notifies; required for the prod stage)
 #   R2_ACCESS_KEY_ID + R2_SECRET_ACCESS_KEY (the app's R2 token: stored into the secret)
 #   R2_ADMIN_ACCESS_KEY_ID + R2_ADMIN_SECRET_ACCESS_KEY (an R2 token allowed to set bucket CORS;
 #     default: the app's keys from the secret)
@@ -130,6 +130,8 @@ for f in infra/resources.yaml "$MERGE_TEMPLATE" infra/finalize_template.py app.p
   [[ -f "$f" ]] || die "missing $f (run from a full checkout)"
 done
 [[ -x "$PYTHON" ]] || die "missing $PYTHON (make install), or set PYTHON to a Python 3 with PyYAML"
+"$PYTHON" infra/finalize_template.py --check-stage "$STAGE" || die "stage $STAGE cannot be deployed"
+[[ "$STAGE" != prod || -n "${ALARM_TOPIC_ARN:-}" ]] || die "the prod stage needs ALARM_TOPIC_ARN (an SNS topic for its alarms)"
 missing=()
 command -v aws >/dev/null 2>&1 || missing+=("aws (AWS CLI v1 or v2)")
 [[ -x "$CHALICE" ]] || missing+=("$CHALICE (make install)")
@@ -283,6 +285,7 @@ app_params=(
   "FfmpegLayerArn=$FFMPEG_LAYER_ARN"
   "UploadMaxBytes=$UPLOAD_MAX_BYTES"
 )
+[[ -z "${ALARM_TOPIC_ARN:-}" ]] || app_params+=("AlarmTopicArn=$ALARM_TOPIC_ARN")
 [[ -z "${WORKER_MEMORY_SIZE:-}" ]] || app_params+=("WorkerMemorySize=$WORKER_MEMORY_SIZE")
 [[ -z "${WORKER_MAX_CONCURRENCY:-}" ]] || app_params+=("WorkerMaxConcurrency=$WORKER_MAX_CONCURRENCY")
 run aws cloudformation deploy \

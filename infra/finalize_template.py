@@ -9,11 +9,16 @@ the same header, so the browser sees those errors instead of a CORS failure.
 It then refuses a template the merge left wrong: placeholders from .chalice/config.json, a worker
 without ReportBatchItemFailures or without the FFmpeg layer.
 
+It also refuses a stage .chalice/config.json does not define for deployment (`--check-stage`):
+Chalice packages an unknown stage silently, with 60 s / 128 MB functions and a DefaultRole on "*".
+
 Usage: python infra/finalize_template.py OUT/sam.yaml   (rewrites the file; exit 1 on a problem)
+       python infra/finalize_template.py --check-stage STAGE   (exit 1 when STAGE is not deployable)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,8 @@ ORIGIN = {"Fn::Sub": "'${FrontendOrigin}'"}
 ALLOW_ORIGIN = "method.response.header.Access-Control-Allow-Origin"
 QUEUE = {"Fn::Sub": "${JobsQueueArn}"}
 PLACEHOLDERS = ("SET_AT_DEPLOY", "ACCOUNT_ID", "example.com")
+CHALICE_CONFIG = Path(__file__).resolve().parents[1] / ".chalice" / "config.json"
+API_GATEWAY_TIMEOUT = 29  # seconds: API Gateway's integration timeout for a REST API
 # API Gateway's own errors, in the project's {code, message} shape.
 GATEWAY_ERROR_BODY = '{"code": "$context.error.responseType", "message": $context.error.messageString}'
 
@@ -84,6 +91,11 @@ def problems(template: dict[str, Any]) -> list[str]:
         role = resources.get(name, {}).get("Properties", {}).get("Role")
         if not (isinstance(role, dict) and role.get("Fn::GetAtt", [None])[0] in resources):
             found.append(f"{name}: Role is {role!r}, not one of this template's roles")
+    if "DefaultRole" in resources:
+        found.append("DefaultRole: Chalice generated its own role (is the stage's manage_iam_role false?)")
+    api_timeout = resources.get("APIHandler", {}).get("Properties", {}).get("Timeout")
+    if isinstance(api_timeout, int) and api_timeout > API_GATEWAY_TIMEOUT:
+        found.append(f"APIHandler: Timeout {api_timeout} s is over API Gateway's {API_GATEWAY_TIMEOUT} s")
     for where, keys in _mixed_intrinsics(resources):
         found.append(f"{where}: two intrinsic functions in one mapping {keys}")
     paths = _swagger(template).get("paths", {})
@@ -128,7 +140,33 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
+def stage_problems(stage: str, config: dict[str, Any]) -> list[str]:
+    """Why `stage` cannot be packaged for deployment with this .chalice/config.json."""
+    stages: dict[str, Any] = config.get("stages", {})
+    if stage not in stages:
+        return [f"unknown stage {stage!r}: .chalice/config.json defines {', '.join(sorted(stages))}"]
+    settings = stages[stage]
+    found = []
+    if settings.get("manage_iam_role") is not False or not settings.get("iam_role_arn"):
+        found.append(
+            f"stage {stage!r}: set manage_iam_role false and iam_role_arn (the roles are in the merge)"
+        )
+    timeout = settings.get("lambda_timeout", 60)
+    if timeout > API_GATEWAY_TIMEOUT:
+        found.append(
+            f"stage {stage!r}: lambda_timeout {timeout} s is over API Gateway's {API_GATEWAY_TIMEOUT} s"
+        )
+    if "environment_variables" not in settings:
+        found.append(f"stage {stage!r}: no environment_variables")
+    return found
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] == "--check-stage":
+        stage_found = stage_problems(argv[2], json.loads(CHALICE_CONFIG.read_text()))
+        for problem in stage_found:
+            print(f"refused: {problem}", file=sys.stderr)
+        return 1 if stage_found else 0
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2

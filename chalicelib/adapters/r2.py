@@ -24,6 +24,11 @@ from chalicelib.processing.ports import PresignedRequest, StoredObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 SECRET_MAX_AGE = 300  # seconds Powertools caches the secret in a warm container
+# The worker's copy of an upload: 16 MiB ranges, 8 at a time. One HTTP stream is bounded by one
+# connection's throughput; several ranges at once fill the link (benchmarks/worker.py measures it).
+DOWNLOAD_CONFIG = dict(
+    multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024, max_concurrency=8
+)
 
 
 def make_r2_client(settings: Settings) -> Any:
@@ -115,6 +120,14 @@ class R2Store:
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("Failed to upload the result to R2") from exc
+
+    def download_file(self, key: str, path: Path) -> None:
+        try:
+            self._client.download_file(
+                self._bucket, key, str(path), Config=TransferConfig(**DOWNLOAD_CONFIG)
+            )
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise StorageError("Failed to download the upload from R2") from exc
 
 
 def attachment(filename: str) -> str:

@@ -46,6 +46,10 @@ class ObjectStore(Protocol):
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None: ...
 
+    def download_file(self, key: str, path: Path) -> None:
+        """Copy the object to a local file (parallel ranged reads). StorageError when it fails."""
+        ...
+
 
 class JobQueue(Protocol):
     """Raises QueueSendError when the message could not be sent."""

@@ -71,8 +71,8 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
         raise DownloadError(detail=repr(exc)) from exc
     if stored is None:
         raise DownloadError(detail=f"missing object {input_key}")
-    source = svc.store.presign_download(input_key, settings.transcode_timeout_seconds + 300)
     with tempfile.TemporaryDirectory(prefix="job-", dir=settings.work_dir) as tmp:
+        source = _input_for(svc, input_key, Path(tmp) / "input")
         target = Path(tmp) / "output.mp4"
         with segment("transcode"):
             result = svc.transcoder.transcode(source, target, on_progress=_progress_reporter(svc, ref))
@@ -84,6 +84,19 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
         except StorageError as exc:
             raise UploadOutputError(detail=repr(exc)) from exc
     return key
+
+
+def _input_for(svc: Services, input_key: str, local: Path) -> str:
+    """What ffmpeg reads: a local copy of the upload (default), or its presigned URL."""
+    settings = svc.settings
+    if settings.transcode_input == "url":
+        return svc.store.presign_download(input_key, settings.transcode_timeout_seconds + 300)
+    try:
+        with segment("download"):
+            svc.store.download_file(input_key, local)
+    except StorageError as exc:
+        raise DownloadError(detail=repr(exc)) from exc
+    return str(local)
 
 
 def _record_failure(svc: Services, ref: QueueMessage, error: ProcessingError) -> Outcome:

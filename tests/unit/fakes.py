@@ -34,6 +34,7 @@ from chalicelib.errors import (
     JobNotStartableError,
     JobsChangedError,
     QueueSendError,
+    StorageError,
 )
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import LedgerPage, Page, PresignedRequest, RetryPlan, StoredObject
@@ -221,6 +222,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.objects: dict[str, int] = {}
         self.uploaded: dict[str, Path] = {}
+        self.downloaded: list[str] = []
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
         return PresignedRequest(
@@ -240,6 +242,13 @@ class FakeStore:
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
         self.uploaded[key] = path
         self.objects[key] = 1
+
+    def download_file(self, key: str, path: Path) -> None:
+        # As the adapter: a missing object is a StorageError (R2 answers 404 to the ranged GET).
+        if key not in self.objects:
+            raise StorageError(f"no object {key}")
+        path.write_bytes(b"\0" * self.objects[key])
+        self.downloaded.append(key)
 
 
 class FakeQueue:

@@ -212,6 +212,48 @@ def test_jobs_queue_outlasts_the_worker_and_redrives_to_a_14_day_dlq() -> None:
     assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
 
 
+def test_visibility_timeout_is_six_times_the_workers_timeout() -> None:
+    # AWS's advice for a Lambda event source: with less, throttled batches look like poison.
+    queue = _resource(resources(), "JobsQueue")["Properties"]
+    assert queue["VisibilityTimeout"] == 6 * _worker_timeout_in_chalice_config()
+
+
+def test_every_failure_has_an_alarm_and_prod_requires_a_topic() -> None:
+    alarms = {
+        (a["Properties"]["Namespace"], a["Properties"]["MetricName"], _dimension(a)): a["Properties"]
+        for template in (resources(), merge_template())
+        for a in template["Resources"].values()
+        if a.get("Type") == "AWS::CloudWatch::Alarm"
+    }
+    assert set(alarms) == {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "JobsDeadLetterQueue"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "JobsQueue"),
+        ("AWS/Lambda", "Errors", _worker_function()),
+        ("AWS/Lambda", "Throttles", _worker_function()),
+        ("AWS/Lambda", "Errors", _sweeper_function()),
+        ("AWS/ApiGateway", "5XXError", "vidproc-${Stage}-api"),
+    }
+    for props in alarms.values():
+        assert props["AlarmActions"] == {
+            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }
+    for template in (resources(), merge_template()):
+        rule = template["Rules"]["ProdNeedsAlarmTopic"]
+        assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+        assert rule["Assertions"][0]["Assert"] == {
+            "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+        }
+    api = _resource(merge_template(), "RestAPI")["Properties"]
+    assert api["Name"] == {"Fn::Sub": "vidproc-${Stage}-api"}  # the 5XXError alarm's ApiName
+
+
+def test_deployment_artifacts_never_expire() -> None:
+    # A rollback re-reads the code and layer of the version it returns to, however old.
+    bucket = _resource(resources(), "ArtifactsBucket")["Properties"]
+    for rule in bucket["LifecycleConfiguration"]["Rules"]:
+        assert not {"ExpirationInDays", "ExpirationDate", "NoncurrentVersionExpiration"} & set(rule)
+
+
 def test_worker_deadlines_nest_inside_the_visibility_timeout() -> None:
     # A transcode must end before Lambda kills the worker; a lease must not run out while the
     # worker lives; a message must not reappear before the lease has run out.
@@ -244,11 +286,11 @@ def test_merge_template_sets_report_batch_item_failures_on_the_workers_sqs_event
     assert worker["Environment"]["Variables"]["FFMPEG_PATH"] == "/opt/bin/ffmpeg"
 
 
-def test_merge_template_names_only_functions_chalice_generates() -> None:
-    functions = {API_FUNCTION, _worker_function(), _sweeper_function()}
+def test_merge_template_names_only_resources_chalice_generates() -> None:
+    generated = {API_FUNCTION, _worker_function(), _sweeper_function(), "RestAPI"}
     touched = {k for k, r in merge_template()["Resources"].items() if "Type" not in r}
 
-    assert touched == functions
+    assert touched == generated
 
 
 def test_merge_replaces_every_placeholder_of_the_stage_config_for_every_function() -> None:
@@ -310,6 +352,36 @@ def test_each_role_grants_the_transaction_actions_on_the_tables_it_writes() -> N
         assert IAM_ACTION_THAT_DOES_NOT_EXIST not in _actions(stmts), role
 
 
+def test_finalize_rejects_chalices_default_role_and_an_api_slower_than_api_gateway() -> None:
+    template = _chalice_shaped_template()
+    template["Resources"]["DefaultRole"] = {"Type": "AWS::IAM::Role", "Properties": {}}
+    template["Resources"][API_FUNCTION]["Properties"]["Timeout"] = 30
+
+    problems = finalize_module().finalize(template)
+
+    assert any(p.startswith("DefaultRole") for p in problems)
+    assert any("over API Gateway's 29 s" in p for p in problems)
+
+
+def test_only_a_stage_defined_for_deployment_can_be_packaged() -> None:
+    finalize = finalize_module()
+    config = json.loads(CHALICE_CONFIG.read_text())
+
+    assert finalize.stage_problems(STAGE, config) == []
+    assert "unknown stage" in finalize.stage_problems("staging", config)[0]
+    assert any("manage_iam_role" in p for p in finalize.stage_problems("dev", config))
+    assert chalice_stage()["lambda_timeout"] <= 29  # API Gateway answers 504 at 29 s
+    refused = subprocess.run(
+        ["bash", str(INFRA / "package.sh"), "staging", "/tmp/never-written"],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1 and "unknown stage 'staging'" in refused.stderr
+    assert not Path("/tmp/never-written").exists()
+
+
 # --- (d) Cognito ----------------------------------------------------------------------------------
 def test_the_web_client_is_public_and_allows_user_password_auth() -> None:
     client = _resource(resources(), "WebClient")["Properties"]
@@ -359,8 +431,16 @@ def test_dry_run_prints_the_whole_sequence_with_the_stacks_outputs() -> None:
 
 def test_dry_run_order_is_resources_layer_package_deploy_then_frontend() -> None:
     out = _dry_run({}).stdout
-    steps = ["infra/resources.yaml", "make layer", "chalice package", "aws cloudformation package",
-             "--stack-name vidproc-prod-app", "put-bucket-cors", "aws s3 sync", "create-invalidation"]
+    steps = [
+        "infra/resources.yaml",
+        "make layer",
+        "chalice package",
+        "aws cloudformation package",
+        "--stack-name vidproc-prod-app",
+        "put-bucket-cors",
+        "aws s3 sync",
+        "create-invalidation",
+    ]
 
     positions = [out.index(step) for step in steps]
 
@@ -372,6 +452,14 @@ def test_deploy_refuses_to_start_without_its_settings() -> None:
 
     assert result.returncode != 0
     assert "R2_ACCOUNT_ID" in result.stderr
+
+
+def test_deploy_refuses_prod_without_an_alarm_topic_and_an_unknown_stage() -> None:
+    no_topic = _dry_run({}, drop=("ALARM_TOPIC_ARN",))
+    unknown = _dry_run({"STAGE": "staging"})
+
+    assert no_topic.returncode != 0 and "ALARM_TOPIC_ARN" in no_topic.stderr
+    assert unknown.returncode != 0 and "unknown stage 'staging'" in unknown.stderr
 
 
 def test_deploy_reads_only_outputs_the_resources_stack_has_and_passes_every_app_parameter() -> None:
@@ -396,6 +484,19 @@ def _granted(statements: list[dict[str, Any]], action: str) -> set[str]:
     return found
 
 
+def _dimension(alarm: dict[str, Any]) -> str:
+    [value] = [
+        d["Value"]
+        for d in alarm["Properties"]["Dimensions"]
+        if d["Name"] in ("QueueName", "FunctionName", "ApiName")
+    ]
+    if "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    if "Ref" in value:
+        return str(value["Ref"])
+    return str(value["Fn::Sub"])
+
+
 def _actions(statements: list[dict[str, Any]]) -> set[str]:
     return {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
 
@@ -406,6 +507,7 @@ def _dry_run(extra_env: dict[str, str], drop: tuple[str, ...] = ()) -> subproces
         "HOME": os.environ.get("HOME", "/tmp"),
         "AWS_REGION": "eu-west-1",
         "R2_ACCOUNT_ID": "0123456789abcdef",
+        "ALARM_TOPIC_ARN": "arn:aws:sns:eu-west-1:000000000000:vidproc-alarms",
         "PYTHON": sys.executable,
         **extra_env,
     }
@@ -437,7 +539,7 @@ def _example_config_keys() -> set[str]:
 def _chalice_shaped_template() -> dict[str, Any]:
     """The resources `chalice package --stage prod` (1.34) writes for app.py, as far as the merge goes."""
     env = dict(chalice_stage().get("environment_variables", {}))
-    role = {"Fn::GetAtt": ["DefaultRole", "Arn"]}
+    role = chalice_stage()["iam_role_arn"]  # manage_iam_role false: Chalice writes the ARN, no DefaultRole
 
     def function(handler: str, timeout: int, memory: int) -> dict[str, Any]:
         return {
@@ -450,7 +552,7 @@ def _chalice_shaped_template() -> dict[str, Any]:
                 "Timeout": timeout,
                 "MemorySize": memory,
                 "Environment": {"Variables": dict(env)},
-                "Role": dict(role),
+                "Role": role,
             },
         }
 
@@ -487,8 +589,7 @@ def _chalice_shaped_template() -> dict[str, Any]:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
         "Resources": {
-            "DefaultRole": {"Type": "AWS::IAM::Role", "Properties": {}},
-            API_FUNCTION: function("app.app", 30, 512),
+            API_FUNCTION: function("app.app", chalice_stage()["lambda_timeout"], 512),
             _worker_function(): worker,
             _sweeper_function(): sweeper,
             "RestAPI": {
