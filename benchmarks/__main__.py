@@ -18,13 +18,11 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import api_latency, batch, calls, coldstart, contention, sweeper, worker
+from benchmarks import backend, calls, coldstart, contention, cost, sweeper, worker
 from benchmarks.core import BenchResult, Context, Reporter, changed_files, code_stamp, machine, machine_line
 from benchmarks.report import write_results
 
-BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (api_latency, calls, coldstart, contention, batch, sweeper, worker)
-}
+BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (coldstart, calls, contention, sweeper, worker, cost)}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -72,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with running_aws_stack(tmp / "logs", tmp / "state") as stack, running_api(stack) as api_url:
             reporter.say(f"stack up in {time.perf_counter() - t0:.1f} s; logs in {tmp / 'logs'}")
+            backend.install(stack.ddb_url)  # before any client is built: every call is seen
             ctx = Context(stack=stack, api_url=api_url, tmp=tmp, quick=args.quick, reporter=reporter)
             for name in args.names:
                 results.append(run_one(BENCHMARKS[name], ctx))

@@ -1,31 +1,23 @@
 """Counting and timing the backend round trips made in THIS process (DynamoDB, S3, SQS).
 
-Every AWS SDK call here (boto3 and pynamodb alike) ends in botocore's URLLib3Session.send, so
-wrapping it sees each HTTP round trip with its operation: `X-Amz-Target` for DynamoDB and SQS
-(JSON protocol), the method for S3. The API server is another process: its calls are counted by
+The calls are seen through botocore's event hooks (tests/support/aws_calls.py, the one place
+that counts calls for the tests and the benchmarks): every client, boto3's and pynamodb's alike,
+reports each operation it makes. The API server is another process: its calls are counted by
 running the same route code in-process (benchmarks.calls).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
 
-from botocore.httpsession import URLLib3Session
+from chalicelib import bootstrap
+from tests.support import aws_calls
 
-_S3_METHODS = {
-    "HEAD": "HeadObject",
-    "GET": "GetObject",
-    "PUT": "PutObject",
-    "POST": "Post",
-    "DELETE": "Delete",
-}
+_PREFIX = {"dynamodb": "ddb", "sqs": "sqs", "s3": "s3"}
 
 
 @dataclass
@@ -73,70 +65,32 @@ def signature(counts: Counter[str]) -> str:
     return ", ".join(parts) or "none"
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.local = threading.local()
-        self.everywhere: Recording | None = None
-        self.lock = threading.Lock()
-        self.original: Any = None
-        self.ddb_port: int | None = None
+def _call(c: aws_calls.Call) -> Call:
+    return Call(f"{_PREFIX.get(c.service, c.service)}:{c.operation}", c.seconds, c.started)
 
 
-_recorder = _Recorder()
+_installed = False
 
 
-def _op(request: Any) -> str:
-    target = request.headers.get("X-Amz-Target")
-    if isinstance(target, bytes):
-        target = target.decode()
-    port = urlsplit(request.url).port
-    if target:
-        service, _, name = str(target).partition(".")
-        if service.startswith("DynamoDB"):
-            return f"ddb:{name}"
-        if service.startswith("AmazonSQS"):
-            return f"sqs:{name}"
-        return f"{service}:{name}"
-    if port is not None and port == _recorder.ddb_port:
-        return "ddb:?"
-    return f"s3:{_S3_METHODS.get(request.method, request.method)}"
-
-
-def _send(self: URLLib3Session, request: Any) -> Any:
-    started = time.perf_counter()
-    try:
-        return _recorder.original(self, request)
-    finally:
-        elapsed = time.perf_counter() - started
-        targets = [getattr(_recorder.local, "recording", None), _recorder.everywhere]
-        for recording in targets:
-            if recording is not None:
-                with _recorder.lock:
-                    recording.calls.append(Call(_op(request), elapsed, started))
-
-
-def install(ddb_url: str) -> None:
-    """Wrap botocore's HTTP send (idempotent). Costs one perf_counter pair per call when idle."""
-    _recorder.ddb_port = urlsplit(ddb_url).port
-    if _recorder.original is None:
-        _recorder.original = URLLib3Session.send
-        URLLib3Session.send = _send
+def install(ddb_url: str = "") -> None:
+    """Hook botocore's clients (idempotent). The clients built before are forgotten, so that the
+    ones built from now on report their calls."""
+    global _installed
+    if not _installed:
+        aws_calls.install()
+        bootstrap.reset()
+        _installed = True
 
 
 @contextmanager
 def record(all_threads: bool = False) -> Iterator[Recording]:
     """Record the round trips made in this thread (or in every thread) inside the block."""
-    if _recorder.original is None:
+    if not _installed:
         raise RuntimeError("benchmarks.backend.install() first")
     recording = Recording()
-    if all_threads:
-        _recorder.everywhere = recording
-    else:
-        _recorder.local.recording = recording
-    try:
-        yield recording
-    finally:
-        if all_threads:
-            _recorder.everywhere = None
-        else:
-            _recorder.local.recording = None
+    me = threading.get_ident()
+    with aws_calls.record() as raw:
+        try:
+            yield recording
+        finally:
+            recording.calls[:] = [_call(c) for c in raw.calls if all_threads or c.thread == me]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,20 +21,20 @@ from tests.support.stack import AwsStack
 # --- statistics --------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation between closest ranks."""
-    if not sorted_values:
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (a whole number 0..100): statistics.quantiles' inclusive method
+    (linear interpolation between closest ranks), so 0 and 100 are the min and the max."""
+    if not values:
         return math.nan
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    rank = (len(sorted_values) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+    if len(values) == 1 or q <= 0:
+        return min(values)
+    if q >= 100:
+        return max(values)
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
 def median(values: Sequence[float]) -> float:
-    return percentile(sorted(values), 50)
+    return statistics.median(values) if values else math.nan
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,17 @@ class Check:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Target:
+    """A target of the issue, met or missed, with its figure beside its baseline from this run."""
+
+    what: str
+    measured: str  # the figure and its baseline, e.g. "0.21 s vs import boto3 0.17 s = 1.24x"
+    limit: str
+    met: bool
+    why: str = ""  # for a miss: by how much, why, and what would close it
+
+
 @dataclass
 class BenchResult:
     name: str
@@ -146,8 +158,12 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+
+    def target(self, what: str, measured: str, limit: str, met: bool, why: str = "") -> None:
+        self.targets.append(Target(what, measured, limit, met, why))
 
     def check(self, name: str, ok: bool, detail: str = "") -> bool:
         self.checks.append(Check(name, bool(ok), detail))
@@ -178,6 +194,7 @@ class Context:
     tmp: Path
     quick: bool
     reporter: Reporter
+    shared: dict[str, Any] = field(default_factory=dict)  # figures one benchmark leaves to another
 
     def n(self, full: int, quick: int) -> int:
         return quick if self.quick else full

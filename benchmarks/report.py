@@ -33,6 +33,10 @@ def write_results(
                 "seconds": round(res.seconds, 1),
                 "ok": res.ok,
                 **res.data,
+                "targets": [
+                    {"what": t.what, "measured": t.measured, "limit": t.limit, "met": t.met, "why": t.why}
+                    for t in res.targets
+                ],
                 "checks": {
                     "passed": sum(1 for c in res.checks if c.ok),
                     "failed": [f"{c.name}: {c.detail}" for c in res.checks if not c.ok],
@@ -85,6 +89,16 @@ def markdown(document: dict[str, Any], results: list[BenchResult], machine: dict
         lines += [f"- {c.name}: {c.detail}" for c in failed] + [""]
     else:
         lines += [f"All {len(checks)} invariant checks passed.", ""]
+    targets = [t for res in results for t in res.targets]
+    if targets:
+        lines += ["## Targets (each figure beside its baseline from this run)", ""]
+        lines += ["| target | measured | limit | result |", "|---|---|---|---|"]
+        for t in targets:
+            verdict = "met" if t.met else f"**missed**: {t.why}"
+            if t.met and t.why:
+                verdict += f" ({t.why})"
+            lines.append(f"| {t.what} | {t.measured} | {t.limit} | {verdict} |")
+        lines.append("")
     for res in results:
         if not res.tables:
             continue

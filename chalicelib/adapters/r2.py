@@ -24,11 +24,19 @@ from chalicelib.processing.ports import PresignedRequest, StoredObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 SECRET_MAX_AGE = 300  # seconds Powertools caches the secret in a warm container
-# The worker's copy of an upload: 16 MiB ranges, 8 at a time. One HTTP stream is bounded by one
-# connection's throughput; several ranges at once fill the link (benchmarks/worker.py measures it).
-DOWNLOAD_CONFIG = dict(
-    multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024, max_concurrency=8
-)
+# The worker's copy of an upload: at most 8 ranged GETs at once, in one wave when the size is
+# known (each range is then size/8, at least 8 MiB). One HTTP stream is bounded by one
+# connection's throughput; fewer, larger ranges also spare servers that re-read per request.
+DOWNLOAD_THREADS = 8
+DOWNLOAD_MIN_RANGE = 8 * 1024 * 1024
+DOWNLOAD_DEFAULT_RANGE = 16 * 1024 * 1024
+
+
+def download_config(size: int | None) -> TransferConfig:
+    chunk = max(DOWNLOAD_MIN_RANGE, -(-size // DOWNLOAD_THREADS)) if size else DOWNLOAD_DEFAULT_RANGE
+    return TransferConfig(
+        multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=DOWNLOAD_THREADS
+    )
 
 
 def make_r2_client(settings: Settings) -> Any:
@@ -121,11 +129,9 @@ class R2Store:
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("Failed to upload the result to R2") from exc
 
-    def download_file(self, key: str, path: Path) -> None:
+    def download_file(self, key: str, path: Path, size: int | None = None) -> None:
         try:
-            self._client.download_file(
-                self._bucket, key, str(path), Config=TransferConfig(**DOWNLOAD_CONFIG)
-            )
+            self._client.download_file(self._bucket, key, str(path), Config=download_config(size))
         except (ClientError, BotoCoreError, OSError) as exc:
             raise StorageError("Failed to download the upload from R2") from exc
 

@@ -46,8 +46,9 @@ class ObjectStore(Protocol):
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None: ...
 
-    def download_file(self, key: str, path: Path) -> None:
-        """Copy the object to a local file (parallel ranged reads). StorageError when it fails."""
+    def download_file(self, key: str, path: Path, size: int | None = None) -> None:
+        """Copy the object (of `size` bytes, when known) to a local file with parallel ranged
+        reads. StorageError when it fails."""
         ...
 
 

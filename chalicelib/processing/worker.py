@@ -72,7 +72,7 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
     if stored is None:
         raise DownloadError(detail=f"missing object {input_key}")
     with tempfile.TemporaryDirectory(prefix="job-", dir=settings.work_dir) as tmp:
-        source = _input_for(svc, input_key, Path(tmp) / "input")
+        source = _input_for(svc, input_key, stored.size, Path(tmp) / "input")
         target = Path(tmp) / "output.mp4"
         with segment("transcode"):
             result = svc.transcoder.transcode(source, target, on_progress=_progress_reporter(svc, ref))
@@ -86,16 +86,18 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
     return key
 
 
-def _input_for(svc: Services, input_key: str, local: Path) -> str:
+def _input_for(svc: Services, input_key: str, size: int, local: Path) -> str:
     """What ffmpeg reads: a local copy of the upload (default), or its presigned URL."""
     settings = svc.settings
     if settings.transcode_input == "url":
         return svc.store.presign_download(input_key, settings.transcode_timeout_seconds + 300)
+    started = time.monotonic()
     try:
         with segment("download"):
-            svc.store.download_file(input_key, local)
+            svc.store.download_file(input_key, local, size)
     except StorageError as exc:
         raise DownloadError(detail=repr(exc)) from exc
+    count("DownloadSeconds", time.monotonic() - started)
     return str(local)
 
 

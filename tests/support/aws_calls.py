@@ -27,6 +27,7 @@ class Call:
     params: dict[str, Any]
     started: float  # time.perf_counter() when it was made
     seconds: float
+    thread: int  # threading.get_ident() of the caller
 
 
 @dataclass
@@ -54,6 +55,7 @@ def _after(model: Any, context: dict[str, Any], **_: Any) -> None:
         params=context.get("aws_calls_params", {}),
         started=started,
         seconds=time.perf_counter() - started,
+        thread=threading.get_ident(),
     )
     with _lock:
         for recording in _recordings:

@@ -243,7 +243,7 @@ class FakeStore:
         self.uploaded[key] = path
         self.objects[key] = 1
 
-    def download_file(self, key: str, path: Path) -> None:
+    def download_file(self, key: str, path: Path, size: int | None = None) -> None:
         # As the adapter: a missing object is a StorageError (R2 answers 404 to the ranged GET).
         if key not in self.objects:
             raise StorageError(f"no object {key}")

@@ -1,0 +1,167 @@
+"""Dollars per output minute and per 1,000 jobs, from the worker's measured durations (benchmark
+`worker`, same run), beside AWS Elemental MediaConvert's published per-minute prices.
+
+Every price is a constant below with its source and the date it was read; nothing is fetched at
+run time. us-east-1, on-demand, no free tier. The local worker ran on 2 cores; the deployed worker
+has 3008 MB, which Lambda pairs with about 1.7 vCPU, so its seconds are taken as the local ones
+(x264 scales with cores: expect up to ~15 % more on Lambda x86, which the margin column shows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.core import BenchResult, Context, Table
+from chalicelib.adapters.r2 import download_config
+
+NAME = "cost"
+TITLE = "Cost per output minute and per 1,000 jobs"
+READ_ON = "2026-12-02"
+
+
+@dataclass(frozen=True)
+class Price:
+    usd: float
+    per: str
+    source: str
+
+
+LAMBDA_URL = "https://aws.amazon.com/lambda/pricing/"
+PRICES = {
+    "lambda_x86_gb_s": Price(0.0000166667, "GB-second", LAMBDA_URL),
+    "lambda_arm_gb_s": Price(0.0000133334, "GB-second", LAMBDA_URL),
+    "lambda_request": Price(0.20 / 1e6, "request", LAMBDA_URL),
+    "apigw_request": Price(3.50 / 1e6, "REST API request", "https://aws.amazon.com/api-gateway/pricing/"),
+    "ddb_write": Price(
+        0.625 / 1e6, "write request unit", "https://aws.amazon.com/dynamodb/pricing/on-demand/"
+    ),
+    "ddb_read": Price(0.125 / 1e6, "read request unit", "https://aws.amazon.com/dynamodb/pricing/on-demand/"),
+    "sqs_request": Price(0.40 / 1e6, "request (standard queue)", "https://aws.amazon.com/sqs/pricing/"),
+    "r2_class_a": Price(
+        4.50 / 1e6, "Class A operation (PUT)", "https://developers.cloudflare.com/r2/pricing/"
+    ),
+    "r2_class_b": Price(
+        0.36 / 1e6, "Class B operation (GET, HEAD)", "https://developers.cloudflare.com/r2/pricing/"
+    ),
+    "r2_storage": Price(0.015, "GB-month", "https://developers.cloudflare.com/r2/pricing/"),
+    "mediaconvert_sd": Price(
+        0.0075, "output minute, SD, Basic tier", "https://aws.amazon.com/mediaconvert/pricing/"
+    ),
+    "mediaconvert_hd": Price(
+        0.015, "output minute, HD, Basic tier", "https://aws.amazon.com/mediaconvert/pricing/"
+    ),
+}
+WORKER_MEMORY_GB = 3008 / 1024  # infra/chalice-merge.yaml WorkerMemorySize
+API_MEMORY_GB = 512 / 1024  # .chalice/config.json
+TARGET_PER_MINUTE = 0.0015  # a tenth of MediaConvert HD
+
+# What one job costs besides the worker's seconds, from the code's own calls (per job):
+API_CALLS = 6  # POST /jobs, POST /start, GET /jobs/{id} x3 (the dashboard's polls), GET /download
+API_SECONDS = 0.05  # per API invocation (warm; the in-process `calls` benchmark measures the routes)
+# DynamoDB write units: create (1); start: a 4-item transaction (x2 per item = 8); claim: 2 items (4);
+# complete: 2 items (4); progress: one 1-unit update per PROGRESS_EVERY_SECONDS of the worker.
+WRITE_UNITS_FIXED = 1 + 8 + 4 + 4
+PROGRESS_EVERY_SECONDS = 2.0
+READ_UNITS = 10  # membership, workspace and job reads of those API calls, strongly consistent
+SQS_REQUESTS = 3  # send, receive, delete
+
+
+def per_job(
+    worker_seconds: float, input_bytes: float, output_bytes: float, gb_s_price: float
+) -> dict[str, float]:
+    ranges = math.ceil(input_bytes / download_config(int(input_bytes)).multipart_chunksize)
+    parts = {
+        "worker": worker_seconds * WORKER_MEMORY_GB * gb_s_price + PRICES["lambda_request"].usd,
+        "api": API_CALLS
+        * (
+            API_SECONDS * API_MEMORY_GB * gb_s_price
+            + PRICES["lambda_request"].usd
+            + PRICES["apigw_request"].usd
+        ),
+        "dynamodb": (WRITE_UNITS_FIXED + worker_seconds / PROGRESS_EVERY_SECONDS) * PRICES["ddb_write"].usd
+        + READ_UNITS * PRICES["ddb_read"].usd,
+        "sqs": SQS_REQUESTS * PRICES["sqs_request"].usd,
+        # PUT of the upload and of the result; HEAD x2 + the ranged GETs + the user's download
+        "r2_requests": 2 * PRICES["r2_class_a"].usd + (3 + ranges) * PRICES["r2_class_b"].usd,
+        "r2_storage_month": (input_bytes + output_bytes) / 1e9 * PRICES["r2_storage"].usd,
+    }
+    return parts
+
+
+def run(ctx: Context, res: BenchResult) -> None:
+    clips: dict[str, Any] = ctx.shared.get("worker", {})
+    if not clips:
+        raise RuntimeError("the cost is derived from the worker benchmark: run it in the same run")
+    table = Table(
+        f"{TITLE} (worker at {WORKER_MEMORY_GB * 1024:.0f} MB; measured seconds of the worker benchmark)",
+        [
+            "clip",
+            "arch",
+            "worker s per job",
+            "$ per output minute",
+            "$ per 1,000 jobs",
+            "of which worker",
+            "vs MediaConvert HD",
+            "vs MediaConvert SD",
+        ],
+    )
+    res.tables.append(table)
+    res.data["per_minute"] = {}
+    for name, clip in clips.items():
+        seconds = clip["download"]["s"]
+        minutes = clip["clip_seconds"] / 60
+        input_bytes = clip["mb"] * 1e6
+        output_bytes = clip["output"]["kbps"] * 1000 / 8 * clip["output"]["duration"]
+        for arch, key in (("x86_64", "lambda_x86_gb_s"), ("arm64", "lambda_arm_gb_s")):
+            parts = per_job(seconds, input_bytes, output_bytes, PRICES[key].usd)
+            job = sum(parts.values())
+            minute = job / minutes
+            table.add(
+                name,
+                arch,
+                seconds,
+                f"{minute:.5f}",
+                f"{job * 1000:.2f}",
+                f"{parts['worker'] / job:.0%}",
+                f"{minute / PRICES['mediaconvert_hd'].usd:.2f}x",
+                f"{minute / PRICES['mediaconvert_sd'].usd:.2f}x",
+            )
+            res.data["per_minute"][f"{name} {arch}"] = {
+                "usd_per_minute": round(minute, 6),
+                "usd_per_1000_jobs": round(job * 1000, 3),
+                "parts": {k: round(v, 7) for k, v in parts.items()},
+            }
+            if arch == "x86_64":
+                met = minute <= TARGET_PER_MINUTE
+                res.target(
+                    f"cost per output minute of 720p ({name} clip, x86_64)",
+                    f"${minute:.5f} vs MediaConvert HD ${PRICES['mediaconvert_hd'].usd}",
+                    f"<= ${TARGET_PER_MINUTE}",
+                    met,
+                    ""
+                    if met
+                    else (
+                        f"by ${minute - TARGET_PER_MINUTE:.5f}: x264 on this noisy {clip['mb']:.0f} MB "
+                        "source "
+                        f"takes {seconds / minutes:.0f} s of worker per output minute; arm64 (no layer yet) "
+                        "or a faster preset would close it"
+                    ),
+                )
+    prices = Table(
+        f"Prices used (us-east-1, on-demand, no free tier; read {READ_ON})", ["item", "USD", "per", "source"]
+    )
+    res.tables.append(prices)
+    for key, price in PRICES.items():
+        prices.add(key, f"{price.usd:.10g}", price.per, price.source)
+    res.notes += [
+        "Per job: the worker's GB-seconds and request; 6 API calls (Lambda + API Gateway); DynamoDB "
+        f"{WRITE_UNITS_FIXED} write units + one per {PROGRESS_EVERY_SECONDS:.0f} s of progress, {READ_UNITS} "
+        "read units; 3 SQS requests; R2: 2 PUTs, 2 HEADs, the ranged GETs of the copy to /tmp and the "
+        "user's download; the input and the output stored for one month. Egress from R2 is free.",
+        "Fixed per month, whatever the volume: the sweeper (43,200 runs of ~0.1 s at 512 MB: about "
+        "$0.04 + $0.01 of requests) and Lambda's idle SQS polling (about 0.6 M ReceiveMessage: ~$0.26).",
+        "MediaConvert: Basic tier, AVC single-pass, up to 30 fps, first volume tier (HD = 720p and "
+        "up to 1080p). Its price includes what this service pays to R2 and DynamoDB for itself.",
+    ]

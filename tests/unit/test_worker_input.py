@@ -1,0 +1,98 @@
+"""What ffmpeg reads: a local copy of the upload in WORK_DIR (the default), or its presigned URL."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from chalicelib.config import Settings
+from chalicelib.domain import JobStatus, QueueMessage
+from chalicelib.processing import jobs, worker
+from chalicelib.processing.context import Services
+from chalicelib.processing.ports import TranscodeResult
+from tests.unit.fakes import ALICE, FakeRepository, FakeStore, make_services
+
+SIZE = 4096
+
+
+class SeeingTranscoder:
+    """Records what it was given to read, and whether that file was there while it ran."""
+
+    def __init__(self) -> None:
+        self.inputs: list[str] = []
+        self.local_sizes: list[int | None] = []
+
+    def transcode(
+        self, input_url: str, output_path: Path, on_progress: Callable[[float], None] | None = None
+    ) -> TranscodeResult:
+        self.inputs.append(input_url)
+        local = Path(input_url)
+        self.local_sizes.append(local.stat().st_size if local.is_absolute() and local.exists() else None)
+        output_path.write_bytes(b"mp4")
+        return TranscodeResult(width=1280, height=720, duration_seconds=1.0, elapsed_seconds=0.1)
+
+
+def queued(tmp_path: Path, mode: Literal["download", "url"]) -> tuple[Services, QueueMessage, SeeingTranscoder]:
+    base = make_services()
+    transcoder = SeeingTranscoder()
+    svc = dataclasses.replace(
+        base, settings=Settings(work_dir=str(tmp_path), transcode_input=mode), transcoder=transcoder
+    )
+    created = jobs.create_job(svc, ALICE, "clip.mov", "video/quicktime", SIZE, None)
+    assert isinstance(svc.store, FakeStore)
+    svc.store.objects[created.job.input_file_key] = SIZE
+    job = jobs.start_job(svc, ALICE, created.job.id, None)
+    return svc, QueueMessage(job.id, job.workspace_id, job.attempt), transcoder
+
+
+def status(svc: Services, job_id: str) -> tuple[JobStatus, str | None]:
+    assert isinstance(svc.repo, FakeRepository)
+    job = svc.repo.jobs[job_id]
+    return job.status, job.error_code
+
+
+def test_by_default_ffmpeg_reads_a_local_copy_in_work_dir_that_is_gone_afterwards(tmp_path: Path) -> None:
+    svc, ref, transcoder = queued(tmp_path, "download")
+
+    assert worker.process(svc, ref) is worker.Outcome.COMPLETED
+
+    [seen] = transcoder.inputs
+    assert Path(seen).is_relative_to(tmp_path) and transcoder.local_sizes == [SIZE]
+    assert isinstance(svc.store, FakeStore) and len(svc.store.downloaded) == 1
+    assert list(tmp_path.iterdir()) == []  # the copy and the output went with the job's temp dir
+    assert status(svc, ref.job_id) == (JobStatus.COMPLETED, None)
+
+
+def test_with_transcode_input_url_ffmpeg_reads_the_presigned_url_and_nothing_is_copied(
+    tmp_path: Path,
+) -> None:
+    svc, ref, transcoder = queued(tmp_path, "url")
+
+    assert worker.process(svc, ref) is worker.Outcome.COMPLETED
+
+    assert transcoder.inputs[0].startswith("https://r2.test/") and transcoder.local_sizes == [None]
+    assert isinstance(svc.store, FakeStore) and svc.store.downloaded == []
+
+
+def test_a_copy_that_fails_is_a_download_error_and_ffmpeg_never_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc, ref, transcoder = queued(tmp_path, "download")
+    store = svc.store
+    assert isinstance(store, FakeStore)
+    original = store.download_file
+
+    def broken(key: str, path: Path, size: int | None = None) -> None:
+        store.objects.pop(key)  # gone between the HEAD and the GET
+        original(key, path, size)
+
+    monkeypatch.setattr(store, "download_file", broken)
+
+    assert worker.process(svc, ref) is worker.Outcome.FAILED
+
+    assert transcoder.inputs == []
+    assert status(svc, ref.job_id) == (JobStatus.FAILED, "R2_DOWNLOAD_FAILED")
