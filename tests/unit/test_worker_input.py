@@ -36,7 +36,9 @@ class SeeingTranscoder:
         return TranscodeResult(width=1280, height=720, duration_seconds=1.0, elapsed_seconds=0.1)
 
 
-def queued(tmp_path: Path, mode: Literal["download", "url"]) -> tuple[Services, QueueMessage, SeeingTranscoder]:
+def queued(
+    tmp_path: Path, mode: Literal["download", "url"]
+) -> tuple[Services, QueueMessage, SeeingTranscoder]:
     base = make_services()
     transcoder = SeeingTranscoder()
     svc = dataclasses.replace(
