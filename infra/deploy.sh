@@ -66,7 +66,6 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 CHALICE="${CHALICE:-.venv/bin/chalice}"
 MERGE_TEMPLATE="infra/chalice-merge.yaml"
 LAYER_ZIP="layers/ffmpeg/build/ffmpeg-layer.zip"
-LAMBDA_UNZIPPED_LIMIT=$((250 * 1024 * 1024))
 
 # --- helpers -----------------------------------------------------------------------------------------
 say() { printf '\n== %s\n' "$*"; }
@@ -207,11 +206,9 @@ fi
 # --- 3. FFmpeg layer ---------------------------------------------------------------------------------------
 say "3/7 FFmpeg layer"
 LAYER_NAME="vidproc-$STAGE-ffmpeg"
-layer_from_zip=0
 if [[ -n "${FFMPEG_LAYER_ARN:-}" ]]; then
   echo "using FFMPEG_LAYER_ARN=$FFMPEG_LAYER_ARN"
 else
-  layer_from_zip=1
   ((SKIP_LAYER)) || run make layer
   if ((DRY_RUN)); then
     FFMPEG_LAYER_ARN="PUBLISHED_LAYER_VERSION_ARN"
@@ -251,18 +248,9 @@ APP_DIR="$BUILD_DIR/app"
 run rm -rf "$APP_DIR"
 # Chalice bakes the CORS preflight at package time; finalize_template.py then makes it a parameter.
 export CORS_ALLOW_ORIGIN="$FRONTEND_ORIGIN"
-run "$CHALICE" package --stage "$STAGE" --merge-template "$MERGE_TEMPLATE" "$APP_DIR"
-run "$PYTHON" infra/finalize_template.py "$APP_DIR/sam.yaml"
-if ((!DRY_RUN && layer_from_zip)); then
-  "$PYTHON" - "$APP_DIR/deployment.zip" "$LAYER_ZIP" "$LAMBDA_UNZIPPED_LIMIT" <<'PY'
-import sys, zipfile
-
-code, layer = (sum(i.file_size for i in zipfile.ZipFile(path).infolist()) for path in sys.argv[1:3])
-limit = int(sys.argv[3])
-print(f"unzipped: code {code / 2**20:.0f} MiB + layer {layer / 2**20:.0f} MiB of Lambda's {limit / 2**20:.0f} MiB")
-sys.exit(0 if code + layer < limit else "the worker's code and layer are over Lambda's unzipped limit")
-PY
-fi
+# infra/package.sh: chalice package + the merge, finalize_template.py, botocore's unused models
+# left out, and the unzipped size of code + layer printed (and refused over Lambda's limit).
+run env PYTHON="$PYTHON" CHALICE="$CHALICE" bash infra/package.sh "$STAGE" "$APP_DIR"
 
 # --- 5. app stack ----------------------------------------------------------------------------------------------
 say "5/7 app stack $APP_STACK"

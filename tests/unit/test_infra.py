@@ -414,14 +414,14 @@ def test_dry_run_prints_the_whole_sequence_with_the_stacks_outputs() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert re.search(
-        r"^\+ \S*chalice package --stage prod --merge-template infra/chalice-merge\.yaml \S+$", out, re.M
+        r"^\+ env PYTHON=\S+ CHALICE=\S*chalice bash infra/package\.sh prod \S+$", out, re.M
     )
     assert (
         "+ aws cloudformation deploy --stack-name vidproc-prod-resources --template-file infra/resources.yaml"
         in out
     )
     assert f"JobsQueueArn={outputs['JobsQueueArn']}" in out
-    assert "finalize_template.py" in out and "aws cloudformation package" in out and "make layer" in out
+    assert "infra/package.sh prod" in out and "aws cloudformation package" in out and "make layer" in out
     assert "put-bucket-cors" in out and outputs["FrontendOrigin"] in out
     assert "create-invalidation" in out
     config = _printed_config_js(out)
@@ -437,7 +437,7 @@ def test_dry_run_order_is_resources_layer_package_deploy_then_frontend() -> None
     steps = [
         "infra/resources.yaml",
         "make layer",
-        "chalice package",
+        "infra/package.sh",
         "aws cloudformation package",
         "--stack-name vidproc-prod-app",
         "put-bucket-cors",
