@@ -18,8 +18,10 @@ What it produces, and why:
 - Input safety: only video container demuxers are allowed (`-format_whitelist`) and only the
   protocols the input needs (`-protocol_whitelist`), so an "upload" that is in fact an HLS or
   concat playlist cannot make ffmpeg read local files or other URLs.
-- The video is never read into Python memory: ffmpeg reads the URL itself (an HTTP URL is
-  seekable through Range requests, so a moov-at-the-end upload works).
+- The video is never read into Python memory: the worker hands ffmpeg a local copy (written to
+  disk by boto3's ranged GETs; TRANSCODE_INPUT=download, the default) or the presigned URL, which
+  ffmpeg reads itself (an HTTP URL is seekable through Range requests, so a moov-at-the-end
+  upload works either way).
 
 Errors are the ProcessingError family: `.message` is for the person, `.detail` (the stderr
 tail, the presigned URL's query string removed) is for the operator.
