@@ -448,8 +448,14 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.sent: list[QueueMessage] = []
 
-    def send(self, message: QueueMessage) -> None:
+    def send(self, message: QueueMessage, delay_seconds: int = 0) -> None:
         self.sent.append(message)
+
+    def extend_visibility(self, receipt_handle: str, seconds: int) -> None:
+        pass
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        pass
 
 
 def test_the_sweeper_backs_off_between_resends_of_a_job_nobody_claims(tenant: Tenant) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -24,6 +24,7 @@ class WorkspaceModel(_Base):
     name = UnicodeAttribute()
     credits = NumberAttribute()
     createdAt = UTCDateTimeAttribute()
+    retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
 
 
 class MemberModel(_Base):
@@ -92,6 +93,9 @@ class JobModel(_Base):
     resends = NumberAttribute(default=0)
     leaseUntil = UTCDateTimeAttribute(null=True)
     sweepAt = UTCDateTimeAttribute(null=True)
+    autoAttempts = NumberAttribute(default=0)
+    nextAttemptAt = UTCDateTimeAttribute(null=True)
+    chargedAttempt = NumberAttribute(default=0)
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()
@@ -114,6 +118,7 @@ class AttemptModel(_Base):
     error = UnicodeAttribute(null=True)
     errorCode = UnicodeAttribute(null=True)
     stderrTail = UnicodeAttribute(null=True)
+    refunded = BooleanAttribute(null=True)
 
 
 class LedgerModel(_Base):
