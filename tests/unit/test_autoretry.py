@@ -96,7 +96,8 @@ def _all_subclasses(cls: type[ProcessingError]) -> Iterator[type[ProcessingError
 
 
 def test_every_processing_error_code_has_a_kind_message_and_suggestion() -> None:
-    for cls in [ProcessingError, *_all_subclasses(ProcessingError)]:
+    classes: list[type[ProcessingError]] = [ProcessingError, *_all_subclasses(ProcessingError)]
+    for cls in classes:
         entry = failures.describe(cls.code)
         assert entry is not None and entry.error_code == cls.code
         assert entry.message and entry.suggestion
