@@ -11,6 +11,12 @@ import { request } from './api.js';
 import { plural } from './format.js';
 
 export const RETRY_CONFIRM_MESSAGE = 'This will use 1 credit. Are you sure you want to retry this job?';
+export const FREE_RETRY_CONFIRM_MESSAGE = 'This retry is free. Are you sure you want to retry this job?';
+
+/** The confirm text for a job: the seed's exact sentence, unless the server says it is free. */
+export function retryConfirmMessage(job) {
+  return job && job.retryPrice === 0 ? FREE_RETRY_CONFIRM_MESSAGE : RETRY_CONFIRM_MESSAGE;
+}
 const BATCH_MAX = 25;
 
 /** The confirm text of "Retry all failed (N)". */
@@ -84,20 +90,21 @@ export class RetryController {
   /** The card's Retry button. */
   async retryOne(job) {
     if (this.inFlight.has(job.id)) return; // the first click's request is still running
-    if (!window.confirm(RETRY_CONFIRM_MESSAGE)) return;
+    if (!window.confirm(retryConfirmMessage(job))) return;
     const name = job.originalFilename || 'the job';
     const key = this.keyFor(job.id);
     this.inFlight.add(job.id);
     this.jobs.setUi(job.id, { retrying: true, message: null });
     this.ctx.announce(`Retrying ${name}...`);
     try {
-      await request(`/jobs/${encodeURIComponent(job.id)}/retry`, {
+      const answer = await request(`/jobs/${encodeURIComponent(job.id)}/retry`, {
         method: 'POST',
         body: this.ctx.workspaceBody(),
         headers: { 'Idempotency-Key': key },
       });
       this.settle(job.id);
-      this.ctx.announce(`${name} is queued again. 1 credit used.`);
+      const charged = answer && typeof answer.creditsCharged === 'number' ? answer.creditsCharged : 1;
+      this.ctx.announce(`${name} is queued again. ${charged ? plural(charged, 'credit') + ' used' : 'No credit used'}.`);
       await Promise.all([this.ctx.refreshCredits(), this.jobs.refresh()]);
     } catch (error) {
       this.settle(job.id, error);
