@@ -19,16 +19,16 @@ export function retryConfirmMessage(job) {
 }
 const BATCH_MAX = 25;
 
-/** The confirm text of "Retry all failed (N)". */
-export function batchConfirmMessage(count, balance) {
-  const credits = plural(count, 'credit');
+/** The confirm text of "Retry all failed (N)"; `cost` is less than `count` when some retries are free. */
+export function batchConfirmMessage(count, balance, cost = count) {
+  const credits = plural(cost, 'credit');
   const jobs = plural(count, 'failed job');
   if (typeof balance !== 'number') return `This will use ${credits} to retry ${jobs}. Continue?`;
-  if (balance < count) {
+  if (balance < cost) {
     return `This will use up to ${credits} to retry ${jobs}, but your balance is ${plural(balance, 'credit')}: `
       + `only ${plural(Math.max(balance, 0), 'job')} can be retried. Continue?`;
   }
-  return `This will use ${credits} to retry ${jobs}. Your balance will be ${plural(balance - count, 'credit')}. Continue?`;
+  return `This will use ${credits} to retry ${jobs}. Your balance will be ${plural(balance - cost, 'credit')}. Continue?`;
 }
 
 /** An answer that settles the request's outcome (so its key must not be reused). */
@@ -146,7 +146,8 @@ export class RetryController {
     const targets = this.jobs.failedJobs().filter((job) => !this.inFlight.has(job.id));
     if (targets.length === 0) return;
     const ids = targets.map((job) => job.id);
-    if (!window.confirm(batchConfirmMessage(ids.length, this.ctx.credits()))) return;
+    const cost = targets.reduce((sum, job) => sum + (job.retryPrice === 0 ? 0 : 1), 0);
+    if (!window.confirm(batchConfirmMessage(ids.length, this.ctx.credits(), cost))) return;
 
     const { button } = this.batchUi;
     this.batchInFlight = true;

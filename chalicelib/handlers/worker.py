@@ -13,7 +13,6 @@ record whose job is now `failed` (or queued again for a free automatic try).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -21,15 +20,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.adapters.sqs import decode
 from chalicelib.bootstrap import services
-from chalicelib.domain import QueueMessage, ReprocessRequest
-from chalicelib.errors import QueueSendError, ValidationError
-from chalicelib.observability import count, logger
-from chalicelib.processing import autoretry, reprocess, worker
-from chalicelib.processing.context import Services
-
-
-class HandedBack(Exception):
-    """Not claimed: the invocation could not finish it. SQS redelivers it to another invocation."""
+from chalicelib.domain import ReprocessRequest
+from chalicelib.errors import ValidationError
+from chalicelib.observability import logger
+from chalicelib.processing import reprocess, worker
 
 
 def handle(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -45,11 +39,12 @@ def _record(record: SQSRecord, lambda_context: Any = None) -> str:
     try:
         message = decode(record.body)
     except ValidationError as error:
-        return _dead_letter(svc, record, error.message)
+        worker.reject_malformed(svc, record.body, error.message)
+        return "dead-lettered"
     if isinstance(message, ReprocessRequest):
         report = reprocess.reprocess(svc, message, actor=f"queue:{record.message_id}")
         return f"reprocessed {report.requeued}"
-    receive_count = record.attributes.approximate_receive_count
+    receive_count = int(record.attributes.approximate_receive_count or 1)
     logger().info(
         "message received",
         extra={
@@ -61,34 +56,5 @@ def _record(record: SQSRecord, lambda_context: Any = None) -> str:
         },
     )
     remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
-    if remaining is not None and not worker.has_time_for_a_transcode(svc, remaining):
-        _hand_back(svc, record, message, remaining)
-    delivery = worker.Delivery(record.receipt_handle, int(receive_count or 1))
-    try:
-        return worker.process(svc, message, delivery).value
-    except Exception:
-        if delivery.receive_count >= svc.settings.max_receive_count:
-            logger().exception("last delivery failed; giving the job up", extra={"job_id": message.job_id})
-            autoretry.give_up(svc, message)
-        raise  # the message stays (or goes to the DLQ) for an operator to see
-
-
-def _dead_letter(svc: Services, record: SQSRecord, reason: str) -> str:
-    """A malformed body: to the DLQ at once, nothing charged; raises if even that fails."""
-    svc.queue.dead_letter(record.body, reason)
-    count("MessagesDeadLettered")
-    logger().warning(
-        "malformed message moved to the DLQ", extra={"message_id": record.message_id, "reason": reason}
-    )
-    return "dead-lettered"
-
-
-def _hand_back(svc: Services, record: SQSRecord, message: QueueMessage, remaining: int) -> None:
-    logger().warning(
-        "too little invocation time left; handing the record back",
-        extra={"job_id": message.job_id, "remaining_ms": remaining, "message_id": record.message_id},
-    )
-    count("RecordsHandedBack")
-    with contextlib.suppress(QueueSendError):  # come back now, not after the visibility timeout
-        svc.queue.extend_visibility(record.receipt_handle, 0)
-    raise HandedBack(message.job_id)
+    delivery = worker.Delivery(record.receipt_handle, receive_count)
+    return worker.deliver(svc, message, delivery, remaining).value

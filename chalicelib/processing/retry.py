@@ -53,6 +53,7 @@ from chalicelib.processing.ports import RetryPlan
 from chalicelib.processing.pricing import pricing_of, retry_price
 
 RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
+FREE_RETRY_UNQUEUED_MESSAGE = "Could not queue the retry. Nothing was charged."
 _CONTENTION_TRIES = 8
 _BATCH_THREADS = 8
 
@@ -124,7 +125,8 @@ def _retry_once(svc: Services, job: Job, trigger: Trigger, actor: str, granted: 
     svc.repo.retry_jobs(job.workspace_id, [plan], now)  # a lost race: JobsChangedError, a 400
     queued = _as_queued(job, plan, now)
     charged = plan.new_attempt.credits_charged
-    dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, actor, charged=charged)
+    message = RETRY_REFUND_MESSAGE if charged else FREE_RETRY_UNQUEUED_MESSAGE
+    dispatch(svc, queued, LedgerReason.RETRY_REFUND, message, actor, charged=charged)
     count("JobsRetried", trigger=trigger.value)
     logger().info(
         "job retried",
@@ -155,10 +157,9 @@ def retry_jobs(
     def send(plan: RetryPlan) -> ItemResult:
         queued = _as_queued(plan.job, plan, plan.new_attempt.queued_at)
         price = plan.new_attempt.credits_charged
+        message = RETRY_REFUND_MESSAGE if price else FREE_RETRY_UNQUEUED_MESSAGE
         try:
-            dispatch(
-                svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id, charged=price
-            )
+            dispatch(svc, queued, LedgerReason.RETRY_REFUND, message, principal.user_id, charged=price)
         except QueueSendError as exc:
             return _failure(plan.job.id, exc)
         return ItemResult(job_id=plan.job.id, success=True)

@@ -31,7 +31,7 @@ from chalicelib.errors import (
     UploadOutputError,
 )
 from chalicelib.observability import count, logger, segment
-from chalicelib.processing.autoretry import Settled, settle_failure
+from chalicelib.processing.autoretry import Settled, give_up, settle_failure
 from chalicelib.processing.context import Services
 from chalicelib.processing.jobs import output_key
 
@@ -61,6 +61,47 @@ def has_time_for_a_transcode(svc: Services, remaining_millis: int) -> bool:
     settings = svc.settings
     needed = settings.transcode_timeout_seconds + settings.invocation_margin_seconds
     return remaining_millis >= needed * 1000
+
+
+class HandedBack(Exception):
+    """Not claimed: the invocation could not finish it. SQS redelivers it to another invocation."""
+
+
+def deliver(svc: Services, ref: QueueMessage, delivery: Delivery, remaining_millis: int | None) -> Outcome:
+    """One delivery of a job message, as the SQS-triggered worker gets it.
+
+    Raises HandedBack when the invocation has no time for it, and re-raises when the outcome
+    could not be recorded; on the last delivery before the DLQ (MAX_RECEIVE_COUNT) the job is
+    given up first: failed, its credit refunded.
+    """
+    if remaining_millis is not None and not has_time_for_a_transcode(svc, remaining_millis):
+        hand_back(svc, ref, delivery, remaining_millis)
+    try:
+        return process(svc, ref, delivery)
+    except Exception:
+        if delivery.receive_count >= svc.settings.max_receive_count:
+            logger().exception("last delivery failed; giving the job up", extra=_keys(ref))
+            give_up(svc, ref)
+        raise  # the message stays (or goes to the DLQ) for an operator to see
+
+
+def hand_back(svc: Services, ref: QueueMessage, delivery: Delivery, remaining_millis: int) -> None:
+    logger().warning(
+        "too little invocation time left; handing the record back",
+        extra={**_keys(ref), "remaining_ms": remaining_millis},
+    )
+    count("RecordsHandedBack")
+    with contextlib.suppress(QueueSendError):  # come back now, not after the visibility timeout
+        svc.queue.extend_visibility(delivery.receipt_handle, 0)
+    raise HandedBack(ref.job_id)
+
+
+def reject_malformed(svc: Services, body: str, reason: str) -> None:
+    """A body that is not one of ours can never succeed: to the DLQ at once, nothing charged.
+    Raises QueueSendError if even that fails (SQS then redelivers it, and in the end moves it)."""
+    svc.queue.dead_letter(body, reason)
+    count("MessagesDeadLettered")
+    logger().warning("malformed message moved to the DLQ", extra={"reason": reason})
 
 
 def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) -> Outcome:

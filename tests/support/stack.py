@@ -119,7 +119,7 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
         )
         assert result.demo_email and result.demo_password
         # Automatic retries without a wait: a test that is about the wait sets its own settings.
-        result.env.update(TEST_RETRY_ENV)
+        # In this process's environment (which subprocesses inherit), not in the stack's env.
         apply_env(TEST_RETRY_ENV)
         stack = AwsStack(
             env=result.env,

@@ -499,3 +499,18 @@ def test_threads_left_behind_are_none() -> None:
     run_queue(svc)
     time.sleep(0.05)
     assert not [t for t in threading.enumerate() if t.name.startswith("heartbeat-")]
+
+
+def test_infra_alarms_when_the_dead_letter_queue_holds_a_message() -> None:
+    from tests.unit.test_infra import _resource, resources
+
+    alarm = _resource(resources(), "JobsDeadLetterAlarm")["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    redrive = _resource(resources(), "JobsQueue")["Properties"]["RedrivePolicy"]
+    from chalicelib.config import Settings
+
+    assert redrive["maxReceiveCount"] == Settings().max_receive_count  # the last-receive check's number
