@@ -465,6 +465,11 @@ def test_the_sweeper_does_not_resend_an_automatic_retry_before_it_is_due(tenant:
     waiting = tenant.api.job(job["id"])
     assert waiting["status"] == "queued" and waiting["nextAttemptAt"] and waiting["autoAttempts"] == 1
     assert not repo.reschedule(ref, RecordedError("x", "X"), retry, due, now)  # one outcome per attempt
+    # Leave nothing queued for other tests' sweeps: the automatic try runs and fails for good.
+    second = QueueMessage(job["id"], tenant.workspace_id, 2)
+    assert repo.claim(second, utcnow(), utcnow() + timedelta(seconds=60))
+    assert repo.fail(second, "The file is not a readable video", "INVALID_VIDEO", None, utcnow())
+    check_invariants(tenant)
 
 
 def test_cli_pricing_and_reprocess_dry_run_then_free(
