@@ -172,4 +172,3 @@ def _remember(email: str, password: str) -> None:
     known[email] = password
     passwords.write_text(json.dumps(known, indent=2))
     passwords.chmod(0o600)
-

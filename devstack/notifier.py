@@ -71,7 +71,15 @@ class StreamPoller:
         for key, iterator in list(self.iterators.items()):
             if iterator is None:
                 continue  # a closed shard, read to its end
-            answer = self.streams.get_records(ShardIterator=iterator, Limit=100)
+            try:
+                answer = self.streams.get_records(ShardIterator=iterator, Limit=100)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TrimmedDataAccessException":
+                    raise
+                # DynamoDB Local answers this for a LATEST iterator of a shard that had no
+                # record yet: read that shard from its (empty) beginning instead.
+                self.iterators[key] = self._iterator(key[0], key[1], "TRIM_HORIZON")
+                continue
             records = answer.get("Records", [])
             if records and not self._invoke(key[0], records):
                 self.iterators[key] = self._iterator(
@@ -113,9 +121,10 @@ def notifications_poller(handler: Handler, wait_seconds: int = 1) -> Poller:
 
     settings = get_settings()
     sqs = boto3.session.Session().client("sqs", region_name=settings.aws_region)
-    url = settings.notifications_queue_url or sqs.get_queue_url(QueueName=settings.notifications_queue_name)[
-        "QueueUrl"
-    ]
+    url = (
+        settings.notifications_queue_url
+        or sqs.get_queue_url(QueueName=settings.notifications_queue_name)["QueueUrl"]
+    )
     return Poller(handler, sqs, url, settings.aws_region, wait_seconds=wait_seconds, batch_size=10)
 
 
@@ -141,7 +150,9 @@ class Notifier:
         self.queue = notifications_poller(messages)
         self.threads = [
             threading.Thread(
-                target=_loop, args=("streams", self.streams.poll_once, self.stop_event, idle_seconds), daemon=True
+                target=_loop,
+                args=("streams", self.streams.poll_once, self.stop_event, idle_seconds),
+                daemon=True,
             ),
             threading.Thread(
                 target=_loop,
