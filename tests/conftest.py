@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.notifier import Notifier
-
 from tests.support.stack import (
     AwsStack,
     Workers,

@@ -32,7 +32,6 @@ from devstack.services import (
 from devstack.web import WebServer, app_config
 from devstack.worker import Handler, run_worker
 
-
 # Webhook retries in seconds, not hours, so the suite stays quick: the first retry after ~1 s,
 # a delivery gives up after 6 s, and one failed delivery disables its endpoint.
 NOTIFY_TEST_ENV = {
