@@ -332,7 +332,7 @@ def test_the_notifier_reads_the_three_streams_from_their_oldest_record_and_retri
         assert m["FunctionName"] == {"Ref": "HandleTableChanges"}
         assert m["StartingPosition"] == "TRIM_HORIZON" and m["MaximumRetryAttempts"] == -1
     for model in (dynamodb.WorkspaceModel, dynamodb.JobModel, dynamodb.AttemptModel):
-        stream = _table_for(model.Meta.kind)["StreamSpecification"]  # type: ignore[attr-defined]
+        stream = _table_for(model.Meta.kind)["StreamSpecification"]
         assert stream == {"StreamViewType": model.Meta.stream_view_type}
     notifications = template["HandleNotifications"]["Properties"]
     event = notifications["Events"]["HandleNotificationsSqsEventSource"]["Properties"]
