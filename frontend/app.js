@@ -7,6 +7,7 @@ import { onUnauthorized, request, SESSION_EXPIRED_MESSAGE } from './api.js';
 import { getToken, hasExpiredSession, signIn, signOut, signedInEmail } from './auth.js';
 import { plural } from './format.js';
 import { JobsView } from './jobs.js';
+import { BrowserNotifier, NotificationPanel } from './notifications.js';
 import { RetryController } from './retry.js';
 import { config } from './settings.js';
 import { Uploader } from './upload.js';
@@ -27,6 +28,8 @@ const ctx = {
 let jobs;
 let retry;
 let uploader;
+let notifier;
+let panel;
 
 /** Say something in the polite live region (and show it in the status line). */
 function announce(message) {
@@ -51,6 +54,7 @@ function showSignIn(message = '') {
   jobs.reset();
   retry.reset();
   uploader.reset();
+  notifier.reset();
   state.workspaceId = null;
   state.credits = null;
   showView('signin');
@@ -144,6 +148,8 @@ function selectWorkspace(id) {
   jobs.reset();
   retry.reset();
   uploader.reset();
+  notifier.reset();
+  panel.reset();
   jobs.start();
   refreshCredits();
 }
@@ -206,6 +212,9 @@ function wire() {
     { onRetry: (job) => retry.retryOne(job), onDownload: download },
   );
   retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
+  notifier = new BrowserNotifier($('browser-notify'), $('browser-notify-status'));
+  jobs.onChange((shown) => notifier.observe(shown));
+  panel = new NotificationPanel(ctx);
   uploader = new Uploader(
     {
       input: $('upload-input'),
