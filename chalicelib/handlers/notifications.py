@@ -32,11 +32,21 @@ def job_json(job: Job) -> dict[str, Any]:
 
 
 def handle_changes(raw_event: dict[str, Any]) -> dict[str, int]:
-    changes = [c for c in (change_of(r) for r in raw_event.get("Records", [])) if c is not None]
+    changes = [c for c in (_change(r) for r in raw_event.get("Records", [])) if c is not None]
     sent = events.publish(notify_services(), changes, job_json)
     if sent:
         logger().info("events published", extra={"events": sent, "records": len(changes)})
     return {"records": len(changes), "events": sent}
+
+
+def _change(record: dict[str, Any]) -> events.TableChange | None:
+    # A record this code cannot read would fail the same way on every retry and hold up its
+    # shard for a day: it is logged (for an operator) and skipped.
+    try:
+        return change_of(record)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        logger().exception("unreadable stream record", extra={"event_id": record.get("eventID")})
+        return None
 
 
 def handle_messages(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:

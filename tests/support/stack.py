@@ -127,10 +127,11 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
             moto.url, ddb.url, f"http://127.0.0.1:{web_port}", state_dir=state_dir, write_env=False
         )
         assert result.demo_email and result.demo_password
-        env = {**result.env, **NOTIFY_TEST_ENV, "PUBLIC_API_URL": f"http://127.0.0.1:{api_port}"}
-        apply_env(env)
+        # The tests' own settings reach every process through os.environ (the API and worker
+        # processes start from it); `env` stays what bootstrap made.
+        apply_env({**result.env, **NOTIFY_TEST_ENV, "PUBLIC_API_URL": f"http://127.0.0.1:{api_port}"})
         stack = AwsStack(
-            env=env,
+            env=result.env,
             moto_url=moto.url,
             ddb_url=ddb.url,
             web_port=web_port,

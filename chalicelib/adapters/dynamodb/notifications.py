@@ -32,6 +32,8 @@ def guarded(call: Callable[[], T]) -> T:
     """Run one DynamoDB call; an outage becomes ServiceUnavailableError."""
     try:
         return call()
+    except DoesNotExist:
+        raise  # an answer, not an outage: the caller turns it into None
     except PynamoDBException as exc:
         raise ServiceUnavailableError("The database is unavailable. Try again shortly.") from exc
 
