@@ -134,6 +134,9 @@ async function refreshCredits() {
 }
 
 function chooseWorkspace(workspaces) {
+  // A link from an email names the workspace: /?workspace=ws#job-<id>
+  const linked = new URLSearchParams(window.location.search).get('workspace');
+  if (linked && workspaces.some((ws) => ws.id === linked)) return linked;
   const saved = sessionStorage.getItem(WORKSPACE_KEY);
   if (saved && workspaces.some((ws) => ws.id === saved)) return saved;
   return workspaces.length > 0 ? workspaces[0].id : null;
@@ -197,6 +200,17 @@ async function download(job) {
   }
 }
 
+/** An email's link ends in #job-<id>: once that card is on screen, bring it into view (once). */
+function revealLinkedJob() {
+  const match = /^#job-([A-Za-z0-9-]+)$/.exec(window.location.hash);
+  if (!match) return;
+  const cardNode = document.querySelector(`[data-testid="job-card"][data-job-id="${match[1]}"]`);
+  if (!cardNode) return;
+  history.replaceState(null, '', window.location.pathname + window.location.search);
+  cardNode.classList.add('job-card-linked');
+  cardNode.scrollIntoView({ block: 'center' });
+}
+
 // --- start ---------------------------------------------------------------------------------
 
 function wire() {
@@ -214,6 +228,7 @@ function wire() {
   retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
   notifier = new BrowserNotifier($('browser-notify'), $('browser-notify-status'));
   jobs.onChange((shown) => notifier.observe(shown));
+  jobs.onChange(revealLinkedJob);
   panel = new NotificationPanel(ctx);
   uploader = new Uploader(
     {

@@ -120,5 +120,12 @@ def test_settings_panel_email_choices_browser_notifications_and_webhooks(
                 break
             page.wait_for_timeout(100)
         assert len(receiver.of_type("job.completed")) == 2
+
+        # The link an email carries opens the workspace with that job's card in view.
+        job_id = got[0].event["data"]["job"]["id"]
+        page.goto(f"/?workspace=ws-notify-{tag}#job-{job_id}")
+        linked = page.locator(f'[data-testid="job-card"][data-job-id="{job_id}"]')
+        expect(linked).to_have_class(re.compile(r"\bjob-card-linked\b"))
+        expect(linked).to_be_in_viewport()
     finally:
         receiver.stop()
