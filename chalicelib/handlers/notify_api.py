@@ -73,7 +73,8 @@ def put_settings(principal: Principal, body: SettingsIn) -> SettingsOut:
 def _page(status: int, title: str, text: str, form_token: str | None = None) -> Response:
     form = ""
     if form_token is not None:
-        action = f"/notifications/unsubscribe?token={quote(form_token)}"
+        # Relative to this page, so it also works under API Gateway's stage prefix (/api/...).
+        action = f"?token={quote(form_token)}"
         form = (
             f'<form method="post" action="{html.escape(action)}">'
             '<button type="submit">Unsubscribe</button></form>'

@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -313,7 +314,9 @@ def test_the_unsubscribe_link_works_without_signing_in_and_a_forged_one_does_not
     page = requests.get(url, timeout=30)  # no Authorization header
     assert page.status_code == 200 and "<form" in page.text
     assert "credits.low" in tenant.api.get("/notifications/settings").json()["emailEvents"]  # GET only asks
-    done = requests.post(url, timeout=30)
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    assert action is not None
+    done = requests.post(urljoin(url, action.group(1).replace("&amp;", "&")), timeout=30)  # the page's button
     assert done.status_code == 200 and "Unsubscribed" in done.text
     settings = tenant.api.get("/notifications/settings").json()
     assert "credits.low" not in settings["emailEvents"] and settings["customized"] is True
