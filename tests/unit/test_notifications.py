@@ -378,3 +378,55 @@ def test_unsubscribe_tokens_are_signed_and_turn_off_one_event_type() -> None:
     other, *_ = notify_context(notify_signing_key="another key")
     with pytest.raises(ValidationError):
         preferences.read_token(other.settings, token)
+
+
+# --- stream records ------------------------------------------------------------------------------
+def test_a_stream_record_as_lambda_delivers_it_becomes_a_change() -> None:
+    from chalicelib.adapters.dynamodb.stream_records import change_of
+    from devstack.lambda_events import stream_record
+
+    image = {
+        "id": {"S": "j1"},
+        "workspaceId": {"S": "ws"},
+        "status": {"S": "failed"},
+        "wsStatus": {"S": "ws#failed"},
+        "createdKey": {"S": "k"},
+        "originalFilename": {"S": "a.mp4"},
+        "contentType": {"S": "video/mp4"},
+        "size": {"N": "10"},
+        "inputFileKey": {"S": "uploads/ws/j1/source"},
+        "createdAt": {"S": "2026-01-01T12:00:00.000000+0000"},
+        "updatedAt": {"S": "2026-01-01T12:00:00.000000+0000"},
+        "error": {"S": "bad"},
+        "errorCode": {"S": "INVALID_VIDEO"},
+        "attempt": {"N": "1"},
+    }
+    old = {**image, "status": {"S": "processing"}}
+    got_records = {
+        "eventID": "e-1",
+        "eventName": "MODIFY",
+        "dynamodb": {
+            "ApproximateCreationDateTime": T0,
+            "NewImage": image,
+            "OldImage": old,
+            "SequenceNumber": "7",
+        },
+    }
+    arn = "arn:aws:dynamodb:ddblocal:000000000000:table/my-prefix-jobs/stream/2026"
+    record = stream_record(got_records, arn, "us-east-1")
+    c = change_of(record)
+
+    assert record["dynamodb"]["ApproximateCreationDateTime"] == T0.timestamp()
+    assert c is not None and c.at == T0 and c.change_id == "e-1"
+    assert isinstance(c.new, Job) and c.new.status == JobStatus.FAILED and c.new.error_code == "INVALID_VIDEO"
+    assert isinstance(c.old, Job) and c.old.status == JobStatus.PROCESSING
+    assert change_of({**record, "eventSourceARN": arn.replace("-jobs/", "-ledger/")}) is None
+    balance = {"id": {"S": "ws"}, "credits": {"N": "1"}, "lowCreditsThreshold": {"N": "3"}}
+    ws = change_of(
+        {
+            **record,
+            "eventSourceARN": arn.replace("-jobs/", "-workspaces/"),
+            "dynamodb": {"NewImage": balance, "OldImage": {**balance, "credits": {"N": "4"}}},
+        }
+    )
+    assert ws is not None and ws.new == events.Balance("ws", 1, 3) and ws.old == events.Balance("ws", 4, 3)
