@@ -161,10 +161,9 @@ def delete_webhook(principal: Principal, query: WorkspaceIn, endpointId: str) ->
     errors=(400, 403, 404),
 )
 def rotate_webhook(principal: Principal, body: WorkspaceIn, endpointId: str) -> SecretOut:  # noqa: N803
-    ctx = notify_services()
-    secret = webhooks.rotate(ctx, principal, body.workspace_id, _id("endpointId", endpointId))
-    endpoint = webhooks.list_endpoints(ctx, principal, body.workspace_id)
-    until = next((e.previous_secret_until for e in endpoint if e.id == endpointId), None)
+    secret, until = webhooks.rotate(
+        notify_services(), principal, body.workspace_id, _id("endpointId", endpointId)
+    )
     return SecretOut(secret=secret, previous_secret_valid_until=until)
 
 

@@ -108,15 +108,17 @@ def delete(ctx: NotifyServices, principal: Principal, workspace_id: str | None, 
         raise EndpointNotFoundError()
 
 
-def rotate(ctx: NotifyServices, principal: Principal, workspace_id: str | None, endpoint_id: str) -> str:
-    """A new secret; the old one keeps signing (beside it) for WEBHOOK_SECRET_OVERLAP_SECONDS."""
+def rotate(
+    ctx: NotifyServices, principal: Principal, workspace_id: str | None, endpoint_id: str
+) -> tuple[str, datetime]:
+    """A new secret; the old one keeps signing (beside it) until the time returned."""
     ws = _owner_workspace(ctx, principal, workspace_id)
     _endpoint(ctx, ws, endpoint_id)
     secret = new_secret()
     until = ctx.clock() + timedelta(seconds=ctx.settings.webhook_secret_overlap_seconds)
     if not ctx.store.rotate_secret(ws, endpoint_id, secret, until):
         raise EndpointNotFoundError()
-    return secret
+    return secret, until
 
 
 def enable(ctx: NotifyServices, principal: Principal, workspace_id: str | None, endpoint_id: str) -> Endpoint:

@@ -342,7 +342,8 @@ def test_resend_restarts_a_finished_delivery_once() -> None:
 
 def test_rotation_signs_with_both_secrets_for_the_overlap_then_only_the_new_one() -> None:
     ctx, store, _m, sender, queue, clock, endpoint = _registered(webhook_secret_overlap_seconds=3600)
-    new = webhooks.rotate(ctx, OWNER, "ws", endpoint.id)
+    new, until = webhooks.rotate(ctx, OWNER, "ws", endpoint.id)
+    assert until == clock.now + timedelta(seconds=3600)
     rotated = store.get_endpoint("ws", endpoint.id)
     assert rotated is not None
     assert rotated.secrets(clock.now) == [new, endpoint.secret]
