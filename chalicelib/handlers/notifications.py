@@ -17,7 +17,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.adapters.dynamodb.stream_records import change_of
 from chalicelib.adapters.notification_queue import decode
 from chalicelib.bootstrap import notify_services
 from chalicelib.domain import Job
@@ -42,6 +41,8 @@ def handle_changes(raw_event: dict[str, Any]) -> dict[str, int]:
 def _change(record: dict[str, Any]) -> events.TableChange | None:
     # A record this code cannot read would fail the same way on every retry and hold up its
     # shard for a day: it is logged (for an operator) and skipped.
+    from chalicelib.adapters.dynamodb.stream_records import change_of  # pynamodb: only this function
+
     try:
         return change_of(record)
     except (ValueError, KeyError, TypeError, AttributeError):
