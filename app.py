@@ -1,8 +1,9 @@
-"""Composition root: the Chalice app, its blueprint of routes, the worker and the sweeper.
+"""Composition root: the Chalice app, its blueprint of routes, the worker, the sweeper, the notifier.
 
-Chalice deploys this one module as every function (the API, the worker, the sweeper), so each
-handler imports what only it uses inside its body: the API's cold start never loads the batch
-utility, the ffmpeg adapter or the worker (tests/unit/test_cold_imports.py).
+Chalice deploys this one module as every function (the API, the worker, the sweeper, the
+notifier's two), so each handler imports what only it uses inside its body: the API's cold start
+never loads the batch utility, the ffmpeg adapter, the worker or the notifier
+(tests/unit/test_cold_imports.py).
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ from typing import Any
 from chalice import Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
+from chalicelib.handlers import notify_api  # noqa: F401  (registers the notification routes)
 from chalicelib.handlers.api import api
 from chalicelib.handlers.http import ThreadSafeChalice
 
 JOBS_QUEUE = "vidproc-jobs"  # the deployed queue's name (infra/); the code reads JOBS_QUEUE_URL
+NOTIFICATIONS_QUEUE = "vidproc-notifications"  # the code reads NOTIFICATIONS_QUEUE_URL
 
 app = ThreadSafeChalice(app_name="vidproc")
 app.register_blueprint(api)
 
 
-@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=5, maximum_batching_window_in_seconds=1)
+# One record per invocation: a record never waits behind another's transcode until too little of
+# the invocation is left (the worker also hands back a record it has no time for).
+@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=1)
 def handle_job_messages(event: SQSEvent) -> dict[str, Any]:
     from chalicelib.handlers import worker
 
@@ -33,3 +38,18 @@ def sweep_stuck_jobs(event: CloudWatchEvent) -> dict[str, int]:
     from chalicelib.handlers import sweeper
 
     return sweeper.handle()
+
+
+@app.lambda_function(name="handle_table_changes")
+def handle_table_changes(event: dict[str, Any], context: Any) -> dict[str, int]:
+    # Its event sources (the jobs, attempts and workspaces streams) are in infra/chalice-merge.yaml.
+    from chalicelib.handlers import notifications
+
+    return notifications.handle_changes(event)
+
+
+@app.on_sqs_message(queue=NOTIFICATIONS_QUEUE, batch_size=10)
+def handle_notifications(event: SQSEvent) -> dict[str, Any]:
+    from chalicelib.handlers import notifications
+
+    return notifications.handle_messages(event.to_dict(), event.context)

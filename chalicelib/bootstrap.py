@@ -8,6 +8,7 @@ serves each on its own thread) still build it once.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.config import Settings, get_settings, reset_settings
 from chalicelib.domain import utcnow
 from chalicelib.processing.context import Services
+from chalicelib.processing.notify_ports import NotifyServices
 
 if TYPE_CHECKING:
     from chalicelib.processing.accounts import AddedUser
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 _override: Services | None = None
 _lazy: LazyServices | None = None
 _creating = threading.Lock()
+_building = threading.Lock()  # the notifier's collaborators, built together on first use
 
 
 def _repo(settings: Settings) -> Repository:
@@ -174,6 +177,7 @@ def reset() -> None:
     global _lazy
     reset_settings()
     _lazy = None
+    _default_notify_services.cache_clear()
     user_directory.cache_clear()
     from chalicelib.adapters import dynamodb
 
@@ -202,3 +206,39 @@ def user_directory() -> Any:
     from chalicelib.adapters.cognito import CognitoUsers
 
     return CognitoUsers.from_settings(get_settings())
+
+
+_notify_override: NotifyServices | None = None
+
+
+@cache
+def _default_notify_services() -> NotifyServices:
+    from chalicelib.adapters.dynamodb.notifications import DynamoNotifications
+    from chalicelib.adapters.notification_queue import SqsNotificationQueue
+    from chalicelib.adapters.resolver import resolve
+    from chalicelib.adapters.ses import SesMailer
+    from chalicelib.adapters.webhook_http import HttpWebhookSender
+
+    settings = get_settings()
+    return NotifyServices(
+        settings=settings,
+        store=DynamoNotifications(settings),
+        mailer=SesMailer.from_settings(settings),
+        sender=HttpWebhookSender(settings.webhook_timeout_seconds),
+        queue=SqsNotificationQueue.from_settings(settings),
+        resolve=resolve,
+        random=random.random,
+    )
+
+
+def notify_services() -> NotifyServices:
+    """The notification use cases' collaborators (the notifier functions and the API's routes)."""
+    if _notify_override is not None:
+        return _notify_override
+    with _building:
+        return _default_notify_services()
+
+
+def override_notify(replacement: NotifyServices | None) -> None:
+    global _notify_override
+    _notify_override = replacement

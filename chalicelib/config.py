@@ -51,6 +51,9 @@ class Settings(BaseModel):
     table_prefix: str = "vidproc"
     jobs_queue_name: str = "vidproc-jobs"
     jobs_queue_url: str = ""  # resolved from jobs_queue_name when empty
+    jobs_dlq_url: str = ""  # resolved from "{jobs_queue_name}-dlq" when empty
+    # = the jobs queue's redrive policy: the receive after which SQS moves a message to the DLQ
+    max_receive_count: int = Field(default=5, ge=1)
 
     # --- Cloudflare R2 (S3-compatible API) ---------------------------------------------------
     r2_endpoint_url: str = ""  # empty: AWS S3 itself (AWS_ENDPOINT_URL_S3 applies)
@@ -92,10 +95,39 @@ class Settings(BaseModel):
     # local file (one HTTP stream read by ffmpeg was 16 % slower, and its probe re-read the file
     # end over HTTP). "url": ffmpeg reads the presigned URL itself (no /tmp for the input).
     transcode_input: Literal["download", "url"] = "download"
-    claim_lease_seconds: int = Field(default=900, gt=0)
+    # A worker's claim on an attempt; the heartbeat renews it (and the message's visibility)
+    # every `heartbeat_seconds` while ffmpeg runs, so a long transcode is never taken for a dead one.
+    claim_lease_seconds: int = Field(default=900, gt=0, le=43200)
+    heartbeat_seconds: float = Field(default=60, gt=0)
+    # A record is claimed only if the invocation has the transcode limit + this margin left.
+    invocation_margin_seconds: int = Field(default=60, ge=0)
+
+    # --- Retry policy ----------------------------------------------------------------------------
+    max_auto_attempts: int = Field(default=3, ge=1)  # tries per charged attempt, the charged one included
+    auto_retry_base_seconds: float = Field(default=20, ge=0)  # full jitter: uniform(0, base * 2^(try-1))
+    auto_retry_cap_seconds: float = Field(default=900, ge=0, le=900)  # SQS DelaySeconds is at most 900
+    retry_pricing: Literal["full", "first_free"] = "full"  # a workspace may override it (cli pricing)
 
     # --- Sweeper -------------------------------------------------------------------------------
     sweeper_requeue_after_seconds: int = Field(default=120, gt=0)
+
+    # --- Notifications (email, webhooks) -------------------------------------------------------
+    notifications_queue_name: str = "vidproc-notifications"
+    notifications_queue_url: str = ""  # resolved from notifications_queue_name when empty
+    notify_email_from: str = "notifications@vidproc.local"  # an SES-verified sender
+    # Signs unsubscribe links (HMAC-SHA256); the local stack writes a random one into stack.env.
+    notify_signing_key: SecretStr = SecretStr("")
+    dashboard_url: str = "http://127.0.0.1:8080"  # links in emails
+    public_api_url: str = "http://127.0.0.1:8000"  # unsubscribe links (an API route)
+    # Local stack only: accept http:// endpoints on loopback (127.0.0.1, ::1, localhost).
+    webhook_allow_local: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_delay_seconds: float = Field(default=3 * 3600, gt=0)
+    webhook_retry_window_seconds: float = Field(default=24 * 3600, gt=0)
+    webhook_disable_after_failures: int = Field(default=3, gt=0)  # failed deliveries in a row
+    webhook_max_endpoints: int = Field(default=10, gt=0)
+    webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
 
     def table_name(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"

@@ -18,9 +18,10 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 CHALICE="${CHALICE:-.venv/bin/chalice}"
 LAYER_DIR="layers/ffmpeg/build/layer"
 # The AWS services the deployed code calls (DynamoDB through pynamodb, R2 through the S3 API,
-# SQS, Secrets Manager through Powertools Parameters); tests/unit/test_infra.py keeps the list
-# true. botocore's models of the ~440 others are 18 MB of the package: they are left out.
-BOTOCORE_SERVICES="dynamodb s3 sqs secretsmanager"
+# SQS, Secrets Manager through Powertools Parameters, SES v2 for the notifier's emails);
+# tests/integration/test_iam_trace.py keeps the list true. botocore's models of the ~440 others
+# are 18 MB of the package: they are left out.
+BOTOCORE_SERVICES="dynamodb s3 sqs secretsmanager sesv2"
 # Target for the worker's code + layer, unzipped (Lambda's hard limit is 250 MB).
 TARGET_BYTES=$((200 * 1000 * 1000))
 LAMBDA_UNZIPPED_LIMIT=$((250 * 1024 * 1024))

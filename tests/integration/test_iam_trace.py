@@ -40,6 +40,23 @@ EVENT_SOURCE_ACTIONS = {
     "sqs:GetQueueAttributes",
 }
 ROLES = {"api": "ApiRole", "worker": "WorkerRole", "sweeper": "SweeperRole"}
+# The job flow's resources: every grant on these must be used by the paths run here. The
+# notifier's tables, queue and the API's notification routes are issue 11's, proven by its tests;
+# their grants are only checked for what these paths call.
+JOB_FLOW = {
+    "jobs",
+    "jobs/index",
+    "attempts",
+    "workspaces",
+    "members",
+    "ledger",
+    "idempotency",
+    "queue",
+    "secret",
+}
+# Granted for a path these flows do not run: the member's own email preferences (issue 11),
+# which IAM limits to that attribute (test_infra checks the condition).
+NOT_RUN_HERE = {("dynamodb:UpdateItem", "members")}
 
 
 def granted(role: str) -> set[tuple[str, str]]:
@@ -116,6 +133,11 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
 
     good, bad = phase("api", lambda: [api.started(clip), api.started(b"not a video")])
     phase("worker", lambda: _deliver(app, [good, bad]))
+    broken = phase("api", lambda: api.started(clip))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FFMPEG_PATH", "/nonexistent/ffmpeg")  # a system failure: retried automatically
+        env.setenv("AUTO_RETRY_BASE_SECONDS", "0")
+        phase("worker", lambda: _deliver(app, [broken]))
     phase("api", lambda: api.browse(good, bad))
     phase("api", lambda: api.started(clip))  # its message is "lost": the sweeper re-sends it
     expired = phase("api", lambda: api.started(clip))
@@ -204,7 +226,8 @@ def test_each_role_grants_exactly_the_calls_its_function_makes(traced: dict[str,
         needed = aws_calls.iam_actions(traced["calls"][function], traced["prefix"])
         allowed = granted(role)
         assert needed - allowed == set(), f"{role} lacks what {function} calls"
-        assert allowed - needed == set(), f"{role} grants what {function} never calls"
+        unused = {(a, r) for a, r in allowed - needed if r in JOB_FLOW} - NOT_RUN_HERE
+        assert unused == set(), f"{role} grants what {function} never calls"
 
 
 def test_the_api_never_writes_members_or_puts_workspaces(traced: dict[str, Any]) -> None:
@@ -213,7 +236,8 @@ def test_the_api_never_writes_members_or_puts_workspaces(traced: dict[str, Any])
     writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     assert {(a, r) for a, r in needed if r == "members" and a in writes} == set()
     assert ("dynamodb:PutItem", "workspaces") not in needed
-    assert {(a, r) for a, r in granted("ApiRole") if r == "members" and a in writes} == set()
+    granted_writes = {(a, r) for a, r in granted("ApiRole") if r == "members" and a in writes}
+    assert granted_writes == {("dynamodb:UpdateItem", "members")}  # emailEvents only (see test_infra)
 
 
 def test_the_package_keeps_botocores_models_of_exactly_the_services_called(traced: dict[str, Any]) -> None:
@@ -225,4 +249,5 @@ def test_the_package_keeps_botocores_models_of_exactly_the_services_called(trace
         if line.startswith("BOTOCORE_SERVICES=")
     ]
 
-    assert set(kept.split()) == called
+    assert called <= set(kept.split())
+    assert set(kept.split()) - called == {"sesv2"}  # the notifier's mailer, not run in these paths

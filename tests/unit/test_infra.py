@@ -112,9 +112,14 @@ def _attribute_types(definitions: list[dict[str, str]]) -> dict[str, str]:
 
 
 def _worker_name() -> str:
-    sqs = [e for e in _app().event_sources if type(e).__name__ == "SQSEventConfig"]
+    sqs = [
+        e for e in _app().event_sources if type(e).__name__ == "SQSEventConfig" and e.queue == "vidproc-jobs"
+    ]
     assert len(sqs) == 1
     return str(sqs[0].name)
+
+
+NOTIFIER_FUNCTIONS = ("HandleTableChanges", "HandleNotifications")
 
 
 def _worker_function() -> str:
@@ -187,7 +192,7 @@ def test_every_table_is_on_demand_with_point_in_time_recovery_and_kept_on_delete
     tables = {k: r for k, r in resources()["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
     kinds = {m.Meta.kind for m in dynamodb.MODELS} | {dynamodb.IDEMPOTENCY_KIND}  # type: ignore[attr-defined]
 
-    assert len(tables) == len(kinds) == 6
+    assert len(tables) == len(kinds) == 9
     for name, table in tables.items():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", name
@@ -287,7 +292,7 @@ def test_merge_template_sets_report_batch_item_failures_on_the_workers_sqs_event
 
 
 def test_merge_template_names_only_resources_chalice_generates() -> None:
-    generated = {API_FUNCTION, _worker_function(), _sweeper_function(), "RestAPI"}
+    generated = {API_FUNCTION, _worker_function(), _sweeper_function(), *NOTIFIER_FUNCTIONS, "RestAPI"}
     touched = {k for k, r in merge_template()["Resources"].items() if "Type" not in r}
 
     assert touched == generated
@@ -298,7 +303,7 @@ def test_merge_replaces_every_placeholder_of_the_stage_config_for_every_function
     placeholders = {k for k, v in env.items() if v == "" or "SET_AT_DEPLOY" in v or "ACCOUNT_ID" in v}
     placeholders |= {"CORS_ALLOW_ORIGIN"}  # the dashboard's origin is only known after the resources stack
 
-    for function in (API_FUNCTION, _worker_function(), _sweeper_function()):
+    for function in (API_FUNCTION, _worker_function(), _sweeper_function(), *NOTIFIER_FUNCTIONS):
         overridden = set(_resource(merge_template(), function)["Properties"]["Environment"]["Variables"])
         assert placeholders <= overridden, f"{function} keeps {placeholders - overridden}"
 
@@ -347,7 +352,25 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
             tables |= {t.rsplit("}-", 1)[1] for t in _granted(statements[role], action)}
         return tables
 
-    assert written("ApiRole") == {"jobs", "attempts", "workspaces", "ledger", "idempotency"}
+    # members: UpdateItem of the member's own emailEvents only (the notification preferences)
+    assert written("ApiRole") == {
+        "jobs",
+        "attempts",
+        "workspaces",
+        "ledger",
+        "idempotency",
+        "members",
+        "webhooks",
+        "deliveries",
+    }
+    [prefs] = [s for s in statements["ApiRole"] if s.get("Sid") == "MemberEmailPreferences"]
+    assert prefs["Action"] == "dynamodb:UpdateItem"
+    assert prefs["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["userId", "workspaceId", "emailEvents"]}
+    }
+    assert not {"dynamodb:PutItem", "dynamodb:DeleteItem"} & {
+        a for s in statements["ApiRole"] for a in _as_list(s["Action"]) if "members" in str(s["Resource"])
+    }
     assert written("WorkerRole") == written("SweeperRole") == {"jobs", "attempts"}
     assert "sqs:ReceiveMessage" in _actions(statements["WorkerRole"])
     assert "sqs:SendMessage" in _actions(statements["SweeperRole"]) & _actions(statements["ApiRole"])
@@ -386,6 +409,31 @@ def test_only_a_stage_defined_for_deployment_can_be_packaged() -> None:
 
 
 # --- (d) Cognito ----------------------------------------------------------------------------------
+def test_the_notifier_reads_the_three_streams_from_their_oldest_record_and_retries_until_it_succeeds() -> (
+    None
+):
+    template = merge_template()["Resources"]
+    mappings = [
+        r["Properties"] for r in template.values() if r.get("Type") == "AWS::Lambda::EventSourceMapping"
+    ]
+    sources = {m["EventSourceArn"]["Ref"] for m in mappings}
+    outputs = resources()["Outputs"]
+
+    assert sources == {"JobsStreamArn", "AttemptsStreamArn", "WorkspacesStreamArn"}
+    assert all(outputs[s]["Value"]["Fn::GetAtt"][1] == "StreamArn" for s in sources)
+    for m in mappings:
+        assert m["FunctionName"] == {"Ref": "HandleTableChanges"}
+        assert m["StartingPosition"] == "TRIM_HORIZON" and m["MaximumRetryAttempts"] == -1
+    for model in (dynamodb.WorkspaceModel, dynamodb.JobModel, dynamodb.AttemptModel):
+        stream = _table_for(model.Meta.kind)["StreamSpecification"]
+        assert stream == {"StreamViewType": model.Meta.stream_view_type}
+    notifications = template["HandleNotifications"]["Properties"]
+    event = notifications["Events"]["HandleNotificationsSqsEventSource"]["Properties"]
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = _resource(resources(), "NotificationsQueue")["Properties"]
+    assert queue["VisibilityTimeout"] > notifications["Timeout"]
+
+
 def test_the_web_client_is_public_and_allows_user_password_auth() -> None:
     client = _resource(resources(), "WebClient")["Properties"]
     pool = _resource(resources(), "UserPool")["Properties"]
@@ -413,9 +461,7 @@ def test_dry_run_prints_the_whole_sequence_with_the_stacks_outputs() -> None:
 
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert re.search(
-        r"^\+ env PYTHON=\S+ CHALICE=\S*chalice bash infra/package\.sh prod \S+$", out, re.M
-    )
+    assert re.search(r"^\+ env PYTHON=\S+ CHALICE=\S*chalice bash infra/package\.sh prod \S+$", out, re.M)
     assert (
         "+ aws cloudformation deploy --stack-name vidproc-prod-resources --template-file infra/resources.yaml"
         in out
@@ -485,6 +531,10 @@ def _granted(statements: list[dict[str, Any]], action: str) -> set[str]:
             targets = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
             found |= {t["Fn::Sub"] for t in targets if isinstance(t, dict) and "Fn::Sub" in t}
     return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _dimension(alarm: dict[str, Any]) -> str:
@@ -572,6 +622,19 @@ def _chalice_shaped_template() -> dict[str, Any]:
             },
         }
     }
+    notifications = function("app.handle_notifications", 150, 512)
+    notifications["Properties"]["Events"] = {
+        "HandleNotificationsSqsEventSource": {
+            "Type": "SQS",
+            "Properties": {
+                "Queue": {
+                    "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+                    + "vidproc-notifications"
+                },
+                "BatchSize": 10,
+            },
+        }
+    }
     sweeper = function("app.sweep_stuck_jobs", 120, 512)
     sweeper["Properties"]["Events"] = {
         f"{_sweeper_function()}Event": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
@@ -595,6 +658,8 @@ def _chalice_shaped_template() -> dict[str, Any]:
             API_FUNCTION: function("app.app", chalice_stage()["lambda_timeout"], 512),
             _worker_function(): worker,
             _sweeper_function(): sweeper,
+            "HandleTableChanges": function("app.handle_table_changes", 60, 512),
+            "HandleNotifications": notifications,
             "RestAPI": {
                 "Type": "AWS::Serverless::Api",
                 "Properties": {

@@ -80,7 +80,7 @@ def test_with_transcode_input_url_ffmpeg_reads_the_presigned_url_and_nothing_is_
     assert isinstance(svc.store, FakeStore) and svc.store.downloaded == []
 
 
-def test_a_copy_that_fails_is_a_download_error_and_ffmpeg_never_runs(
+def test_a_copy_that_fails_is_a_download_error_retried_and_ffmpeg_never_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     svc, ref, transcoder = queued(tmp_path, "download")
@@ -94,7 +94,8 @@ def test_a_copy_that_fails_is_a_download_error_and_ffmpeg_never_runs(
 
     monkeypatch.setattr(store, "download_file", broken)
 
-    assert worker.process(svc, ref) is worker.Outcome.FAILED
+    # A download failure is the system's, not the input's: retried automatically (issue 7).
+    assert worker.process(svc, ref) is worker.Outcome.RETRYING
 
     assert transcoder.inputs == []
-    assert status(svc, ref.job_id) == (JobStatus.FAILED, "R2_DOWNLOAD_FAILED")
+    assert status(svc, ref.job_id)[0] is JobStatus.QUEUED
