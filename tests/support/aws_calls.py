@@ -28,6 +28,7 @@ class Call:
     started: float  # time.perf_counter() when it was made
     seconds: float
     thread: int  # threading.get_ident() of the caller
+    thread_name: str
 
 
 @dataclass
@@ -56,6 +57,7 @@ def _after(model: Any, context: dict[str, Any], **_: Any) -> None:
         started=started,
         seconds=time.perf_counter() - started,
         thread=threading.get_ident(),
+        thread_name=threading.current_thread().name,
     )
     with _lock:
         for recording in _recordings:
