@@ -27,6 +27,18 @@ class Schema(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
+# Present only as "deferred": the send failed and so did the refund; the job is queued and
+# charged, and the sweeper sends it within a few minutes.
+Delivery = Literal["deferred"]
+
+
+class _Sparse(Schema):
+    @model_serializer(mode="wrap")
+    def _only_what_is_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
 # --- requests ----------------------------------------------------------------------------------
 class WorkspaceIn(Schema):
     workspace_id: str | None = Field(default=None, min_length=1, max_length=64)
@@ -155,6 +167,11 @@ class JobEnvelope(Schema):
     job: JobOut
 
 
+class StartedOut(_Sparse):
+    job: JobOut
+    delivery: Delivery | None = None
+
+
 class UploadOut(Schema):
     url: str
     method: Literal["PUT"]
@@ -175,28 +192,24 @@ class DownloadOut(Schema):
     url: str
 
 
-class RetryOut(Schema):
+class RetryOut(_Sparse):
     success: bool
     job_id: str
+    delivery: Delivery | None = None
 
 
-class RetryItemOut(Schema):
+class RetryItemOut(_Sparse):
     job_id: str
     success: bool
-    code: str | None = None
+    code: str | None = None  # `code` and `message` explain a refusal; a success has neither
     message: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _only_what_is_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # `code` and `message` explain a refusal; a success has neither.
-        data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if v is not None}
+    delivery: Delivery | None = None
 
 
 class BatchRetryOut(Schema):
     results: list[RetryItemOut]
     credits_charged: int
-    credits: int
+    credits: int | None  # null when the balance could not be read after the commit
 
 
 class UserOut(Schema):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 
 from chalicelib.domain import (
     Attempt,
@@ -15,16 +17,19 @@ from chalicelib.domain import (
 )
 from chalicelib.errors import (
     JobNotCompletedError,
+    JobNotFoundError,
     JobNotStartableError,
     PayloadTooLargeError,
     UploadIncompleteError,
     ValidationError,
 )
 from chalicelib.observability import count, logger
-from chalicelib.processing.access import resolve_workspace, visible_job
+from chalicelib.processing.access import require_member, resolve_workspace, visible_job
+from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import dispatch, next_attempt
-from chalicelib.processing.ports import Page, PresignedRequest
+from chalicelib.processing.dispatch import Queued, dispatch, next_attempt
+from chalicelib.processing.idempotency import Key
+from chalicelib.processing.ports import Page, PresignedRequest, Release
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 
@@ -89,25 +94,61 @@ def create_job(
     return NewUpload(job=job, upload=upload)
 
 
-def start_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> Job:
-    """Check the upload, then charge 1 credit and queue the first attempt in one transaction."""
-    job = visible_job(svc.repo, principal, job_id, workspace_id)
+def start_job(
+    svc: Services,
+    principal: Principal,
+    job_id: str,
+    workspace_id: str | None,
+    key: Key[Queued] | None = None,
+) -> Queued:
+    """Check the upload, then charge 1 credit and queue the first attempt in one transaction
+    (whose conditions check the membership too), under the one contention policy."""
+    return with_contention(lambda: _start_once(svc, principal, job_id, workspace_id, key))
+
+
+def _start_once(
+    svc: Services, principal: Principal, job_id: str, workspace_id: str | None, key: Key[Queued] | None
+) -> Queued:
+    job = svc.repo.get_job(job_id)
+    if job is None or (workspace_id and job.workspace_id != workspace_id):
+        raise JobNotFoundError()
     if job.status != JobStatus.UPLOADING:
+        require_member(svc.repo, principal, job)
         raise JobNotStartableError(f"This job has already been started (status: {job.status.value})")
     stored = svc.store.head(job.input_file_key)
-    if stored is None:
-        raise UploadIncompleteError()
-    if stored.size != job.size:
+    if stored is None or stored.size != job.size:
+        require_member(svc.repo, principal, job)
+        if stored is None:
+            raise UploadIncompleteError()
         raise UploadIncompleteError(
             f"The upload has {stored.size} bytes but {job.size} were declared. Upload the whole file again."
         )
     now = svc.clock()
     plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, principal.user_id, now)
-    started = svc.repo.start_job(job, plan.new_attempt, plan.entry, now)
-    dispatch(svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id)
+    started = _as_started(job, plan.new_attempt.n, now)
+    answer = key.answer(svc, Queued(started)) if key else None
+    svc.repo.start_job(job, plan.new_attempt, plan.entry, now, answer)
+    release = Release(key.record_id, whole=True) if key else None
+    delivery = dispatch(
+        svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id, release
+    )
     count("JobsStarted", trigger=Trigger.INITIAL.value)
     logger().info("job started", extra={"job_id": job.id, "workspace_id": job.workspace_id})
-    return started
+    return Queued(started, delivery)
+
+
+def _as_started(job: Job, attempt: int, now: datetime) -> Job:
+    """The job as the start transaction leaves it, without reading it back."""
+    return dataclasses.replace(
+        job,
+        status=JobStatus.QUEUED,
+        attempt=attempt,
+        updated_at=now,
+        dispatched_at=now,
+        resends=0,
+        lease_until=None,
+        progress=None,
+    )
 
 
 def get_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> JobDetail:

@@ -6,7 +6,10 @@ The rules, in the order the seed checks them:
 3. the workspace has at least 1 credit (else 403 "Insufficient credits ...");
 4. the original upload is still in R2 (else 409).
 Then ONE transaction: job failed→queued (condition: still failed at the attempt read), credits −1
-(condition: credits ≥ 1), a `retry` ledger entry and a new attempt. The reset is the seed's:
+(condition: credits ≥ 1), the caller's membership (a condition check), a `retry` ledger entry, a
+new attempt and the Idempotency-Key's answer. On success that is 4 round trips: the job, HEAD, the
+transaction, the send. The reads that only decide which error to give (membership, balance) run
+on the error path, so the seed's order and words are unchanged. The reset is the seed's:
 error, errorCode, completedAt, outputFileKey cleared; inputFileKey, originalFilename, createdAt
 kept; attempt +1, retryCount +1. After the commit the message is sent (see dispatch.py).
 """
@@ -14,8 +17,6 @@ kept; attempt +1, retryCount +1. After the commit the message is sent (see dispa
 from __future__ import annotations
 
 import dataclasses
-import random
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from chalicelib.domain import (
-    Job,
-    JobStatus,
-    LedgerReason,
-    Principal,
-    Trigger,
-)
+from chalicelib.domain import Job, JobStatus, LedgerReason, Principal, Trigger
 from chalicelib.errors import (
     DomainError,
     InsufficientCreditsForRetryError,
@@ -37,23 +32,22 @@ from chalicelib.errors import (
     JobNotFoundError,
     JobsChangedError,
     QueueSendError,
-    TransactionConflictError,
+    ServiceUnavailableError,
     UploadGoneError,
     ValidationError,
-    WorkspaceNotFoundError,
     http_error_for,
 )
 from chalicelib.observability import count, logger
-from chalicelib.processing.access import resolve_workspace, visible_job
+from chalicelib.processing.access import require_credits, require_member, resolve_workspace
+from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import dispatch, next_attempt
-from chalicelib.processing.ports import RetryPlan
+from chalicelib.processing.dispatch import Delivery, Queued, dispatch, next_attempt
+from chalicelib.processing.idempotency import Key
+from chalicelib.processing.ports import Release, RetryPlan
 
 RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
-_CONTENTION_TRIES = 8
 _BATCH_THREADS = 8
 
-T = TypeVar("T")
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -64,13 +58,14 @@ class ItemResult:
     success: bool
     code: str | None = None
     message: str | None = None
+    delivery: Delivery | None = None
 
 
 @dataclass(frozen=True)
 class BatchResult:
     results: list[ItemResult]
     credits_charged: int
-    credits: int
+    credits: int | None  # the balance after the commit; None when it could not be read
 
 
 def parse_job_id(value: str) -> str:
@@ -80,88 +75,107 @@ def parse_job_id(value: str) -> str:
         raise ValidationError(f"jobId must be a UUID (got '{value}')") from exc
 
 
-def retry_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None = None) -> Job:
+def retry_job(
+    svc: Services,
+    principal: Principal,
+    job_id: str,
+    workspace_id: str | None = None,
+    key: Key[Queued] | None = None,
+) -> Queued:
     """Re-queue one failed job for 1 credit. Returns the job as queued."""
     job_id = parse_job_id(job_id)
-    return _with_contention(lambda: _retry_once(svc, principal, job_id, workspace_id))
+    return with_contention(lambda: _retry_once(svc, principal, job_id, workspace_id, key))
 
 
-def _retry_once(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> Job:
-    job = visible_job(svc.repo, principal, job_id, workspace_id)
+def _retry_once(
+    svc: Services, principal: Principal, job_id: str, workspace_id: str | None, key: Key[Queued] | None
+) -> Queued:
+    job = svc.repo.get_job(job_id)
+    if job is None or (workspace_id and job.workspace_id != workspace_id):
+        raise JobNotFoundError()
     if job.status != JobStatus.FAILED:
+        require_member(svc.repo, principal, job)
         raise JobNotFailedError()
-    workspace = svc.repo.get_workspace(job.workspace_id)
-    if workspace is None or workspace.credits < 1:
-        raise InsufficientCreditsForRetryError()
     if svc.store.head(job.input_file_key) is None:
+        require_member(svc.repo, principal, job)
+        require_credits(svc.repo, job.workspace_id, InsufficientCreditsForRetryError)
         raise UploadGoneError()
     now = svc.clock()
     plan = _plan(job, Trigger.MANUAL, principal, now)
-    svc.repo.retry_jobs(job.workspace_id, [plan], now)  # a lost race: JobsChangedError, a 400
     queued = _as_queued(job, plan, now)
-    dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id)
+    answer = key.answer(svc, Queued(queued)) if key else None
+    try:
+        svc.repo.retry_jobs(job.workspace_id, [plan], now, answer)
+    except JobsChangedError as exc:  # a lost race: the seed's 400
+        raise JobNotFailedError() from exc
+    release = Release(key.record_id, whole=True) if key else None
+    delivery = dispatch(
+        svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id, release
+    )
     count("JobsRetried", trigger=Trigger.MANUAL.value)
     logger().info(
         "job retried",
         extra={"job_id": job.id, "workspace_id": job.workspace_id, "attempt": plan.new_attempt.n},
     )
-    return queued
+    return Queued(queued, delivery)
 
 
 def retry_jobs(
-    svc: Services, principal: Principal, job_ids: list[str], workspace_id: str | None = None
+    svc: Services,
+    principal: Principal,
+    job_ids: list[str],
+    workspace_id: str | None = None,
+    key: Key[BatchResult] | None = None,
 ) -> BatchResult:
     """Re-queue every eligible job of the list for 1 credit each, all in one transaction.
 
     Unknown and not-failed jobs are reported and not charged. If the balance cannot cover every
-    eligible job, nothing is retried (403).
+    eligible job, nothing is retried (403). Nothing after the commit can turn it into an error:
+    the balance read at the end is best effort.
     """
     ids = _parse_batch(job_ids, svc.settings.batch_retry_max)
     membership = resolve_workspace(svc.repo, principal, workspace_id)
     ws_id = membership.workspace_id
     results: dict[str, ItemResult] = {}
-    plans = _with_contention(lambda: _commit_batch(svc, principal, ws_id, ids, results))
+    plans = with_contention(lambda: _commit_batch(svc, principal, ws_id, ids, results, key))
+    release = Release(key.record_id, whole=False) if key else None
 
     def send(plan: RetryPlan) -> ItemResult:
         queued = _as_queued(plan.job, plan, plan.new_attempt.queued_at)
         try:
-            dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id)
+            delivery = dispatch(
+                svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id, release
+            )
         except QueueSendError as exc:
             return _failure(plan.job.id, exc)
-        return ItemResult(job_id=plan.job.id, success=True)
+        return ItemResult(job_id=plan.job.id, success=True, delivery=delivery)
 
     for sent in _concurrently(send, plans):
         results[sent.job_id] = sent
     charged = sum(1 for plan in plans if results[plan.job.id].success)
     if charged:
         count("JobsRetried", value=charged, trigger=Trigger.BATCH.value)
-    workspace = svc.repo.get_workspace(ws_id)
     return BatchResult(
-        results=[results[i] for i in ids],
-        credits_charged=charged,
-        credits=workspace.credits if workspace else 0,
+        results=[results[i] for i in ids], credits_charged=charged, credits=_balance_if_readable(svc, ws_id)
     )
 
 
 def _commit_batch(
-    svc: Services, principal: Principal, ws_id: str, ids: list[str], results: dict[str, ItemResult]
+    svc: Services,
+    principal: Principal,
+    ws_id: str,
+    ids: list[str],
+    results: dict[str, ItemResult],
+    key: Key[BatchResult] | None,
 ) -> list[RetryPlan]:
-    eligible = []
-    for job_id, checked in zip(ids, _concurrently(lambda i: _eligible(svc, ws_id, i), ids), strict=True):
-        if isinstance(checked, ItemResult):
-            results[job_id] = checked
-        else:
-            eligible.append(checked)
+    results.clear()  # a re-run after a TransactionConflict judges every job afresh
+    eligible = _eligible(svc, ws_id, ids, results)
     while eligible:
-        workspace = svc.repo.get_workspace(ws_id)
-        if workspace is None:
-            raise WorkspaceNotFoundError()
-        if workspace.credits < len(eligible):
-            raise InsufficientCreditsForRetryError()
         now = svc.clock()
         plans = [_plan(job, Trigger.BATCH, principal, now) for job in eligible]
+        answer = key.answer(svc, _as_committed(ids, results, plans)) if key else None
         try:
-            svc.repo.retry_jobs(ws_id, plans, now)
+            svc.repo.retry_jobs(ws_id, plans, now, answer)
             return plans
         except JobsChangedError as exc:
             changed = exc.job_ids
@@ -171,16 +185,55 @@ def _commit_batch(
     return []
 
 
-def _eligible(svc: Services, ws_id: str, job_id: str) -> Job | ItemResult:
-    """The job, if it can be retried; otherwise why not."""
-    job = svc.repo.get_job(job_id)
-    if job is None or job.workspace_id != ws_id:
-        return _failure(job_id, JobNotFoundError())
-    if job.status != JobStatus.FAILED:
-        return _failure(job_id, JobNotFailedError())
-    if svc.store.head(job.input_file_key) is None:
-        return _failure(job_id, UploadGoneError())
-    return job
+def _eligible(svc: Services, ws_id: str, ids: list[str], results: dict[str, ItemResult]) -> list[Job]:
+    """The jobs that can be retried (one BatchGetItem, the HEADs at once); why not, for the others."""
+    found = svc.repo.get_jobs(ids)
+    failed = []
+    for job_id in ids:
+        job = found.get(job_id)
+        if job is None or job.workspace_id != ws_id:
+            results[job_id] = _failure(job_id, JobNotFoundError())
+        elif job.status != JobStatus.FAILED:
+            results[job_id] = _failure(job_id, JobNotFailedError())
+        else:
+            failed.append(job)
+    heads = _concurrently(lambda job: svc.store.head(job.input_file_key), failed)
+    for job, head in zip(failed, heads, strict=True):
+        if head is None:
+            results[job.id] = _failure(job.id, UploadGoneError())
+    return [job for job in failed if job.id not in results]
+
+
+def _as_committed(ids: list[str], results: dict[str, ItemResult], plans: list[RetryPlan]) -> BatchResult:
+    """The batch's answer as its transaction commits it (stored with an Idempotency-Key)."""
+    queued = {plan.job.id for plan in plans}
+    return BatchResult(
+        results=[
+            ItemResult(job_id=i, success=True, delivery=Delivery.SENT) if i in queued else results[i]
+            for i in ids
+        ],
+        credits_charged=len(plans),
+        credits=None,
+    )
+
+
+def balance_if_readable(svc: Services, principal: Principal, workspace_id: str | None) -> int | None:
+    """The caller's balance for a replayed batch answer, or None when it cannot be read."""
+    try:
+        ws_id = resolve_workspace(svc.repo, principal, workspace_id).workspace_id
+    except ServiceUnavailableError:
+        return None
+    return _balance_if_readable(svc, ws_id)
+
+
+def _balance_if_readable(svc: Services, ws_id: str) -> int | None:
+    """The balance after the commit, for the answer; the charge is final whether or not it reads."""
+    try:
+        workspace = svc.repo.get_workspace(ws_id)
+    except ServiceUnavailableError:
+        logger().warning("balance unreadable after a batch retry", extra={"workspace_id": ws_id})
+        return None
+    return workspace.credits if workspace else None
 
 
 def _parse_batch(job_ids: list[str], limit: int) -> list[str]:
@@ -214,6 +267,11 @@ def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:
     )
 
 
+def refunded_item(job_id: str) -> ItemResult:
+    """A batch job whose send failed after the commit and whose credit came back."""
+    return _failure(job_id, QueueSendError(RETRY_REFUND_MESSAGE))
+
+
 def _failure(job_id: str, error: DomainError) -> ItemResult:
     return ItemResult(job_id=job_id, success=False, code=http_error_for(error).code, message=error.message)
 
@@ -225,13 +283,3 @@ def _concurrently(action: Callable[[A], R], items: Sequence[A]) -> list[R]:
         return [action(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(_BATCH_THREADS, len(items))) as pool:
         return list(pool.map(action, items))
-
-
-def _with_contention(action: Callable[[], T]) -> T:
-    """Run a read-validate-commit action again when a concurrent transaction held an item."""
-    for attempt in range(_CONTENTION_TRIES - 1):
-        try:
-            return action()
-        except TransactionConflictError:
-            time.sleep(random.uniform(0, 0.01 * 2**attempt))
-    return action()

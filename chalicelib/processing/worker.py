@@ -27,7 +27,7 @@ from chalicelib.errors import (
 )
 from chalicelib.observability import count, logger, segment
 from chalicelib.processing.context import Services
-from chalicelib.processing.jobs import output_key
+from chalicelib.processing.jobs import input_key, output_key
 
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -42,13 +42,13 @@ def process(svc: Services, ref: QueueMessage) -> Outcome:
     """Run the attempt the message names. Raises only when the outcome could not be recorded."""
     log = logger()
     now = svc.clock()
-    job = svc.repo.claim(ref, now, now + timedelta(seconds=svc.settings.claim_lease_seconds))
-    if job is None:
+    if not svc.repo.claim(ref, now, now + timedelta(seconds=svc.settings.claim_lease_seconds)):
         log.info("attempt not claimable; skipping", extra=_keys(ref))
         return Outcome.SKIPPED
     log.info("attempt claimed", extra=_keys(ref))
     try:
-        key = _transcode_and_store(svc, ref, job.input_file_key)
+        # The input's key follows from the message: no read of the job after the claim.
+        key = _transcode_and_store(svc, ref, input_key(ref.workspace_id, ref.job_id))
     except ProcessingError as error:
         return _record_failure(svc, ref, error)
     except ServiceUnavailableError as exc:

@@ -359,8 +359,16 @@ def test_dry_run_prints_the_whole_sequence_with_the_stacks_outputs() -> None:
 
 def test_dry_run_order_is_resources_layer_package_deploy_then_frontend() -> None:
     out = _dry_run({}).stdout
-    steps = ["infra/resources.yaml", "make layer", "chalice package", "aws cloudformation package",
-             "--stack-name vidproc-prod-app", "put-bucket-cors", "aws s3 sync", "create-invalidation"]
+    steps = [
+        "infra/resources.yaml",
+        "make layer",
+        "chalice package",
+        "aws cloudformation package",
+        "--stack-name vidproc-prod-app",
+        "put-bucket-cors",
+        "aws s3 sync",
+        "create-invalidation",
+    ]
 
     positions = [out.index(step) for step in steps]
 

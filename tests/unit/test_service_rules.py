@@ -37,7 +37,7 @@ def store_of(svc: Services) -> FakeStore:
 def started_job(svc: Services) -> str:
     created = jobs.create_job(svc, ALICE, "clip.mov", "video/quicktime", 100, None)
     store_of(svc).objects[created.job.input_file_key] = 100
-    return jobs.start_job(svc, ALICE, created.job.id, None).id
+    return jobs.start_job(svc, ALICE, created.job.id, None).job.id
 
 
 def failed_job(svc: Services) -> str:
@@ -143,7 +143,7 @@ def test_retry_resets_exactly_what_the_seed_says() -> None:
     svc = make_services()
     job_id = failed_job(svc)
     before = repo_of(svc).jobs[job_id]
-    queued = retry.retry_job(svc, ALICE, job_id)
+    queued = retry.retry_job(svc, ALICE, job_id).job
     stored = repo_of(svc).jobs[job_id]
     for job in (queued, stored):
         assert job.status == JobStatus.QUEUED
@@ -254,5 +254,5 @@ def test_a_new_attempt_starts_the_sweeper_wait_over() -> None:
     svc = make_services()
     job_id = failed_job(svc)
     repo_of(svc).jobs[job_id].resends = 5
-    assert retry.retry_job(svc, ALICE, job_id).resends == 0
+    assert retry.retry_job(svc, ALICE, job_id).job.resends == 0
     assert repo_of(svc).jobs[job_id].resends == 0

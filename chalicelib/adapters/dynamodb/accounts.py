@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.adapters.dynamodb.mapping import (
@@ -28,6 +30,13 @@ class AccountsRepository:
         except DoesNotExist:
             return None
         return Workspace(id=m.id, name=m.name, credits=int(m.credits))
+
+    def get_workspaces(self, workspace_ids: Sequence[str]) -> dict[str, Workspace]:
+        """One BatchGetItem (pynamodb re-asks for unprocessed keys)."""
+        return {
+            m.id: Workspace(id=m.id, name=m.name, credits=int(m.credits))
+            for m in WorkspaceModel.batch_get(list(dict.fromkeys(workspace_ids)), consistent_read=True)
+        }
 
     def create_workspace(self, workspace: Workspace, entry: LedgerEntry | None) -> bool:
         """Create the workspace and its opening ledger entry; False if it already exists."""

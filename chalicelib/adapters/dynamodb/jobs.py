@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist
+from collections.abc import Sequence
+
+from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.adapters.dynamodb.mapping import (
     attempt_from,
@@ -14,7 +16,9 @@ from chalicelib.adapters.dynamodb.mapping import (
     ws_status,
 )
 from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel
+from chalicelib.adapters.dynamodb.transactions import is_condition_failure
 from chalicelib.domain import Attempt, Job, JobStatus
+from chalicelib.errors import JobExistsError
 from chalicelib.processing.ports import Page
 
 
@@ -22,13 +26,24 @@ class JobReads:
     """Creating and reading jobs and their attempts."""
 
     def create_job(self, job: Job) -> None:
-        job_model(job).save(JobModel.id.does_not_exist())
+        try:
+            job_model(job).save(JobModel.id.does_not_exist())
+        except PutError as exc:
+            if is_condition_failure(exc):
+                raise JobExistsError() from exc
+            raise
 
     def get_job(self, job_id: str) -> Job | None:
         try:
             return job_from(JobModel.get(job_id, consistent_read=True))
         except DoesNotExist:
             return None
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """One BatchGetItem for up to 100 ids (pynamodb re-asks for unprocessed keys)."""
+        return {
+            m.id: job_from(m) for m in JobModel.batch_get(list(dict.fromkeys(job_ids)), consistent_read=True)
+        }
 
     def list_jobs(self, workspace_id: str, status: JobStatus | None, limit: int, cursor: str | None) -> Page:
         if status is None:
