@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings, get_settings
 from chalicelib.domain import QueueMessage
-from chalicelib.errors import QueueSendError, ValidationError
+from chalicelib.errors import QueueSendError, ServiceUnavailableError, ValidationError
 
 
 def encode(message: QueueMessage) -> str:
@@ -49,8 +49,13 @@ class SqsJobQueue:
                 retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10
             ),
         )
-        url = settings.jobs_queue_url or client.get_queue_url(QueueName=settings.jobs_queue_name)["QueueUrl"]
-        return cls(client, url)
+        if settings.jobs_queue_url:
+            return cls(client, settings.jobs_queue_url)
+        try:
+            url = client.get_queue_url(QueueName=settings.jobs_queue_name)["QueueUrl"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ServiceUnavailableError("The jobs queue could not be found") from exc
+        return cls(client, str(url))
 
     def send(self, message: QueueMessage) -> None:
         try:
