@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib.handlers import sweeper, worker
+from chalicelib.handlers import middleware, sweeper, worker
 from chalicelib.handlers.api import api
 from chalicelib.handlers.http import ThreadSafeChalice
 
@@ -15,6 +15,9 @@ JOBS_QUEUE = "vidproc-jobs"  # the deployed queue's name (infra/); the code read
 
 app = ThreadSafeChalice(app_name="vidproc")
 app.register_blueprint(api)
+app.register_middleware(middleware.http, "http")
+app.register_middleware(middleware.events, "sqs")
+app.register_middleware(middleware.events, "scheduled")
 
 
 @app.on_sqs_message(queue=JOBS_QUEUE, batch_size=5, maximum_batching_window_in_seconds=1)
