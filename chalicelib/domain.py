@@ -16,6 +16,14 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+# A page cursor: the sort key of the page's last item, `<ISO 8601 UTC time>#<uuid>` (jobs and
+# ledger entries both sort that way). Every string of this shape is a valid cursor.
+CURSOR_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?\+00:00"
+    r"#[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+
+
 class JobStatus(StrEnum):
     UPLOADING = "uploading"
     QUEUED = "queued"

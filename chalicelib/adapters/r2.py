@@ -65,6 +65,11 @@ class R2Store:
         self._client = client
         self._bucket = bucket
 
+    @property
+    def client(self) -> Any:
+        """The boto3 client (instrumentation registers botocore event hooks on it)."""
+        return self._client
+
     @classmethod
     def from_settings(cls, settings: Settings) -> R2Store:
         return cls(make_r2_client(settings), settings.r2_bucket)

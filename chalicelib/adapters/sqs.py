@@ -40,6 +40,11 @@ class SqsJobQueue:
         self._client = client
         self._queue_url = queue_url
 
+    @property
+    def client(self) -> Any:
+        """The boto3 client (instrumentation registers botocore event hooks on it)."""
+        return self._client
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SqsJobQueue:
         client = boto3.session.Session().client(

@@ -60,7 +60,7 @@ def me(principal: Principal) -> MeOut:
     status=201,
     body=CreateJobIn,
     response=CreatedJobOut,
-    errors=(400, 404, 413),
+    errors=(400, 403, 404, 413),
 )
 def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     created = jobs.create_job(
@@ -95,7 +95,14 @@ def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut
     return StartedOut.model_validate(idempotently(principal, "start", job_id, act, render))
 
 
-@route("/jobs", "GET", summary="Jobs, newest first", query=ListJobsQuery, response=JobPageOut, errors=(400,))
+@route(
+    "/jobs",
+    "GET",
+    summary="Jobs, newest first",
+    query=ListJobsQuery,
+    response=JobPageOut,
+    errors=(400, 403, 404),
+)
 def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
     status = JobStatus(query.status) if query.status else None
     page = jobs.list_jobs(services(), principal, query.workspace_id, status, query.limit, query.cursor)
@@ -156,7 +163,7 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
     summary="Retry several failed jobs at once (at most 25)",
     body=BatchRetryIn,
     response=BatchRetryOut,
-    errors=(400, 403),
+    errors=(400, 403, 404, 409),
 )
 def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
     def act(key: Key[retry.BatchResult] | None) -> retry.BatchResult:
@@ -213,7 +220,7 @@ def _batch_replay(stored: KeyedAnswer, credits: int | None) -> dict[str, Any]:
     summary="The workspace's balance",
     query=WorkspaceIn,
     response=CreditsOut,
-    errors=(400,),
+    errors=(400, 403, 404),
 )
 def credits(principal: Principal, query: WorkspaceIn) -> CreditsOut:
     ws = accounts.balance(services(), principal, query.workspace_id)
@@ -221,7 +228,12 @@ def credits(principal: Principal, query: WorkspaceIn) -> CreditsOut:
 
 
 @route(
-    "/credits/ledger", "GET", summary="Ledger entries, newest first", query=LedgerQuery, response=LedgerOut
+    "/credits/ledger",
+    "GET",
+    summary="Ledger entries, newest first",
+    query=LedgerQuery,
+    response=LedgerOut,
+    errors=(400, 403, 404),
 )
 def ledger(principal: Principal, query: LedgerQuery) -> LedgerOut:
     ws_id, page = accounts.ledger(services(), principal, query.workspace_id, query.limit, query.cursor)

@@ -43,9 +43,7 @@ def events(event: Any, get_response: Callable[[Any], Any]) -> Any:
 def correlation_id(event: Request) -> str:
     context = event.context if isinstance(event.context, dict) else {}
     lambda_context = event.lambda_context
-    return str(
-        context.get("requestId") or getattr(lambda_context, "aws_request_id", None) or uuid.uuid4()
-    )
+    return str(context.get("requestId") or getattr(lambda_context, "aws_request_id", None) or uuid.uuid4())
 
 
 def _observed(get_response: Callable[[Any], Any], event: Any, lambda_context: Any) -> Any:

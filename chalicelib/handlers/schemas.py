@@ -6,7 +6,7 @@ They validate what clients send and generate /openapi.json.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from chalicelib.domain import Attempt, Job, LedgerEntry
+from chalicelib.domain import CURSOR_PATTERN, Attempt, Job, LedgerEntry
 
 StatusName = Literal["uploading", "queued", "processing", "completed", "failed"]
 
@@ -44,33 +44,40 @@ class WorkspaceIn(Schema):
     workspace_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# A media type whose type is video (RFC 6838 subtype characters): it is signed into the upload.
+VIDEO_TYPE_PATTERN = r"^[Vv][Ii][Dd][Ee][Oo]/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,120}$"
+
+
 class CreateJobIn(WorkspaceIn):
     filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(min_length=1, max_length=127)
-    size: int
+    content_type: str = Field(min_length=1, max_length=127, pattern=VIDEO_TYPE_PATTERN)
+    size: int = Field(ge=1)  # its maximum is UPLOAD_MAX_BYTES (413 above; /openapi.json says it)
 
     @field_validator("filename")
     @classmethod
     def _plain_name(cls, value: str) -> str:
-        name = value.replace("\\", "/").rsplit("/", 1)[-1].strip()
-        if not name or any(ord(c) < 32 for c in name):
-            raise ValueError("must be a file name")
-        return name
+        # Only a display name (the storage key never contains it): keep the last path part,
+        # without control characters; a name with nothing left becomes "video".
+        name = "".join(c for c in value.replace("\\", "/") if ord(c) >= 32 and ord(c) != 127)
+        parts = [p.strip() for p in name.split("/") if p.strip()]
+        return parts[-1] if parts else "video"
 
 
 class BatchRetryIn(WorkspaceIn):
-    job_ids: list[str]
+    # at most BATCH_RETRY_MAX ids (/openapi.json says it)
+    job_ids: list[Annotated[str, Field(pattern=UUID_PATTERN)]] = Field(min_length=1)
 
 
 class ListJobsQuery(WorkspaceIn):
     status: StatusName | None = None
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = None
+    cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
 
 
 class LedgerQuery(WorkspaceIn):
     limit: int = Field(default=50, ge=1, le=100)
-    cursor: str | None = None
+    cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
 
 
 # --- responses -------------------------------------------------------------------------------

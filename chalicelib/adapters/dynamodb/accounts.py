@@ -108,11 +108,11 @@ class AccountsRepository:
             workspace_id,
             scan_index_forward=False,
             limit=limit,
-            last_evaluated_key=decode_cursor(cursor),
+            last_evaluated_key=decode_cursor(cursor, "entryKey", workspaceId=workspace_id),
             consistent_read=True,
         )
         items, next_key = page_of(result, limit)
-        return LedgerPage(entries=[ledger_from(m) for m in items], cursor=encode_cursor(next_key))
+        return LedgerPage(entries=[ledger_from(m) for m in items], cursor=encode_cursor(next_key, "entryKey"))
 
     def ledger_sum(self, workspace_id: str) -> int:
         return sum(int(m.delta) for m in LedgerModel.query(workspace_id, consistent_read=True))

@@ -47,18 +47,18 @@ class JobReads:
 
     def list_jobs(self, workspace_id: str, status: JobStatus | None, limit: int, cursor: str | None) -> Page:
         if status is None:
+            start = decode_cursor(cursor, "createdKey", workspaceId=workspace_id, id=_job_of(cursor))
             result = JobModel.by_workspace.query(
-                workspace_id, scan_index_forward=False, limit=limit, last_evaluated_key=decode_cursor(cursor)
+                workspace_id, scan_index_forward=False, limit=limit, last_evaluated_key=start
             )
         else:
+            partition = ws_status(workspace_id, status.value)
+            start = decode_cursor(cursor, "createdKey", wsStatus=partition, id=_job_of(cursor))
             result = JobModel.by_workspace_status.query(
-                ws_status(workspace_id, status.value),
-                scan_index_forward=False,
-                limit=limit,
-                last_evaluated_key=decode_cursor(cursor),
+                partition, scan_index_forward=False, limit=limit, last_evaluated_key=start
             )
         items, next_key = page_of(result, limit)
-        return Page(jobs=[job_from(m) for m in items], cursor=encode_cursor(next_key))
+        return Page(jobs=[job_from(m) for m in items], cursor=encode_cursor(next_key, "createdKey"))
 
     def attempts_of(self, job_id: str) -> list[Attempt]:
         return [attempt_from(m) for m in AttemptModel.query(job_id, consistent_read=True)]
@@ -68,3 +68,8 @@ class JobReads:
             return attempt_from(AttemptModel.get(job_id, n, consistent_read=True))
         except DoesNotExist:
             return None
+
+
+def _job_of(cursor: str | None) -> str:
+    """The job id a jobs cursor ends with (its createdKey is `<time>#<job id>`)."""
+    return (cursor or "").rsplit("#", 1)[-1]
