@@ -26,7 +26,7 @@ LISTEN_BACKLOG = 128
 def tune() -> None:
     local.ChaliceRequestHandler.disable_nagle_algorithm = True  # socketserver sets TCP_NODELAY
     local.ThreadedHTTPServer.request_queue_size = LISTEN_BACKLOG
-    local.ChaliceRequestHandler.__getattr__ = _unknown_method  # type: ignore[attr-defined]
+    local.ChaliceRequestHandler.__getattr__ = _unknown_method
 
 
 def _unknown_method(handler: Any, name: str) -> Any:

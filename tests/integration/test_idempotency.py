@@ -128,7 +128,8 @@ def test_a_refunded_retry_frees_its_key(tenant: Tenant, in_process: Any) -> None
 
 def test_a_batch_replay_reports_the_jobs_refunded_after_the_commit(tenant: Tenant, in_process: Any) -> None:
     ok, refused = tenant.api.submit(NOT_A_VIDEO), tenant.api.submit(NOT_A_VIDEO)
-    fail(ok), fail(refused)
+    fail(ok)
+    fail(refused)
     key, body = str(uuid.uuid4()), json.dumps({"jobIds": [ok["id"], refused["id"]]})
     client = in_process(queue=QueueFailingFor(refused["id"]))
     first = json.loads(client.http.post("/jobs/retry", headers=headers(tenant, key), body=body).body)

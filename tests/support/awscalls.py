@@ -32,7 +32,7 @@ def counting(svc: Services) -> Iterator[Counter[str]]:
     lock = threading.Lock()
 
     def count(event_name: str, **_: Any) -> None:
-        _, service, operation = event_name.split(".", 2)
+        _event, service, operation = event_name.split(".", 2)
         with lock:
             counts[f"{_SHORT.get(service, service)}:{operation}"] += 1
 

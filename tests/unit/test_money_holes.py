@@ -116,7 +116,7 @@ def test_a_batch_counts_only_what_is_really_charged() -> None:
             raise ServiceUnavailableError()
         real_undo(job, *args)
 
-    svc.repo.undo_queueing = undo_unless_deferred  # type: ignore[method-assign]
+    svc.repo.undo_queueing = undo_unless_deferred  # type: ignore[method-assign,assignment]
     result = retry.retry_jobs(svc, ALICE, [sent, refunded, deferred])
     by_id = {r.job_id: r for r in result.results}
     assert by_id[sent].success and by_id[sent].delivery == Delivery.SENT
