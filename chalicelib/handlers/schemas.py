@@ -6,7 +6,7 @@ They validate what clients send and generate /openapi.json.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from chalicelib.domain import CURSOR_PATTERN, Attempt, Job, LedgerEntry
+from chalicelib.domain import CURSOR_PATTERN, UUID_PATTERN, VIDEO_TYPE_PATTERN, Attempt, Job, LedgerEntry
 
 StatusName = Literal["uploading", "queued", "processing", "completed", "failed"]
 
@@ -44,15 +44,15 @@ class WorkspaceIn(Schema):
     workspace_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-# A media type whose type is video (RFC 6838 subtype characters): it is signed into the upload.
-VIDEO_TYPE_PATTERN = r"^[Vv][Ii][Dd][Ee][Oo]/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,120}$"
+# Constraints below marked "documented" appear in /openapi.json and are enforced by the service
+# layer (or the adapter), which words the refusal for a person ("The file is empty ...").
 
 
 class CreateJobIn(WorkspaceIn):
     filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(min_length=1, max_length=127, pattern=VIDEO_TYPE_PATTERN)
-    size: int = Field(ge=1)  # its maximum is UPLOAD_MAX_BYTES (413 above; /openapi.json says it)
+    content_type: str = Field(min_length=1, max_length=127, json_schema_extra={"pattern": VIDEO_TYPE_PATTERN})
+    # documented: at least 1, at most UPLOAD_MAX_BYTES (413 above it)
+    size: int = Field(json_schema_extra={"minimum": 1})
 
     @field_validator("filename")
     @classmethod
@@ -65,19 +65,21 @@ class CreateJobIn(WorkspaceIn):
 
 
 class BatchRetryIn(WorkspaceIn):
-    # at most BATCH_RETRY_MAX ids (/openapi.json says it)
-    job_ids: list[Annotated[str, Field(pattern=UUID_PATTERN)]] = Field(min_length=1)
+    # documented: 1 to BATCH_RETRY_MAX UUIDs
+    job_ids: list[str] = Field(
+        json_schema_extra={"minItems": 1, "items": {"type": "string", "pattern": UUID_PATTERN}}
+    )
 
 
 class ListJobsQuery(WorkspaceIn):
     status: StatusName | None = None
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
+    cursor: str | None = Field(default=None, json_schema_extra={"pattern": CURSOR_PATTERN})  # documented
 
 
 class LedgerQuery(WorkspaceIn):
     limit: int = Field(default=50, ge=1, le=100)
-    cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
+    cursor: str | None = Field(default=None, json_schema_extra={"pattern": CURSOR_PATTERN})  # documented
 
 
 # --- responses -------------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from chalicelib.domain import (
+    VIDEO_TYPE_PATTERN,
     Attempt,
     Job,
     JobStatus,
@@ -64,9 +66,9 @@ def create_job(
     workspace_id: str | None,
 ) -> NewUpload:
     """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet."""
-    content_type = content_type.strip().lower()
-    if not content_type.startswith("video/"):
+    if not re.fullmatch(VIDEO_TYPE_PATTERN, content_type):
         raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
+    content_type = content_type.lower()
     if size <= 0:
         raise ValidationError("The file is empty (size must be greater than 0)")
     limit = svc.settings.upload_max_bytes

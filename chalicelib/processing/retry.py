@@ -17,6 +17,7 @@ kept; attempt +1, retryCount +1. After the commit the message is sent (see dispa
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from chalicelib.domain import Job, JobStatus, LedgerReason, Principal, Trigger
+from chalicelib.domain import UUID_PATTERN, Job, JobStatus, LedgerReason, Principal, Trigger
 from chalicelib.errors import (
     DomainError,
     InsufficientCreditsForRetryError,
@@ -69,10 +70,10 @@ class BatchResult:
 
 
 def parse_job_id(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ValidationError(f"jobId must be a UUID (got '{value}')") from exc
+    """The canonical form of a UUID written the documented way (8-4-4-4-12 hex digits)."""
+    if not isinstance(value, str) or not re.fullmatch(UUID_PATTERN, value):
+        raise ValidationError(f"jobId must be a UUID (got '{value}')")
+    return str(uuid.UUID(value))
 
 
 def retry_job(

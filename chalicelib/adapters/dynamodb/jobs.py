@@ -71,5 +71,5 @@ class JobReads:
 
 
 def _job_of(cursor: str | None) -> str:
-    """The job id a jobs cursor ends with (its createdKey is `<time>#<job id>`)."""
-    return (cursor or "").rsplit("#", 1)[-1]
+    """The job id a jobs cursor ends with (`<time>Z_<job id>`)."""
+    return (cursor or "").rsplit("_", 1)[-1]  # (decode_cursor refuses what is not a cursor)

@@ -134,6 +134,9 @@ def ledger_from(m: LedgerModel) -> LedgerEntry:
     )
 
 
+_UTC_SEP, _URL_SEP = "+00:00#", "Z_"  # a sort key's `+00:00#` is `Z_` in a cursor (URL-safe)
+
+
 def encode_cursor(key: dict[str, Any] | None, sort_key: str) -> str | None:
     """A page's cursor: the sort key of its last item (`<ISO time>#<uuid>`, CURSOR_PATTERN).
 
@@ -143,17 +146,18 @@ def encode_cursor(key: dict[str, Any] | None, sort_key: str) -> str | None:
     """
     if not key:
         return None
-    return str(key[sort_key]["S"])
+    return str(key[sort_key]["S"]).replace(_UTC_SEP, _URL_SEP, 1)
 
 
 def decode_cursor(cursor: str | None, sort_key: str, **partition: str) -> dict[str, Any] | None:
-    """The ExclusiveStartKey a cursor stands for (the query's partition values in `partition`)."""
-    if not cursor:
+    """The ExclusiveStartKey a cursor stands for (the query's partition values in `partition`);
+    no cursor is the first page, an empty one is not a cursor."""
+    if cursor is None:
         return None
     if not re.fullmatch(CURSOR_PATTERN, cursor):
         raise ValidationError("The cursor is not valid")
     key = {name: {"S": value} for name, value in partition.items()}
-    key[sort_key] = {"S": cursor}
+    key[sort_key] = {"S": cursor.replace(_URL_SEP, _UTC_SEP, 1)}
     return key
 
 
