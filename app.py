@@ -20,7 +20,9 @@ app.register_middleware(middleware.events, "sqs")
 app.register_middleware(middleware.events, "scheduled")
 
 
-@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=5, maximum_batching_window_in_seconds=1)
+# One record per invocation: a record never waits behind another's transcode until too little of
+# the invocation is left (the worker also hands back a record it has no time for).
+@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=1)
 def handle_job_messages(event: SQSEvent) -> dict[str, Any]:
     return worker.handle(event.to_dict(), event.context)
 

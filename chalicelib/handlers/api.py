@@ -68,7 +68,8 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     )
     upload = created.upload
     return CreatedJobOut(
-        job=JobOut.of(created.job), upload=UploadOut(url=upload.url, method="PUT", headers=upload.headers)
+        job=JobOut.of(created.job, max_tries=services().settings.max_auto_attempts),
+        upload=UploadOut(url=upload.url, method="PUT", headers=upload.headers),
     )
 
 
@@ -88,9 +89,8 @@ def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut
         return jobs.start_job(services(), principal, job_id, body.workspace_id, key)
 
     def render(queued: Queued) -> dict[str, Any]:
-        return StartedOut(job=JobOut.of(queued.job), delivery=_deferred(queued.delivery)).model_dump(
-            mode="json", by_alias=True
-        )
+        job = JobOut.of(queued.job, max_tries=services().settings.max_auto_attempts)
+        return StartedOut(job=job, delivery=_deferred(queued.delivery)).model_dump(mode="json", by_alias=True)
 
     return StartedOut.model_validate(idempotently(principal, "start", job_id, act, render))
 
@@ -106,7 +106,8 @@ def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut
 def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
     status = JobStatus(query.status) if query.status else None
     page = jobs.list_jobs(services(), principal, query.workspace_id, status, query.limit, query.cursor)
-    return JobPageOut(jobs=[JobOut.of(j) for j in page.jobs], cursor=page.cursor)
+    tries = services().settings.max_auto_attempts
+    return JobPageOut(jobs=[JobOut.of(j, page.pricing, tries) for j in page.jobs], cursor=page.cursor)
 
 
 @route(
@@ -119,7 +120,8 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
 )
 def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEnvelope:  # noqa: N803
     detail = jobs.get_job(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
-    return JobDetailEnvelope(job=JobDetailOut.of_detail(detail.job, detail.attempts))
+    tries = services().settings.max_auto_attempts
+    return JobDetailEnvelope(job=JobDetailOut.of_detail(detail.job, detail.attempts, detail.pricing, tries))
 
 
 @route(
@@ -139,7 +141,7 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
 @route(
     "/jobs/{jobId}/retry",
     "POST",
-    summary="Retry a failed job for 1 credit",
+    summary="Retry a failed job (1 credit; free under RETRY_PRICING first_free for its first retry)",
     body=WorkspaceIn,
     response=RetryOut,
     errors=(400, 403, 404, 409, 503),
@@ -147,11 +149,16 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
 def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
     job_id = retry.parse_job_id(jobId)
 
-    def act(key: Key[Queued] | None) -> Queued:
+    def act(key: Key[retry.Retried] | None) -> retry.Retried:
         return retry.retry_job(services(), principal, job_id, body.workspace_id, key)
 
-    def render(queued: Queued) -> dict[str, Any]:
-        out = RetryOut(success=True, job_id=queued.job.id, delivery=_deferred(queued.delivery))
+    def render(retried: retry.Retried) -> dict[str, Any]:
+        out = RetryOut(
+            success=True,
+            job_id=retried.job.id,
+            credits_charged=retried.credits_charged,
+            delivery=_deferred(retried.delivery),
+        )
         return out.model_dump(mode="json", by_alias=True)
 
     return RetryOut.model_validate(idempotently(principal, "retry", job_id, act, render))

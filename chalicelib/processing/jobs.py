@@ -31,7 +31,8 @@ from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import Queued, dispatch, next_attempt
 from chalicelib.processing.idempotency import Key
-from chalicelib.processing.ports import Page, PresignedRequest, Release
+from chalicelib.processing.ports import PresignedRequest, Release
+from chalicelib.processing.pricing import pricing_of
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 
@@ -46,6 +47,14 @@ class NewUpload:
 class JobDetail:
     job: Job
     attempts: list[Attempt]
+    pricing: str  # the workspace's RETRY_PRICING: what a manual retry of the job would cost
+
+
+@dataclass(frozen=True)
+class JobList:
+    jobs: list[Job]
+    cursor: str | None
+    pricing: str
 
 
 def input_key(workspace_id: str, job_id: str) -> str:
@@ -129,10 +138,10 @@ def _start_once(
     plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, principal.user_id, now)
     started = _as_started(job, plan.new_attempt.n, now)
     answer = key.answer(svc, Queued(started)) if key else None
-    svc.repo.start_job(job, plan.new_attempt, plan.entry, now, answer)
+    svc.repo.start_job(job, plan.new_attempt, plan.entries[0], now, answer)
     release = Release(key.record_id, whole=True) if key else None
     delivery = dispatch(
-        svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id, release
+        svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id, release=release
     )
     count("JobsStarted", trigger=Trigger.INITIAL.value)
     logger().info("job started", extra={"job_id": job.id, "workspace_id": job.workspace_id})
@@ -150,12 +159,15 @@ def _as_started(job: Job, attempt: int, now: datetime) -> Job:
         resends=0,
         lease_until=None,
         progress=None,
+        charged_attempt=attempt,
     )
 
 
 def get_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> JobDetail:
     job = visible_job(svc.repo, principal, job_id, workspace_id)
-    return JobDetail(job=job, attempts=svc.repo.attempts_of(job.id))
+    return JobDetail(
+        job=job, attempts=svc.repo.attempts_of(job.id), pricing=_pricing(svc, job.workspace_id, [job])
+    )
 
 
 def list_jobs(
@@ -165,10 +177,20 @@ def list_jobs(
     status: JobStatus | None,
     limit: int,
     cursor: str | None,
-) -> Page:
+) -> JobList:
     membership = resolve_workspace(svc.repo, principal, workspace_id)
     limit = max(1, min(limit, svc.settings.jobs_page_max))
-    return svc.repo.list_jobs(membership.workspace_id, status, limit, cursor)
+    page = svc.repo.list_jobs(membership.workspace_id, status, limit, cursor)
+    return JobList(
+        jobs=page.jobs, cursor=page.cursor, pricing=_pricing(svc, membership.workspace_id, page.jobs)
+    )
+
+
+def _pricing(svc: Services, workspace_id: str, shown: list[Job]) -> str:
+    """The workspace's retry pricing; read only when a failed job is shown (a retry price to state)."""
+    if not any(job.status == JobStatus.FAILED for job in shown):
+        return svc.settings.retry_pricing
+    return pricing_of(svc, svc.repo.get_workspace(workspace_id))
 
 
 def download_url(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> str:

@@ -50,7 +50,17 @@ class ObjectStore(Protocol):
 class JobQueue(Protocol):
     """Raises QueueSendError when the message could not be sent."""
 
-    def send(self, message: QueueMessage) -> None: ...
+    def send(self, message: QueueMessage, delay_seconds: int = 0) -> None:
+        """Send; SQS holds it back `delay_seconds` (at most 900) before any worker sees it."""
+        ...
+
+    def extend_visibility(self, receipt_handle: str, seconds: int) -> None:
+        """Keep a received message hidden `seconds` more (a heartbeat). QueueSendError on failure."""
+        ...
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        """Put a message body on the dead-letter queue (a message that can never succeed)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -86,11 +96,33 @@ class LedgerPage:
 
 @dataclass(frozen=True)
 class RetryPlan:
-    """One job to re-queue in a retry transaction: the attempt read, and the one to create."""
+    """One job to re-queue in a retry transaction: the attempt read, the one to create, and its
+    ledger entries (none for a free retry; a charge and an operator's grant for `reprocess --free`).
+
+    The price (new_attempt.credits_charged) was decided from the job as read; the transaction's
+    condition on the job's attempt and retry count makes it hold at the commit.
+    """
 
     job: Job
     new_attempt: Attempt
+    entries: tuple[LedgerEntry, ...]
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A final platform failure gives back the credit of the job's charged attempt."""
+
     entry: LedgerEntry
+    attempt: int  # the charged attempt, marked refunded in the same transaction
+
+
+@dataclass(frozen=True)
+class RecordedError:
+    """What an attempt failed with, as stored on the attempt (and, when final, on the job)."""
+
+    message: str
+    code: str
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,30 +186,72 @@ class Repository(Protocol):
         self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime, answer: KeyedAnswer | None = None
     ) -> None: ...
     def retry_jobs(
-        self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime, answer: KeyedAnswer | None = None
-    ) -> None: ...
+        self,
+        workspace_id: str,
+        plans: Sequence[RetryPlan],
+        now: datetime,
+        answer: KeyedAnswer | None = None,
+        member: str | None = None,
+    ) -> None:
+        """`member`: whose membership the transaction checks (None: an operator's command)."""
+        ...
+
     def undo_queueing(
         self,
         job: Job,
-        entry: LedgerEntry,
+        entry: LedgerEntry | None,
         error: str,
         error_code: str,
         now: datetime,
         release: Release | None = None,
-    ) -> None: ...
+    ) -> None:
+        """The message could not be sent: the refund `entry` (None: nothing was charged), job
+        failed, and the request's Idempotency-Key answer released (`release`)."""
+        ...
+
     def mark_dispatched(self, job_id: str, attempt: int, now: datetime, hold: timedelta) -> bool:
         """A re-send at `now`: count it, and keep the job from being due again for `hold` more."""
         ...
+
+    def set_retry_pricing(self, workspace_id: str, pricing: str | None) -> bool: ...
 
     def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> bool:
         """queued → processing for this attempt (or a processing one whose lease ran out)."""
         ...
 
+    def extend_lease(self, ref: QueueMessage, lease_until: datetime) -> bool:
+        """The heartbeat: the claim on this attempt runs until `lease_until` (False: not ours now)."""
+        ...
+
     def set_progress(self, ref: QueueMessage, progress: float) -> None: ...
     def complete(self, ref: QueueMessage, output_key: str, now: datetime) -> bool: ...
     def fail(
-        self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime
-    ) -> bool: ...
+        self,
+        ref: QueueMessage,
+        error: str,
+        error_code: str,
+        detail: str | None,
+        now: datetime,
+        refund: Refund | None = None,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        """The attempt failed for good: attempt and job failed, and the refund if any, in one
+        transaction. With `lease_expired_before`, only if the claim's lease ran out before then
+        (the sweeper: never fail an attempt a live worker just re-claimed)."""
+        ...
+
+    def reschedule(
+        self,
+        ref: QueueMessage,
+        error: RecordedError,
+        retry: Attempt,
+        due: datetime,
+        now: datetime,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        """An automatic retry, in one transaction: the attempt failed with `error`, the free
+        attempt `retry` is created, and the job is queued again for it, due at `due`."""
+        ...
 
     # sweeper
     def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]: ...

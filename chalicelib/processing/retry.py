@@ -3,12 +3,14 @@
 The rules, in the order the seed checks them:
 1. the job exists and belongs to a workspace the caller is a member of (else 404 "Job not found");
 2. its status is failed (else 400 "Only failed jobs can be retried");
-3. the workspace has at least 1 credit (else 403 "Insufficient credits ...");
+3. the workspace has the retry's price (else 403 "Insufficient credits ..."); the price is 1
+   credit, or 0 for a job's first retry under RETRY_PRICING first_free (see pricing.py);
 4. the original upload is still in R2 (else 409).
-Then ONE transaction: job failed→queued (condition: still failed at the attempt read), credits −1
-(condition: credits ≥ 1), the caller's membership (a condition check), a `retry` ledger entry, a
-new attempt and the Idempotency-Key's answer. On success that is 4 round trips: the job, HEAD, the
-transaction, the send. The reads that only decide which error to give (membership, balance) run
+Then ONE transaction: job failed→queued (condition: still failed at the attempt and retry count
+read), credits −price (condition: credits ≥ price), the caller's membership (a condition check),
+a `retry` ledger entry, a new attempt and the Idempotency-Key's answer. On success that is 5
+round trips: the job, the workspace (its pricing decides the price), HEAD, the transaction, the
+send. The reads that only decide which error to give (membership, balance) run
 on the error path, so the seed's order and words are unchanged. The reset is the seed's:
 error, errorCode, completedAt, outputFileKey cleared; inputFileKey, originalFilename, createdAt
 kept; attempt +1, retryCount +1. After the commit the message is sent (see dispatch.py).
@@ -36,17 +38,20 @@ from chalicelib.errors import (
     ServiceUnavailableError,
     UploadGoneError,
     ValidationError,
+    WorkspaceNotFoundError,
     http_error_for,
 )
 from chalicelib.observability import count, logger
-from chalicelib.processing.access import require_credits, require_member, resolve_workspace
+from chalicelib.processing.access import require_member, resolve_workspace
 from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import Delivery, Queued, dispatch, next_attempt
+from chalicelib.processing.dispatch import Delivery, dispatch, next_attempt
 from chalicelib.processing.idempotency import Key
 from chalicelib.processing.ports import Release, RetryPlan
+from chalicelib.processing.pricing import pricing_of, retry_price
 
 RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
+FREE_RETRY_UNQUEUED_MESSAGE = "Could not queue the retry. Nothing was charged."
 _BATCH_THREADS = 8
 
 A = TypeVar("A")
@@ -60,6 +65,13 @@ class ItemResult:
     code: str | None = None
     message: str | None = None
     delivery: Delivery | None = None
+
+
+@dataclass(frozen=True)
+class Retried:
+    job: Job  # as queued
+    credits_charged: int
+    delivery: Delivery = Delivery.SENT
 
 
 @dataclass(frozen=True)
@@ -81,44 +93,86 @@ def retry_job(
     principal: Principal,
     job_id: str,
     workspace_id: str | None = None,
-    key: Key[Queued] | None = None,
-) -> Queued:
-    """Re-queue one failed job for 1 credit. Returns the job as queued."""
+    key: Key[Retried] | None = None,
+) -> Retried:
+    """Re-queue one failed job for its price (1 credit, or 0 under first_free)."""
     job_id = parse_job_id(job_id)
-    return with_contention(lambda: _retry_once(svc, principal, job_id, workspace_id, key))
+
+    def once() -> Retried:
+        job = svc.repo.get_job(job_id)
+        if job is None or (workspace_id and job.workspace_id != workspace_id):
+            raise JobNotFoundError()
+        return _retry_once(svc, job, Trigger.MANUAL, principal.user_id, principal.user_id, key=key)
+
+    return with_contention(once)
+
+
+def requeue(svc: Services, job: Job, trigger: Trigger, actor: str, granted: bool = False) -> Retried:
+    """An operator's retry of a job as read (`reprocess`): no membership, no key. A lost race
+    with another transaction reads the job again and decides again."""
+    read: list[Job] = [job]
+
+    def once() -> Retried:
+        current = read.pop() if read else svc.repo.get_job(job.id)
+        if current is None:
+            raise JobNotFoundError()
+        return _retry_once(svc, current, trigger, actor, None, granted=granted)
+
+    return with_contention(once)
 
 
 def _retry_once(
-    svc: Services, principal: Principal, job_id: str, workspace_id: str | None, key: Key[Queued] | None
-) -> Queued:
-    job = svc.repo.get_job(job_id)
-    if job is None or (workspace_id and job.workspace_id != workspace_id):
-        raise JobNotFoundError()
+    svc: Services,
+    job: Job,
+    trigger: Trigger,
+    actor: str,
+    member: str | None,
+    granted: bool = False,
+    key: Key[Retried] | None = None,
+) -> Retried:
+    """`member`: the caller whose membership the transaction checks (None: an operator). The
+    membership read happens only on the error paths, to answer in the seed's order."""
     if job.status != JobStatus.FAILED:
-        require_member(svc.repo, principal, job)
+        _require_member(svc, member, job)
         raise JobNotFailedError()
+    workspace = svc.repo.get_workspace(job.workspace_id)
+    price = retry_price(pricing_of(svc, workspace), job)
+    if workspace is None or (workspace.credits < price and not granted):
+        _require_member(svc, member, job)
+        raise InsufficientCreditsForRetryError()
     if svc.store.head(job.input_file_key) is None:
-        require_member(svc.repo, principal, job)
-        require_credits(svc.repo, job.workspace_id, InsufficientCreditsForRetryError)
+        _require_member(svc, member, job)
         raise UploadGoneError()
     now = svc.clock()
-    plan = _plan(job, Trigger.MANUAL, principal, now)
+    plan = next_attempt(job, trigger, LedgerReason.RETRY, actor, now, price=price, granted=granted)
     queued = _as_queued(job, plan, now)
-    answer = key.answer(svc, Queued(queued)) if key else None
+    charged = plan.new_attempt.credits_charged
+    answer = key.answer(svc, Retried(queued, charged)) if key else None
     try:
-        svc.repo.retry_jobs(job.workspace_id, [plan], now, answer)
+        svc.repo.retry_jobs(job.workspace_id, [plan], now, answer, member)
     except JobsChangedError as exc:  # a lost race: the seed's 400
         raise JobNotFailedError() from exc
+    message = RETRY_REFUND_MESSAGE if charged else FREE_RETRY_UNQUEUED_MESSAGE
     release = Release(key.record_id, whole=True) if key else None
     delivery = dispatch(
-        svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id, release
+        svc, queued, LedgerReason.RETRY_REFUND, message, actor, charged=charged, release=release
     )
-    count("JobsRetried", trigger=Trigger.MANUAL.value)
+    count("JobsRetried", trigger=trigger.value)
     logger().info(
         "job retried",
-        extra={"job_id": job.id, "workspace_id": job.workspace_id, "attempt": plan.new_attempt.n},
+        extra={
+            "job_id": job.id,
+            "workspace_id": job.workspace_id,
+            "attempt": plan.new_attempt.n,
+            "charged": charged,
+        },
     )
-    return Queued(queued, delivery)
+    return Retried(job=queued, credits_charged=charged, delivery=delivery)
+
+
+def _require_member(svc: Services, member: str | None, job: Job) -> None:
+    if member is not None:
+        require_member(svc.repo, Principal(user_id=member), job)
 
 
 def retry_jobs(
@@ -143,9 +197,17 @@ def retry_jobs(
 
     def send(plan: RetryPlan) -> ItemResult:
         queued = _as_queued(plan.job, plan, plan.new_attempt.queued_at)
+        price = plan.new_attempt.credits_charged
+        message = RETRY_REFUND_MESSAGE if price else FREE_RETRY_UNQUEUED_MESSAGE
         try:
             delivery = dispatch(
-                svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id, release
+                svc,
+                queued,
+                LedgerReason.RETRY_REFUND,
+                message,
+                principal.user_id,
+                charged=price,
+                release=release,
             )
         except QueueSendError as exc:
             return _failure(plan.job.id, exc)
@@ -153,7 +215,7 @@ def retry_jobs(
 
     for sent in _concurrently(send, plans):
         results[sent.job_id] = sent
-    charged = sum(1 for plan in plans if results[plan.job.id].success)
+    charged = sum(plan.new_attempt.credits_charged for plan in plans if results[plan.job.id].success)
     if charged:
         count("JobsRetried", value=charged, trigger=Trigger.BATCH.value)
     return BatchResult(
@@ -172,11 +234,17 @@ def _commit_batch(
     results.clear()  # a re-run after a TransactionConflict judges every job afresh
     eligible = _eligible(svc, ws_id, ids, results)
     while eligible:
+        workspace = svc.repo.get_workspace(ws_id)  # its pricing decides each job's price
+        if workspace is None:
+            raise WorkspaceNotFoundError()
+        pricing = pricing_of(svc, workspace)
         now = svc.clock()
-        plans = [_plan(job, Trigger.BATCH, principal, now) for job in eligible]
+        plans = [_plan(job, Trigger.BATCH, principal, now, retry_price(pricing, job)) for job in eligible]
+        if workspace.credits < sum(plan.new_attempt.credits_charged for plan in plans):
+            raise InsufficientCreditsForRetryError()
         answer = key.answer(svc, _as_committed(ids, results, plans)) if key else None
         try:
-            svc.repo.retry_jobs(ws_id, plans, now, answer)
+            svc.repo.retry_jobs(ws_id, plans, now, answer, principal.user_id)
             return plans
         except JobsChangedError as exc:
             changed = exc.job_ids
@@ -213,7 +281,7 @@ def _as_committed(ids: list[str], results: dict[str, ItemResult], plans: list[Re
             ItemResult(job_id=i, success=True, delivery=Delivery.SENT) if i in queued else results[i]
             for i in ids
         ],
-        credits_charged=len(plans),
+        credits_charged=sum(plan.new_attempt.credits_charged for plan in plans),
         credits=None,
     )
 
@@ -245,8 +313,8 @@ def _parse_batch(job_ids: list[str], limit: int) -> list[str]:
     return list(dict.fromkeys(parse_job_id(i) for i in job_ids))
 
 
-def _plan(job: Job, trigger: Trigger, principal: Principal, now: datetime) -> RetryPlan:
-    return next_attempt(job, trigger, LedgerReason.RETRY, principal.user_id, now)
+def _plan(job: Job, trigger: Trigger, principal: Principal, now: datetime, price: int) -> RetryPlan:
+    return next_attempt(job, trigger, LedgerReason.RETRY, principal.user_id, now, price=price)
 
 
 def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:
@@ -265,6 +333,9 @@ def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:
         dispatched_at=now,
         resends=0,
         lease_until=None,
+        auto_attempts=0,
+        next_attempt_at=None,
+        charged_attempt=plan.new_attempt.n,
     )
 
 

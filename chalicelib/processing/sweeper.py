@@ -4,19 +4,23 @@
   died between commit and send, or the message was lost) gets its message sent again. The
   worker treats a second message for the same attempt as a no-op, so this is always safe; the
   wait doubles after each re-send, so a job behind a long backlog is not flooded.
-- A job whose worker claim (lease) ran out without an outcome is failed with a message saying
-  it was interrupted, so the person can retry it.
+- A job whose worker claim (lease) ran out without an outcome was interrupted: that is the
+  platform's fault, so it becomes a free automatic retry (or, after the last try, a failure with
+  the credit refunded). The write is conditional on the lease still being expired, so a live
+  worker that re-claimed the attempt in the meantime keeps it.
+- An automatic retry waiting for its `nextAttemptAt` is not due (its `sweepAt` is that time).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from chalicelib.domain import Job
 from chalicelib.errors import QueueSendError, WorkerInterruptedError
 from chalicelib.observability import count, logger
+from chalicelib.processing.autoretry import Settled, settle_failure
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import message_for
 
@@ -46,7 +50,9 @@ def sweep(svc: Services) -> SweepReport:
     now = svc.clock()
     cutoff = now - timedelta(seconds=svc.settings.sweeper_requeue_after_seconds)
     requeued = sum(_each(svc.repo.queued_not_dispatched_since(cutoff, BATCH), lambda job: _resend(svc, job)))
-    interrupted = sum(_each(svc.repo.processing_lease_expired(now, BATCH), lambda job: _interrupt(svc, job)))
+    interrupted = sum(
+        _each(svc.repo.processing_lease_expired(now, BATCH), lambda job: _interrupt(svc, job, now))
+    )
     if requeued:
         count("JobsRequeued", requeued)
     return SweepReport(requeued=requeued, interrupted=interrupted)
@@ -74,9 +80,8 @@ def _resend(svc: Services, job: Job) -> bool:
     return True
 
 
-def _interrupt(svc: Services, job: Job) -> bool:
-    error = WorkerInterruptedError()
-    if not svc.repo.fail(message_for(job), error.message, error.code, None, svc.clock()):
+def _interrupt(svc: Services, job: Job, now: datetime) -> bool:
+    if settle_failure(svc, job, WorkerInterruptedError(), lease_expired_before=now) == Settled.SKIPPED:
         return False
-    count("JobsFailed", errorCode=error.code)
+    count("JobsInterrupted")
     return True

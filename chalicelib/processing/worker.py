@@ -3,15 +3,18 @@
 Claiming is a conditional transaction keyed by the attempt (queued → processing). A duplicate
 delivery of an attempt that is running or finished claims nothing and does nothing: never a
 second transcode, never a second charge. A claim whose lease ran out (the worker died) can be
-taken again by a redelivery.
+taken again by a redelivery. While ffmpeg runs, a heartbeat renews the lease and the message's
+visibility. A failure is settled by autoretry: a free automatic try, or the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -19,13 +22,16 @@ from pathlib import Path
 from chalicelib.domain import QueueMessage
 from chalicelib.errors import (
     DownloadError,
+    InputMissingError,
     InternalProcessingError,
     ProcessingError,
+    QueueSendError,
     ServiceUnavailableError,
     StorageError,
     UploadOutputError,
 )
 from chalicelib.observability import count, logger, segment
+from chalicelib.processing.autoretry import Settled, give_up, settle_failure
 from chalicelib.processing.context import Services
 from chalicelib.processing.jobs import input_key, output_key
 
@@ -35,10 +41,70 @@ PROGRESS_EVERY_SECONDS = 2.0
 class Outcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
+    RETRYING = "retrying"  # failed for the platform's reasons; a free automatic try is queued
     SKIPPED = "skipped"  # not ours to run: a duplicate, or an attempt that moved on
 
 
-def process(svc: Services, ref: QueueMessage) -> Outcome:
+@dataclass(frozen=True)
+class Delivery:
+    """The SQS message that carried the attempt: what the heartbeat needs to keep it hidden."""
+
+    receipt_handle: str
+    receive_count: int = 1
+
+
+def has_time_for_a_transcode(svc: Services, remaining_millis: int) -> bool:
+    """Whether an invocation with this much time left can finish a transcode (plus margin).
+
+    A record claimed too late would be killed with the invocation: it is handed back instead.
+    """
+    settings = svc.settings
+    needed = settings.transcode_timeout_seconds + settings.invocation_margin_seconds
+    return remaining_millis >= needed * 1000
+
+
+class HandedBack(Exception):
+    """Not claimed: the invocation could not finish it. SQS redelivers it to another invocation."""
+
+
+def deliver(svc: Services, ref: QueueMessage, delivery: Delivery, remaining_millis: int | None) -> Outcome:
+    """One delivery of a job message, as the SQS-triggered worker gets it.
+
+    Raises HandedBack when the invocation has no time for it, and re-raises when the outcome
+    could not be recorded; on the last delivery before the DLQ (MAX_RECEIVE_COUNT) the job is
+    given up first: failed, its credit refunded.
+    """
+    if remaining_millis is not None and not has_time_for_a_transcode(svc, remaining_millis):
+        hand_back(svc, ref, delivery, remaining_millis)
+    try:
+        return process(svc, ref, delivery)
+    except Exception:
+        if delivery.receive_count >= svc.settings.max_receive_count:
+            logger().exception("last delivery failed; giving the job up", extra=_keys(ref))
+            give_up(svc, ref)
+        raise  # the message stays (or goes to the DLQ) for an operator to see
+
+
+def hand_back(svc: Services, ref: QueueMessage, delivery: Delivery, remaining_millis: int) -> None:
+    logger().warning(
+        "too little invocation time left; handing the record back",
+        extra={**_keys(ref), "remaining_ms": remaining_millis},
+    )
+    count("RecordsHandedBack")
+    with contextlib.suppress(QueueSendError):  # come back now, not after the visibility timeout
+        svc.queue.extend_visibility(delivery.receipt_handle, 0)
+    raise HandedBack(ref.job_id)
+
+
+def reject_malformed(svc: Services, body: str, reason: str) -> None:
+    """A body that is not one of ours can never succeed: to the DLQ at once, nothing charged.
+    Raises QueueSendError if even that fails (SQS then redelivers it, and in the end moves it)."""
+    svc.queue.dead_letter(body, reason)
+    count("MessagesDeadLettered")
+    logger().warning("malformed message moved to the DLQ", extra={"reason": reason})
+
+
+def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) -> Outcome:
     """Run the attempt the message names. Raises only when the outcome could not be recorded."""
     log = logger()
     now = svc.clock()
@@ -47,12 +113,16 @@ def process(svc: Services, ref: QueueMessage) -> Outcome:
         return Outcome.SKIPPED
     log.info("attempt claimed", extra=_keys(ref))
     try:
-        # The input's key follows from the message: no read of the job after the claim.
-        key = _transcode_and_store(svc, ref, input_key(ref.workspace_id, ref.job_id))
+        with _heartbeat(svc, ref, delivery):
+            # The input's key follows from the message: no read of the job after the claim.
+            key = _transcode_and_store(svc, ref, input_key(ref.workspace_id, ref.job_id))
     except ProcessingError as error:
         return _record_failure(svc, ref, error)
     except ServiceUnavailableError as exc:
         return _record_failure(svc, ref, InternalProcessingError(detail=repr(exc)))
+    except Exception as exc:  # anything else (a full disk, a bug): unknown, so tried once more
+        log.exception("unexpected error in the attempt", extra=_keys(ref))
+        return _record_failure(svc, ref, ProcessingError(detail=repr(exc)))
     if not svc.repo.complete(ref, key, svc.clock()):
         log.warning("attempt finished but no longer ours", extra=_keys(ref))
         return Outcome.SKIPPED
@@ -70,7 +140,7 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
     except StorageError as exc:
         raise DownloadError(detail=repr(exc)) from exc
     if stored is None:
-        raise DownloadError(detail=f"missing object {input_key}")
+        raise InputMissingError(detail=f"missing object {input_key}")
     source = svc.store.presign_download(input_key, settings.transcode_timeout_seconds + 300)
     with tempfile.TemporaryDirectory(prefix="job-", dir=settings.work_dir) as tmp:
         target = Path(tmp) / "output.mp4"
@@ -87,12 +157,39 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
 
 
 def _record_failure(svc: Services, ref: QueueMessage, error: ProcessingError) -> Outcome:
-    recorded = svc.repo.fail(ref, error.message, error.code, error.detail or None, svc.clock())
-    if not recorded:
+    job = svc.repo.get_job(ref.job_id)  # only a failure reads the job: its retry history decides
+    if job is None or job.attempt != ref.attempt:
         return Outcome.SKIPPED
-    count("JobsFailed", errorCode=error.code)
-    logger().warning("job failed", extra={**_keys(ref), "error_code": error.code, "error": error.message})
-    return Outcome.FAILED
+    settled = settle_failure(svc, job, error)
+    return {Settled.RETRYING: Outcome.RETRYING, Settled.FAILED: Outcome.FAILED}.get(settled, Outcome.SKIPPED)
+
+
+@contextlib.contextmanager
+def _heartbeat(svc: Services, ref: QueueMessage, delivery: Delivery | None) -> Iterator[None]:
+    """Every `heartbeat_seconds` while the block runs: renew the attempt's lease and keep the
+    message hidden, so no second worker starts this attempt and the sweeper never takes a long
+    transcode for a dead one."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        lease = svc.settings.claim_lease_seconds
+        while not stop.wait(svc.settings.heartbeat_seconds):
+            try:
+                if not svc.repo.extend_lease(ref, svc.clock() + timedelta(seconds=lease)):
+                    logger().warning("heartbeat: the attempt is no longer ours", extra=_keys(ref))
+                    return
+                if delivery is not None:
+                    svc.queue.extend_visibility(delivery.receipt_handle, lease)
+            except (ServiceUnavailableError, QueueSendError):  # the next beat tries again
+                logger().warning("heartbeat failed", extra=_keys(ref))
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{ref.job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _progress_reporter(svc: Services, ref: QueueMessage) -> Callable[[float], None]:

@@ -67,7 +67,7 @@ class World:
         if status == JobStatus.UPLOADING:
             return job
         plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, USER, now)
-        self.repo.start_job(job, plan.new_attempt, plan.entry, now)
+        self.repo.start_job(job, plan.new_attempt, plan.entries[0], now)
         ref = QueueMessage(job_id, self.workspace, 1)
         if status == JobStatus.PROCESSING:
             assert self.repo.claim(ref, now, now + timedelta(minutes=15))
@@ -152,7 +152,7 @@ def test_start_at_a_stale_attempt_or_status_is_refused(world: World) -> None:
         utcnow(),
     )
     with pytest.raises(JobNotStartableError):
-        world.repo.start_job(plan.job, plan.new_attempt, plan.entry, utcnow())
+        world.repo.start_job(plan.job, plan.new_attempt, plan.entries[0], utcnow())
     assert world.credits() == 4
 
 
@@ -161,7 +161,7 @@ def test_start_without_credits_is_refused(world: World) -> None:
     job = world.job()
     plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, USER, utcnow())
     with pytest.raises(InsufficientCreditsError):
-        world.repo.start_job(job, plan.new_attempt, plan.entry, utcnow())
+        world.repo.start_job(job, plan.new_attempt, plan.entries[0], utcnow())
     assert world.repo.get_job(job.id).status == JobStatus.UPLOADING  # type: ignore[union-attr]
 
 
@@ -169,7 +169,7 @@ def test_start_by_someone_who_is_not_a_member_is_refused(world: World) -> None:
     job = world.job()
     plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, "stranger", utcnow())
     with pytest.raises(NotAMemberError):
-        world.repo.start_job(job, plan.new_attempt, plan.entry, utcnow())
+        world.repo.start_job(job, plan.new_attempt, plan.entries[0], utcnow())
     assert world.credits() == 5
 
 
@@ -177,19 +177,19 @@ def test_a_key_with_a_live_answer_cannot_charge_again_until_it_is_released(world
     record = f"contract#{uuid.uuid4()}"
     one, two = world.job(), world.job()
     plan = next_attempt(one, Trigger.INITIAL, LedgerReason.JOB_START, USER, utcnow())
-    world.repo.start_job(one, plan.new_attempt, plan.entry, utcnow(), answer(record))
+    world.repo.start_job(one, plan.new_attempt, plan.entries[0], utcnow(), answer(record))
     stored = world.repo.get_answer(record, utcnow())
     assert stored is not None and stored.response == {"ok": True} and stored.target == "target"
     plan = next_attempt(two, Trigger.INITIAL, LedgerReason.JOB_START, USER, utcnow())
     with pytest.raises(AnswerExistsError):
-        world.repo.start_job(two, plan.new_attempt, plan.entry, utcnow(), answer(record))
+        world.repo.start_job(two, plan.new_attempt, plan.entries[0], utcnow(), answer(record))
     assert world.credits() == 4
     queued = world.repo.get_job(one.id)
     assert queued is not None
     refund = LedgerEntry(world.workspace, 1, LedgerReason.START_REFUND, one.id)
     world.repo.undo_queueing(queued, refund, "x", "QUEUE_SEND_FAILED", utcnow(), Release(record, whole=True))
     assert world.repo.get_answer(record, utcnow()) is None  # released: the key is free again
-    world.repo.start_job(two, plan.new_attempt, plan.entry, utcnow(), answer(record))
+    world.repo.start_job(two, plan.new_attempt, plan.entries[0], utcnow(), answer(record))
     assert world.credits() == 4
 
 
@@ -197,7 +197,7 @@ def test_an_expired_answer_is_no_answer(world: World) -> None:
     record = f"contract#{uuid.uuid4()}"
     job = world.job()
     plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, USER, utcnow())
-    world.repo.start_job(job, plan.new_attempt, plan.entry, utcnow(), answer(record, seconds=1))
+    world.repo.start_job(job, plan.new_attempt, plan.entries[0], utcnow(), answer(record, seconds=1))
     assert world.repo.get_answer(record, utcnow() + timedelta(seconds=2)) is None
 
 

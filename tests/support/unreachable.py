@@ -54,7 +54,7 @@ def repository_calls() -> dict[str, tuple[Any, ...]]:
         "get_attempt": (job_id, 1),
         "get_answer": ("r", now),
         "start_job": (job, attempt, entry, now, answer),
-        "retry_jobs": (ws, [RetryPlan(job, attempt, entry)], now, answer),
+        "retry_jobs": (ws, [RetryPlan(job, attempt, (entry,))], now, answer),
         "undo_queueing": (job, entry, "e", "E", now, Release("r", whole=True)),
         "mark_dispatched": (job_id, 1, now, timedelta(0)),
         "claim": (ref, now, now),

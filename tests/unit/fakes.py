@@ -44,6 +44,8 @@ from chalicelib.processing.ports import (
     LedgerPage,
     Page,
     PresignedRequest,
+    RecordedError,
+    Refund,
     Release,
     RetryPlan,
     StoredObject,
@@ -51,10 +53,6 @@ from chalicelib.processing.ports import (
 
 
 class FakeRepository:
-    """The Repository port in memory, refusing exactly what the DynamoDB conditions refuse (the
-    contract suite, tests/integration/test_contract.py, runs the same cases against both).
-    """
-
     def __init__(self) -> None:
         self.workspaces: dict[str, Workspace] = {}
         self.members: dict[tuple[str, str], Membership] = {}
@@ -62,6 +60,7 @@ class FakeRepository:
         self.attempts: dict[tuple[str, int], Attempt] = {}
         self.entries: list[LedgerEntry] = []
         self.holds: dict[str, timedelta] = {}
+        self.leases: list[datetime] = []  # every lease the heartbeat set
         self.answers: dict[str, tuple[KeyedAnswer, bool]] = {}  # record id -> (answer, released)
 
     # workspaces
@@ -137,11 +136,11 @@ class FakeRepository:
         return stored[0]
 
     def _charge_guards(
-        self, user_id: str, workspace_id: str, answer: KeyedAnswer | None, now: datetime
+        self, user_id: str | None, workspace_id: str, answer: KeyedAnswer | None, now: datetime
     ) -> None:
         if answer is not None and self.get_answer(answer.record_id, now) is not None:
             raise AnswerExistsError()
-        if (user_id, workspace_id) not in self.members:
+        if user_id is not None and (user_id, workspace_id) not in self.members:
             raise NotAMemberError()
 
     # transitions
@@ -163,32 +162,40 @@ class FakeRepository:
         ws.credits -= 1
         self.entries.append(entry)
         self.attempts[(job.id, attempt.n)] = copy.copy(attempt)
-        current.status, current.attempt, current.dispatched_at = JobStatus.QUEUED, attempt.n, now
-        current.resends, current.updated_at = 0, now
-        self.holds.pop(job.id, None)
         if answer is not None:
             self.answers[answer.record_id] = (answer, False)
+        current.status, current.attempt, current.dispatched_at = JobStatus.QUEUED, attempt.n, now
+        current.resends, current.charged_attempt, current.auto_attempts = 0, attempt.n, 0
+        current.updated_at = now
+        self.holds.pop(job.id, None)
 
     def retry_jobs(
-        self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime, answer: KeyedAnswer | None = None
+        self,
+        workspace_id: str,
+        plans: Sequence[RetryPlan],
+        now: datetime,
+        answer: KeyedAnswer | None = None,
+        member: str | None = None,
     ) -> None:
-        self._charge_guards(plans[0].new_attempt.requested_by, workspace_id, answer, now)
+        self._charge_guards(member, workspace_id, answer, now)
         lost = {
             p.job.id
             for p in plans
             if (current := self.jobs.get(p.job.id)) is None
             or current.status != JobStatus.FAILED
             or current.attempt != p.job.attempt
+            or current.retry_count != p.job.retry_count
             or (p.job.id, p.new_attempt.n) in self.attempts
         }
         if lost:
             raise JobsChangedError(lost)
         ws = self.workspaces.get(workspace_id)
-        if ws is None or ws.credits < len(plans):
+        price = -sum(e.delta for p in plans for e in p.entries)
+        if ws is None or ws.credits < price:
             raise InsufficientCreditsForRetryError()
-        ws.credits -= len(plans)
+        ws.credits -= price
         for p in plans:
-            self.entries.append(p.entry)
+            self.entries.extend(p.entries)
             self.attempts[(p.job.id, p.new_attempt.n)] = copy.copy(p.new_attempt)
             self.jobs[p.job.id] = dataclasses.replace(
                 self.jobs[p.job.id],
@@ -200,8 +207,11 @@ class FakeRepository:
                 completed_at=None,
                 output_file_key=None,
                 dispatched_at=now,
-                updated_at=now,
                 resends=0,
+                charged_attempt=p.new_attempt.n,
+                auto_attempts=0,
+                next_attempt_at=None,
+                updated_at=now,
             )
             self.holds.pop(p.job.id, None)
         if answer is not None:
@@ -210,7 +220,7 @@ class FakeRepository:
     def undo_queueing(
         self,
         job: Job,
-        entry: LedgerEntry,
+        entry: LedgerEntry | None,
         error: str,
         error_code: str,
         now: datetime,
@@ -226,8 +236,9 @@ class FakeRepository:
             or attempt.outcome != Outcome.QUEUED
         ):
             raise ConflictError()
-        self.workspaces[job.workspace_id].credits += entry.delta
-        self.entries.append(entry)
+        if entry is not None:
+            self.workspaces[job.workspace_id].credits += entry.delta
+            self.entries.append(entry)
         current.status, current.error, current.error_code = JobStatus.FAILED, error, error_code
         attempt.outcome, attempt.error, attempt.error_code = Outcome.FAILED, error, error_code
         if release is not None and release.record_id in self.answers:
@@ -260,8 +271,23 @@ class FakeRepository:
         stale = job.status == JobStatus.PROCESSING and job.lease_until is not None and job.lease_until < now
         if not (job.status == JobStatus.QUEUED or stale):
             return False
-        job.status, job.lease_until, job.updated_at = JobStatus.PROCESSING, lease_until, now
+        job.status, job.lease_until, job.next_attempt_at = JobStatus.PROCESSING, lease_until, None
+        job.updated_at = now
         attempt.outcome, attempt.started_at = Outcome.PROCESSING, now
+        return True
+
+    def extend_lease(self, ref: QueueMessage, lease_until: datetime) -> bool:
+        job = self.jobs[ref.job_id]
+        if job.status != JobStatus.PROCESSING or job.attempt != ref.attempt:
+            return False
+        job.lease_until = lease_until
+        self.leases.append(lease_until)
+        return True
+
+    def set_retry_pricing(self, workspace_id: str, pricing: str | None) -> bool:
+        if workspace_id not in self.workspaces:
+            return False
+        self.workspaces[workspace_id].retry_pricing = pricing
         return True
 
     def set_progress(self, ref: QueueMessage, progress: float) -> None:
@@ -279,16 +305,78 @@ class FakeRepository:
         attempt.outcome, attempt.finished_at = Outcome.SUCCEEDED, now
         return True
 
-    def fail(self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime) -> bool:
+    def _settleable(
+        self, ref: QueueMessage, allowed: tuple[JobStatus, ...], lease_expired_before: datetime | None
+    ) -> bool:
         job = self.jobs.get(ref.job_id)
-        attempt = self._open_attempt(ref)
-        allowed = (JobStatus.PROCESSING, JobStatus.QUEUED)
+        attempt = self.attempts.get((ref.job_id, ref.attempt))
         if job is None or attempt is None or job.status not in allowed or job.attempt != ref.attempt:
             return False
+        if attempt.outcome not in (Outcome.QUEUED, Outcome.PROCESSING):
+            return False
+        expired = (
+            job.lease_until is not None
+            and lease_expired_before is not None
+            and job.lease_until < lease_expired_before
+        )
+        return lease_expired_before is None or expired
+
+    def _fail_attempt(
+        self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime
+    ) -> None:
+        attempt = self.attempts[(ref.job_id, ref.attempt)]
+        attempt.outcome, attempt.error, attempt.error_code, attempt.stderr_tail = (
+            Outcome.FAILED,
+            error,
+            error_code,
+            detail,
+        )
+        attempt.finished_at = now
+
+    def fail(
+        self,
+        ref: QueueMessage,
+        error: str,
+        error_code: str,
+        detail: str | None,
+        now: datetime,
+        refund: Refund | None = None,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        if not self._settleable(ref, (JobStatus.PROCESSING, JobStatus.QUEUED), lease_expired_before):
+            return False
+        if refund is not None and self.attempts[(ref.job_id, refund.attempt)].refunded:
+            return False
+        job = self.jobs[ref.job_id]
         job.status, job.error, job.error_code, job.lease_until = JobStatus.FAILED, error, error_code, None
-        job.progress = None
-        attempt.outcome, attempt.error, attempt.error_code = Outcome.FAILED, error, error_code
-        attempt.stderr_tail, attempt.finished_at = detail[-4000:] if detail else None, now
+        job.next_attempt_at = None
+        self._fail_attempt(ref, error, error_code, detail, now)
+        if refund is not None:
+            self.workspaces[ref.workspace_id].credits += refund.entry.delta
+            self.entries.append(refund.entry)
+            self.attempts[(ref.job_id, refund.attempt)].refunded = True
+        return True
+
+    def reschedule(
+        self,
+        ref: QueueMessage,
+        error: RecordedError,
+        retry: Attempt,
+        due: datetime,
+        now: datetime,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        if not self._settleable(ref, (JobStatus.PROCESSING,), lease_expired_before):
+            return False
+        if (ref.job_id, retry.n) in self.attempts:
+            return False
+        self._fail_attempt(ref, error.message, error.code, error.detail, now)
+        self.attempts[(ref.job_id, retry.n)] = retry
+        job = self.jobs[ref.job_id]
+        job.status, job.attempt, job.auto_attempts = JobStatus.QUEUED, retry.n, job.auto_attempts + 1
+        job.next_attempt_at, job.dispatched_at, job.resends, job.lease_until = due, now, 0, None
+        job.error = job.error_code = None
+        self.holds[job.id] = due - now
         return True
 
     def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]:
@@ -336,12 +424,28 @@ class FakeStore:
 class FakeQueue:
     def __init__(self, fail: bool = False) -> None:
         self.sent: list[QueueMessage] = []
+        self.delays: list[int] = []
+        self.visibility: list[tuple[str, int]] = []
+        self.dead: list[tuple[str, str]] = []
         self.fail = fail
 
-    def send(self, message: QueueMessage) -> None:
+    def send(self, message: QueueMessage, delay_seconds: int = 0) -> None:
         if self.fail:
             raise QueueSendError()
+        if not 0 <= delay_seconds <= 900:
+            raise QueueSendError("DelaySeconds must be 0..900")
         self.sent.append(message)
+        self.delays.append(delay_seconds)
+
+    def extend_visibility(self, receipt_handle: str, seconds: int) -> None:
+        if self.fail:
+            raise QueueSendError()
+        self.visibility.append((receipt_handle, seconds))
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        if self.fail:
+            raise QueueSendError()
+        self.dead.append((body, reason))
 
 
 ALICE = Principal(user_id="alice-sub", email="alice@example.com")

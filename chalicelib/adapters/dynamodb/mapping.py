@@ -54,6 +54,9 @@ def job_from(m: JobModel) -> Job:
         dispatched_at=m.dispatchedAt,
         resends=int(m.resends or 0),
         lease_until=m.leaseUntil,
+        auto_attempts=int(m.autoAttempts or 0),
+        next_attempt_at=m.nextAttemptAt,
+        charged_attempt=int(m.chargedAttempt or 0),
     )
 
 
@@ -94,6 +97,7 @@ def attempt_from(m: AttemptModel) -> Attempt:
         error=m.error,
         error_code=m.errorCode,
         stderr_tail=m.stderrTail,
+        refunded=bool(m.refunded),
     )
 
 

@@ -30,6 +30,7 @@ class WorkspaceModel(_Base):
     name = UnicodeAttribute()
     credits = NumberAttribute()
     createdAt = UTCDateTimeAttribute()
+    retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
 
 
 class MemberModel(_Base):
@@ -98,6 +99,9 @@ class JobModel(_Base):
     resends = NumberAttribute(default=0)
     leaseUntil = UTCDateTimeAttribute(null=True)
     sweepAt = UTCDateTimeAttribute(null=True)
+    autoAttempts = NumberAttribute(default=0)
+    nextAttemptAt = UTCDateTimeAttribute(null=True)
+    chargedAttempt = NumberAttribute(default=0)
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()
@@ -120,6 +124,7 @@ class AttemptModel(_Base):
     error = UnicodeAttribute(null=True)
     errorCode = UnicodeAttribute(null=True)
     stderrTail = UnicodeAttribute(null=True)
+    refunded = BooleanAttribute(null=True)
 
 
 class LedgerModel(_Base):
