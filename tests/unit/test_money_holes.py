@@ -162,5 +162,5 @@ def test_one_jobs_error_does_not_cut_the_sweeper_pass_short() -> None:
     svc.clock = lambda: later
     report = sweeper.sweep(svc)
     assert (report.requeued, report.interrupted) == (2, 2)
-    assert {m.job_id for m in svc.queue.sent} == set(resend)  # every one was sent
+    assert set(resend) <= {m.job_id for m in svc.queue.sent}  # every due one was sent
     assert sum(job_of(svc, j).status != JobStatus.PROCESSING for j in expired) == 2
