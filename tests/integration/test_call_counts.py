@@ -18,6 +18,7 @@ from chalicelib.domain import QueueMessage, utcnow
 from chalicelib.errors import InvalidVideoError
 from chalicelib.processing import worker
 from chalicelib.processing.context import Services
+from chalicelib.processing.ports import TranscodeResult
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.awscalls import counting
 from tests.support.stack import AwsStack
@@ -70,15 +71,19 @@ def test_start_makes_four_calls(client: Client, tenant: Tenant) -> None:
     assert calls(client, tenant, "POST", f"/jobs/{job['id']}/start") == ONE_CHARGE
 
 
-def test_retry_makes_four_calls(client: Client, tenant: Tenant) -> None:
+# A retry also reads the workspace: its RETRY_PRICING decides the price (issue 7).
+PRICED = ONE_CHARGE + Counter({"ddb:GetItem": 1})
+
+
+def test_retry_makes_five_calls(client: Client, tenant: Tenant) -> None:
     job = failed(tenant)
-    assert calls(client, tenant, "POST", f"/jobs/{job['id']}/retry") == ONE_CHARGE
+    assert calls(client, tenant, "POST", f"/jobs/{job['id']}/retry") == PRICED
 
 
 def test_a_key_adds_one_read_of_its_answer(client: Client, tenant: Tenant) -> None:
     job = failed(tenant)
     seen = calls(client, tenant, "POST", f"/jobs/{job['id']}/retry", **{"Idempotency-Key": str(uuid.uuid4())})
-    assert seen == ONE_CHARGE + Counter({"ddb:GetItem": 1})
+    assert seen == PRICED + Counter({"ddb:GetItem": 1})
 
 
 def test_a_batch_reads_its_jobs_in_one_call(client: Client, tenant: Tenant) -> None:
@@ -91,7 +96,7 @@ def test_a_batch_reads_its_jobs_in_one_call(client: Client, tenant: Tenant) -> N
             "s3:HeadObject": 5,
             "ddb:TransactWriteItems": 1,
             "sqs:SendMessage": 5,
-            "ddb:GetItem": 1,  # the balance for the answer (best effort)
+            "ddb:GetItem": 2,  # the workspace's pricing; the balance for the answer (best effort)
         }
     )
 
@@ -105,16 +110,30 @@ class Refusing:
         raise InvalidVideoError()
 
 
-def test_the_worker_does_not_read_the_job_again_after_its_claim(tenant: Tenant, tmp_path: Path) -> None:
-    job = tenant.api.submit(NOT_A_VIDEO)
+class Writing:
+    def transcode(self, input_url: str, output_path: Path, on_progress: Any = None) -> TranscodeResult:
+        output_path.write_bytes(b"an mp4")
+        return TranscodeResult(width=2, height=2, duration_seconds=1.0, elapsed_seconds=0.0)
+
+
+def worker_services(transcoder: Any, tmp_path: Path) -> Services:
     real = bootstrap.services()
-    svc = Services(
-        real.settings.model_copy(update={"work_dir": str(tmp_path)}),
-        real.repo,
-        real.store,
-        real.queue,
-        Refusing(),
-    )
+    settings = real.settings.model_copy(update={"work_dir": str(tmp_path)})
+    return Services(settings, real.repo, real.store, real.queue, transcoder)
+
+
+def test_the_worker_does_not_read_the_job_after_its_claim(tenant: Tenant, tmp_path: Path) -> None:
+    job = tenant.api.submit(NOT_A_VIDEO)
+    svc = worker_services(Writing(), tmp_path)
+    with counting(svc) as seen:
+        assert worker.process(svc, QueueMessage(job["id"], job["workspaceId"], 1)) == worker.Outcome.COMPLETED
+    # claim, HEAD of the input (its key comes from the message), the upload, complete
+    assert seen == Counter({"ddb:TransactWriteItems": 2, "s3:HeadObject": 1, "s3:PutObject": 1})
+
+
+def test_only_a_failure_reads_the_job(tenant: Tenant, tmp_path: Path) -> None:
+    job = tenant.api.submit(NOT_A_VIDEO)
+    svc = worker_services(Refusing(), tmp_path)
     with counting(svc) as seen:
         assert worker.process(svc, QueueMessage(job["id"], job["workspaceId"], 1)) == worker.Outcome.FAILED
-    assert seen == Counter({"ddb:TransactWriteItems": 2, "s3:HeadObject": 1})  # claim, HEAD, fail
+    assert seen == Counter({"ddb:TransactWriteItems": 2, "s3:HeadObject": 1, "ddb:GetItem": 1})
