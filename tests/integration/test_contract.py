@@ -232,7 +232,7 @@ def test_retry_beyond_the_balance_is_refused(world: World) -> None:
 def test_retry_by_someone_who_is_not_a_member_is_refused(world: World) -> None:
     failed = world.job(JobStatus.FAILED)
     with pytest.raises(NotAMemberError):
-        world.repo.retry_jobs(world.workspace, [world.retry_plan(failed, actor="stranger")], utcnow())
+        world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow(), None, "stranger")
 
 
 def test_a_batch_refund_notes_the_job_in_its_answer(world: World) -> None:

@@ -26,7 +26,7 @@ from chalicelib.domain import (
     Workspace,
     utcnow,
 )
-from chalicelib.processing.ports import KeyedAnswer, Release, Repository, RetryPlan
+from chalicelib.processing.ports import KeyedAnswer, RecordedError, Release, Repository, RetryPlan
 
 
 def repository_calls() -> dict[str, tuple[Any, ...]]:
@@ -57,7 +57,10 @@ def repository_calls() -> dict[str, tuple[Any, ...]]:
         "retry_jobs": (ws, [RetryPlan(job, attempt, (entry,))], now, answer),
         "undo_queueing": (job, entry, "e", "E", now, Release("r", whole=True)),
         "mark_dispatched": (job_id, 1, now, timedelta(0)),
+        "set_retry_pricing": (ws, None),
         "claim": (ref, now, now),
+        "extend_lease": (ref, now),
+        "reschedule": (ref, RecordedError("e", "E"), attempt, now, now),
         "set_progress": (ref, 0.5),
         "complete": (ref, "out", now),
         "fail": (ref, "e", "E", None, now),
