@@ -47,7 +47,7 @@ def queued(
     created = jobs.create_job(svc, ALICE, "clip.mov", "video/quicktime", SIZE, None)
     assert isinstance(svc.store, FakeStore)
     svc.store.objects[created.job.input_file_key] = SIZE
-    job = jobs.start_job(svc, ALICE, created.job.id, None)
+    job = jobs.start_job(svc, ALICE, created.job.id, None).job
     return svc, QueueMessage(job.id, job.workspace_id, job.attempt), transcoder
 
 
