@@ -34,7 +34,11 @@ StatusName = Literal["uploading", "queued", "processing", "completed", "failed"]
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    # defer_build: each model builds its validator on first use, not at import (a cold start
+    # pays only for the models its request uses).
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", defer_build=True
+    )
 
 
 # Present only as "deferred": the send failed and so did the refund; the job is queued and
