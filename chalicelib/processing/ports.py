@@ -192,8 +192,12 @@ class Repository(Protocol):
         now: datetime,
         answer: KeyedAnswer | None = None,
         member: str | None = None,
+        pricing: str | None = None,
     ) -> None:
-        """`member`: whose membership the transaction checks (None: an operator's command)."""
+        """`member`: whose membership the transaction checks (None: an operator's command).
+        `pricing`: the RETRY_PRICING the prices were decided under; the transaction then also
+        requires the workspace's override to be absent or that one (else
+        InsufficientCreditsForRetryError, and the caller reads the workspace to tell why)."""
         ...
 
     def undo_queueing(

@@ -176,6 +176,7 @@ class FakeRepository:
         now: datetime,
         answer: KeyedAnswer | None = None,
         member: str | None = None,
+        pricing: str | None = None,
     ) -> None:
         self._charge_guards(member, workspace_id, answer, now)
         lost = {
@@ -192,6 +193,8 @@ class FakeRepository:
         ws = self.workspaces.get(workspace_id)
         price = -sum(e.delta for p in plans for e in p.entries)
         if ws is None or ws.credits < price:
+            raise InsufficientCreditsForRetryError()
+        if pricing is not None and ws.retry_pricing not in (None, pricing):
             raise InsufficientCreditsForRetryError()
         ws.credits -= price
         for p in plans:

@@ -151,6 +151,7 @@ class Transitions(JobReads, Answers):
         now: datetime,
         answer: KeyedAnswer | None = None,
         member: str | None = None,
+        pricing: str | None = None,
     ) -> None:
         """failed → queued for every plan, credits −(the plans' prices): one transaction, whose
         conditions include `member`'s membership (None: an operator) and the key's answer.
@@ -168,12 +169,12 @@ class Transitions(JobReads, Answers):
             for i, entry in enumerate(plan.entries):
                 tx.put(f"ledger{i}:{plan.job.id}", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
         price = -sum(entry.delta for plan in plans for entry in plan.entries)
-        tx.update(
-            "workspace",
-            WorkspaceModel(id=workspace_id),
-            [WorkspaceModel.credits.add(-price)],
-            WorkspaceModel.credits >= price,
-        )
+        condition = WorkspaceModel.credits >= price
+        if pricing is not None:  # the prices hold only under this pricing
+            override = WorkspaceModel.retryPricing
+            condition &= override.does_not_exist() | (override == pricing)
+        workspace = WorkspaceModel(id=workspace_id)
+        tx.update("workspace", workspace, [WorkspaceModel.credits.add(-price)], condition)
         for plan in plans:
             tx.update(
                 f"job:{plan.job.id}",
