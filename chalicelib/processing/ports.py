@@ -17,6 +17,7 @@ from chalicelib.domain import (
     QueueMessage,
     Workspace,
 )
+from chalicelib.processing.segment_plan import Span
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,42 @@ class Transcoder(Protocol):
         output_path: Path,
         on_progress: Callable[[float], None] | None = None,
     ) -> TranscodeResult: ...
+
+
+@dataclass(frozen=True)
+class SourceSurvey:
+    """What the segmented path needs to know about a source before it plans."""
+
+    duration_seconds: float
+    video_stream: int
+    audio_stream: int | None
+    frame_times: tuple[float, ...]  # seconds from the file's start, sorted
+    keyframe_times: tuple[float, ...]
+
+
+class Segmenter(Protocol):
+    """FFmpeg's segmented path. Raises a chalicelib.errors.ProcessingError subclass on failure."""
+
+    def survey(self, input_url: str) -> SourceSurvey: ...
+
+    def encode_segment(
+        self,
+        input_url: str,
+        span: Span,
+        video_stream: int,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> float:
+        """Encode one span of the video; the seconds it took."""
+        ...
+
+    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path) -> float: ...
+
+    def stitch(
+        self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
+    ) -> TranscodeResult:
+        """Join (segment URL or path, planned duration) pairs and the audio into one MP4."""
+        ...
 
 
 @dataclass(frozen=True)
