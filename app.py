@@ -17,7 +17,9 @@ app = ThreadSafeChalice(app_name="vidproc")
 app.register_blueprint(api)
 
 
-@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=5, maximum_batching_window_in_seconds=1)
+# One message per invocation: a message is a whole transcode (up to 13 minutes) or one segment of
+# a long video, and segments must spread over parallel invocations, not queue up in one batch.
+@app.on_sqs_message(queue=JOBS_QUEUE, batch_size=1)
 def handle_job_messages(event: SQSEvent) -> dict[str, Any]:
     return worker.handle(event.to_dict(), event.context)
 

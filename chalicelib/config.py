@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     transcode_crf: int = 23
     work_dir: str = "/tmp"
     claim_lease_seconds: int = Field(default=900, gt=0)
+    # Long videos: longer than the threshold go in segments of about segment_seconds each.
+    segment_threshold_seconds: float = Field(default=120, gt=0)
+    segment_seconds: float = Field(default=60, gt=0)
+    # A segment task failing for a system reason is re-delivered by SQS until this many receives.
+    segment_max_tries: int = Field(default=3, gt=0)
 
     # --- Sweeper -------------------------------------------------------------------------------
     sweeper_requeue_after_seconds: int = Field(default=120, gt=0)

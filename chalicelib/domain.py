@@ -99,6 +99,8 @@ class Job:
     dispatched_at: datetime | None = None  # last time a message for `attempt` was sent
     resends: int = 0  # how often the sweeper re-sent `attempt`
     lease_until: datetime | None = None  # a worker's claim on `attempt` runs until then
+    segments_total: int | None = None  # the segmented path: video segments planned for `attempt`
+    segments_done: int = 0  # ... and encoded so far
 
 
 @dataclass
@@ -128,10 +130,18 @@ class LedgerEntry:
     id: str = field(default_factory=new_id)
 
 
+AUDIO_TASK = -1  # the segmented path's audio task; segment tasks are numbered from 0
+
+
 @dataclass(frozen=True)
 class QueueMessage:
-    """What the jobs queue carries: one attempt of one job."""
+    """What the jobs queue carries: one attempt of one job, or one task of a segmented attempt.
+
+    task None: the attempt itself (plan or single pass). A number: that segment (from 0) or the
+    audio (AUDIO_TASK) of the attempt's segment plan.
+    """
 
     job_id: str
     workspace_id: str
     attempt: int
+    task: int | None = None

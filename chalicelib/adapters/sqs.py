@@ -16,18 +16,28 @@ from chalicelib.errors import QueueSendError, ValidationError
 
 
 def encode(message: QueueMessage) -> str:
-    return json.dumps(
-        {"jobId": message.job_id, "workspaceId": message.workspace_id, "attempt": message.attempt},
-        separators=(",", ":"),
-    )
+    body: dict[str, object] = {
+        "jobId": message.job_id,
+        "workspaceId": message.workspace_id,
+        "attempt": message.attempt,
+    }
+    if message.task is not None:
+        body["task"] = message.task
+    return json.dumps(body, separators=(",", ":"))
 
 
 def decode(body: str) -> QueueMessage:
     """Parse a message body; ValidationError for anything that is not one of ours."""
     try:
         data = json.loads(body)
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        task = data.get("task")
         return QueueMessage(
-            job_id=str(data["jobId"]), workspace_id=str(data["workspaceId"]), attempt=int(data["attempt"])
+            job_id=str(data["jobId"]),
+            workspace_id=str(data["workspaceId"]),
+            attempt=int(data["attempt"]),
+            task=int(task) if task is not None else None,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationError("Not a job message") from exc

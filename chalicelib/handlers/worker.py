@@ -35,8 +35,9 @@ def _record(record: SQSRecord) -> str:
             "job_id": ref.job_id,
             "workspace_id": ref.workspace_id,
             "attempt": ref.attempt,
+            "task": ref.task,
             "receive_count": receive_count,
             "message_id": record.message_id,
         },
     )
-    return worker.process(services(), ref).value
+    return worker.process(services(), ref, int(receive_count or 1)).value

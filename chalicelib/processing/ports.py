@@ -47,6 +47,10 @@ class ObjectStore(Protocol):
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None: ...
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with prefix; how many were deleted."""
+        ...
+
 
 class JobQueue(Protocol):
     """Raises QueueSendError when the message could not be sent."""
@@ -87,6 +91,10 @@ class SourceSurvey:
 class Segmenter(Protocol):
     """FFmpeg's segmented path. Raises a chalicelib.errors.ProcessingError subclass on failure."""
 
+    def probe_duration(self, input_url: str) -> float | None:
+        """The source's duration in seconds (None when its container does not say)."""
+        ...
+
     def survey(self, input_url: str) -> SourceSurvey: ...
 
     def encode_segment(
@@ -107,6 +115,20 @@ class Segmenter(Protocol):
     ) -> TranscodeResult:
         """Join (segment URL or path, planned duration) pairs and the audio into one MP4."""
         ...
+
+
+@dataclass(frozen=True)
+class SegmentState:
+    """A segmented attempt as the repository holds it."""
+
+    plan: str  # the plan as start_segments stored it (JSON)
+    tasks: int  # segments + the audio task
+    done: frozenset[int]  # tasks recorded done (AUDIO_TASK for the audio)
+    newly_done: bool  # finish_task recorded the task just now (False: it was done before)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.done) >= self.tasks
 
 
 @dataclass(frozen=True)
@@ -168,6 +190,17 @@ class Repository(Protocol):
     def fail(
         self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime
     ) -> bool: ...
+
+    # the segmented path (chalicelib.processing.segmented)
+    def start_segments(
+        self, ref: QueueMessage, plan: str, tasks: int, segments: int, lease_until: datetime
+    ) -> bool: ...
+    def segment_state(self, ref: QueueMessage) -> SegmentState | None: ...
+    def finish_task(
+        self, ref: QueueMessage, task: int, now: datetime, lease_until: datetime
+    ) -> SegmentState | None: ...
+    def claim_stitch(self, ref: QueueMessage, now: datetime, until: datetime) -> bool: ...
+    def release_stitch(self, ref: QueueMessage) -> None: ...
 
     # sweeper
     def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]: ...

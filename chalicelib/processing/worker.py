@@ -16,7 +16,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from chalicelib.domain import QueueMessage
+from chalicelib.domain import Job, QueueMessage
 from chalicelib.errors import (
     DownloadError,
     InternalProcessingError,
@@ -26,6 +26,7 @@ from chalicelib.errors import (
     UploadOutputError,
 )
 from chalicelib.observability import count, logger, segment
+from chalicelib.processing import segmented
 from chalicelib.processing.context import Services
 from chalicelib.processing.jobs import output_key
 
@@ -36,10 +37,18 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"  # not ours to run: a duplicate, or an attempt that moved on
+    PLANNED = "planned"  # a long video: its segment tasks are queued
+    ENCODED = "encoded"  # one task of a segmented attempt is done; others remain
 
 
-def process(svc: Services, ref: QueueMessage) -> Outcome:
-    """Run the attempt the message names. Raises only when the outcome could not be recorded."""
+def process(svc: Services, ref: QueueMessage, receive_count: int = 1) -> Outcome:
+    """Run the attempt (or the segment task) the message names.
+
+    Raises only when the outcome could not be recorded, or (TaskRetryError) when a segment task
+    failed for a system reason and SQS should deliver it again.
+    """
+    if ref.task is not None:
+        return Outcome(segmented.run_task(svc, ref, receive_count))
     log = logger()
     now = svc.clock()
     job = svc.repo.claim(ref, now, now + timedelta(seconds=svc.settings.claim_lease_seconds))
@@ -48,6 +57,8 @@ def process(svc: Services, ref: QueueMessage) -> Outcome:
         return Outcome.SKIPPED
     log.info("attempt claimed", extra=_keys(ref))
     try:
+        if _plan_if_long(svc, ref, job):
+            return Outcome.PLANNED
         key = _transcode_and_store(svc, ref, job.input_file_key)
     except ProcessingError as error:
         return _record_failure(svc, ref, error)
@@ -59,6 +70,17 @@ def process(svc: Services, ref: QueueMessage) -> Outcome:
     count("JobsCompleted")
     log.info("job completed", extra={**_keys(ref), "output_key": key})
     return Outcome.COMPLETED
+
+
+def _plan_if_long(svc: Services, ref: QueueMessage, job: Job) -> bool:
+    """A video longer than the threshold goes in segments: plan it and queue its tasks."""
+    if svc.segmenter is None:
+        return False
+    source = segmented.source_url(svc, job.input_file_key)
+    if not segmented.wants_segments(svc, svc.segmenter.probe_duration(source)):
+        return False
+    segmented.plan_attempt(svc, ref, job, source)
+    return True
 
 
 def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> str:

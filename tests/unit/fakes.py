@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.domain import (
@@ -36,7 +37,14 @@ from chalicelib.errors import (
     QueueSendError,
 )
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import LedgerPage, Page, PresignedRequest, RetryPlan, StoredObject
+from chalicelib.processing.ports import (
+    LedgerPage,
+    Page,
+    PresignedRequest,
+    RetryPlan,
+    SegmentState,
+    StoredObject,
+)
 
 
 class FakeRepository:
@@ -47,6 +55,7 @@ class FakeRepository:
         self.attempts: dict[tuple[str, int], Attempt] = {}
         self.entries: list[LedgerEntry] = []
         self.holds: dict[str, timedelta] = {}
+        self.segments: dict[str, dict[str, Any]] = {}  # job id -> plan, tasks, done, stitch claim
 
     # workspaces
     def get_workspace(self, workspace_id: str) -> Workspace | None:
@@ -147,8 +156,11 @@ class FakeRepository:
                 output_file_key=None,
                 dispatched_at=now,
                 resends=0,
+                segments_total=None,
+                segments_done=0,
             )
             self.holds.pop(p.job.id, None)
+            self.segments.pop(p.job.id, None)
 
     def undo_queueing(self, job: Job, entry: LedgerEntry, error: str, error_code: str, now: datetime) -> None:
         current = self.jobs[job.id]
@@ -200,6 +212,53 @@ class FakeRepository:
         )
         return True
 
+    # the segmented path: the same conditions as chalicelib/adapters/dynamodb/segments.py
+    def _processing(self, ref: QueueMessage) -> Job | None:
+        job = self.jobs.get(ref.job_id)
+        ok = job is not None and job.status == JobStatus.PROCESSING and job.attempt == ref.attempt
+        return job if ok else None
+
+    def start_segments(
+        self, ref: QueueMessage, plan: str, tasks: int, segments: int, lease_until: datetime
+    ) -> bool:
+        job = self._processing(ref)
+        if job is None:
+            return False
+        kept = self.segments.get(job.id, {}).get("done", frozenset())
+        self.segments[job.id] = {"plan": plan, "tasks": tasks, "done": kept, "stitch": None}
+        job.segments_total, job.lease_until = segments, lease_until
+        job.progress = job.progress or 0.0
+        return True
+
+    def segment_state(self, ref: QueueMessage) -> SegmentState | None:
+        job = self._processing(ref)
+        seg = self.segments.get(ref.job_id)
+        if job is None or seg is None:
+            return None
+        return SegmentState(plan=seg["plan"], tasks=seg["tasks"], done=seg["done"], newly_done=False)
+
+    def finish_task(
+        self, ref: QueueMessage, task: int, now: datetime, lease_until: datetime
+    ) -> SegmentState | None:
+        job, seg = self._processing(ref), self.segments.get(ref.job_id)
+        if job is None or seg is None or task in seg["done"]:
+            return self.segment_state(ref)
+        seg["done"] = seg["done"] | {task}
+        job.segments_done = sum(1 for t in seg["done"] if t >= 0)
+        job.lease_until = lease_until
+        return SegmentState(plan=seg["plan"], tasks=seg["tasks"], done=seg["done"], newly_done=True)
+
+    def claim_stitch(self, ref: QueueMessage, now: datetime, until: datetime) -> bool:
+        job, seg = self._processing(ref), self.segments.get(ref.job_id)
+        if job is None or seg is None or (seg["stitch"] is not None and seg["stitch"] >= now):
+            return False
+        seg["stitch"], job.lease_until = until, until
+        return True
+
+    def release_stitch(self, ref: QueueMessage) -> None:
+        if self._processing(ref) is not None and ref.job_id in self.segments:
+            self.segments[ref.job_id]["stitch"] = None
+
     def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]:
         return [
             copy.copy(j)
@@ -240,6 +299,13 @@ class FakeStore:
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
         self.uploaded[key] = path
         self.objects[key] = 1
+
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self.objects if key.startswith(prefix)]
+        for key in doomed:
+            del self.objects[key]
+            self.uploaded.pop(key, None)
+        return len(doomed)
 
 
 class FakeQueue:

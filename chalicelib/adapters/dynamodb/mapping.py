@@ -45,6 +45,8 @@ def job_from(m: JobModel) -> Job:
         dispatched_at=m.dispatchedAt,
         resends=int(m.resends or 0),
         lease_until=m.leaseUntil,
+        segments_total=int(m.segTotal) if m.segTotal is not None else None,
+        segments_done=sum(1 for task in (m.segDone or ()) if task >= 0),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import NumberAttribute, NumberSetAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -92,6 +92,13 @@ class JobModel(_Base):
     resends = NumberAttribute(default=0)
     leaseUntil = UTCDateTimeAttribute(null=True)
     sweepAt = UTCDateTimeAttribute(null=True)
+    # The segmented path, for the current attempt: the plan (JSON), how many tasks it has
+    # (segments + audio), the tasks done (AUDIO_TASK for the audio), who stitches until when.
+    segPlan = UnicodeAttribute(null=True)
+    segTasks = NumberAttribute(null=True)
+    segTotal = NumberAttribute(null=True)
+    segDone = NumberSetAttribute(null=True)
+    stitchUntil = UTCDateTimeAttribute(null=True)
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()

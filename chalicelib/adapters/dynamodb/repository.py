@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from chalicelib.adapters.dynamodb.accounts import AccountsRepository
 from chalicelib.adapters.dynamodb.connection import bind
+from chalicelib.adapters.dynamodb.segments import SegmentTransitions
 from chalicelib.adapters.dynamodb.sweeps import SweeperQueries
 from chalicelib.adapters.dynamodb.transitions import Transitions
 from chalicelib.config import Settings
 
 
-class DynamoRepository(AccountsRepository, Transitions, SweeperQueries):
+class DynamoRepository(AccountsRepository, Transitions, SegmentTransitions, SweeperQueries):
     """The Repository port on DynamoDB."""
 
     def __init__(self, settings: Settings | None = None) -> None:

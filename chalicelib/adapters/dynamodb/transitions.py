@@ -43,6 +43,18 @@ def queued_actions(now: datetime, workspace_id: str) -> list[Any]:
         JobModel.resends.set(0),
         JobModel.leaseUntil.remove(),
         JobModel.progress.remove(),
+        *segment_reset_actions(),
+    ]
+
+
+def segment_reset_actions() -> list[Any]:
+    """A new attempt plans its segments afresh (finished segment files are reused by key)."""
+    return [
+        JobModel.segPlan.remove(),
+        JobModel.segTasks.remove(),
+        JobModel.segTotal.remove(),
+        JobModel.segDone.remove(),
+        JobModel.stitchUntil.remove(),
     ]
 
 

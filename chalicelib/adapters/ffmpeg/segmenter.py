@@ -6,6 +6,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
@@ -21,6 +22,9 @@ from chalicelib.errors import InvalidVideoError
 from chalicelib.processing.ports import SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span
 
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
+
 # Listing every packet of a long remote file reads all of it (demuxing only): give it time.
 SURVEY_TIMEOUT_SECONDS = 300.0
 
@@ -33,6 +37,13 @@ class FFmpegSegmenter:
     ) -> None:
         self.ffmpeg = ffmpeg
         self.survey_timeout_seconds = survey_timeout_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FFmpegSegmenter:
+        return cls(FFmpegTranscoder.from_settings(settings))
+
+    def probe_duration(self, input_url: str) -> float | None:
+        return self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS).duration_seconds
 
     def survey(self, input_url: str) -> SourceSurvey:
         info = self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS)
