@@ -53,7 +53,7 @@ class JobCard {
     this.progressWrap = el(
       'div',
       { class: 'job-progress' },
-      el('label', { class: 'job-meta' }, el('span', {}, 'Processing ', this.progressLabel), this.progress),
+      el('label', { class: 'job-meta' }, el('span', {}, 'Processing: ', this.progressLabel), this.progress),
     );
 
     this.badge = el('span', { class: 'badge', 'data-testid': 'status-badge' });
@@ -127,7 +127,11 @@ class JobCard {
     if (hasProgress) {
       const percent = Math.max(0, Math.min(100, Math.round(job.progress * 100)));
       this.progress.value = percent;
-      this.progressLabel.textContent = `${percent}%`;
+      // A long video is encoded in segments: count them, the bar shows the share of seconds done.
+      const total = Number(job.segmentsTotal) || 0;
+      this.progressLabel.textContent = total > 0
+        ? `${Number(job.segmentsDone) || 0} of ${total} segments`
+        : `${percent}%`;
     }
 
     setClasses(this.badge, `badge ${BADGE_CLASSES[status] || BADGE_CLASSES.uploading}`);

@@ -114,6 +114,8 @@ class JobOut(Schema):
     attempt: int
     retry_count: int
     progress: float | None
+    segments_total: int | None = None  # a long video processed in segments: how many
+    segments_done: int | None = None  # ... and how many are encoded
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -134,6 +136,8 @@ class JobOut(Schema):
             attempt=job.attempt,
             retry_count=job.retry_count,
             progress=job.progress,
+            segments_total=job.segments_total,
+            segments_done=job.segments_done if job.segments_total else None,
         )
 
 
