@@ -52,7 +52,7 @@ class TimedSegmenter:
             self.times[kind].append(time.perf_counter() - started)
 
     def probe_duration(self, input_url: str) -> float | None:
-        return self.inner.probe_duration(input_url)  # type: ignore[no-any-return]
+        return self.inner.probe_duration(input_url)
 
     def survey(self, *args: Any, **kwargs: Any) -> Any:
         return self._timed("survey", self.inner.survey, *args, **kwargs)
