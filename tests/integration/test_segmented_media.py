@@ -151,3 +151,18 @@ def test_keyframes_ten_seconds_apart_fall_back_to_accurate_cuts(work: Path) -> N
     assert out.plan.accurate_cuts >= 1
     assert "between keyframes" in out.plan.describe()
     assert_quality_bars(source, out, audio=True)
+
+
+def test_a_stitch_that_cannot_read_a_part_fails_without_showing_its_signature(work: Path) -> None:
+    import contextlib
+
+    from chalicelib.errors import ProcessingError
+    from tests.integration.test_transcoder import serve
+
+    with contextlib.contextmanager(serve)(work) as base:
+        missing = f"{base}/gone.mp4?X-Amz-Signature=topsecret"
+        with pytest.raises(ProcessingError) as caught:
+            segmenter().stitch([(missing, 4.0)], None, work / "out.mp4")
+    assert caught.value.code == "R2_DOWNLOAD_FAILED"
+    assert "topsecret" not in caught.value.detail
+    assert not (work / "out.mp4").exists()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS
+from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, redact
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
 from chalicelib.adapters.ffmpeg.segments import (
     build_audio_args,
@@ -18,7 +18,7 @@ from chalicelib.adapters.ffmpeg.segments import (
     concat_list,
     parse_frames,
 )
-from chalicelib.errors import InvalidVideoError
+from chalicelib.errors import InvalidVideoError, ProcessingError
 from chalicelib.processing.ports import SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span
 
@@ -93,7 +93,12 @@ class FFmpegSegmenter:
             script.write(concat_list(segments))
             script.flush()
             args = build_stitch_args(self.ffmpeg.ffmpeg_path, script.name, audio_url, output_path)
-            self._timed(args, audio_url or "", None, output_path, None)
+            try:
+                self._timed(args, audio_url or "", None, output_path, None)
+            except ProcessingError as error:  # the parts' presigned URLs stay out of the detail
+                for location, _ in segments:
+                    error.detail = redact(error.detail or "", location)
+                raise
         result = self.ffmpeg.probe(str(output_path), timeout=PROBE_TIMEOUT_SECONDS)
         return TranscodeResult(
             width=result.width,
