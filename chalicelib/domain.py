@@ -117,6 +117,7 @@ class Attempt:
     error: str | None = None
     error_code: str | None = None
     stderr_tail: str | None = None  # operators only; never in the API
+    plan: str | None = None  # a long video's segment plan, in words ("40 segments of about 60 s")
 
 
 @dataclass

@@ -222,6 +222,7 @@ class JobCard {
           el('strong', {}, attempt.outcome || 'unknown'),
           charged,
         ),
+        attempt.plan ? el('p', { class: 'job-meta', 'data-testid': 'attempt-plan' }, `Long video: ${attempt.plan}`) : null,
         attempt.error ? el('p', { class: 'text-red-600' }, `Error: ${attempt.error}`) : null,
         times ? el('p', { class: 'job-meta' }, times) : null,
       );

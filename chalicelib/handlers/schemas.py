@@ -81,6 +81,7 @@ class AttemptOut(Schema):
     outcome: Literal["queued", "processing", "succeeded", "failed"]
     error: str | None
     error_code: str | None
+    plan: str | None = None  # a long video: how it was cut ("3 segments of about 60 s; ...")
 
     @classmethod
     def of(cls, a: Attempt) -> AttemptOut:
@@ -94,6 +95,7 @@ class AttemptOut(Schema):
             outcome=a.outcome.value,
             error=a.error,
             error_code=a.error_code,
+            plan=a.plan,
         )
 
 

@@ -193,8 +193,11 @@ class Repository(Protocol):
 
     # the segmented path (chalicelib.processing.segmented)
     def start_segments(
-        self, ref: QueueMessage, plan: str, tasks: int, segments: int, lease_until: datetime
-    ) -> bool: ...
+        self, ref: QueueMessage, plan: str, words: str, tasks: int, segments: int, lease_until: datetime
+    ) -> bool:
+        """Record the plan (JSON) on the job and in words on the attempt; False if it moved on."""
+        ...
+
     def segment_state(self, ref: QueueMessage) -> SegmentState | None: ...
     def finish_task(
         self, ref: QueueMessage, task: int, now: datetime, lease_until: datetime

@@ -144,9 +144,10 @@ def plan_attempt(svc: Services, ref: QueueMessage, job: Job, source: str) -> Sto
         prefix=f"{segments_prefix(ref.workspace_id, ref.job_id)}{fingerprint}/",
     )
     lease = svc.clock() + timedelta(seconds=settings.claim_lease_seconds)
-    if not svc.repo.start_segments(ref, stored.to_json(), len(stored.tasks), plan.count, lease):
+    words = plan.describe()
+    if not svc.repo.start_segments(ref, stored.to_json(), words, len(stored.tasks), plan.count, lease):
         raise WorkerInterruptedError(detail="the attempt moved on while it was being planned")
-    logger().info("segment plan", extra={"job_id": ref.job_id, "plan": plan.describe()})
+    logger().info("segment plan", extra={"job_id": ref.job_id, "plan": words})
     for task in stored.tasks:
         svc.queue.send(QueueMessage(ref.job_id, ref.workspace_id, ref.attempt, task=task))
     count("SegmentsPlanned", plan.count)

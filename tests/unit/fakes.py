@@ -219,11 +219,12 @@ class FakeRepository:
         return job if ok else None
 
     def start_segments(
-        self, ref: QueueMessage, plan: str, tasks: int, segments: int, lease_until: datetime
+        self, ref: QueueMessage, plan: str, words: str, tasks: int, segments: int, lease_until: datetime
     ) -> bool:
         job = self._processing(ref)
         if job is None:
             return False
+        self.attempts[(job.id, ref.attempt)].plan = words
         kept = self.segments.get(job.id, {}).get("done", frozenset())
         self.segments[job.id] = {"plan": plan, "tasks": tasks, "done": kept, "stitch": None}
         job.segments_total, job.lease_until = segments, lease_until

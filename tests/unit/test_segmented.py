@@ -27,6 +27,7 @@ class FakeSegmenter:
 
     def __init__(self, duration: float = 12.0, audio: bool = True) -> None:
         self.duration, self.audio = duration, audio
+        self.keyframe_every = 1.0
         self.encoded: list[int] = []
         self.stitched = 0
         self.failures: dict[int, Exception] = {}
@@ -36,7 +37,8 @@ class FakeSegmenter:
 
     def survey(self, input_url: str) -> SourceSurvey:
         frames = tuple(i / 10 for i in range(int(self.duration * 10)))
-        return SourceSurvey(self.duration, 0, 1 if self.audio else None, frames, frames[::10])
+        keys = frames[:: int(self.keyframe_every * 10)]
+        return SourceSurvey(self.duration, 0, 1 if self.audio else None, frames, keys)
 
     def encode_segment(
         self,
@@ -98,6 +100,17 @@ def test_a_long_video_is_planned_into_segment_and_audio_tasks_and_stitched_once(
     assert job.output_file_key in store.objects
     assert not [key for key in store.objects if key.startswith("work/")]  # intermediates deleted
     assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]  # one credit per job
+    assert repo_of(svc).attempts[(job_id, 1)].plan == "3 segments of about 4 s"
+
+
+def test_too_few_keyframes_are_said_in_the_attempt() -> None:
+    svc, seg = segmented_services()
+    seg.keyframe_every = 10.0
+    job_id = started_job(svc)
+    drain(svc)
+    plan = repo_of(svc).attempts[(job_id, 1)].plan
+    assert plan is not None and "between keyframes" in plan
+    assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
 
 
 def test_a_short_video_keeps_the_single_pass() -> None:

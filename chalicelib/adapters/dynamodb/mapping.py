@@ -87,6 +87,7 @@ def attempt_from(m: AttemptModel) -> Attempt:
         error=m.error,
         error_code=m.errorCode,
         stderr_tail=m.stderrTail,
+        plan=m.plan,
     )
 
 

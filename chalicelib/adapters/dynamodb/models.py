@@ -121,6 +121,7 @@ class AttemptModel(_Base):
     error = UnicodeAttribute(null=True)
     errorCode = UnicodeAttribute(null=True)
     stderrTail = UnicodeAttribute(null=True)
+    plan = UnicodeAttribute(null=True)  # the segment plan in words, when the video was segmented
 
 
 class LedgerModel(_Base):

@@ -14,9 +14,9 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.expressions.condition import Condition
 
-from chalicelib.adapters.dynamodb.models import JobModel
-from chalicelib.adapters.dynamodb.transactions import is_condition_failure
-from chalicelib.domain import JobStatus, QueueMessage
+from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel
+from chalicelib.adapters.dynamodb.transactions import Cancelled, Tx, is_condition_failure
+from chalicelib.domain import JobStatus, Outcome, QueueMessage
 from chalicelib.errors import ServiceUnavailableError
 from chalicelib.processing.ports import SegmentState
 
@@ -40,11 +40,16 @@ class SegmentTransitions:
     """The Repository port's segment methods."""
 
     def start_segments(
-        self, ref: QueueMessage, plan: str, tasks: int, segments: int, lease_until: datetime
+        self, ref: QueueMessage, plan: str, words: str, tasks: int, segments: int, lease_until: datetime
     ) -> bool:
-        """Record the attempt's plan (a re-plan after a crash keeps the tasks already done)."""
-        return self._update(
-            ref,
+        """Record the plan on the job and, in words, on the attempt: one transaction.
+
+        A re-plan after a crash keeps the tasks already done.
+        """
+        tx = Tx()
+        tx.update(
+            "job",
+            JobModel(id=ref.job_id),
             [
                 JobModel.segPlan.set(plan),
                 JobModel.segTasks.set(tasks),
@@ -55,6 +60,17 @@ class SegmentTransitions:
             ],
             _current(ref),
         )
+        tx.update(
+            "attempt",
+            AttemptModel(jobId=ref.job_id, n=ref.attempt),
+            [AttemptModel.plan.set(words)],
+            AttemptModel.outcome == Outcome.PROCESSING.value,
+        )
+        try:
+            tx.commit()
+        except Cancelled:
+            return False
+        return True
 
     def segment_state(self, ref: QueueMessage) -> SegmentState | None:
         """The plan and the tasks done, while the attempt is the job's current one and processing."""
