@@ -176,7 +176,7 @@ def run_task(svc: Services, ref: QueueMessage, receive_count: int) -> str:
         _report_progress(svc, ref, stored, state)
     if not state.complete:
         return "encoded"
-    return stitch(svc, ref, stored)
+    return stitch(svc, ref, stored, receive_count)
 
 
 def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int) -> None:
@@ -244,36 +244,16 @@ def _report_progress(svc: Services, ref: QueueMessage, stored: StoredPlan, state
         svc.repo.set_progress(ref, min(done / stored.plan.duration, 1.0) if stored.plan.duration else 0.0)
 
 
-def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan) -> str:
+def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan, receive_count: int = 1) -> str:
     """Join the parts into the output and complete the job, if this caller wins the stitch."""
     now = svc.clock()
     claim = now + timedelta(seconds=svc.settings.transcode_timeout_seconds + STITCH_GRACE_SECONDS)
     if not svc.repo.claim_stitch(ref, now, claim):
         return "encoded"  # another task stitches (or a crashed stitcher's claim has not run out)
-    expires = svc.settings.transcode_timeout_seconds + 300
-    parts = [
-        (svc.store.presign_download(stored.part_key(s.index), expires), s.duration) for s in stored.plan.spans
-    ]
-    audio = (
-        svc.store.presign_download(stored.part_key(AUDIO_TASK), expires)
-        if stored.audio_stream is not None
-        else None
-    )
-    key = output_key(ref.workspace_id, ref.job_id, ref.attempt)
     try:
-        with tempfile.TemporaryDirectory(prefix="stitch-", dir=svc.settings.work_dir) as tmp:
-            target = Path(tmp) / "output.mp4"
-            segmenter(svc).stitch(parts, audio, target)
-            _upload(svc, target, key, "video/mp4")
-    except ProcessingError as error:
-        if isinstance(error, SYSTEM_ERRORS):
-            svc.repo.release_stitch(ref)  # the next delivery of this message stitches again
-            retry = f"Joining the segments failed ({error.code}); it will be tried again"
-            raise TaskRetryError(retry) from error
-        svc.repo.fail(
-            ref, f"Joining the segments: {error.message}", error.code, error.detail or None, svc.clock()
-        )
-        return "failed"
+        key = _join_and_upload(svc, ref, stored)
+    except (ProcessingError, ServiceUnavailableError) as error:
+        return _stitch_failed(svc, ref, error, receive_count)
     if not svc.repo.complete(ref, key, svc.clock()):
         return "skipped"
     count("JobsCompleted")
@@ -283,3 +263,34 @@ def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan) -> str:
         logger().warning("could not delete the segment parts", extra={"job_id": ref.job_id})
     logger().info("job completed (segmented)", extra={"job_id": ref.job_id, "segments": stored.plan.count})
     return "completed"
+
+
+def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan) -> str:
+    expires = svc.settings.transcode_timeout_seconds + 300
+    parts = [
+        (svc.store.presign_download(stored.part_key(s.index), expires), s.duration) for s in stored.plan.spans
+    ]
+    audio = None
+    if stored.audio_stream is not None:
+        audio = svc.store.presign_download(stored.part_key(AUDIO_TASK), expires)
+    key = output_key(ref.workspace_id, ref.job_id, ref.attempt)
+    with tempfile.TemporaryDirectory(prefix="stitch-", dir=svc.settings.work_dir) as tmp:
+        target = Path(tmp) / "output.mp4"
+        segmenter(svc).stitch(parts, audio, target)
+        _upload(svc, target, key, "video/mp4")
+    return key
+
+
+def _stitch_failed(svc: Services, ref: QueueMessage, error: Exception, receive_count: int) -> str:
+    if isinstance(error, ServiceUnavailableError):
+        error = InternalProcessingError(detail=repr(error))
+    assert isinstance(error, ProcessingError)
+    if isinstance(error, SYSTEM_ERRORS) and receive_count < svc.settings.segment_max_tries:
+        with contextlib.suppress(ServiceUnavailableError):  # else the claim runs out by itself
+            svc.repo.release_stitch(ref)  # the next delivery of this message stitches again
+        raise TaskRetryError(f"Joining the segments failed ({error.code}); it will be tried again")
+    message = f"Joining the segments: {error.message}"
+    if svc.repo.fail(ref, message, error.code, error.detail or None, svc.clock()):
+        count("JobsFailed", errorCode=error.code)
+        return "failed"
+    return "skipped"

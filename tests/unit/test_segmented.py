@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.domain import AUDIO_TASK, JobStatus, QueueMessage
-from chalicelib.errors import DownloadError, InvalidVideoError, TaskRetryError
+from chalicelib.errors import DownloadError, InvalidVideoError, TaskRetryError, UploadOutputError
 from chalicelib.processing import retry, worker
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import SourceSurvey, TranscodeResult
@@ -31,6 +31,7 @@ class FakeSegmenter:
         self.encoded: list[int] = []
         self.stitched = 0
         self.failures: dict[int, Exception] = {}
+        self.stitch_failures: list[Exception] = []
 
     def probe_duration(self, input_url: str) -> float | None:
         return self.duration
@@ -63,6 +64,8 @@ class FakeSegmenter:
     def stitch(
         self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
     ) -> TranscodeResult:
+        if self.stitch_failures:
+            raise self.stitch_failures.pop(0)
         self.stitched += 1
         output_path.write_bytes(b"out")
         return TranscodeResult(640, 360, sum(d for _, d in segments), 0.1)
@@ -221,3 +224,31 @@ def test_tasks_of_a_failed_attempt_do_nothing() -> None:
     repo_of(svc).fail(QueueMessage(job_id, "ws-a", 1), "stopped", "X", None, svc.clock())
     assert set(drain(svc)) == {Outcome.SKIPPED}
     assert seg.encoded == [] and seg.stitched == 0
+
+
+def test_a_stitch_failing_for_a_system_reason_is_released_and_done_by_the_redelivery() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.stitch_failures.append(UploadOutputError())
+    queue = svc.queue
+    assert isinstance(queue, FakeQueue)
+    worker.process(svc, queue.sent.pop(0))
+    tasks = list(queue.sent)
+    queue.sent.clear()
+    for message in tasks[:-1]:
+        assert worker.process(svc, message) == Outcome.ENCODED
+    with pytest.raises(TaskRetryError):
+        worker.process(svc, tasks[-1])  # the last task stitches, and the stitch fails
+    assert repo_of(svc).jobs[job_id].status == JobStatus.PROCESSING
+    assert worker.process(svc, tasks[-1], receive_count=2) == Outcome.COMPLETED  # SQS's redelivery
+    assert seg.stitched == 1 and len(seg.encoded) == 4  # nothing encoded twice
+
+
+def test_a_stitch_failing_on_its_last_try_fails_the_job_with_the_joins_error() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.stitch_failures.append(UploadOutputError())
+    drain(svc, receive_count=svc.settings.segment_max_tries)
+    job = repo_of(svc).jobs[job_id]
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "R2_UPLOAD_FAILED")
+    assert job.error == "Joining the segments: Failed to upload the result to R2"
