@@ -17,8 +17,8 @@ app = ThreadSafeChalice(app_name="vidproc")
 app.register_blueprint(api)
 
 
-# One message per invocation: a message is a whole transcode (up to 13 minutes) or one segment of
-# a long video, and segments must spread over parallel invocations, not queue up in one batch.
+# One record per invocation: a record never waits behind another's transcode until too little of
+# the invocation is left (the worker also hands back a record it has no time for).
 @app.on_sqs_message(queue=JOBS_QUEUE, batch_size=1)
 def handle_job_messages(event: SQSEvent) -> dict[str, Any]:
     return worker.handle(event.to_dict(), event.context)

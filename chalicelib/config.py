@@ -11,6 +11,7 @@ Nothing is read at import time: `get_settings()` builds the model on first use a
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     table_prefix: str = "vidproc"
     jobs_queue_name: str = "vidproc-jobs"
     jobs_queue_url: str = ""  # resolved from jobs_queue_name when empty
+    jobs_dlq_url: str = ""  # resolved from "{jobs_queue_name}-dlq" when empty
+    # = the jobs queue's redrive policy: the receive after which SQS moves a message to the DLQ
+    max_receive_count: int = Field(default=5, ge=1)
 
     # --- Cloudflare R2 (S3-compatible API) ---------------------------------------------------
     r2_endpoint_url: str = ""  # empty: AWS S3 itself (AWS_ENDPOINT_URL_S3 applies)
@@ -67,7 +71,20 @@ class Settings(BaseSettings):
     transcode_preset: str = "veryfast"
     transcode_crf: int = 23
     work_dir: str = "/tmp"
-    claim_lease_seconds: int = Field(default=900, gt=0)
+    # A worker's claim on an attempt; the heartbeat renews it (and the message's visibility)
+    # every `heartbeat_seconds` while ffmpeg runs, so a long transcode is never taken for a dead one.
+    claim_lease_seconds: int = Field(default=900, gt=0, le=43200)
+    heartbeat_seconds: float = Field(default=60, gt=0)
+    # A record is claimed only if the invocation has the transcode limit + this margin left.
+    invocation_margin_seconds: int = Field(default=60, ge=0)
+
+    # --- Retry policy ----------------------------------------------------------------------------
+    max_auto_attempts: int = Field(default=3, ge=1)  # tries per charged attempt, the charged one included
+    auto_retry_base_seconds: float = Field(default=20, ge=0)  # full jitter: uniform(0, base * 2^(try-1))
+    auto_retry_cap_seconds: float = Field(default=900, ge=0, le=900)  # SQS DelaySeconds is at most 900
+    retry_pricing: Literal["full", "first_free"] = "full"  # a workspace may override it (cli pricing)
+
+    # --- Long videos ---------------------------------------------------------------------------
     # Long videos: longer than the threshold go in segments of about segment_seconds each.
     segment_threshold_seconds: float = Field(default=120, gt=0)
     segment_seconds: float = Field(default=60, gt=0)

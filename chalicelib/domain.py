@@ -30,7 +30,8 @@ class Trigger(StrEnum):
     INITIAL = "initial"
     MANUAL = "manual"
     BATCH = "batch"
-    AUTO = "auto"
+    AUTO = "auto"  # a free automatic retry after a platform failure
+    REPROCESS = "reprocess"  # an operator or automation re-queued it (cli reprocess, a queue message)
 
 
 class Outcome(StrEnum):
@@ -47,6 +48,8 @@ class LedgerReason(StrEnum):
     RETRY = "retry"
     RETRY_REFUND = "retry_refund"  # the retry could not be queued
     START_REFUND = "start_refund"  # the first attempt could not be queued
+    SYSTEM_FAILURE_REFUND = "system_failure_refund"  # the platform failed the attempt for good
+    OPERATOR_GRANT = "operator_grant"  # an operator paid for a reprocess (cli reprocess --free)
 
 
 class Role(StrEnum):
@@ -67,6 +70,7 @@ class Workspace:
     id: str
     name: str
     credits: int
+    retry_pricing: str | None = None  # an operator's override of RETRY_PRICING; None: the deployment's
 
 
 @dataclass
@@ -101,6 +105,9 @@ class Job:
     lease_until: datetime | None = None  # a worker's claim on `attempt` runs until then
     segments_total: int | None = None  # the segmented path: video segments planned for `attempt`
     segments_done: int = 0  # ... and encoded so far
+    auto_attempts: int = 0  # free automatic tries queued since the last charged attempt
+    next_attempt_at: datetime | None = None  # when the waiting automatic try is due
+    charged_attempt: int = 0  # the attempt whose credit a final platform failure refunds
 
 
 @dataclass
@@ -118,6 +125,7 @@ class Attempt:
     error_code: str | None = None
     stderr_tail: str | None = None  # operators only; never in the API
     plan: str | None = None  # a long video's segment plan, in words ("40 segments of about 60 s")
+    refunded: bool = False  # its credit came back (a final platform failure)
 
 
 @dataclass
@@ -146,3 +154,14 @@ class QueueMessage:
     workspace_id: str
     attempt: int
     task: int | None = None
+
+
+@dataclass(frozen=True)
+class ReprocessRequest:
+    """Re-queue a workspace's failed jobs (cli reprocess, or a `reprocess` queue message)."""
+
+    workspace_id: str
+    error_code: str | None = None  # only jobs that failed with this code
+    since: datetime | None = None  # only jobs that failed at or after this time
+    free: bool = False  # the operator pays (an operator_grant ledger entry), not the workspace
+    dry_run: bool = False  # report what would be re-queued; change nothing

@@ -208,3 +208,24 @@ class WorkerInterruptedError(ProcessingError):
 class InternalProcessingError(ProcessingError):
     code = "INTERNAL_ERROR"
     default_message = "Processing failed because of an internal error. You can retry the job."
+
+
+class InputMissingError(DownloadError):
+    """The upload is gone from R2: no retry can bring it back."""
+
+    code = "INPUT_MISSING"
+    default_message = "Failed to download from R2: the original upload no longer exists"
+
+
+class FFmpegCrashedError(ProcessingError):
+    """ffmpeg or ffprobe ended on a signal (killed, out of memory): the machine's fault, not the file's."""
+
+    code = "FFMPEG_CRASHED"
+    default_message = "FFmpeg stopped unexpectedly"
+
+
+class RepeatedFailureError(ProcessingError):
+    """The job's message failed every delivery (it reached, or was about to reach, the DLQ)."""
+
+    code = "PROCESSING_FAILED_REPEATEDLY"
+    default_message = "Processing failed repeatedly. Your credit was refunded."

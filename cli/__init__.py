@@ -8,6 +8,11 @@ Against AWS, set the same environment variables the Lambda functions have.
   credits --workspace ID [--set N | --add N]   show or change a balance (always via the ledger)
   worker [--once]                    the local SQS poller that runs the worker handler
   sweep                              run the sweeper once
+  pricing --workspace ID [--set full|first_free|default]   show or override a workspace's retry pricing
+  dlq list [--max N]                 the messages in the jobs queue's dead-letter queue (left there)
+  dlq redrive [--max N]              move them back to the jobs queue
+  reprocess --workspace ID [--error-code CODE] [--since ISO] [--dry-run] [--free]
+                                     re-queue the workspace's failed jobs (as a manual retry)
 """
 
 from __future__ import annotations
@@ -77,6 +82,28 @@ def _parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="run the sweeper once")
     sweep.set_defaults(run=_sweep)
+
+    pricing = sub.add_parser("pricing", help="show or override a workspace's retry pricing")
+    pricing.add_argument("--workspace", required=True, metavar="ID")
+    pricing.add_argument("--set", choices=["full", "first_free", "default"], help="default: RETRY_PRICING")
+    pricing.set_defaults(run=_pricing)
+
+    dlq_parser = sub.add_parser("dlq", help="the dead-letter queue")
+    dlq = dlq_parser.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq.add_parser("list", help="print the messages in the DLQ as JSON lines (they stay there)")
+    dlq_list.add_argument("--max", type=int, default=100, metavar="N")
+    dlq_list.set_defaults(run=_dlq_list)
+    redrive = dlq.add_parser("redrive", help="move DLQ messages back to the jobs queue")
+    redrive.add_argument("--max", type=int, metavar="N", help="at most N (default: all)")
+    redrive.set_defaults(run=_dlq_redrive)
+
+    again = sub.add_parser("reprocess", help="re-queue a workspace's failed jobs")
+    again.add_argument("--workspace", required=True, metavar="ID")
+    again.add_argument("--error-code", metavar="CODE", help="only jobs that failed with this code")
+    again.add_argument("--since", metavar="ISO", help="only jobs that failed at or after this time")
+    again.add_argument("--dry-run", action="store_true", help="list what would be re-queued; change nothing")
+    again.add_argument("--free", action="store_true", help="the operator pays (operator_grant entries)")
+    again.set_defaults(run=_reprocess)
     return parser
 
 
@@ -152,6 +179,81 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pricing(args: argparse.Namespace) -> int:
+    from chalicelib.bootstrap import services
+    from chalicelib.errors import WorkspaceNotFoundError
+    from chalicelib.processing import pricing
+
+    svc = services()
+    if args.set is not None:
+        effective = pricing.set_pricing(svc, args.workspace, None if args.set == "default" else args.set)
+    else:
+        workspace = svc.repo.get_workspace(args.workspace)
+        if workspace is None:
+            raise WorkspaceNotFoundError()
+        effective = pricing.pricing_of(svc, workspace)
+    print(f"workspace {args.workspace}: retry pricing {effective}")
+    return 0
+
+
+def _dead_letters() -> object:
+    from chalicelib.adapters.sqs import DeadLetters
+    from chalicelib.config import get_settings
+
+    return DeadLetters.from_settings(get_settings())
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from chalicelib.adapters.sqs import DeadLetters
+
+    dead = _dead_letters()
+    assert isinstance(dead, DeadLetters)
+    messages = dead.peek(max(1, args.max))
+    for message in messages:
+        print(json.dumps(message))
+    print(f"{len(messages)} message(s) in the dead-letter queue", file=sys.stderr)
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from chalicelib.adapters.sqs import DeadLetters
+
+    dead = _dead_letters()
+    assert isinstance(dead, DeadLetters)
+    how, moved = dead.redrive(args.max)
+    if how == "move-task":
+        print("started a message move task: SQS moves every message back to the jobs queue")
+    else:
+        print(f"moved {moved} message(s) back to the jobs queue")
+    return 0
+
+
+def _reprocess(args: argparse.Namespace) -> int:
+    from chalicelib.adapters.sqs import parse_since
+    from chalicelib.bootstrap import services
+    from chalicelib.domain import ReprocessRequest
+    from chalicelib.processing import reprocess
+
+    request = ReprocessRequest(
+        workspace_id=args.workspace,
+        error_code=args.error_code,
+        since=parse_since(args.since),
+        free=args.free,
+        dry_run=args.dry_run,
+    )
+    report = reprocess.reprocess(services(), request, actor="cli")
+    for job_id in report.selected:
+        state = report.refused.get(job_id, "would be re-queued" if args.dry_run else "re-queued")
+        print(f"{job_id}: {state}")
+    verb = "would re-queue" if args.dry_run else "re-queued"
+    count = len(report.selected) if args.dry_run else report.requeued
+    print(
+        f"{len(report.selected)} failed job(s) matched; {verb} {count}; "
+        f"{report.credits_charged} credit(s) charged; {len(report.refused)} refused"
+    )
+    return 1 if report.refused else 0
+
+
 def _known_password(email: str) -> str | None:
     passwords = _local() / "passwords.json"
     if passwords.exists():
@@ -172,4 +274,3 @@ def _remember(email: str, password: str) -> None:
     known[email] = password
     passwords.write_text(json.dumps(known, indent=2))
     passwords.chmod(0o600)
-

@@ -32,7 +32,21 @@ const TRIGGER_LABELS = {
   manual: 'retry',
   batch: 'batch retry',
   auto: 'automatic retry',
+  reprocess: 'reprocessed',
 };
+
+/** "Retrying automatically in N s (try 2 of 3)" for a job waiting for a free automatic try. */
+export function autoRetryText(job, now = Date.now()) {
+  const due = parseDate(job.nextAttemptAt);
+  if (job.status !== 'queued' || !due) return '';
+  const seconds = Math.max(0, Math.ceil((due.getTime() - now) / 1000));
+  const tries = Number(job.maxAutoAttempts) || 1;
+  const current = Math.min((Number(job.autoAttempts) || 0) + 1, tries);
+  const when = seconds > 0 ? `in ${seconds} s` : 'now';
+  return `Retrying automatically ${when} (try ${current} of ${tries})`;
+}
+
+const NOT_RETRYABLE_NOTE = 'A retry is unlikely to help: the problem is with the file itself.';
 
 /** One job's card. `update(job, ui)` makes it show that job and the page's state for it. */
 class JobCard {
@@ -48,6 +62,9 @@ class JobCard {
     this.time = el('time', { 'data-testid': 'job-timestamp' });
     this.error = el('p', { class: 'text-red-600 job-error', 'data-testid': 'job-error' });
     this.retried = el('p', { class: 'job-meta', 'data-testid': 'retry-count' });
+    this.suggestion = el('p', { class: 'job-meta', 'data-testid': 'job-suggestion' });
+    this.autoRetry = el('p', { class: 'job-meta', 'data-testid': 'auto-retry', role: 'status' });
+    this.retryNote = el('p', { class: 'job-meta retry-note', 'data-testid': 'retry-note' }, NOT_RETRYABLE_NOTE);
     this.progress = el('progress', { max: '100', 'data-testid': 'job-progress' });
     this.progressLabel = el('span', { class: 'job-meta' });
     this.progressWrap = el(
@@ -93,10 +110,12 @@ class JobCard {
           this.filename,
           el('p', { class: 'job-time' }, this.time),
           this.error,
+          this.suggestion,
+          this.autoRetry,
           this.retried,
           this.progressWrap,
         ),
-        el('div', { class: 'job-side' }, this.badge, this.retryButton, this.downloadButton),
+        el('div', { class: 'job-side' }, this.badge, this.retryButton, this.retryNote, this.downloadButton),
       ),
       this.message,
       el('div', { class: 'job-footer' }, this.historyToggle),
@@ -117,6 +136,9 @@ class JobCard {
     const failed = status === 'failed';
     this.error.textContent = failed && job.error ? `Error: ${job.error}` : '';
     show(this.error, failed && Boolean(job.error));
+    this.suggestion.textContent = failed && job.suggestion ? job.suggestion : '';
+    show(this.suggestion, failed && Boolean(job.suggestion));
+    this.renderAutoRetry();
 
     const retries = Number(job.retryCount) || 0;
     this.retried.textContent = retries > 0 ? `Retried ${retries}×` : '';
@@ -145,6 +167,7 @@ class JobCard {
     if (retrying) this.retryButton.setAttribute('aria-busy', 'true');
     else this.retryButton.removeAttribute('aria-busy');
     this.retryButton.setAttribute('aria-label', `${retrying ? 'Retrying' : 'Retry'} ${job.originalFilename || 'job'}`);
+    show(this.retryNote, failed && !retrying && job.retryable === false);
 
     show(this.downloadButton, status === 'completed');
     this.downloadButton.disabled = Boolean(ui.downloading);
@@ -154,6 +177,13 @@ class JobCard {
     this.renderMessage(ui.message, ui.messageKind);
 
     if (this.historyOpen && previous.updatedAt !== job.updatedAt) this.loadHistory();
+  }
+
+  /** The automatic retry's countdown; called on every update and every second by the view. */
+  renderAutoRetry() {
+    const text = autoRetryText(this.job);
+    if (this.autoRetry.textContent !== text) this.autoRetry.textContent = text;
+    show(this.autoRetry, Boolean(text));
   }
 
   renderMessage(message, kind) {
@@ -221,6 +251,7 @@ class JobCard {
           `Attempt ${attempt.n} · ${TRIGGER_LABELS[attempt.trigger] || attempt.trigger} · `,
           el('strong', {}, attempt.outcome || 'unknown'),
           charged,
+          attempt.refunded ? el('span', { class: 'text-green-700', 'data-testid': 'attempt-refunded' }, ' · refunded') : null,
         ),
         attempt.plan ? el('p', { class: 'job-meta', 'data-testid': 'attempt-plan' }, `Long video: ${attempt.plan}`) : null,
         attempt.error ? el('p', { class: 'text-red-600' }, `Error: ${attempt.error}`) : null,
@@ -250,6 +281,10 @@ export class JobsView {
     this.listeners = new Set();
     this.reset();
     loadMoreButton.addEventListener('click', () => this.loadMore());
+    // The automatic retry's "in N s" counts down between polls.
+    setInterval(() => {
+      for (const card of this.cards.values()) card.renderAutoRetry();
+    }, 1000);
   }
 
   /** Forget everything (a new session or another workspace). */

@@ -11,18 +11,24 @@ import { request } from './api.js';
 import { plural } from './format.js';
 
 export const RETRY_CONFIRM_MESSAGE = 'This will use 1 credit. Are you sure you want to retry this job?';
+export const FREE_RETRY_CONFIRM_MESSAGE = 'This retry is free. Are you sure you want to retry this job?';
+
+/** The confirm text for a job: the seed's exact sentence, unless the server says it is free. */
+export function retryConfirmMessage(job) {
+  return job && job.retryPrice === 0 ? FREE_RETRY_CONFIRM_MESSAGE : RETRY_CONFIRM_MESSAGE;
+}
 const BATCH_MAX = 25;
 
-/** The confirm text of "Retry all failed (N)". */
-export function batchConfirmMessage(count, balance) {
-  const credits = plural(count, 'credit');
+/** The confirm text of "Retry all failed (N)"; `cost` is less than `count` when some retries are free. */
+export function batchConfirmMessage(count, balance, cost = count) {
+  const credits = plural(cost, 'credit');
   const jobs = plural(count, 'failed job');
   if (typeof balance !== 'number') return `This will use ${credits} to retry ${jobs}. Continue?`;
-  if (balance < count) {
+  if (balance < cost) {
     return `This will use up to ${credits} to retry ${jobs}, but your balance is ${plural(balance, 'credit')}: `
       + `only ${plural(Math.max(balance, 0), 'job')} can be retried. Continue?`;
   }
-  return `This will use ${credits} to retry ${jobs}. Your balance will be ${plural(balance - count, 'credit')}. Continue?`;
+  return `This will use ${credits} to retry ${jobs}. Your balance will be ${plural(balance - cost, 'credit')}. Continue?`;
 }
 
 /** An answer that settles the request's outcome (so its key must not be reused). */
@@ -84,20 +90,21 @@ export class RetryController {
   /** The card's Retry button. */
   async retryOne(job) {
     if (this.inFlight.has(job.id)) return; // the first click's request is still running
-    if (!window.confirm(RETRY_CONFIRM_MESSAGE)) return;
+    if (!window.confirm(retryConfirmMessage(job))) return;
     const name = job.originalFilename || 'the job';
     const key = this.keyFor(job.id);
     this.inFlight.add(job.id);
     this.jobs.setUi(job.id, { retrying: true, message: null });
     this.ctx.announce(`Retrying ${name}...`);
     try {
-      await request(`/jobs/${encodeURIComponent(job.id)}/retry`, {
+      const answer = await request(`/jobs/${encodeURIComponent(job.id)}/retry`, {
         method: 'POST',
         body: this.ctx.workspaceBody(),
         headers: { 'Idempotency-Key': key },
       });
       this.settle(job.id);
-      this.ctx.announce(`${name} is queued again. 1 credit used.`);
+      const charged = answer && typeof answer.creditsCharged === 'number' ? answer.creditsCharged : 1;
+      this.ctx.announce(`${name} is queued again. ${charged ? plural(charged, 'credit') + ' used' : 'No credit used'}.`);
       await Promise.all([this.ctx.refreshCredits(), this.jobs.refresh()]);
     } catch (error) {
       this.settle(job.id, error);
@@ -139,7 +146,8 @@ export class RetryController {
     const targets = this.jobs.failedJobs().filter((job) => !this.inFlight.has(job.id));
     if (targets.length === 0) return;
     const ids = targets.map((job) => job.id);
-    if (!window.confirm(batchConfirmMessage(ids.length, this.ctx.credits()))) return;
+    const cost = targets.reduce((sum, job) => sum + (job.retryPrice === 0 ? 0 : 1), 0);
+    if (!window.confirm(batchConfirmMessage(ids.length, this.ctx.credits(), cost))) return;
 
     const { button } = this.batchUi;
     this.batchInFlight = true;

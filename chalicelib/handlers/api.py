@@ -65,7 +65,8 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     )
     upload = created.upload
     return CreatedJobOut(
-        job=JobOut.of(created.job), upload=UploadOut(url=upload.url, method="PUT", headers=upload.headers)
+        job=JobOut.of(created.job, max_tries=services().settings.max_auto_attempts),
+        upload=UploadOut(url=upload.url, method="PUT", headers=upload.headers),
     )
 
 
@@ -80,14 +81,15 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
 )
 def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> JobEnvelope:  # noqa: N803
     job = jobs.start_job(services(), principal, retry.parse_job_id(jobId), body.workspace_id)
-    return JobEnvelope(job=JobOut.of(job))
+    return JobEnvelope(job=JobOut.of(job, max_tries=services().settings.max_auto_attempts))
 
 
 @route("/jobs", "GET", summary="Jobs, newest first", query=ListJobsQuery, response=JobPageOut, errors=(400,))
 def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
     status = JobStatus(query.status) if query.status else None
     page = jobs.list_jobs(services(), principal, query.workspace_id, status, query.limit, query.cursor)
-    return JobPageOut(jobs=[JobOut.of(j) for j in page.jobs], cursor=page.cursor)
+    tries = services().settings.max_auto_attempts
+    return JobPageOut(jobs=[JobOut.of(j, page.pricing, tries) for j in page.jobs], cursor=page.cursor)
 
 
 @route(
@@ -100,7 +102,8 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
 )
 def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEnvelope:  # noqa: N803
     detail = jobs.get_job(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
-    return JobDetailEnvelope(job=JobDetailOut.of_detail(detail.job, detail.attempts))
+    tries = services().settings.max_auto_attempts
+    return JobDetailEnvelope(job=JobDetailOut.of_detail(detail.job, detail.attempts, detail.pricing, tries))
 
 
 @route(
@@ -120,7 +123,7 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
 @route(
     "/jobs/{jobId}/retry",
     "POST",
-    summary="Retry a failed job for 1 credit",
+    summary="Retry a failed job (1 credit; free under RETRY_PRICING first_free for its first retry)",
     body=WorkspaceIn,
     response=RetryOut,
     errors=(400, 403, 404, 409, 503),
@@ -129,8 +132,10 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
     job_id = retry.parse_job_id(jobId)
 
     def act() -> dict[str, Any]:
-        job = retry.retry_job(services(), principal, job_id, body.workspace_id)
-        return RetryOut(success=True, job_id=job.id).model_dump(mode="json")
+        retried = retry.retry_job(services(), principal, job_id, body.workspace_id)
+        return RetryOut(
+            success=True, job_id=retried.job.id, credits_charged=retried.credits_charged
+        ).model_dump(mode="json")
 
     return RetryOut.model_validate(idempotently(principal, "retry", job_id, act))
 

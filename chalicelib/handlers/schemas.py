@@ -18,7 +18,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from chalicelib.domain import Attempt, Job, LedgerEntry
+from chalicelib.domain import Attempt, Job, JobStatus, LedgerEntry
+from chalicelib.processing.failures import describe
+from chalicelib.processing.pricing import FULL, retry_price
 
 StatusName = Literal["uploading", "queued", "processing", "completed", "failed"]
 
@@ -73,7 +75,7 @@ class HealthOut(Schema):
 
 class AttemptOut(Schema):
     n: int
-    trigger: Literal["initial", "manual", "batch", "auto"]
+    trigger: Literal["initial", "manual", "batch", "auto", "reprocess"]
     credits_charged: int
     queued_at: datetime
     started_at: datetime | None
@@ -81,11 +83,13 @@ class AttemptOut(Schema):
     outcome: Literal["queued", "processing", "succeeded", "failed"]
     error: str | None
     error_code: str | None
+    refunded: bool  # its credit came back: the platform failed it for good
     plan: str | None = None  # a long video: how it was cut ("3 segments of about 60 s; ...")
 
     @classmethod
     def of(cls, a: Attempt) -> AttemptOut:
         return cls(
+            refunded=a.refunded,
             n=a.n,
             trigger=a.trigger.value,
             credits_charged=a.credits_charged,
@@ -116,12 +120,25 @@ class JobOut(Schema):
     attempt: int
     retry_count: int
     progress: float | None
+    retryable: bool | None  # failed jobs: would a manual retry plausibly help?
+    suggestion: str | None  # failed jobs: what to do about it
+    retry_price: int | None  # failed jobs: credits a manual retry costs now (0 or 1)
+    next_attempt_at: datetime | None  # queued for a free automatic try, due then
+    auto_attempts: int  # free automatic tries queued since the last charged attempt
+    max_auto_attempts: int  # tries per charged attempt, the charged one included
     segments_total: int | None = None  # a long video processed in segments: how many
     segments_done: int | None = None  # ... and how many are encoded
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, pricing: str | None = None, max_tries: int = 3) -> JobOut:
+        failure = describe(job.error_code) if job.status == JobStatus.FAILED else None
         return cls(
+            retryable=failure.retryable if failure else None,
+            suggestion=failure.suggestion if failure else None,
+            retry_price=retry_price(pricing or FULL, job) if job.status == JobStatus.FAILED else None,
+            next_attempt_at=job.next_attempt_at if job.status == JobStatus.QUEUED else None,
+            auto_attempts=job.auto_attempts,
+            max_auto_attempts=max_tries,
             id=job.id,
             workspace_id=job.workspace_id,
             status=job.status.value,
@@ -149,8 +166,8 @@ class JobDetailOut(JobOut):
     attempts: list[AttemptOut]
 
     @classmethod
-    def of_detail(cls, job: Job, attempts: list[Attempt]) -> JobDetailOut:
-        return cls(**dict(JobOut.of(job)), attempts=[AttemptOut.of(a) for a in attempts])
+    def of_detail(cls, job: Job, attempts: list[Attempt], pricing: str, max_tries: int) -> JobDetailOut:
+        return cls(**dict(JobOut.of(job, pricing, max_tries)), attempts=[AttemptOut.of(a) for a in attempts])
 
 
 class JobDetailEnvelope(Schema):
@@ -184,6 +201,7 @@ class DownloadOut(Schema):
 class RetryOut(Schema):
     success: bool
     job_id: str
+    credits_charged: int
 
 
 class RetryItemOut(Schema):

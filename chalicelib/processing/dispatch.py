@@ -19,21 +19,51 @@ from chalicelib.processing.ports import RetryPlan
 QUEUE_SEND_FAILED = "QUEUE_SEND_FAILED"
 
 
-def next_attempt(job: Job, trigger: Trigger, reason: LedgerReason, actor: str, now: datetime) -> RetryPlan:
-    """The job's next attempt, and the ledger entry of the 1 credit that pays for it."""
+def next_attempt(
+    job: Job,
+    trigger: Trigger,
+    reason: LedgerReason,
+    actor: str,
+    now: datetime,
+    price: int = 1,
+    granted: bool = False,
+) -> RetryPlan:
+    """The job's next attempt and the ledger entries that pay for it: none when it is free;
+    the charge and an operator's grant of it when `granted` (the workspace pays nothing)."""
+    entries: tuple[LedgerEntry, ...] = ()
+    if price:
+        entries = (
+            LedgerEntry(
+                workspace_id=job.workspace_id,
+                delta=-price,
+                reason=reason,
+                job_id=job.id,
+                actor=actor,
+                created_at=now,
+            ),
+        )
+    if price and granted:
+        entries += (
+            LedgerEntry(
+                workspace_id=job.workspace_id,
+                delta=price,
+                reason=LedgerReason.OPERATOR_GRANT,
+                job_id=job.id,
+                actor=actor,
+                created_at=now,
+            ),
+        )
     return RetryPlan(
         job=job,
         new_attempt=Attempt(
             job_id=job.id,
             n=job.attempt + 1,
             trigger=trigger,
-            credits_charged=1,
+            credits_charged=0 if granted else price,
             queued_at=now,
             requested_by=actor,
         ),
-        entry=LedgerEntry(
-            workspace_id=job.workspace_id, delta=-1, reason=reason, job_id=job.id, actor=actor, created_at=now
-        ),
+        entries=entries,
     )
 
 
@@ -41,8 +71,11 @@ def message_for(job: Job) -> QueueMessage:
     return QueueMessage(job_id=job.id, workspace_id=job.workspace_id, attempt=job.attempt)
 
 
-def dispatch(svc: Services, job: Job, refund_reason: LedgerReason, refund_message: str, actor: str) -> None:
-    """Send the message for the job's current attempt; on failure refund and raise QueueSendError."""
+def dispatch(
+    svc: Services, job: Job, refund_reason: LedgerReason, refund_message: str, actor: str, charged: int = 1
+) -> None:
+    """Send the message for the job's current attempt; on failure refund what was `charged` (if
+    anything) and raise QueueSendError."""
     try:
         svc.queue.send(message_for(job))
         return
@@ -50,8 +83,12 @@ def dispatch(svc: Services, job: Job, refund_reason: LedgerReason, refund_messag
         logger().warning(
             "queue send failed; refunding", extra={"job_id": job.id, "workspace_id": job.workspace_id}
         )
-    refund = LedgerEntry(
-        workspace_id=job.workspace_id, delta=1, reason=refund_reason, job_id=job.id, actor=actor
+    refund = (
+        LedgerEntry(
+            workspace_id=job.workspace_id, delta=charged, reason=refund_reason, job_id=job.id, actor=actor
+        )
+        if charged
+        else None
     )
     try:
         svc.repo.undo_queueing(job, refund, refund_message, QUEUE_SEND_FAILED, svc.clock())

@@ -24,7 +24,8 @@ from chalicelib.observability import count, logger
 from chalicelib.processing.access import resolve_workspace, visible_job
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import dispatch, next_attempt
-from chalicelib.processing.ports import Page, PresignedRequest
+from chalicelib.processing.ports import PresignedRequest
+from chalicelib.processing.pricing import pricing_of
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 
@@ -39,6 +40,14 @@ class NewUpload:
 class JobDetail:
     job: Job
     attempts: list[Attempt]
+    pricing: str  # the workspace's RETRY_PRICING: what a manual retry of the job would cost
+
+
+@dataclass(frozen=True)
+class JobList:
+    jobs: list[Job]
+    cursor: str | None
+    pricing: str
 
 
 def input_key(workspace_id: str, job_id: str) -> str:
@@ -103,7 +112,7 @@ def start_job(svc: Services, principal: Principal, job_id: str, workspace_id: st
         )
     now = svc.clock()
     plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, principal.user_id, now)
-    started = svc.repo.start_job(job, plan.new_attempt, plan.entry, now)
+    started = svc.repo.start_job(job, plan.new_attempt, plan.entries[0], now)
     dispatch(svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id)
     count("JobsStarted", trigger=Trigger.INITIAL.value)
     logger().info("job started", extra={"job_id": job.id, "workspace_id": job.workspace_id})
@@ -112,7 +121,9 @@ def start_job(svc: Services, principal: Principal, job_id: str, workspace_id: st
 
 def get_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> JobDetail:
     job = visible_job(svc.repo, principal, job_id, workspace_id)
-    return JobDetail(job=job, attempts=svc.repo.attempts_of(job.id))
+    return JobDetail(
+        job=job, attempts=svc.repo.attempts_of(job.id), pricing=_pricing(svc, job.workspace_id, [job])
+    )
 
 
 def list_jobs(
@@ -122,10 +133,20 @@ def list_jobs(
     status: JobStatus | None,
     limit: int,
     cursor: str | None,
-) -> Page:
+) -> JobList:
     membership = resolve_workspace(svc.repo, principal, workspace_id)
     limit = max(1, min(limit, svc.settings.jobs_page_max))
-    return svc.repo.list_jobs(membership.workspace_id, status, limit, cursor)
+    page = svc.repo.list_jobs(membership.workspace_id, status, limit, cursor)
+    return JobList(
+        jobs=page.jobs, cursor=page.cursor, pricing=_pricing(svc, membership.workspace_id, page.jobs)
+    )
+
+
+def _pricing(svc: Services, workspace_id: str, shown: list[Job]) -> str:
+    """The workspace's retry pricing; read only when a failed job is shown (a retry price to state)."""
+    if not any(job.status == JobStatus.FAILED for job in shown):
+        return svc.settings.retry_pricing
+    return pricing_of(svc, svc.repo.get_workspace(workspace_id))
 
 
 def download_url(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> str:

@@ -55,7 +55,17 @@ class ObjectStore(Protocol):
 class JobQueue(Protocol):
     """Raises QueueSendError when the message could not be sent."""
 
-    def send(self, message: QueueMessage) -> None: ...
+    def send(self, message: QueueMessage, delay_seconds: int = 0) -> None:
+        """Send; SQS holds it back `delay_seconds` (at most 900) before any worker sees it."""
+        ...
+
+    def extend_visibility(self, receipt_handle: str, seconds: int) -> None:
+        """Keep a received message hidden `seconds` more (a heartbeat). QueueSendError on failure."""
+        ...
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        """Put a message body on the dead-letter queue (a message that can never succeed)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -145,11 +155,33 @@ class LedgerPage:
 
 @dataclass(frozen=True)
 class RetryPlan:
-    """One job to re-queue in a retry transaction: the attempt read, and the one to create."""
+    """One job to re-queue in a retry transaction: the attempt read, the one to create, and its
+    ledger entries (none for a free retry; a charge and an operator's grant for `reprocess --free`).
+
+    The price (new_attempt.credits_charged) was decided from the job as read; the transaction's
+    condition on the job's attempt and retry count makes it hold at the commit.
+    """
 
     job: Job
     new_attempt: Attempt
+    entries: tuple[LedgerEntry, ...]
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A final platform failure gives back the credit of the job's charged attempt."""
+
     entry: LedgerEntry
+    attempt: int  # the charged attempt, marked refunded in the same transaction
+
+
+@dataclass(frozen=True)
+class RecordedError:
+    """What an attempt failed with, as stored on the attempt (and, when final, on the job)."""
+
+    message: str
+    code: str
+    detail: str | None = None
 
 
 class Repository(Protocol):
@@ -178,18 +210,51 @@ class Repository(Protocol):
     def start_job(self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime) -> Job: ...
     def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None: ...
     def undo_queueing(
-        self, job: Job, entry: LedgerEntry, error: str, error_code: str, now: datetime
-    ) -> None: ...
+        self, job: Job, entry: LedgerEntry | None, error: str, error_code: str, now: datetime
+    ) -> None:
+        """The message could not be sent: the refund `entry` (None: nothing was charged), job failed."""
+        ...
+
     def mark_dispatched(self, job_id: str, attempt: int, now: datetime, hold: timedelta) -> bool:
         """A re-send at `now`: count it, and keep the job from being due again for `hold` more."""
         ...
 
+    def set_retry_pricing(self, workspace_id: str, pricing: str | None) -> bool: ...
+
     def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> Job | None: ...
+    def extend_lease(self, ref: QueueMessage, lease_until: datetime) -> bool:
+        """The heartbeat: the claim on this attempt runs until `lease_until` (False: not ours now)."""
+        ...
+
     def set_progress(self, ref: QueueMessage, progress: float) -> None: ...
     def complete(self, ref: QueueMessage, output_key: str, now: datetime) -> bool: ...
     def fail(
-        self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime
-    ) -> bool: ...
+        self,
+        ref: QueueMessage,
+        error: str,
+        error_code: str,
+        detail: str | None,
+        now: datetime,
+        refund: Refund | None = None,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        """The attempt failed for good: attempt and job failed, and the refund if any, in one
+        transaction. With `lease_expired_before`, only if the claim's lease ran out before then
+        (the sweeper: never fail an attempt a live worker just re-claimed)."""
+        ...
+
+    def reschedule(
+        self,
+        ref: QueueMessage,
+        error: RecordedError,
+        retry: Attempt,
+        due: datetime,
+        now: datetime,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        """An automatic retry, in one transaction: the attempt failed with `error`, the free
+        attempt `retry` is created, and the job is queued again for it, due at `due`."""
+        ...
 
     # the segmented path (chalicelib.processing.segmented)
     def start_segments(

@@ -3,12 +3,14 @@
 The rules, in the order the seed checks them:
 1. the job exists and belongs to a workspace the caller is a member of (else 404 "Job not found");
 2. its status is failed (else 400 "Only failed jobs can be retried");
-3. the workspace has at least 1 credit (else 403 "Insufficient credits ...");
+3. the workspace has the retry's price (else 403 "Insufficient credits ..."); the price is 1
+   credit, or 0 for a job's first retry under RETRY_PRICING first_free (see pricing.py);
 4. the original upload is still in R2 (else 409).
-Then ONE transaction: job failed→queued (condition: still failed at the attempt read), credits −1
-(condition: credits ≥ 1), a `retry` ledger entry and a new attempt. The reset is the seed's:
-error, errorCode, completedAt, outputFileKey cleared; inputFileKey, originalFilename, createdAt
-kept; attempt +1, retryCount +1. After the commit the message is sent (see dispatch.py).
+Then ONE transaction: job failed→queued (condition: still failed at the attempt and retry count
+read), credits −price (condition: credits ≥ price), a `retry` ledger entry and a new attempt.
+The reset is the seed's: error, errorCode, completedAt, outputFileKey cleared; inputFileKey,
+originalFilename, createdAt kept; attempt +1, retryCount +1. After the commit the message is
+sent (see dispatch.py).
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ from chalicelib.processing.access import resolve_workspace, visible_job
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import dispatch, next_attempt
 from chalicelib.processing.ports import RetryPlan
+from chalicelib.processing.pricing import pricing_of, retry_price
 
 RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
+FREE_RETRY_UNQUEUED_MESSAGE = "Could not queue the retry. Nothing was charged."
 _CONTENTION_TRIES = 8
 _BATCH_THREADS = 8
 
@@ -67,6 +71,12 @@ class ItemResult:
 
 
 @dataclass(frozen=True)
+class Retried:
+    job: Job  # as queued
+    credits_charged: int
+
+
+@dataclass(frozen=True)
 class BatchResult:
     results: list[ItemResult]
     credits_charged: int
@@ -80,32 +90,54 @@ def parse_job_id(value: str) -> str:
         raise ValidationError(f"jobId must be a UUID (got '{value}')") from exc
 
 
-def retry_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None = None) -> Job:
-    """Re-queue one failed job for 1 credit. Returns the job as queued."""
+def retry_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None = None) -> Retried:
+    """Re-queue one failed job for its price (1 credit, or 0 under first_free)."""
     job_id = parse_job_id(job_id)
-    return _with_contention(lambda: _retry_once(svc, principal, job_id, workspace_id))
-
-
-def _retry_once(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> Job:
     job = visible_job(svc.repo, principal, job_id, workspace_id)
+    return requeue(svc, job, Trigger.MANUAL, principal.user_id)
+
+
+def requeue(svc: Services, job: Job, trigger: Trigger, actor: str, granted: bool = False) -> Retried:
+    """The manual retry's transaction for a job the caller may see, as read (also `reprocess`'s).
+    A lost race with another transaction reads the job again and decides again."""
+    read: list[Job] = [job]
+
+    def once() -> Retried:
+        current = read.pop() if read else svc.repo.get_job(job.id)
+        if current is None:
+            raise JobNotFoundError()
+        return _retry_once(svc, current, trigger, actor, granted)
+
+    return _with_contention(once)
+
+
+def _retry_once(svc: Services, job: Job, trigger: Trigger, actor: str, granted: bool) -> Retried:
     if job.status != JobStatus.FAILED:
         raise JobNotFailedError()
     workspace = svc.repo.get_workspace(job.workspace_id)
-    if workspace is None or workspace.credits < 1:
+    price = retry_price(pricing_of(svc, workspace), job)
+    if workspace is None or (workspace.credits < price and not granted):
         raise InsufficientCreditsForRetryError()
     if svc.store.head(job.input_file_key) is None:
         raise UploadGoneError()
     now = svc.clock()
-    plan = _plan(job, Trigger.MANUAL, principal, now)
+    plan = next_attempt(job, trigger, LedgerReason.RETRY, actor, now, price=price, granted=granted)
     svc.repo.retry_jobs(job.workspace_id, [plan], now)  # a lost race: JobsChangedError, a 400
     queued = _as_queued(job, plan, now)
-    dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id)
-    count("JobsRetried", trigger=Trigger.MANUAL.value)
+    charged = plan.new_attempt.credits_charged
+    message = RETRY_REFUND_MESSAGE if charged else FREE_RETRY_UNQUEUED_MESSAGE
+    dispatch(svc, queued, LedgerReason.RETRY_REFUND, message, actor, charged=charged)
+    count("JobsRetried", trigger=trigger.value)
     logger().info(
         "job retried",
-        extra={"job_id": job.id, "workspace_id": job.workspace_id, "attempt": plan.new_attempt.n},
+        extra={
+            "job_id": job.id,
+            "workspace_id": job.workspace_id,
+            "attempt": plan.new_attempt.n,
+            "charged": charged,
+        },
     )
-    return queued
+    return Retried(job=queued, credits_charged=charged)
 
 
 def retry_jobs(
@@ -124,15 +156,17 @@ def retry_jobs(
 
     def send(plan: RetryPlan) -> ItemResult:
         queued = _as_queued(plan.job, plan, plan.new_attempt.queued_at)
+        price = plan.new_attempt.credits_charged
+        message = RETRY_REFUND_MESSAGE if price else FREE_RETRY_UNQUEUED_MESSAGE
         try:
-            dispatch(svc, queued, LedgerReason.RETRY_REFUND, RETRY_REFUND_MESSAGE, principal.user_id)
+            dispatch(svc, queued, LedgerReason.RETRY_REFUND, message, principal.user_id, charged=price)
         except QueueSendError as exc:
             return _failure(plan.job.id, exc)
         return ItemResult(job_id=plan.job.id, success=True)
 
     for sent in _concurrently(send, plans):
         results[sent.job_id] = sent
-    charged = sum(1 for plan in plans if results[plan.job.id].success)
+    charged = sum(plan.new_attempt.credits_charged for plan in plans if results[plan.job.id].success)
     if charged:
         count("JobsRetried", value=charged, trigger=Trigger.BATCH.value)
     workspace = svc.repo.get_workspace(ws_id)
@@ -156,10 +190,11 @@ def _commit_batch(
         workspace = svc.repo.get_workspace(ws_id)
         if workspace is None:
             raise WorkspaceNotFoundError()
-        if workspace.credits < len(eligible):
-            raise InsufficientCreditsForRetryError()
+        pricing = pricing_of(svc, workspace)
         now = svc.clock()
-        plans = [_plan(job, Trigger.BATCH, principal, now) for job in eligible]
+        plans = [_plan(job, Trigger.BATCH, principal, now, retry_price(pricing, job)) for job in eligible]
+        if workspace.credits < sum(plan.new_attempt.credits_charged for plan in plans):
+            raise InsufficientCreditsForRetryError()
         try:
             svc.repo.retry_jobs(ws_id, plans, now)
             return plans
@@ -191,8 +226,8 @@ def _parse_batch(job_ids: list[str], limit: int) -> list[str]:
     return list(dict.fromkeys(parse_job_id(i) for i in job_ids))
 
 
-def _plan(job: Job, trigger: Trigger, principal: Principal, now: datetime) -> RetryPlan:
-    return next_attempt(job, trigger, LedgerReason.RETRY, principal.user_id, now)
+def _plan(job: Job, trigger: Trigger, principal: Principal, now: datetime, price: int) -> RetryPlan:
+    return next_attempt(job, trigger, LedgerReason.RETRY, principal.user_id, now, price=price)
 
 
 def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:
@@ -211,6 +246,9 @@ def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:
         dispatched_at=now,
         resends=0,
         lease_until=None,
+        auto_attempts=0,
+        next_attempt_at=None,
+        charged_attempt=plan.new_attempt.n,
     )
 
 

@@ -5,8 +5,10 @@ one message per segment and one for the audio, all to the same queue and worker.
 encodes its part to `segments_prefix(...)` and records itself done on the job item; the task that
 sees every task done claims the stitch (one conditional write), joins the parts, uploads the
 output and completes the job. Money: the attempt's one credit was charged when it was queued;
-tasks cost nothing, and a task that fails for a system reason is delivered again by SQS (free)
-until `segment_max_tries`, without touching the others.
+tasks cost nothing, and a task that fails for the platform's reasons is delivered again by SQS
+(free) until `segment_max_tries`, without touching the others; after that, or at once for the
+input's fault, the attempt is settled by chalicelib.processing.autoretry: a free automatic try
+(which plans again and reuses the finished parts) or the end, refunded or not by the taxonomy.
 
 Finished parts live under a per-job prefix whose name carries the plan's fingerprint: a manual
 Retry of a failed job plans the same segments again, finds the parts already there and encodes
@@ -24,34 +26,27 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from chalicelib.domain import AUDIO_TASK, Job, QueueMessage
+from chalicelib.domain import AUDIO_TASK, Job, JobStatus, QueueMessage
 from chalicelib.errors import (
     DownloadError,
-    FFmpegNotFoundError,
+    InputMissingError,
     InternalProcessingError,
     ProcessingError,
     ServiceUnavailableError,
     StorageError,
     TaskRetryError,
-    TranscodeTimeoutError,
     UploadOutputError,
     WorkerInterruptedError,
 )
 from chalicelib.observability import count, logger
+from chalicelib.processing import failures
+from chalicelib.processing.autoretry import settle_failure
 from chalicelib.processing.context import Services
+from chalicelib.processing.failures import Kind
 from chalicelib.processing.jobs import output_key
 from chalicelib.processing.ports import Segmenter, SegmentState
 from chalicelib.processing.segment_plan import SegmentPlan, Span, plan_segments
 
-# Failures of the system, not of the video: a task failing with one of these is tried again.
-SYSTEM_ERRORS: tuple[type[ProcessingError], ...] = (
-    DownloadError,
-    UploadOutputError,
-    InternalProcessingError,
-    WorkerInterruptedError,
-    TranscodeTimeoutError,
-    FFmpegNotFoundError,
-)
 STITCH_GRACE_SECONDS = 60
 
 
@@ -66,8 +61,9 @@ class StoredPlan:
 
     @property
     def tasks(self) -> list[int]:
+        # The audio first: it is the longest task (the whole soundtrack), so it must not start last.
         audio = [AUDIO_TASK] if self.audio_stream is not None else []
-        return [span.index for span in self.plan.spans] + audio
+        return audio + [span.index for span in self.plan.spans]
 
     def part_key(self, task: int) -> str:
         return f"{self.prefix}audio.m4a" if task == AUDIO_TASK else f"{self.prefix}seg-{task:05d}.mp4"
@@ -115,7 +111,7 @@ def source_url(svc: Services, input_key: str) -> str:
     except StorageError as exc:
         raise DownloadError(detail=repr(exc)) from exc
     if stored is None:
-        raise DownloadError(detail=f"missing object {input_key}")
+        raise InputMissingError(detail=f"missing object {input_key}")
     return svc.store.presign_download(input_key, svc.settings.transcode_timeout_seconds + 300)
 
 
@@ -209,27 +205,45 @@ def _upload(svc: Services, path: Path, key: str, content_type: str) -> None:
 def _task_failed(
     svc: Services, ref: QueueMessage, stored: StoredPlan, error: Exception, receive_count: int
 ) -> str:
-    if isinstance(error, ServiceUnavailableError):
-        error = InternalProcessingError(detail=repr(error))
-    assert isinstance(error, ProcessingError)
+    """A platform failure is delivered again by SQS (free, the other tasks untouched) while
+    tries remain; then, or at once for the input's fault, the attempt is settled by the
+    automatic-reprocessing rules with the task's name in the error."""
+    failed = _as_processing_error(error)
     name = _task_name(stored, ref.task)
-    if isinstance(error, SYSTEM_ERRORS) and receive_count < svc.settings.segment_max_tries:
+    if _again(svc, failed, receive_count):
         logger().warning(
             "task failed; SQS delivers it again",
             extra={
                 "job_id": ref.job_id,
                 "task": ref.task,
-                "error_code": error.code,
+                "error_code": failed.code,
                 "receive_count": receive_count,
             },
         )
-        raise TaskRetryError(f"{name} failed ({error.code}); it will be tried again")
-    message = f"{name}: {error.message}"
-    if svc.repo.fail(ref, message, error.code, error.detail or None, svc.clock()):
-        count("JobsFailed", errorCode=error.code)
-        logger().warning("job failed in a segment", extra={"job_id": ref.job_id, "error": message})
-        return "failed"
-    return "skipped"
+        raise TaskRetryError(f"{name} failed ({failed.code}); it will be tried again")
+    settled = _settle(svc, ref, type(failed)(f"{name}: {failed.message}", detail=failed.detail))
+    logger().warning("attempt settled after a task failed", extra={"job_id": ref.job_id, "settled": settled})
+    return settled
+
+
+def _as_processing_error(error: Exception) -> ProcessingError:
+    if isinstance(error, ProcessingError):
+        return error
+    return InternalProcessingError(detail=repr(error))
+
+
+def _again(svc: Services, error: ProcessingError, receive_count: int) -> bool:
+    """Whether SQS should deliver the task again: the platform's fault (unknown: once)."""
+    kind = failures.classify(error).kind
+    platform = kind is Kind.TRANSIENT or (kind is Kind.UNKNOWN and receive_count == 1)
+    return platform and receive_count < svc.settings.segment_max_tries
+
+
+def _settle(svc: Services, ref: QueueMessage, error: ProcessingError) -> str:
+    job = svc.repo.get_job(ref.job_id)
+    if job is None or job.attempt != ref.attempt or job.status != JobStatus.PROCESSING:
+        return "skipped"
+    return settle_failure(svc, job, error).value
 
 
 def _task_name(stored: StoredPlan, task: int | None) -> str:
@@ -282,15 +296,9 @@ def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan) -> st
 
 
 def _stitch_failed(svc: Services, ref: QueueMessage, error: Exception, receive_count: int) -> str:
-    if isinstance(error, ServiceUnavailableError):
-        error = InternalProcessingError(detail=repr(error))
-    assert isinstance(error, ProcessingError)
-    if isinstance(error, SYSTEM_ERRORS) and receive_count < svc.settings.segment_max_tries:
+    failed = _as_processing_error(error)
+    if _again(svc, failed, receive_count):
         with contextlib.suppress(ServiceUnavailableError):  # else the claim runs out by itself
             svc.repo.release_stitch(ref)  # the next delivery of this message stitches again
-        raise TaskRetryError(f"Joining the segments failed ({error.code}); it will be tried again")
-    message = f"Joining the segments: {error.message}"
-    if svc.repo.fail(ref, message, error.code, error.detail or None, svc.clock()):
-        count("JobsFailed", errorCode=error.code)
-        return "failed"
-    return "skipped"
+        raise TaskRetryError(f"Joining the segments failed ({failed.code}); it will be tried again")
+    return _settle(svc, ref, type(failed)(f"Joining the segments: {failed.message}", detail=failed.detail))

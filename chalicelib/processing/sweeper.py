@@ -4,8 +4,11 @@
   died between commit and send, or the message was lost) gets its message sent again. The
   worker treats a second message for the same attempt as a no-op, so this is always safe; the
   wait doubles after each re-send, so a job behind a long backlog is not flooded.
-- A job whose worker claim (lease) ran out without an outcome is failed with a message saying
-  it was interrupted, so the person can retry it.
+- A job whose worker claim (lease) ran out without an outcome was interrupted: that is the
+  platform's fault, so it becomes a free automatic retry (or, after the last try, a failure with
+  the credit refunded). The write is conditional on the lease still being expired, so a live
+  worker that re-claimed the attempt in the meantime keeps it.
+- An automatic retry waiting for its `nextAttemptAt` is not due (its `sweepAt` is that time).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import timedelta
 
 from chalicelib.errors import QueueSendError, WorkerInterruptedError
 from chalicelib.observability import count, logger
+from chalicelib.processing.autoretry import Settled, settle_failure
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import message_for
 
@@ -53,10 +57,9 @@ def sweep(svc: Services) -> SweepReport:
             logger().info("re-sent a queued job", extra={"job_id": job.id, "workspace_id": job.workspace_id})
     interrupted = 0
     for job in svc.repo.processing_lease_expired(now, BATCH):
-        error = WorkerInterruptedError()
-        if svc.repo.fail(message_for(job), error.message, error.code, None, svc.clock()):
+        if settle_failure(svc, job, WorkerInterruptedError(), lease_expired_before=now) != Settled.SKIPPED:
             interrupted += 1
-            count("JobsFailed", errorCode=error.code)
+            count("JobsInterrupted")
     if requeued:
         count("JobsRequeued", requeued)
     return SweepReport(requeued=requeued, interrupted=interrupted)

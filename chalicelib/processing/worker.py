@@ -3,15 +3,18 @@
 Claiming is a conditional transaction keyed by the attempt (queued → processing). A duplicate
 delivery of an attempt that is running or finished claims nothing and does nothing: never a
 second transcode, never a second charge. A claim whose lease ran out (the worker died) can be
-taken again by a redelivery.
+taken again by a redelivery. While ffmpeg runs, a heartbeat renews the lease and the message's
+visibility. A failure is settled by autoretry: a free automatic try, or the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -19,14 +22,17 @@ from pathlib import Path
 from chalicelib.domain import Job, QueueMessage
 from chalicelib.errors import (
     DownloadError,
+    InputMissingError,
     InternalProcessingError,
     ProcessingError,
+    QueueSendError,
     ServiceUnavailableError,
     StorageError,
     UploadOutputError,
 )
 from chalicelib.observability import count, logger, segment
 from chalicelib.processing import segmented
+from chalicelib.processing.autoretry import Settled, give_up, settle_failure
 from chalicelib.processing.context import Services
 from chalicelib.processing.jobs import output_key
 
@@ -36,19 +42,79 @@ PROGRESS_EVERY_SECONDS = 2.0
 class Outcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
+    RETRYING = "retrying"  # failed for the platform's reasons; a free automatic try is queued
     SKIPPED = "skipped"  # not ours to run: a duplicate, or an attempt that moved on
     PLANNED = "planned"  # a long video: its segment tasks are queued
     ENCODED = "encoded"  # one task of a segmented attempt is done; others remain
 
 
-def process(svc: Services, ref: QueueMessage, receive_count: int = 1) -> Outcome:
+@dataclass(frozen=True)
+class Delivery:
+    """The SQS message that carried the attempt: what the heartbeat needs to keep it hidden."""
+
+    receipt_handle: str
+    receive_count: int = 1
+
+
+def has_time_for_a_transcode(svc: Services, remaining_millis: int) -> bool:
+    """Whether an invocation with this much time left can finish a transcode (plus margin).
+
+    A record claimed too late would be killed with the invocation: it is handed back instead.
+    """
+    settings = svc.settings
+    needed = settings.transcode_timeout_seconds + settings.invocation_margin_seconds
+    return remaining_millis >= needed * 1000
+
+
+class HandedBack(Exception):
+    """Not claimed: the invocation could not finish it. SQS redelivers it to another invocation."""
+
+
+def deliver(svc: Services, ref: QueueMessage, delivery: Delivery, remaining_millis: int | None) -> Outcome:
+    """One delivery of a job message, as the SQS-triggered worker gets it.
+
+    Raises HandedBack when the invocation has no time for it, and re-raises when the outcome
+    could not be recorded; on the last delivery before the DLQ (MAX_RECEIVE_COUNT) the job is
+    given up first: failed, its credit refunded.
+    """
+    if remaining_millis is not None and not has_time_for_a_transcode(svc, remaining_millis):
+        hand_back(svc, ref, delivery, remaining_millis)
+    try:
+        return process(svc, ref, delivery)
+    except Exception:
+        if delivery.receive_count >= svc.settings.max_receive_count:
+            logger().exception("last delivery failed; giving the job up", extra=_keys(ref))
+            give_up(svc, ref)
+        raise  # the message stays (or goes to the DLQ) for an operator to see
+
+
+def hand_back(svc: Services, ref: QueueMessage, delivery: Delivery, remaining_millis: int) -> None:
+    logger().warning(
+        "too little invocation time left; handing the record back",
+        extra={**_keys(ref), "remaining_ms": remaining_millis},
+    )
+    count("RecordsHandedBack")
+    with contextlib.suppress(QueueSendError):  # come back now, not after the visibility timeout
+        svc.queue.extend_visibility(delivery.receipt_handle, 0)
+    raise HandedBack(ref.job_id)
+
+
+def reject_malformed(svc: Services, body: str, reason: str) -> None:
+    """A body that is not one of ours can never succeed: to the DLQ at once, nothing charged.
+    Raises QueueSendError if even that fails (SQS then redelivers it, and in the end moves it)."""
+    svc.queue.dead_letter(body, reason)
+    count("MessagesDeadLettered")
+    logger().warning("malformed message moved to the DLQ", extra={"reason": reason})
+
+
+def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) -> Outcome:
     """Run the attempt (or the segment task) the message names.
 
     Raises only when the outcome could not be recorded, or (TaskRetryError) when a segment task
-    failed for a system reason and SQS should deliver it again.
+    failed for a platform reason and SQS should deliver it again.
     """
     if ref.task is not None:
-        return Outcome(segmented.run_task(svc, ref, receive_count))
+        return Outcome(segmented.run_task(svc, ref, delivery.receive_count if delivery else 1))
     log = logger()
     now = svc.clock()
     job = svc.repo.claim(ref, now, now + timedelta(seconds=svc.settings.claim_lease_seconds))
@@ -57,13 +123,17 @@ def process(svc: Services, ref: QueueMessage, receive_count: int = 1) -> Outcome
         return Outcome.SKIPPED
     log.info("attempt claimed", extra=_keys(ref))
     try:
-        if _plan_if_long(svc, ref, job):
-            return Outcome.PLANNED
-        key = _transcode_and_store(svc, ref, job.input_file_key)
+        with _heartbeat(svc, ref, delivery):
+            if _plan_if_long(svc, ref, job):
+                return Outcome.PLANNED
+            key = _transcode_and_store(svc, ref, job.input_file_key)
     except ProcessingError as error:
-        return _record_failure(svc, ref, error)
+        return _record_failure(svc, job, error)
     except ServiceUnavailableError as exc:
-        return _record_failure(svc, ref, InternalProcessingError(detail=repr(exc)))
+        return _record_failure(svc, job, InternalProcessingError(detail=repr(exc)))
+    except Exception as exc:  # anything else (a full disk, a bug): unknown, so tried once more
+        log.exception("unexpected error in the attempt", extra=_keys(ref))
+        return _record_failure(svc, job, ProcessingError(detail=repr(exc)))
     if not svc.repo.complete(ref, key, svc.clock()):
         log.warning("attempt finished but no longer ours", extra=_keys(ref))
         return Outcome.SKIPPED
@@ -92,7 +162,7 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
     except StorageError as exc:
         raise DownloadError(detail=repr(exc)) from exc
     if stored is None:
-        raise DownloadError(detail=f"missing object {input_key}")
+        raise InputMissingError(detail=f"missing object {input_key}")
     source = svc.store.presign_download(input_key, settings.transcode_timeout_seconds + 300)
     with tempfile.TemporaryDirectory(prefix="job-", dir=settings.work_dir) as tmp:
         target = Path(tmp) / "output.mp4"
@@ -108,13 +178,37 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
     return key
 
 
-def _record_failure(svc: Services, ref: QueueMessage, error: ProcessingError) -> Outcome:
-    recorded = svc.repo.fail(ref, error.message, error.code, error.detail or None, svc.clock())
-    if not recorded:
-        return Outcome.SKIPPED
-    count("JobsFailed", errorCode=error.code)
-    logger().warning("job failed", extra={**_keys(ref), "error_code": error.code, "error": error.message})
-    return Outcome.FAILED
+def _record_failure(svc: Services, job: Job, error: ProcessingError) -> Outcome:
+    settled = settle_failure(svc, job, error)
+    return {Settled.RETRYING: Outcome.RETRYING, Settled.FAILED: Outcome.FAILED}.get(settled, Outcome.SKIPPED)
+
+
+@contextlib.contextmanager
+def _heartbeat(svc: Services, ref: QueueMessage, delivery: Delivery | None) -> Iterator[None]:
+    """Every `heartbeat_seconds` while the block runs: renew the attempt's lease and keep the
+    message hidden, so no second worker starts this attempt and the sweeper never takes a long
+    transcode for a dead one."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        lease = svc.settings.claim_lease_seconds
+        while not stop.wait(svc.settings.heartbeat_seconds):
+            try:
+                if not svc.repo.extend_lease(ref, svc.clock() + timedelta(seconds=lease)):
+                    logger().warning("heartbeat: the attempt is no longer ours", extra=_keys(ref))
+                    return
+                if delivery is not None:
+                    svc.queue.extend_visibility(delivery.receipt_handle, lease)
+            except (ServiceUnavailableError, QueueSendError):  # the next beat tries again
+                logger().warning("heartbeat failed", extra=_keys(ref))
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{ref.job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _progress_reporter(svc: Services, ref: QueueMessage) -> Callable[[float], None]:

@@ -547,3 +547,107 @@ def test_a_double_click_on_retry_charges_once(
     assert person.api.credits() == 0
     assert person.api.job(first["id"])["retryCount"] == 1
     assert len({post.headers.get("idempotency-key") for post in posts}) == 1
+
+
+# --- issue 7: automatic retries, suggestions, the price of a retry -------------------------------
+class CrashesOnce:
+    """The real transcoder, except that its first run dies as if ffmpeg were killed (a platform fault)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.crashed = inner, False
+
+    def transcode(self, *args: Any, **kwargs: Any) -> Any:
+        from chalicelib.errors import FFmpegCrashedError
+
+        if not self.crashed:
+            self.crashed = True
+            raise FFmpegCrashedError(detail="ffmpeg killed by signal 9")
+        return self.inner.transcode(*args, **kwargs)
+
+
+def test_an_auto_retried_job_counts_down_then_completes_and_a_corrupt_one_says_why_retry_wont_help(
+    page: Page,
+    new_person: Callable[..., Person],
+    worker: Workers,
+    clip: Path,
+    not_a_video: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    screenshot: Callable[..., Path],
+) -> None:
+    from chalicelib import bootstrap
+    from chalicelib.processing import autoretry
+    from chalicelib.processing.context import Services
+
+    person = new_person(credits=5)
+    (broken,) = failed_jobs(person, not_a_video, "broken.mp4")
+    real = bootstrap.services()
+    # Full jitter may pick ~0 s; the wait is pinned so the page has time to count it down.
+    monkeypatch.setattr(autoretry, "backoff_seconds", lambda svc, tries: 10)
+    bootstrap.override(
+        Services(real.settings, real.repo, real.store, real.queue, CrashesOnce(real.transcoder))
+    )
+    try:
+        job = person.api.submit(clip.read_bytes(), "flaky.mp4")
+        sign_in(page, person)  # the page polls while a job is queued or processing
+        flaky = card(page, job["id"])
+        note = flaky.get_by_test_id("auto-retry")
+        expect(note).to_have_text(re.compile(r"^Retrying automatically in ([1-9]|10) s \(try 2 of 3\)$"))
+        expect(flaky.get_by_test_id("status-badge")).to_have_text("queued")
+        expect(flaky.get_by_test_id("retry-button")).to_be_hidden()
+        screenshot(page, "auto-retry-countdown")
+        expect(flaky.get_by_test_id("status-badge")).to_have_text("completed", timeout=PROCESSING)
+        expect(note).to_be_hidden()
+    finally:
+        bootstrap.override(None)
+    flaky.get_by_test_id("history-toggle").click()
+    attempts = flaky.get_by_test_id("attempt")
+    expect(attempts).to_have_count(2)
+    expect(attempts.nth(0)).to_contain_text("Attempt 1 · first run · failed")
+    expect(attempts.nth(0)).to_contain_text("FFmpeg stopped unexpectedly")
+    expect(attempts.nth(1)).to_contain_text("Attempt 2 · automatic retry · succeeded · 0 credits")
+    assert person.api.credits() == 3  # two jobs, one credit each: the automatic try was free
+
+    corrupt = card(page, broken["id"])
+    expect(corrupt.get_by_test_id("job-suggestion")).to_have_text(
+        "Upload a different file: this one is not a readable video."
+    )
+    expect(corrupt.get_by_test_id("retry-note")).to_have_text(
+        "A retry is unlikely to help: the problem is with the file itself."
+    )
+    expect(corrupt.get_by_test_id("retry-button")).to_be_visible()  # the Retry button stays
+    expect(flaky.get_by_test_id("retry-note")).to_be_hidden()
+    screenshot(page, "not-retryable-note")
+    seen: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        seen.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    corrupt.get_by_test_id("retry-button").click()
+    expect(corrupt.get_by_test_id("retry-button")).to_have_text("Retry")
+    assert seen == [RETRY_CONFIRM]  # it costs 1 credit: exactly the seed's sentence
+
+
+def test_a_free_first_retry_says_so_in_the_confirm_and_costs_nothing(
+    page: Page, new_person: Callable[..., Person], worker: Workers, not_a_video: bytes
+) -> None:
+    from tests.support.api import repository
+
+    person = new_person(credits=3)
+    (job,) = failed_jobs(person, not_a_video, "free-once.mp4")
+    assert repository().set_retry_pricing(person.workspace_id, "first_free")
+    assert person.api.job(job["id"])["retryPrice"] == 0
+    sign_in(page, person)
+    expect_balance(page, 2)
+    seen: list[str] = []
+    accept_next_dialog(page, seen)
+    card(page, job["id"]).get_by_test_id("retry-button").click()
+    expect(card(page, job["id"]).get_by_test_id("status-badge")).not_to_have_text(
+        "failed", timeout=PROCESSING
+    )
+    assert seen == ["This retry is free. Are you sure you want to retry this job?"]
+    expect_balance(page, 2)
+    assert person.api.credits() == 2
+    detail = person.api.job(job["id"])
+    assert detail["attempts"][1]["creditsCharged"] == 0 and detail["attempts"][1]["trigger"] == "manual"

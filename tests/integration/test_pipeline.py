@@ -89,7 +89,7 @@ def test_a_corrupt_upload_fails_with_a_clear_message(tenant: Tenant, worker: Wor
     assert attempt is not None and attempt.stderr_tail
 
 
-def test_a_missing_ffmpeg_fails_the_job_with_ffmpeg_not_found(
+def test_a_missing_ffmpeg_is_tried_automatically_then_fails_with_ffmpeg_not_found_and_refunds(
     tenant: Tenant, clip: bytes, worker: Workers, aws_stack: AwsStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from chalicelib.adapters.ffmpeg import FFmpegTranscoder
@@ -109,9 +109,16 @@ def test_a_missing_ffmpeg_fails_the_job_with_ffmpeg_not_found(
         "FFmpeg not found",
         "FFMPEG_NOT_FOUND",
     )
+    assert [(a["trigger"], a["creditsCharged"]) for a in failed["attempts"]] == [
+        ("initial", 1),
+        ("auto", 0),
+        ("auto", 0),
+    ]
+    assert failed["attempts"][0]["refunded"] is True
+    assert failed["retryable"] is True and tenant.api.credits() == 10
 
 
-def test_an_upload_gone_from_r2_fails_with_failed_to_download(
+def test_an_upload_gone_from_r2_fails_at_once_as_input_missing(
     tenant: Tenant, clip: bytes, worker: Workers, aws_stack: AwsStack
 ) -> None:
     worker.stop()
@@ -121,9 +128,11 @@ def test_an_upload_gone_from_r2_fails_with_failed_to_download(
     failed = tenant.api.job(job["id"])
     assert (failed["status"], failed["error"], failed["errorCode"]) == (
         "failed",
-        "Failed to download from R2",
-        "R2_DOWNLOAD_FAILED",
+        "Failed to download from R2: the original upload no longer exists",
+        "INPUT_MISSING",
     )
+    assert failed["retryable"] is False and len(failed["attempts"]) == 1
+    assert tenant.api.credits() == 9  # the input's fault: paid
 
 
 def test_the_same_sqs_message_delivered_twice_runs_one_transcode(
@@ -143,12 +152,19 @@ def test_the_same_sqs_message_delivered_twice_runs_one_transcode(
     assert tenant.api.credits() == 9
 
 
-def test_a_message_that_is_not_a_job_is_reported_failed_not_dropped(aws_stack: AwsStack) -> None:
+def test_a_message_that_is_not_a_job_goes_to_the_dead_letter_queue_not_dropped(aws_stack: AwsStack) -> None:
     import app
 
+    sqs, dlq = aws_stack.client("sqs"), aws_stack.env["JOBS_DLQ_URL"]
     event = {"Records": [_record("m-1", "not json"), _record("m-2", json.dumps({"hello": 1}))]}
     result = app.handle_job_messages(event, None)
-    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == ["m-1", "m-2"]
+    assert result["batchItemFailures"] == []  # nothing to retry: they can never succeed
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []):
+        for m in messages:
+            bodies.append(m["Body"])
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+    assert "not json" in bodies and json.dumps({"hello": 1}) in bodies
 
 
 def _record(message_id: str, body: str) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def test_case_1_successful_retry_requeues_and_costs_one_credit(tenant: Tenant) -
     [job] = failed_jobs(tenant, 1)
     before = tenant.api.credits()
     r = tenant.api.post(f"/jobs/{job['id']}/retry")
-    assert (r.status_code, r.json()) == (200, {"success": True, "jobId": job["id"]})
+    assert (r.status_code, r.json()) == (200, {"success": True, "jobId": job["id"], "creditsCharged": 1})
     after = tenant.api.job(job["id"])
     assert after["status"] == "queued"
     assert tenant.api.credits() == before - 1
@@ -235,7 +235,7 @@ def test_the_same_idempotency_key_twice_charges_once_and_answers_the_same(tenant
     first = tenant.api.post(f"/jobs/{job['id']}/retry", headers=headers)
     second = tenant.api.post(f"/jobs/{job['id']}/retry", headers=headers)
     assert first.status_code == second.status_code == 200
-    assert first.json() == second.json() == {"success": True, "jobId": job["id"]}
+    assert first.json() == second.json() == {"success": True, "jobId": job["id"], "creditsCharged": 1}
     assert tenant.api.credits() == 8
     # a new key is a new request: the job is queued now, so it is refused
     third = tenant.api.post(f"/jobs/{job['id']}/retry", headers={"Idempotency-Key": str(uuid.uuid4())})
@@ -250,7 +250,11 @@ def test_concurrent_requests_with_one_idempotency_key_charge_once(tenant: Tenant
             pool.map(lambda _: tenant.api.post(f"/jobs/{job['id']}/retry", headers=headers), range(10))
         )
     assert {r.status_code for r in responses} <= {200, 409}
-    assert all(r.json() == {"success": True, "jobId": job["id"]} for r in responses if r.status_code == 200)
+    assert all(
+        r.json() == {"success": True, "jobId": job["id"], "creditsCharged": 1}
+        for r in responses
+        if r.status_code == 200
+    )
     assert tenant.api.credits() == 8
 
 
@@ -372,7 +376,7 @@ def test_a_crash_after_the_commit_is_requeued_by_the_sweeper_and_completes_once(
     assert tenant.api.credits() == 8
 
 
-def test_a_worker_that_died_mid_job_is_failed_by_the_sweeper_so_it_can_be_retried(
+def test_a_worker_that_died_mid_job_is_retried_automatically_by_the_sweeper(
     tenant: Tenant, in_process: Any
 ) -> None:
     job = tenant.api.submit(NOT_A_VIDEO)
@@ -383,8 +387,10 @@ def test_a_worker_that_died_mid_job_is_failed_by_the_sweeper_so_it_can_be_retrie
 
     assert app.sweep_stuck_jobs(SCHEDULED, None)["interrupted"] >= 1
     after = tenant.api.job(job["id"])
-    assert (after["status"], after["errorCode"]) == ("failed", "WORKER_INTERRUPTED")
-    assert tenant.api.post(f"/jobs/{job['id']}/retry").status_code == 200
+    assert (after["status"], after["attempt"]) == ("queued", 2)
+    assert after["attempts"][0]["errorCode"] == "WORKER_INTERRUPTED"
+    assert (after["attempts"][1]["trigger"], after["attempts"][1]["creditsCharged"]) == ("auto", 0)
+    assert tenant.api.credits() == 9
 
 
 # --- batch retry ---------------------------------------------------------------------------------
@@ -448,8 +454,14 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.sent: list[QueueMessage] = []
 
-    def send(self, message: QueueMessage) -> None:
+    def send(self, message: QueueMessage, delay_seconds: int = 0) -> None:
         self.sent.append(message)
+
+    def extend_visibility(self, receipt_handle: str, seconds: int) -> None:
+        pass
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        pass
 
 
 def test_the_sweeper_backs_off_between_resends_of_a_job_nobody_claims(tenant: Tenant) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 
 from devstack import REPO_ROOT
-from devstack.bootstrap import DUMMY_KEY, bootstrap
+from devstack.bootstrap import DUMMY_KEY, apply_env, bootstrap
 from devstack.services import (
     DynamoDBLocal,
     ManagedProcess,
@@ -31,6 +31,8 @@ from devstack.services import (
 )
 from devstack.web import WebServer, app_config
 from devstack.worker import Handler, run_worker
+
+TEST_RETRY_ENV = {"AUTO_RETRY_BASE_SECONDS": "0"}
 
 
 @dataclass
@@ -116,6 +118,9 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
             moto.url, ddb.url, f"http://127.0.0.1:{web_port}", state_dir=state_dir, write_env=False
         )
         assert result.demo_email and result.demo_password
+        # Automatic retries without a wait: a test that is about the wait sets its own settings.
+        # In this process's environment (which subprocesses inherit), not in the stack's env.
+        apply_env(TEST_RETRY_ENV)
         stack = AwsStack(
             env=result.env,
             moto_url=moto.url,

@@ -41,6 +41,8 @@ from chalicelib.processing.ports import (
     LedgerPage,
     Page,
     PresignedRequest,
+    RecordedError,
+    Refund,
     RetryPlan,
     SegmentState,
     StoredObject,
@@ -56,6 +58,7 @@ class FakeRepository:
         self.entries: list[LedgerEntry] = []
         self.holds: dict[str, timedelta] = {}
         self.segments: dict[str, dict[str, Any]] = {}  # job id -> plan, tasks, done, stitch claim
+        self.leases: list[datetime] = []  # every lease the heartbeat set
 
     # workspaces
     def get_workspace(self, workspace_id: str) -> Workspace | None:
@@ -126,7 +129,7 @@ class FakeRepository:
         self.entries.append(entry)
         self.attempts[(job.id, attempt.n)] = attempt
         current.status, current.attempt, current.dispatched_at = JobStatus.QUEUED, attempt.n, now
-        current.resends = 0
+        current.resends, current.charged_attempt, current.auto_attempts = 0, attempt.n, 0
         self.holds.pop(job.id, None)
         return copy.copy(current)
 
@@ -136,14 +139,16 @@ class FakeRepository:
             for p in plans
             if self.jobs[p.job.id].status != JobStatus.FAILED or self.jobs[p.job.id].attempt != p.job.attempt
         }
+        lost |= {p.job.id for p in plans if self.jobs[p.job.id].retry_count != p.job.retry_count}
         if lost:
             raise JobsChangedError(lost)
         ws = self.workspaces[workspace_id]
-        if ws.credits < len(plans):
+        price = -sum(e.delta for p in plans for e in p.entries)
+        if ws.credits < price:
             raise InsufficientCreditsForRetryError()
-        ws.credits -= len(plans)
+        ws.credits -= price
         for p in plans:
-            self.entries.append(p.entry)
+            self.entries.extend(p.entries)
             self.attempts[(p.job.id, p.new_attempt.n)] = p.new_attempt
             self.jobs[p.job.id] = dataclasses.replace(
                 self.jobs[p.job.id],
@@ -158,16 +163,22 @@ class FakeRepository:
                 resends=0,
                 segments_total=None,
                 segments_done=0,
+                charged_attempt=p.new_attempt.n,
+                auto_attempts=0,
+                next_attempt_at=None,
             )
             self.holds.pop(p.job.id, None)
             self.segments.pop(p.job.id, None)
 
-    def undo_queueing(self, job: Job, entry: LedgerEntry, error: str, error_code: str, now: datetime) -> None:
+    def undo_queueing(
+        self, job: Job, entry: LedgerEntry | None, error: str, error_code: str, now: datetime
+    ) -> None:
         current = self.jobs[job.id]
         if current.status != JobStatus.QUEUED or current.attempt != job.attempt:
             raise ConflictError()
-        self.workspaces[job.workspace_id].credits += entry.delta
-        self.entries.append(entry)
+        if entry is not None:
+            self.workspaces[job.workspace_id].credits += entry.delta
+            self.entries.append(entry)
         current.status, current.error, current.error_code = JobStatus.FAILED, error, error_code
         self.attempts[(job.id, job.attempt)].outcome = Outcome.FAILED
 
@@ -184,8 +195,23 @@ class FakeRepository:
         stale = job.status == JobStatus.PROCESSING and job.lease_until is not None and job.lease_until < now
         if job.attempt != ref.attempt or not (job.status == JobStatus.QUEUED or stale):
             return None
-        job.status, job.lease_until = JobStatus.PROCESSING, lease_until
+        job.status, job.lease_until, job.next_attempt_at = JobStatus.PROCESSING, lease_until, None
+        self.attempts[(job.id, ref.attempt)].outcome = Outcome.PROCESSING
         return copy.copy(job)
+
+    def extend_lease(self, ref: QueueMessage, lease_until: datetime) -> bool:
+        job = self.jobs[ref.job_id]
+        if job.status != JobStatus.PROCESSING or job.attempt != ref.attempt:
+            return False
+        job.lease_until = lease_until
+        self.leases.append(lease_until)
+        return True
+
+    def set_retry_pricing(self, workspace_id: str, pricing: str | None) -> bool:
+        if workspace_id not in self.workspaces:
+            return False
+        self.workspaces[workspace_id].retry_pricing = pricing
+        return True
 
     def set_progress(self, ref: QueueMessage, progress: float) -> None:
         self.jobs[ref.job_id].progress = progress
@@ -198,18 +224,80 @@ class FakeRepository:
         self.attempts[(job.id, ref.attempt)].outcome = Outcome.SUCCEEDED
         return True
 
-    def fail(self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime) -> bool:
+    def _settleable(
+        self, ref: QueueMessage, allowed: tuple[JobStatus, ...], lease_expired_before: datetime | None
+    ) -> bool:
         job = self.jobs[ref.job_id]
-        if job.status not in (JobStatus.PROCESSING, JobStatus.QUEUED) or job.attempt != ref.attempt:
-            return False
-        job.status, job.error, job.error_code, job.lease_until = JobStatus.FAILED, error, error_code, None
         attempt = self.attempts[(job.id, ref.attempt)]
+        if job.status not in allowed or job.attempt != ref.attempt:
+            return False
+        if attempt.outcome not in (Outcome.QUEUED, Outcome.PROCESSING):
+            return False
+        expired = (
+            job.lease_until is not None
+            and lease_expired_before is not None
+            and job.lease_until < lease_expired_before
+        )
+        return lease_expired_before is None or expired
+
+    def _fail_attempt(
+        self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime
+    ) -> None:
+        attempt = self.attempts[(ref.job_id, ref.attempt)]
         attempt.outcome, attempt.error, attempt.error_code, attempt.stderr_tail = (
             Outcome.FAILED,
             error,
             error_code,
             detail,
         )
+        attempt.finished_at = now
+
+    def fail(
+        self,
+        ref: QueueMessage,
+        error: str,
+        error_code: str,
+        detail: str | None,
+        now: datetime,
+        refund: Refund | None = None,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        if not self._settleable(ref, (JobStatus.PROCESSING, JobStatus.QUEUED), lease_expired_before):
+            return False
+        if refund is not None and self.attempts[(ref.job_id, refund.attempt)].refunded:
+            return False
+        job = self.jobs[ref.job_id]
+        job.status, job.error, job.error_code, job.lease_until = JobStatus.FAILED, error, error_code, None
+        job.next_attempt_at = None
+        self._fail_attempt(ref, error, error_code, detail, now)
+        if refund is not None:
+            self.workspaces[ref.workspace_id].credits += refund.entry.delta
+            self.entries.append(refund.entry)
+            self.attempts[(ref.job_id, refund.attempt)].refunded = True
+        return True
+
+    def reschedule(
+        self,
+        ref: QueueMessage,
+        error: RecordedError,
+        retry: Attempt,
+        due: datetime,
+        now: datetime,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        if not self._settleable(ref, (JobStatus.PROCESSING,), lease_expired_before):
+            return False
+        if (ref.job_id, retry.n) in self.attempts:
+            return False
+        self._fail_attempt(ref, error.message, error.code, error.detail, now)
+        self.attempts[(ref.job_id, retry.n)] = retry
+        job = self.jobs[ref.job_id]
+        job.status, job.attempt, job.auto_attempts = JobStatus.QUEUED, retry.n, job.auto_attempts + 1
+        job.next_attempt_at, job.dispatched_at, job.resends, job.lease_until = due, now, 0, None
+        job.error = job.error_code = None
+        job.segments_total, job.segments_done = None, 0
+        self.segments.pop(job.id, None)  # the new attempt plans afresh (parts are reused by key)
+        self.holds[job.id] = due - now
         return True
 
     # the segmented path: the same conditions as chalicelib/adapters/dynamodb/segments.py
@@ -312,12 +400,28 @@ class FakeStore:
 class FakeQueue:
     def __init__(self, fail: bool = False) -> None:
         self.sent: list[QueueMessage] = []
+        self.delays: list[int] = []
+        self.visibility: list[tuple[str, int]] = []
+        self.dead: list[tuple[str, str]] = []
         self.fail = fail
 
-    def send(self, message: QueueMessage) -> None:
+    def send(self, message: QueueMessage, delay_seconds: int = 0) -> None:
         if self.fail:
             raise QueueSendError()
+        if not 0 <= delay_seconds <= 900:
+            raise QueueSendError("DelaySeconds must be 0..900")
         self.sent.append(message)
+        self.delays.append(delay_seconds)
+
+    def extend_visibility(self, receipt_handle: str, seconds: int) -> None:
+        if self.fail:
+            raise QueueSendError()
+        self.visibility.append((receipt_handle, seconds))
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        if self.fail:
+            raise QueueSendError()
+        self.dead.append((body, reason))
 
 
 ALICE = Principal(user_id="alice-sub", email="alice@example.com")

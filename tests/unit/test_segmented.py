@@ -17,7 +17,7 @@ from chalicelib.processing import retry, worker
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span
-from chalicelib.processing.worker import Outcome
+from chalicelib.processing.worker import Delivery, Outcome
 from tests.unit.fakes import ALICE, FakeQueue, make_services
 from tests.unit.test_service_rules import repo_of, started_job, store_of
 
@@ -30,7 +30,8 @@ class FakeSegmenter:
         self.keyframe_every = 1.0
         self.encoded: list[int] = []
         self.stitched = 0
-        self.failures: dict[int, Exception] = {}
+        self.failures: dict[int, Exception] = {}  # fail once
+        self.always_fail: dict[int, Exception] = {}
         self.stitch_failures: list[Exception] = []
 
     def probe_duration(self, input_url: str) -> float | None:
@@ -57,6 +58,8 @@ class FakeSegmenter:
     def _encode(self, task: int, output_path: Path) -> float:
         if task in self.failures:
             raise self.failures.pop(task)
+        if task in self.always_fail:
+            raise self.always_fail[task]
         self.encoded.append(task)
         output_path.write_bytes(b"part")
         return 0.1
@@ -85,7 +88,7 @@ def drain(svc: Services, receive_count: int = 1) -> list[Outcome]:
     assert isinstance(queue, FakeQueue)
     outcomes = []
     while queue.sent:
-        outcomes.append(worker.process(svc, queue.sent.pop(0), receive_count))
+        outcomes.append(worker.process(svc, queue.sent.pop(0), Delivery("r", receive_count)))
     return outcomes
 
 
@@ -116,12 +119,26 @@ def test_too_few_keyframes_are_said_in_the_attempt() -> None:
     assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
 
 
+class FakeTranscoder:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def transcode(
+        self, input_url: str, output_path: Path, on_progress: Callable[[float], None] | None = None
+    ) -> TranscodeResult:
+        self.calls += 1
+        output_path.write_bytes(b"out")
+        return TranscodeResult(640, 360, 4.0, 0.1)
+
+
 def test_a_short_video_keeps_the_single_pass() -> None:
     svc, seg = segmented_services(duration=4.0)
-    svc.transcoder = None  # the single pass needs a transcoder: its absence fails the job
-    started_job(svc)
-    assert drain(svc) == [Outcome.FAILED]
-    assert seg.encoded == []
+    single = FakeTranscoder()
+    svc.transcoder = single
+    job_id = started_job(svc)
+    assert drain(svc) == [Outcome.COMPLETED]
+    assert single.calls == 1 and seg.encoded == [] and seg.stitched == 0
+    assert repo_of(svc).jobs[job_id].segments_total is None
 
 
 def test_a_silent_video_has_no_audio_task() -> None:
@@ -169,24 +186,41 @@ def test_a_segment_failing_for_a_system_reason_is_delivered_again_then_succeeds_
     failing = next(m for m in queue.sent if m.task == 1)
     queue.sent.remove(failing)
     with pytest.raises(TaskRetryError):
-        worker.process(svc, failing, receive_count=1)
+        worker.process(svc, failing, Delivery("r", 1))
     drain(svc)
     assert repo_of(svc).jobs[job_id].status == JobStatus.PROCESSING  # segment 1 not done yet
-    assert worker.process(svc, failing, receive_count=2) == Outcome.COMPLETED  # SQS's redelivery
+    assert worker.process(svc, failing, Delivery("r", 2)) == Outcome.COMPLETED  # SQS's redelivery
     assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]  # the others were not redone
     assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]
 
 
-def test_a_system_failure_on_the_last_try_fails_the_job_with_the_segments_error() -> None:
+def test_a_platform_failure_on_the_last_delivery_gets_a_free_automatic_try_reusing_the_parts() -> None:
     svc, seg = segmented_services()
     job_id = started_job(svc)
     seg.failures[2] = DownloadError("Failed to download from R2")
     drain(svc, receive_count=svc.settings.segment_max_tries)
     job = repo_of(svc).jobs[job_id]
+    assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2)  # the automatic try finished it
+    first = repo_of(svc).attempts[(job_id, 1)]
+    assert first.error == "Segment 3 of 3: Failed to download from R2"
+    assert first.error_code == "R2_DOWNLOAD_FAILED"
+    assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]  # each part encoded once, over two attempts
+    assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]  # the try was free
+
+
+def test_a_segment_failing_on_every_try_fails_the_job_with_its_error_and_refunds() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.always_fail[2] = DownloadError("Failed to download from R2")
+    drain(svc, receive_count=svc.settings.segment_max_tries)
+    job = repo_of(svc).jobs[job_id]
     assert job.status == JobStatus.FAILED
+    assert job.attempt == svc.settings.max_auto_attempts
     assert job.error == "Segment 3 of 3: Failed to download from R2"
     assert job.error_code == "R2_DOWNLOAD_FAILED"
     assert seg.stitched == 0
+    assert svc.repo.get_workspace("ws-a").credits == 10  # type: ignore[union-attr]  # the platform's fault
+    assert svc.repo.ledger_sum("ws-a") == 10
 
 
 def test_a_permanent_segment_failure_fails_the_job_at_once() -> None:
@@ -240,15 +274,18 @@ def test_a_stitch_failing_for_a_system_reason_is_released_and_done_by_the_redeli
     with pytest.raises(TaskRetryError):
         worker.process(svc, tasks[-1])  # the last task stitches, and the stitch fails
     assert repo_of(svc).jobs[job_id].status == JobStatus.PROCESSING
-    assert worker.process(svc, tasks[-1], receive_count=2) == Outcome.COMPLETED  # SQS's redelivery
+    assert worker.process(svc, tasks[-1], Delivery("r", 2)) == Outcome.COMPLETED  # SQS's redelivery
     assert seg.stitched == 1 and len(seg.encoded) == 4  # nothing encoded twice
 
 
-def test_a_stitch_failing_on_its_last_try_fails_the_job_with_the_joins_error() -> None:
+def test_a_stitch_failing_on_its_last_delivery_is_settled_with_the_joins_error() -> None:
     svc, seg = segmented_services()
     job_id = started_job(svc)
     seg.stitch_failures.append(UploadOutputError())
     drain(svc, receive_count=svc.settings.segment_max_tries)
+    first = repo_of(svc).attempts[(job_id, 1)]
+    assert first.error_code == "R2_UPLOAD_FAILED"
+    assert first.error == "Joining the segments: Failed to upload the result to R2"
     job = repo_of(svc).jobs[job_id]
-    assert (job.status, job.error_code) == (JobStatus.FAILED, "R2_UPLOAD_FAILED")
-    assert job.error == "Joining the segments: Failed to upload the result to R2"
+    assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2)
+    assert seg.stitched == 1 and len(seg.encoded) == 4  # the automatic try only stitched

@@ -143,7 +143,7 @@ def test_retry_resets_exactly_what_the_seed_says() -> None:
     svc = make_services()
     job_id = failed_job(svc)
     before = repo_of(svc).jobs[job_id]
-    queued = retry.retry_job(svc, ALICE, job_id)
+    queued = retry.retry_job(svc, ALICE, job_id).job
     stored = repo_of(svc).jobs[job_id]
     for job in (queued, stored):
         assert job.status == JobStatus.QUEUED
@@ -221,12 +221,19 @@ def test_sweeper_resends_only_jobs_queued_past_the_threshold() -> None:
     assert fresh not in {m.job_id for m in svc.queue.sent}
 
 
-def test_sweeper_fails_jobs_whose_worker_lease_ran_out() -> None:
+def test_sweeper_turns_an_expired_lease_into_a_free_automatic_retry() -> None:
     svc = make_services()
     job_id = started_job(svc)
     repo_of(svc).claim(QueueMessage(job_id, "ws-a", 1), svc.clock(), svc.clock() - timedelta(seconds=1))
+    svc.queue = FakeQueue()
     assert sweeper.sweep(svc).interrupted == 1
-    assert repo_of(svc).jobs[job_id].error_code == "WORKER_INTERRUPTED"
+    repo = repo_of(svc)
+    assert repo.attempts[(job_id, 1)].error_code == "WORKER_INTERRUPTED"
+    auto = repo.attempts[(job_id, 2)]
+    assert (auto.trigger, auto.credits_charged) == (Trigger.AUTO, 0)
+    assert repo.jobs[job_id].status == JobStatus.QUEUED and repo.jobs[job_id].next_attempt_at is not None
+    assert svc.queue.sent == [QueueMessage(job_id, "ws-a", 2)]
+    assert repo.workspaces["ws-a"].credits == 9
 
 
 def test_the_sweeper_waits_twice_as_long_after_each_resend_up_to_an_hour() -> None:
@@ -254,5 +261,5 @@ def test_a_new_attempt_starts_the_sweeper_wait_over() -> None:
     svc = make_services()
     job_id = failed_job(svc)
     repo_of(svc).jobs[job_id].resends = 5
-    assert retry.retry_job(svc, ALICE, job_id).resends == 0
+    assert retry.retry_job(svc, ALICE, job_id).job.resends == 0
     assert repo_of(svc).jobs[job_id].resends == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from chalicelib.adapters.dynamodb.mapping import (
     decode_cursor,
@@ -13,9 +13,9 @@ from chalicelib.adapters.dynamodb.mapping import (
     page_of,
 )
 from chalicelib.adapters.dynamodb.models import LedgerModel, MemberModel, WorkspaceModel
-from chalicelib.adapters.dynamodb.transactions import Cancelled, Tx
+from chalicelib.adapters.dynamodb.transactions import Cancelled, Tx, is_condition_failure
 from chalicelib.domain import LedgerEntry, Membership, Role, Workspace
-from chalicelib.errors import ConflictError
+from chalicelib.errors import ConflictError, ServiceUnavailableError
 from chalicelib.processing.ports import LedgerPage
 
 
@@ -27,7 +27,7 @@ class AccountsRepository:
             m = WorkspaceModel.get(workspace_id, consistent_read=True)
         except DoesNotExist:
             return None
-        return Workspace(id=m.id, name=m.name, credits=int(m.credits))
+        return Workspace(id=m.id, name=m.name, credits=int(m.credits), retry_pricing=m.retryPricing)
 
     def create_workspace(self, workspace: Workspace, entry: LedgerEntry | None) -> bool:
         """Create the workspace and its opening ledger entry; False if it already exists."""
@@ -45,6 +45,19 @@ class AccountsRepository:
             tx.commit()
         except Cancelled:
             return False
+        return True
+
+    def set_retry_pricing(self, workspace_id: str, pricing: str | None) -> bool:
+        """Set (or with None, remove) a workspace's retry pricing; False if there is no such workspace."""
+        action = WorkspaceModel.retryPricing.set(pricing) if pricing else WorkspaceModel.retryPricing.remove()
+        try:
+            WorkspaceModel(id=workspace_id).update(
+                actions=[action], condition=WorkspaceModel.id.exists(), add_version_condition=False
+            )
+        except PynamoDBException as exc:
+            if is_condition_failure(exc):
+                return False
+            raise ServiceUnavailableError() from exc
         return True
 
     def memberships_of(self, user_id: str) -> list[Membership]:

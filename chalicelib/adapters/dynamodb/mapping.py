@@ -47,6 +47,9 @@ def job_from(m: JobModel) -> Job:
         lease_until=m.leaseUntil,
         segments_total=int(m.segTotal) if m.segTotal is not None else None,
         segments_done=sum(1 for task in (m.segDone or ()) if task >= 0),
+        auto_attempts=int(m.autoAttempts or 0),
+        next_attempt_at=m.nextAttemptAt,
+        charged_attempt=int(m.chargedAttempt or 0),
     )
 
 
@@ -88,6 +91,7 @@ def attempt_from(m: AttemptModel) -> Attempt:
         error_code=m.errorCode,
         stderr_tail=m.stderrTail,
         plan=m.plan,
+        refunded=bool(m.refunded),
     )
 
 

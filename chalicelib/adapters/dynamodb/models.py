@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, NumberSetAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    NumberSetAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -24,6 +30,7 @@ class WorkspaceModel(_Base):
     name = UnicodeAttribute()
     credits = NumberAttribute()
     createdAt = UTCDateTimeAttribute()
+    retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
 
 
 class MemberModel(_Base):
@@ -99,6 +106,9 @@ class JobModel(_Base):
     segTotal = NumberAttribute(null=True)
     segDone = NumberSetAttribute(null=True)
     stitchUntil = UTCDateTimeAttribute(null=True)
+    autoAttempts = NumberAttribute(default=0)
+    nextAttemptAt = UTCDateTimeAttribute(null=True)
+    chargedAttempt = NumberAttribute(default=0)
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()
@@ -122,6 +132,7 @@ class AttemptModel(_Base):
     errorCode = UnicodeAttribute(null=True)
     stderrTail = UnicodeAttribute(null=True)
     plan = UnicodeAttribute(null=True)  # the segment plan in words, when the video was segmented
+    refunded = BooleanAttribute(null=True)
 
 
 class LedgerModel(_Base):

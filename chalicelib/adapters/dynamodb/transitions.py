@@ -1,4 +1,5 @@
-"""The repository's state transitions: start, retry, undo, claim, progress, complete, fail.
+"""The repository's state transitions: start, retry, undo, claim, heartbeat, progress, complete,
+fail (with a refund), reschedule (an automatic retry).
 
 Each is ONE conditional transaction; a failed condition becomes the method's domain error (or
 False where the caller only needs to know the transition did not happen).
@@ -28,7 +29,7 @@ from chalicelib.errors import (
     ServiceUnavailableError,
     TransactionConflictError,
 )
-from chalicelib.processing.ports import RetryPlan
+from chalicelib.processing.ports import RecordedError, Refund, RetryPlan
 
 FINISH_TRIES = 4
 
@@ -58,6 +59,16 @@ def segment_reset_actions() -> list[Any]:
     ]
 
 
+def charged_actions(attempt: int) -> list[Any]:
+    """A charged attempt starts a new round of automatic tries, and is the one a refund pays back."""
+    return [
+        JobModel.attempt.set(attempt),
+        JobModel.chargedAttempt.set(attempt),
+        JobModel.autoAttempts.set(0),
+        JobModel.nextAttemptAt.remove(),
+    ]
+
+
 def failed_actions(workspace_id: str, error: str, error_code: str, now: datetime) -> list[Any]:
     ws = workspace_id
     return [
@@ -69,7 +80,19 @@ def failed_actions(workspace_id: str, error: str, error_code: str, now: datetime
         JobModel.leaseUntil.remove(),
         JobModel.sweepAt.remove(),
         JobModel.progress.remove(),
+        JobModel.nextAttemptAt.remove(),
     ]
+
+
+def failed_attempt_actions(error: str, error_code: str, detail: str | None) -> list[Any]:
+    actions = [
+        AttemptModel.outcome.set(Outcome.FAILED.value),
+        AttemptModel.error.set(error),
+        AttemptModel.errorCode.set(error_code),
+    ]
+    if detail:
+        actions.append(AttemptModel.stderrTail.set(detail[-4000:]))
+    return actions
 
 
 class Transitions(JobReads):
@@ -89,7 +112,7 @@ class Transitions(JobReads):
         tx.update(
             "job",
             JobModel(id=job.id),
-            [*queued_actions(now, job.workspace_id), JobModel.attempt.set(attempt.n)],
+            [*queued_actions(now, job.workspace_id), *charged_actions(attempt.n)],
             (JobModel.status == JobStatus.UPLOADING.value) & (JobModel.attempt == job.attempt),
         )
         try:
@@ -111,21 +134,25 @@ class Transitions(JobReads):
         )
 
     def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None:
-        """failed → queued for every plan, credits −len(plans): one transaction.
+        """failed → queued for every plan, credits −(the plans' prices): one transaction.
 
-        Each job's condition is status = failed AND attempt = the attempt that was read, so two
-        concurrent retries of a job can never both win. On cancellation: JobNotFailedError
-        carrying the ids whose condition failed, else InsufficientCreditsForRetryError.
+        Each job's condition is status = failed AND attempt AND retry count = what was read, so
+        two concurrent retries of a job can never both win, and the price decided from the read
+        retry count (RETRY_PRICING first_free) is the one charged. On cancellation:
+        JobNotFailedError carrying the ids whose condition failed, else
+        InsufficientCreditsForRetryError.
         """
         tx = Tx()
         for plan in plans:
             tx.put(f"attempt:{plan.job.id}", attempt_model(plan.new_attempt), AttemptModel.n.does_not_exist())
-            tx.put(f"ledger:{plan.job.id}", ledger_model(plan.entry), LedgerModel.entryKey.does_not_exist())
+            for i, entry in enumerate(plan.entries):
+                tx.put(f"ledger{i}:{plan.job.id}", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
+        price = -sum(entry.delta for plan in plans for entry in plan.entries)
         tx.update(
             "workspace",
             WorkspaceModel(id=workspace_id),
-            [WorkspaceModel.credits.add(-len(plans))],
-            WorkspaceModel.credits >= len(plans),
+            [WorkspaceModel.credits.add(-price)],
+            WorkspaceModel.credits >= price,
         )
         for plan in plans:
             tx.update(
@@ -133,14 +160,16 @@ class Transitions(JobReads):
                 JobModel(id=plan.job.id),
                 [
                     *queued_actions(now, workspace_id),
-                    JobModel.attempt.set(plan.new_attempt.n),
+                    *charged_actions(plan.new_attempt.n),
                     JobModel.retryCount.add(1),
                     JobModel.error.remove(),
                     JobModel.errorCode.remove(),
                     JobModel.completedAt.remove(),
                     JobModel.outputFileKey.remove(),
                 ],
-                (JobModel.status == JobStatus.FAILED.value) & (JobModel.attempt == plan.job.attempt),
+                (JobModel.status == JobStatus.FAILED.value)
+                & (JobModel.attempt == plan.job.attempt)
+                & (JobModel.retryCount == plan.job.retry_count),
             )
         try:
             tx.commit()
@@ -150,13 +179,20 @@ class Transitions(JobReads):
                 raise JobsChangedError(lost) from exc
             raise InsufficientCreditsForRetryError() from exc
 
-    def undo_queueing(self, job: Job, entry: LedgerEntry, error: str, error_code: str, now: datetime) -> None:
-        """The message could not be sent: refund (entry) and put the job back to failed."""
+    def undo_queueing(
+        self, job: Job, entry: LedgerEntry | None, error: str, error_code: str, now: datetime
+    ) -> None:
+        """The message could not be sent: refund (entry, if anything was charged) and put the job
+        back to failed."""
         tx = Tx()
-        tx.put("ledger", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
-        tx.update(
-            "workspace", WorkspaceModel(id=job.workspace_id), [WorkspaceModel.credits.add(entry.delta)], None
-        )
+        if entry is not None:
+            tx.put("ledger", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
+            tx.update(
+                "workspace",
+                WorkspaceModel(id=job.workspace_id),
+                [WorkspaceModel.credits.add(entry.delta)],
+                None,
+            )
         tx.update(
             "attempt",
             AttemptModel(jobId=job.id, n=job.attempt),
@@ -223,6 +259,7 @@ class Transitions(JobReads):
                 JobModel.updatedAt.set(now),
                 JobModel.leaseUntil.set(lease_until),
                 JobModel.sweepAt.set(lease_until),
+                JobModel.nextAttemptAt.remove(),
             ],
             fresh | stale,
         )
@@ -262,20 +299,93 @@ class Transitions(JobReads):
             attempt_actions=[AttemptModel.outcome.set(Outcome.SUCCEEDED.value)],
         )
 
-    def fail(self, ref: QueueMessage, error: str, error_code: str, detail: str | None, now: datetime) -> bool:
-        attempt_actions = [
-            AttemptModel.outcome.set(Outcome.FAILED.value),
-            AttemptModel.error.set(error),
-            AttemptModel.errorCode.set(error_code),
-        ]
-        if detail:
-            attempt_actions.append(AttemptModel.stderrTail.set(detail[-4000:]))
+    def extend_lease(self, ref: QueueMessage, lease_until: datetime) -> bool:
+        try:
+            JobModel(id=ref.job_id).update(
+                actions=[JobModel.leaseUntil.set(lease_until), JobModel.sweepAt.set(lease_until)],
+                condition=(JobModel.status == JobStatus.PROCESSING.value) & (JobModel.attempt == ref.attempt),
+                add_version_condition=False,
+            )
+        except PynamoDBException as exc:
+            if is_condition_failure(exc):
+                return False
+            raise ServiceUnavailableError() from exc
+        return True
+
+    def fail(
+        self,
+        ref: QueueMessage,
+        error: str,
+        error_code: str,
+        detail: str | None,
+        now: datetime,
+        refund: Refund | None = None,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        attempt_actions = failed_attempt_actions(error, error_code, detail)
+        tx = Tx()
+        if refund is not None:
+            tx.put("ledger", ledger_model(refund.entry), LedgerModel.entryKey.does_not_exist())
+            tx.update(
+                "workspace",
+                WorkspaceModel(id=ref.workspace_id),
+                [WorkspaceModel.credits.add(refund.entry.delta)],
+                None,
+            )
+            if refund.attempt == ref.attempt:  # one transaction may touch an item only once
+                attempt_actions.append(AttemptModel.refunded.set(True))
+            else:
+                tx.update(
+                    "charged",
+                    AttemptModel(jobId=ref.job_id, n=refund.attempt),
+                    [AttemptModel.refunded.set(True)],
+                    AttemptModel.refunded.does_not_exist(),
+                )
         return self._finish(
             ref,
             now,
             job_actions=failed_actions(ref.workspace_id, error, error_code, now),
             attempt_actions=attempt_actions,
             allowed=(JobStatus.PROCESSING, JobStatus.QUEUED),
+            tx=tx,
+            lease_expired_before=lease_expired_before,
+        )
+
+    def reschedule(
+        self,
+        ref: QueueMessage,
+        error: RecordedError,
+        retry: Attempt,
+        due: datetime,
+        now: datetime,
+        lease_expired_before: datetime | None = None,
+    ) -> bool:
+        tx = Tx()
+        tx.put("retry", attempt_model(retry), AttemptModel.n.does_not_exist())
+        ws = ref.workspace_id
+        return self._finish(
+            ref,
+            now,
+            job_actions=[
+                JobModel.status.set(JobStatus.QUEUED.value),
+                JobModel.wsStatus.set(ws_status(ws, JobStatus.QUEUED.value)),
+                JobModel.attempt.set(retry.n),
+                JobModel.autoAttempts.add(1),
+                JobModel.nextAttemptAt.set(due),
+                JobModel.updatedAt.set(now),
+                JobModel.dispatchedAt.set(now),
+                JobModel.sweepAt.set(due),  # the sweeper re-sends it only once it is due and unclaimed
+                JobModel.resends.set(0),
+                JobModel.leaseUntil.remove(),
+                JobModel.progress.remove(),
+                JobModel.error.remove(),
+                JobModel.errorCode.remove(),
+                *segment_reset_actions(),
+            ],
+            attempt_actions=failed_attempt_actions(error.message, error.code, error.detail),
+            allowed=(JobStatus.PROCESSING,),
+            tx=tx,
+            lease_expired_before=lease_expired_before,
         )
 
     def _finish(
@@ -285,9 +395,14 @@ class Transitions(JobReads):
         job_actions: list[Any],
         attempt_actions: list[Any],
         allowed: tuple[JobStatus, ...] = (JobStatus.PROCESSING,),
+        tx: Tx | None = None,
+        lease_expired_before: datetime | None = None,
     ) -> bool:
         job_id, attempt = ref.job_id, ref.attempt
-        tx = Tx()
+        tx = tx or Tx()
+        condition = JobModel.status.is_in(*[s.value for s in allowed]) & (JobModel.attempt == attempt)
+        if lease_expired_before is not None:
+            condition &= JobModel.leaseUntil < lease_expired_before
         tx.update(
             "attempt",
             AttemptModel(jobId=job_id, n=attempt),
@@ -298,7 +413,7 @@ class Transitions(JobReads):
             "job",
             JobModel(id=job_id),
             job_actions,
-            JobModel.status.is_in(*[s.value for s in allowed]) & (JobModel.attempt == attempt),
+            condition,
         )
         for attempt_no in range(FINISH_TRIES):
             try:

@@ -28,6 +28,7 @@ from chalicelib.adapters.ffmpeg.commands import (
 )
 from chalicelib.errors import (
     DownloadError,
+    FFmpegCrashedError,
     FFmpegNotFoundError,
     InvalidVideoError,
     TranscodeFailedError,
@@ -166,6 +167,8 @@ class FFmpegTranscoder:
             error = DownloadError if is_remote(input_url) else InvalidVideoError
             raise error(detail=f"ffprobe gave no answer within {timeout:.0f} s") from exc
         detail = redact(stderr.decode("utf-8", errors="replace").strip()[-STDERR_TAIL_CHARS:], input_url)
+        if proc.returncode < 0:  # a signal (killed, out of memory): the machine's fault, not the file's
+            raise FFmpegCrashedError(detail=f"ffprobe killed by signal {-proc.returncode}: {detail}")
         if proc.returncode != 0:
             error_class = classify_stderr(detail)
             if error_class is TranscodeFailedError:  # ffprobe failing on its own is unreadable data
@@ -225,6 +228,9 @@ class FFmpegTranscoder:
             stderr.join(timeout=5)
             proc.stdout.close()
             proc.stderr.close()
+        if returncode < 0:  # a signal (killed, out of memory): the machine's fault, not the file's
+            detail = redact(stderr.text(), input_url)
+            raise FFmpegCrashedError(detail=f"ffmpeg killed by signal {-returncode}: {detail}")
         if returncode != 0:
             detail = redact(stderr.text(), input_url)
             raise classify_stderr(detail)(detail=f"ffmpeg exit {returncode}: {detail}")
