@@ -244,8 +244,8 @@ def test_a_manual_retry_re_encodes_only_the_segments_without_output_for_one_cred
     retry.retry_job(svc, ALICE, job_id, None)
     drain(svc)
     assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
-    assert done_before == [0]  # segment 1 failed; the tasks after it found the job failed
-    assert sorted(seg.encoded) == [AUDIO_TASK, 1, 2]  # segment 0's part was kept and reused
+    assert done_before == [AUDIO_TASK, 0]  # segment 1 failed; the tasks after it found the job failed
+    assert sorted(seg.encoded) == [1, 2]  # the audio and segment 0 were kept and reused
     assert svc.repo.get_workspace("ws-a").credits == 8  # type: ignore[union-attr]  # start + retry
 
 
