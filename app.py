@@ -7,11 +7,17 @@ from typing import Any
 from chalice import Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib.handlers import sweeper, worker
+from chalicelib.handlers import (
+    notifications,
+    notify_api,  # noqa: F401  (registers the notification routes)
+    sweeper,
+    worker,
+)
 from chalicelib.handlers.api import api
 from chalicelib.handlers.http import ThreadSafeChalice
 
 JOBS_QUEUE = "vidproc-jobs"  # the deployed queue's name (infra/); the code reads JOBS_QUEUE_URL
+NOTIFICATIONS_QUEUE = "vidproc-notifications"  # the code reads NOTIFICATIONS_QUEUE_URL
 
 app = ThreadSafeChalice(app_name="vidproc")
 app.register_blueprint(api)
@@ -27,3 +33,14 @@ def handle_job_messages(event: SQSEvent) -> dict[str, Any]:
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sweep_stuck_jobs(event: CloudWatchEvent) -> dict[str, int]:
     return sweeper.handle()
+
+
+@app.lambda_function(name="handle_table_changes")
+def handle_table_changes(event: dict[str, Any], context: Any) -> dict[str, int]:
+    # Its event sources (the jobs, attempts and workspaces streams) are in infra/chalice-merge.yaml.
+    return notifications.handle_changes(event)
+
+
+@app.on_sqs_message(queue=NOTIFICATIONS_QUEUE, batch_size=10)
+def handle_notifications(event: SQSEvent) -> dict[str, Any]:
+    return notifications.handle_messages(event.to_dict(), event.context)

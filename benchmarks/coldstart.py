@@ -23,6 +23,7 @@ from benchmarks.core import BenchResult, Context, Latency, Table, median
 from benchmarks.fixtures import submitted_jobs, tenant
 from benchmarks.load import Request, fire_elsewhere
 from devstack import REPO_ROOT
+from devstack.services import free_port
 
 NAME = "cold"
 TITLE = "Cold start of the API"
@@ -105,7 +106,7 @@ def run(ctx: Context, res: BenchResult) -> None:
     )
     res.tables.append(burst)
     res.data["fresh_chalice_local"] = {}
-    with running_api(ctx.stack) as fresh_url:
+    with running_api(ctx.stack, port=free_port()) as fresh_url:  # beside the running API
         for label in ("first burst (cold)", "second burst (warm)"):
             wave = fire_elsewhere(fresh_url, token, [Request("GET", "/me")] * BURST, BURST, preconnect=True)
             ok = all(a.status == 200 for a in wave.answers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from functools import cache
 from typing import Any
@@ -10,6 +11,7 @@ from chalicelib.config import get_settings, reset_settings
 from chalicelib.processing import accounts
 from chalicelib.processing.accounts import AddedUser
 from chalicelib.processing.context import Services
+from chalicelib.processing.notify_ports import NotifyServices
 
 _override: Services | None = None
 _building = threading.Lock()
@@ -51,6 +53,7 @@ def reset() -> None:
     """Forget built adapters and settings (the environment changed)."""
     reset_settings()
     _default_services.cache_clear()
+    _default_notify_services.cache_clear()
     user_directory.cache_clear()
     from chalicelib.adapters import dynamodb
 
@@ -77,3 +80,39 @@ def user_directory() -> Any:
     from chalicelib.adapters.cognito import CognitoUsers
 
     return CognitoUsers.from_settings(get_settings())
+
+
+_notify_override: NotifyServices | None = None
+
+
+@cache
+def _default_notify_services() -> NotifyServices:
+    from chalicelib.adapters.dynamodb.notifications import DynamoNotifications
+    from chalicelib.adapters.notification_queue import SqsNotificationQueue
+    from chalicelib.adapters.resolver import resolve
+    from chalicelib.adapters.ses import SesMailer
+    from chalicelib.adapters.webhook_http import HttpWebhookSender
+
+    settings = get_settings()
+    return NotifyServices(
+        settings=settings,
+        store=DynamoNotifications(settings),
+        mailer=SesMailer.from_settings(settings),
+        sender=HttpWebhookSender(settings.webhook_timeout_seconds),
+        queue=SqsNotificationQueue.from_settings(settings),
+        resolve=resolve,
+        random=random.random,
+    )
+
+
+def notify_services() -> NotifyServices:
+    """The notification use cases' collaborators (the notifier functions and the API's routes)."""
+    if _notify_override is not None:
+        return _notify_override
+    with _building:
+        return _default_notify_services()
+
+
+def override_notify(replacement: NotifyServices | None) -> None:
+    global _notify_override
+    _notify_override = replacement

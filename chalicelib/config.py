@@ -94,6 +94,24 @@ class Settings(BaseSettings):
     # --- Sweeper -------------------------------------------------------------------------------
     sweeper_requeue_after_seconds: int = Field(default=120, gt=0)
 
+    # --- Notifications (email, webhooks) -------------------------------------------------------
+    notifications_queue_name: str = "vidproc-notifications"
+    notifications_queue_url: str = ""  # resolved from notifications_queue_name when empty
+    notify_email_from: str = "notifications@vidproc.local"  # an SES-verified sender
+    # Signs unsubscribe links (HMAC-SHA256); the local stack writes a random one into stack.env.
+    notify_signing_key: SecretStr = SecretStr("")
+    dashboard_url: str = "http://127.0.0.1:8080"  # links in emails
+    public_api_url: str = "http://127.0.0.1:8000"  # unsubscribe links (an API route)
+    # Local stack only: accept http:// endpoints on loopback (127.0.0.1, ::1, localhost).
+    webhook_allow_local: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_delay_seconds: float = Field(default=3 * 3600, gt=0)
+    webhook_retry_window_seconds: float = Field(default=24 * 3600, gt=0)
+    webhook_disable_after_failures: int = Field(default=3, gt=0)  # failed deliveries in a row
+    webhook_max_endpoints: int = Field(default=10, gt=0)
+    webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
+
     def table_name(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"
 

@@ -88,7 +88,7 @@ def code_snapshot() -> dict[Path, float]:
 
 
 class AppProcesses:
-    """The processes that run the app's code: the API, the workers, the sweeper."""
+    """The processes that run the app's code: the API, the workers, the sweeper, the notifier."""
 
     def __init__(self, options: Options, env: dict[str, str]) -> None:
         self.options = options
@@ -105,6 +105,8 @@ class AppProcesses:
             self.processes.append(ManagedProcess(f"worker-{i + 1}", command, env=self.env, cwd=REPO_ROOT))
         sweeper = [python, "-m", "devstack.sweeper"]
         self.processes.append(ManagedProcess("sweeper", sweeper, env=self.env, cwd=REPO_ROOT))
+        notifier = [python, "-m", "devstack.notifier"]
+        self.processes.append(ManagedProcess("notifier", notifier, env=self.env, cwd=REPO_ROOT))
         for process in self.processes:
             process.start()
 
@@ -161,6 +163,7 @@ def run(options: Options) -> int:
         api_url = f"http://127.0.0.1:{options.api_port}"
         web = WebServer(options.web_port, app_config(result.env, api_url)).start()
         stoppers.append(web)
+        os.environ["PUBLIC_API_URL"] = api_url  # unsubscribe links in emails
         apps = AppProcesses(options, dict(os.environ))  # bootstrap applied the stack's env
         apps.start()
         apps.wait_ready()

@@ -108,10 +108,16 @@ def base_env(moto_url: str, ddb_url: str, web_origin: str, region: str) -> dict[
         "AWS_ENDPOINT_URL_SQS": moto_url,
         "AWS_ENDPOINT_URL_COGNITO_IDP": moto_url,
         "AWS_ENDPOINT_URL_S3": moto_url,
+        "AWS_ENDPOINT_URL_SESV2": moto_url,
+        "AWS_ENDPOINT_URL_SES": moto_url,
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb_url,
         "R2_ENDPOINT_URL": moto_url,
         "R2_ACCESS_KEY_ID": DUMMY_KEY,
         "R2_SECRET_ACCESS_KEY": DUMMY_KEY,
         "CORS_ALLOW_ORIGIN": web_origin,
+        "DASHBOARD_URL": web_origin,
+        # Local stack only: webhook endpoints on http://127.0.0.1 (the tests' receivers).
+        "WEBHOOK_ALLOW_LOCAL": "true",
         "POWERTOOLS_SERVICE_NAME": "vidproc",
         "POWERTOOLS_METRICS_NAMESPACE": "vidproc",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -237,6 +243,36 @@ def ensure_user_pool(cognito: Any) -> tuple[str, str]:
     return str(pool_id), str(client_id)
 
 
+def ensure_notifications(sqs: Any, ses: Any, name: str, sender: str) -> str:
+    """The notifications queue (+ DLQ) and the SES sender identity (moto: verified at once)."""
+    dlq_url = _ensure_queue(sqs, f"{name}-dlq", {"MessageRetentionPeriod": str(14 * 24 * 3600)})
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    url = _ensure_queue(
+        sqs,
+        name,
+        {
+            "VisibilityTimeout": "60",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}),
+        },
+    )
+    ses.verify_email_identity(EmailAddress=sender)
+    return url
+
+
+def signing_key(state_dir: Path) -> str:
+    """The key that signs unsubscribe links: made once, kept beside the demo password."""
+    path = state_dir / "notify-signing-key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
 # --- the demo workspace ----------------------------------------------------------------------
 def demo_password(state_dir: Path) -> str:
     """alice's password: made once, kept under .local/ so it stays the same across runs."""
@@ -277,10 +313,19 @@ def bootstrap(
     ensure_bucket(_client("s3", moto_url, region), names.r2_bucket, region, web_origin)
     queue_url, dlq_url = ensure_queues(_client("sqs", moto_url, region), names.jobs_queue_name)
     pool_id, client_id = ensure_user_pool(_client("cognito-idp", moto_url, region))
+    notifications_url = ensure_notifications(
+        _client("sqs", moto_url, region),
+        _client("ses", moto_url, region),
+        names.notifications_queue_name,
+        names.notify_email_from,
+    )
     env.update(
         {
             "JOBS_QUEUE_URL": queue_url,
             "JOBS_DLQ_URL": dlq_url,
+            "NOTIFICATIONS_QUEUE_URL": notifications_url,
+            "NOTIFICATIONS_QUEUE_NAME": names.notifications_queue_name,
+            "NOTIFY_SIGNING_KEY": signing_key(state),
             "COGNITO_USER_POOL_ID": pool_id,
             "COGNITO_CLIENT_ID": client_id,
             # moto's tokens say this `iss`, as Cognito's do; their keys are served by moto itself.

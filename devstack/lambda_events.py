@@ -84,3 +84,24 @@ def scheduled_event(rule_name: str, region: str = "us-east-1") -> dict[str, Any]
         "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{rule_name}"],
         "detail": {},
     }
+
+
+def stream_record(record: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """One record of a DynamoDB stream event, from one record of GetRecords."""
+    body = dict(record["dynamodb"])
+    stamp = body.get("ApproximateCreationDateTime")
+    if isinstance(stamp, datetime):  # boto3 parses it; Lambda delivers epoch seconds
+        body["ApproximateCreationDateTime"] = stamp.timestamp()
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": body,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def stream_event(records: Sequence[Mapping[str, Any]], stream_arn: str, region: str) -> dict[str, Any]:
+    return {"Records": [stream_record(r, stream_arn, region) for r in records]}

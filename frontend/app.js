@@ -7,6 +7,7 @@ import { onUnauthorized, request, SESSION_EXPIRED_MESSAGE } from './api.js';
 import { getToken, hasExpiredSession, signIn, signOut, signedInEmail } from './auth.js';
 import { plural } from './format.js';
 import { JobsView } from './jobs.js';
+import { BrowserNotifier, NotificationPanel } from './notifications.js';
 import { RetryController } from './retry.js';
 import { config } from './settings.js';
 import { Uploader } from './upload.js';
@@ -27,6 +28,8 @@ const ctx = {
 let jobs;
 let retry;
 let uploader;
+let notifier;
+let panel;
 
 /** Say something in the polite live region (and show it in the status line). */
 function announce(message) {
@@ -51,6 +54,7 @@ function showSignIn(message = '') {
   jobs.reset();
   retry.reset();
   uploader.reset();
+  notifier.reset();
   state.workspaceId = null;
   state.credits = null;
   showView('signin');
@@ -130,6 +134,9 @@ async function refreshCredits() {
 }
 
 function chooseWorkspace(workspaces) {
+  // A link from an email names the workspace: /?workspace=ws#job-<id>
+  const linked = new URLSearchParams(window.location.search).get('workspace');
+  if (linked && workspaces.some((ws) => ws.id === linked)) return linked;
   const saved = sessionStorage.getItem(WORKSPACE_KEY);
   if (saved && workspaces.some((ws) => ws.id === saved)) return saved;
   return workspaces.length > 0 ? workspaces[0].id : null;
@@ -144,6 +151,8 @@ function selectWorkspace(id) {
   jobs.reset();
   retry.reset();
   uploader.reset();
+  notifier.reset();
+  panel.reset();
   jobs.start();
   refreshCredits();
 }
@@ -191,6 +200,17 @@ async function download(job) {
   }
 }
 
+/** An email's link ends in #job-<id>: once that card is on screen, bring it into view (once). */
+function revealLinkedJob() {
+  const match = /^#job-([A-Za-z0-9-]+)$/.exec(window.location.hash);
+  if (!match) return;
+  const cardNode = document.querySelector(`[data-testid="job-card"][data-job-id="${match[1]}"]`);
+  if (!cardNode) return;
+  history.replaceState(null, '', window.location.pathname + window.location.search);
+  cardNode.classList.add('job-card-linked');
+  cardNode.scrollIntoView({ block: 'center' });
+}
+
 // --- start ---------------------------------------------------------------------------------
 
 function wire() {
@@ -206,6 +226,10 @@ function wire() {
     { onRetry: (job) => retry.retryOne(job), onDownload: download },
   );
   retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
+  notifier = new BrowserNotifier($('browser-notify'), $('browser-notify-status'));
+  jobs.onChange((shown) => notifier.observe(shown));
+  jobs.onChange(revealLinkedJob);
+  panel = new NotificationPanel(ctx);
   uploader = new Uploader(
     {
       input: $('upload-input'),

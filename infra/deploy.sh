@@ -22,6 +22,8 @@
 #   UPLOAD_MAX_BYTES [2147483648]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
 #   FRONTEND_DOMAIN_NAME + FRONTEND_CERTIFICATE_ARN (custom dashboard domain, ACM cert in us-east-1)
 #   ALARM_TOPIC_ARN (SNS topic for the dead-letter-queue alarm)
+#   NOTIFY_EMAIL_FROM [notifications@vidproc.example] (the sender of notification emails: an
+#     address of an identity verified in SES in AWS_REGION)
 #   R2_ACCESS_KEY_ID + R2_SECRET_ACCESS_KEY (the app's R2 token: stored into the secret)
 #   R2_ADMIN_ACCESS_KEY_ID + R2_ADMIN_SECRET_ACCESS_KEY (an R2 token allowed to set bucket CORS;
 #     default: the app's keys from the secret)
@@ -62,6 +64,7 @@ RESOURCES_STACK="${RESOURCES_STACK:-vidproc-$STAGE-resources}"
 APP_STACK="${APP_STACK:-vidproc-$STAGE-app}"
 R2_BUCKET="${R2_BUCKET:-vidproc-$STAGE-media}"
 UPLOAD_MAX_BYTES="${UPLOAD_MAX_BYTES:-2147483648}"
+NOTIFY_EMAIL_FROM="${NOTIFY_EMAIL_FROM:-notifications@vidproc.example}"
 BUILD_DIR="${BUILD_DIR:-infra/build}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 CHALICE="${CHALICE:-.venv/bin/chalice}"
@@ -180,6 +183,12 @@ JOBS_QUEUE_URL="$(res JobsQueueUrl)"
 USER_POOL_ID="$(res UserPoolId)"
 USER_POOL_CLIENT_ID="$(res UserPoolClientId)"
 R2_SECRET_ARN="$(res R2SecretArn)"
+JOBS_STREAM_ARN="$(res JobsStreamArn)"
+ATTEMPTS_STREAM_ARN="$(res AttemptsStreamArn)"
+WORKSPACES_STREAM_ARN="$(res WorkspacesStreamArn)"
+NOTIFICATIONS_QUEUE_ARN="$(res NotificationsQueueArn)"
+NOTIFICATIONS_QUEUE_URL="$(res NotificationsQueueUrl)"
+NOTIFY_SIGNING_SECRET_ARN="$(res NotifySigningSecretArn)"
 FRONTEND_BUCKET="$(res FrontendBucketName)"
 DISTRIBUTION_ID="$(res FrontendDistributionId)"
 FRONTEND_ORIGIN="$(res FrontendOrigin)"
@@ -283,6 +292,13 @@ app_params=(
   "R2SecretArn=$R2_SECRET_ARN"
   "FfmpegLayerArn=$FFMPEG_LAYER_ARN"
   "UploadMaxBytes=$UPLOAD_MAX_BYTES"
+  "JobsStreamArn=$JOBS_STREAM_ARN"
+  "AttemptsStreamArn=$ATTEMPTS_STREAM_ARN"
+  "WorkspacesStreamArn=$WORKSPACES_STREAM_ARN"
+  "NotificationsQueueArn=$NOTIFICATIONS_QUEUE_ARN"
+  "NotificationsQueueUrl=$NOTIFICATIONS_QUEUE_URL"
+  "NotifySigningSecretArn=$NOTIFY_SIGNING_SECRET_ARN"
+  "NotifyEmailFrom=$NOTIFY_EMAIL_FROM"
 )
 [[ -z "${WORKER_MEMORY_SIZE:-}" ]] || app_params+=("WorkerMemorySize=$WORKER_MEMORY_SIZE")
 [[ -z "${WORKER_MAX_CONCURRENCY:-}" ]] || app_params+=("WorkerMaxConcurrency=$WORKER_MAX_CONCURRENCY")

@@ -23,7 +23,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; types-PyYA
 API = "RestAPI"
 WORKER = "HandleJobMessages"
 WORKER_EVENT = "HandleJobMessagesSqsEventSource"
-FUNCTIONS = ("APIHandler", WORKER, "SweepStuckJobs")
+FUNCTIONS = ("APIHandler", WORKER, "SweepStuckJobs", "HandleTableChanges", "HandleNotifications")
 ORIGIN = {"Fn::Sub": "'${FrontendOrigin}'"}
 ALLOW_ORIGIN = "method.response.header.Access-Control-Allow-Origin"
 QUEUE = {"Fn::Sub": "${JobsQueueArn}"}

@@ -3,6 +3,7 @@
 - `aws_stack`: DynamoDB Local (in memory) + moto server, bootstrapped; env applied to os.environ.
 - `api_server`: `chalice local` on a free port (base URL).
 - `web_server`: the frontend, on the port whose origin the API allows (URL).
+- `notifier`: the notifier's pollers (table streams, notifications queue) on threads;
 - `worker`: one poller thread running the real worker handler; `.stop()`, `.start()`,
   `.start_process()`, `.run_once()` (see tests.support.stack.Workers).
 """
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.notifier import Notifier
 from tests.support.stack import (
     AwsStack,
     Workers,
@@ -39,6 +41,16 @@ def api_server(aws_stack: AwsStack) -> Iterator[str]:
 def web_server(aws_stack: AwsStack, api_server: str) -> Iterator[str]:
     with running_web(aws_stack, api_server) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def notifier(aws_stack: AwsStack) -> Iterator[Notifier]:
+    """The table-stream poller and the notifications-queue poller, on threads (real handlers)."""
+    running = Notifier().start()
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from chalicelib.domain import Job, Membership, Principal
 from chalicelib.errors import (
     ForbiddenError,
@@ -12,7 +14,14 @@ from chalicelib.errors import (
 from chalicelib.processing.ports import Repository
 
 
-def resolve_workspace(repo: Repository, principal: Principal, workspace_id: str | None) -> Membership:
+class Memberships(Protocol):
+    """The part of a repository that says who belongs where."""
+
+    def get_membership(self, user_id: str, workspace_id: str) -> Membership | None: ...
+    def memberships_of(self, user_id: str) -> list[Membership]: ...
+
+
+def resolve_workspace(repo: Memberships, principal: Principal, workspace_id: str | None) -> Membership:
     """The membership for `workspace_id`, or the caller's only one when it is omitted.
 
     A workspace the caller is not a member of is answered like a missing one.

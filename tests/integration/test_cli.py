@@ -27,7 +27,11 @@ def cli(aws_stack: AwsStack, tmp_path: Path) -> Callable[..., subprocess.Complet
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "cli", *args],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     return run

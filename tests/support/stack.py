@@ -33,6 +33,15 @@ from devstack.web import WebServer, app_config
 from devstack.worker import Handler, run_worker
 
 TEST_RETRY_ENV = {"AUTO_RETRY_BASE_SECONDS": "0"}
+# Webhook retries in seconds, not hours, so the suite stays quick: the first retry after ~1 s,
+# a delivery gives up after 6 s, and one failed delivery disables its endpoint.
+NOTIFY_TEST_ENV = {
+    "WEBHOOK_RETRY_BASE_SECONDS": "1",
+    "WEBHOOK_RETRY_MAX_DELAY_SECONDS": "2",
+    "WEBHOOK_RETRY_WINDOW_SECONDS": "6",
+    "WEBHOOK_DISABLE_AFTER_FAILURES": "1",
+    "WEBHOOK_TIMEOUT_SECONDS": "2",
+}
 
 
 @dataclass
@@ -43,6 +52,7 @@ class AwsStack:
     moto_url: str
     ddb_url: str
     web_port: int  # chosen before the API starts: the API's CORS origin is this port's origin
+    api_port: int  # chosen before bootstrap: links in emails point at it
     demo_email: str
     demo_password: str
     log_dir: Path
@@ -113,19 +123,28 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
     try:
         ddb.start()
         moto.start()
-        web_port = free_port()
+        web_port, api_port = free_port(), free_port()
         result = bootstrap(
             moto.url, ddb.url, f"http://127.0.0.1:{web_port}", state_dir=state_dir, write_env=False
         )
         assert result.demo_email and result.demo_password
-        # Automatic retries without a wait: a test that is about the wait sets its own settings.
-        # In this process's environment (which subprocesses inherit), not in the stack's env.
-        apply_env(TEST_RETRY_ENV)
+        # The tests' own settings reach every process through os.environ (the API and worker
+        # processes start from it); `env` stays what bootstrap made. Automatic retries without a
+        # wait: a test that is about the wait sets its own settings.
+        apply_env(
+            {
+                **result.env,
+                **TEST_RETRY_ENV,
+                **NOTIFY_TEST_ENV,
+                "PUBLIC_API_URL": f"http://127.0.0.1:{api_port}",
+            }
+        )
         stack = AwsStack(
             env=result.env,
             moto_url=moto.url,
             ddb_url=ddb.url,
             web_port=web_port,
+            api_port=api_port,
             demo_email=result.demo_email,
             demo_password=result.demo_password,
             log_dir=log_dir,
@@ -149,7 +168,7 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
 @contextmanager
 def running_api(stack: AwsStack, port: int | None = None) -> Iterator[str]:
     """`chalice local` in a subprocess with the stack's env; yields its base URL once /health is 200."""
-    port = port or free_port()
+    port = port or stack.api_port
     env = {**os.environ, **stack.env}
     process = ManagedProcess(
         "api", chalice_command(port), env=env, cwd=REPO_ROOT, log_path=stack.log_dir / "chalice-local.log"

@@ -112,9 +112,14 @@ def _attribute_types(definitions: list[dict[str, str]]) -> dict[str, str]:
 
 
 def _worker_name() -> str:
-    sqs = [e for e in _app().event_sources if type(e).__name__ == "SQSEventConfig"]
+    sqs = [
+        e for e in _app().event_sources if type(e).__name__ == "SQSEventConfig" and e.queue == "vidproc-jobs"
+    ]
     assert len(sqs) == 1
     return str(sqs[0].name)
+
+
+NOTIFIER_FUNCTIONS = ("HandleTableChanges", "HandleNotifications")
 
 
 def _worker_function() -> str:
@@ -187,7 +192,7 @@ def test_every_table_is_on_demand_with_point_in_time_recovery_and_kept_on_delete
     tables = {k: r for k, r in resources()["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
     kinds = {m.Meta.kind for m in dynamodb.MODELS} | {dynamodb.IDEMPOTENCY_KIND}  # type: ignore[attr-defined]
 
-    assert len(tables) == len(kinds) == 6
+    assert len(tables) == len(kinds) == 9
     for name, table in tables.items():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", name
@@ -245,7 +250,7 @@ def test_merge_template_sets_report_batch_item_failures_on_the_workers_sqs_event
 
 
 def test_merge_template_names_only_functions_chalice_generates() -> None:
-    functions = {API_FUNCTION, _worker_function(), _sweeper_function()}
+    functions = {API_FUNCTION, _worker_function(), _sweeper_function(), *NOTIFIER_FUNCTIONS}
     touched = {k for k, r in merge_template()["Resources"].items() if "Type" not in r}
 
     assert touched == functions
@@ -256,7 +261,7 @@ def test_merge_replaces_every_placeholder_of_the_stage_config_for_every_function
     placeholders = {k for k, v in env.items() if v == "" or "SET_AT_DEPLOY" in v or "ACCOUNT_ID" in v}
     placeholders |= {"CORS_ALLOW_ORIGIN"}  # the dashboard's origin is only known after the resources stack
 
-    for function in (API_FUNCTION, _worker_function(), _sweeper_function()):
+    for function in (API_FUNCTION, _worker_function(), _sweeper_function(), *NOTIFIER_FUNCTIONS):
         overridden = set(_resource(merge_template(), function)["Properties"]["Environment"]["Variables"])
         assert placeholders <= overridden, f"{function} keeps {placeholders - overridden}"
 
@@ -311,6 +316,31 @@ def test_each_role_grants_the_transaction_actions_on_the_tables_it_writes() -> N
 
 
 # --- (d) Cognito ----------------------------------------------------------------------------------
+def test_the_notifier_reads_the_three_streams_from_their_oldest_record_and_retries_until_it_succeeds() -> (
+    None
+):
+    template = merge_template()["Resources"]
+    mappings = [
+        r["Properties"] for r in template.values() if r.get("Type") == "AWS::Lambda::EventSourceMapping"
+    ]
+    sources = {m["EventSourceArn"]["Ref"] for m in mappings}
+    outputs = resources()["Outputs"]
+
+    assert sources == {"JobsStreamArn", "AttemptsStreamArn", "WorkspacesStreamArn"}
+    assert all(outputs[s]["Value"]["Fn::GetAtt"][1] == "StreamArn" for s in sources)
+    for m in mappings:
+        assert m["FunctionName"] == {"Ref": "HandleTableChanges"}
+        assert m["StartingPosition"] == "TRIM_HORIZON" and m["MaximumRetryAttempts"] == -1
+    for model in (dynamodb.WorkspaceModel, dynamodb.JobModel, dynamodb.AttemptModel):
+        stream = _table_for(model.Meta.kind)["StreamSpecification"]
+        assert stream == {"StreamViewType": model.Meta.stream_view_type}
+    notifications = template["HandleNotifications"]["Properties"]
+    event = notifications["Events"]["HandleNotificationsSqsEventSource"]["Properties"]
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = _resource(resources(), "NotificationsQueue")["Properties"]
+    assert queue["VisibilityTimeout"] > notifications["Timeout"]
+
+
 def test_the_web_client_is_public_and_allows_user_password_auth() -> None:
     client = _resource(resources(), "WebClient")["Properties"]
     pool = _resource(resources(), "UserPool")["Properties"]
@@ -476,6 +506,19 @@ def _chalice_shaped_template() -> dict[str, Any]:
             },
         }
     }
+    notifications = function("app.handle_notifications", 150, 512)
+    notifications["Properties"]["Events"] = {
+        "HandleNotificationsSqsEventSource": {
+            "Type": "SQS",
+            "Properties": {
+                "Queue": {
+                    "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+                    + "vidproc-notifications"
+                },
+                "BatchSize": 10,
+            },
+        }
+    }
     sweeper = function("app.sweep_stuck_jobs", 120, 512)
     sweeper["Properties"]["Events"] = {
         f"{_sweeper_function()}Event": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
@@ -500,6 +543,8 @@ def _chalice_shaped_template() -> dict[str, Any]:
             API_FUNCTION: function("app.app", 30, 512),
             _worker_function(): worker,
             _sweeper_function(): sweeper,
+            "HandleTableChanges": function("app.handle_table_changes", 60, 512),
+            "HandleNotifications": notifications,
             "RestAPI": {
                 "Type": "AWS::Serverless::Api",
                 "Properties": {

@@ -47,7 +47,20 @@ def create_tables(settings: Settings | None = None) -> None:
     for model in MODELS:
         if not model.exists():
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+        elif getattr(model.Meta, "stream_view_type", None):
+            _enable_stream(model.Meta.table_name, model.Meta.stream_view_type)  # type: ignore[attr-defined]
     _create_idempotency_table(settings)
+
+
+def _enable_stream(table_name: str, view_type: str) -> None:
+    """A table made before it had a stream (a kept local database) gets one."""
+    client = connection().client
+    described = client.describe_table(TableName=table_name)["Table"]
+    if described.get("StreamSpecification", {}).get("StreamEnabled"):
+        return
+    client.update_table(
+        TableName=table_name, StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type}
+    )
 
 
 def _create_idempotency_table(settings: Settings) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    ListAttribute,
     NumberAttribute,
     NumberSetAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
@@ -25,12 +27,23 @@ class _Base(Model):
 class WorkspaceModel(_Base):
     class Meta(_Base.Meta):
         kind = "workspaces"
+        stream_view_type = "NEW_AND_OLD_IMAGES"  # credits.low comes from this stream
 
     id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
     credits = NumberAttribute()
     createdAt = UTCDateTimeAttribute()
     retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
+    lowCreditsThreshold = NumberAttribute(null=True)  # credits.low; None: the default (2)
+
+
+class _MembersByWorkspace(GlobalSecondaryIndex["MemberModel"]):
+    class Meta:
+        index_name = "by-workspace"
+        projection = AllProjection()
+
+    workspaceId = UnicodeAttribute(hash_key=True)
+    userId = UnicodeAttribute(range_key=True)
 
 
 class MemberModel(_Base):
@@ -41,6 +54,9 @@ class MemberModel(_Base):
     workspaceId = UnicodeAttribute(range_key=True)
     role = UnicodeAttribute()
     email = UnicodeAttribute(default="")
+    emailEvents = ListAttribute(of=UnicodeAttribute, null=True)  # None: the defaults for the role
+
+    by_workspace = _MembersByWorkspace()
 
 
 class _JobsByWorkspace(GlobalSecondaryIndex["JobModel"]):
@@ -75,6 +91,7 @@ class _JobsToSweep(GlobalSecondaryIndex["JobModel"]):
 class JobModel(_Base):
     class Meta(_Base.Meta):
         kind = "jobs"
+        stream_view_type = "NEW_AND_OLD_IMAGES"  # job.completed / job.failed come from this stream
 
     id = UnicodeAttribute(hash_key=True)
     workspaceId = UnicodeAttribute()
@@ -118,6 +135,7 @@ class JobModel(_Base):
 class AttemptModel(_Base):
     class Meta(_Base.Meta):
         kind = "attempts"
+        stream_view_type = "NEW_AND_OLD_IMAGES"  # job.retried comes from this stream
 
     jobId = UnicodeAttribute(hash_key=True)
     n = NumberAttribute(range_key=True)
@@ -149,5 +167,69 @@ class LedgerModel(_Base):
     createdAt = UTCDateTimeAttribute()
 
 
-MODELS: tuple[type[_Base], ...] = (WorkspaceModel, MemberModel, JobModel, AttemptModel, LedgerModel)
+class WebhookModel(_Base):
+    """A workspace's webhook endpoint. The secrets sign deliveries; the API shows one only once."""
+
+    class Meta(_Base.Meta):
+        kind = "webhooks"
+
+    workspaceId = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+    url = UnicodeAttribute()
+    eventTypes = ListAttribute(of=UnicodeAttribute)
+    description = UnicodeAttribute(default="")
+    secret = UnicodeAttribute()
+    previousSecret = UnicodeAttribute(null=True)
+    previousSecretUntil = UTCDateTimeAttribute(null=True)
+    enabled = BooleanAttribute(default=True)
+    disabledReason = UnicodeAttribute(null=True)
+    failedStreak = NumberAttribute(default=0)  # deliveries in a row that ended failed
+    createdAt = UTCDateTimeAttribute()
+    createdBy = UnicodeAttribute(default="")
+
+
+class DeliveryModel(_Base):
+    """One event for one endpoint: its attempts so far and what comes next."""
+
+    class Meta(_Base.Meta):
+        kind = "deliveries"
+
+    endpointId = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)  # {event time ms:013d}-{event id}: newest last, one per event
+    workspaceId = UnicodeAttribute()
+    eventId = UnicodeAttribute()
+    eventType = UnicodeAttribute()
+    payload = UnicodeAttribute()  # the exact JSON body every attempt sends
+    status = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    firstTryAt = UTCDateTimeAttribute()
+    nextTryAt = UTCDateTimeAttribute(null=True)
+    lastTryAt = UTCDateTimeAttribute(null=True)
+    lastResponseCode = NumberAttribute(null=True)
+    lastError = UnicodeAttribute(null=True)
+    expiresAt = TTLAttribute(null=True)
+
+
+class SentEmailModel(_Base):
+    """One email per (event, recipient): a redelivered event does not mail anyone twice."""
+
+    class Meta(_Base.Meta):
+        kind = "sent-emails"
+
+    eventId = UnicodeAttribute(hash_key=True)
+    recipient = UnicodeAttribute(range_key=True)
+    expiresAt = TTLAttribute(null=True)
+
+
+MODELS: tuple[type[_Base], ...] = (
+    WorkspaceModel,
+    MemberModel,
+    JobModel,
+    AttemptModel,
+    LedgerModel,
+    WebhookModel,
+    DeliveryModel,
+    SentEmailModel,
+)
+STREAM_KINDS = ("jobs", "attempts", "workspaces")  # the tables whose changes become events
 IDEMPOTENCY_KIND = "idempotency"

@@ -1,0 +1,217 @@
+"""The notification routes: email settings, unsubscribe (no sign-in), webhook endpoints and their
+delivery log. Each one translates: input model in, one service call, response model out."""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import quote
+
+from chalice import Response
+
+from chalicelib.bootstrap import notify_services
+from chalicelib.domain import Principal
+from chalicelib.errors import DomainError, ValidationError
+from chalicelib.handlers.http import api, error_response, route
+from chalicelib.handlers.notify_schemas import (
+    DeletedOut,
+    DeliveryEnvelope,
+    DeliveryLogOut,
+    DeliveryOut,
+    EndpointEnvelope,
+    EndpointIn,
+    EndpointListOut,
+    EndpointOut,
+    RegisteredOut,
+    SecretOut,
+    SettingsIn,
+    SettingsOut,
+)
+from chalicelib.handlers.schemas import WorkspaceIn
+from chalicelib.processing import preferences, webhooks
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+def _id(name: str, value: str) -> str:
+    if not _ID.match(value):
+        raise ValidationError(f"{name} is not valid")
+    return value
+
+
+@route(
+    "/notifications/settings",
+    "GET",
+    summary="Your email notification settings",
+    query=WorkspaceIn,
+    response=SettingsOut,
+    errors=(400, 404),
+)
+def get_settings(principal: Principal, query: WorkspaceIn) -> SettingsOut:
+    ctx = notify_services()
+    prefs = preferences.preferences(ctx, principal, query.workspace_id)
+    return SettingsOut.of(prefs, preferences.threshold_of(ctx, prefs.workspace_id))
+
+
+@route(
+    "/notifications/settings",
+    "PUT",
+    summary="Choose which events email you (owners: the low-credit threshold)",
+    body=SettingsIn,
+    response=SettingsOut,
+    errors=(400, 403, 404),
+)
+def put_settings(principal: Principal, body: SettingsIn) -> SettingsOut:
+    ctx = notify_services()
+    prefs = preferences.update(
+        ctx, principal, body.workspace_id, body.email_events, body.low_credits_threshold
+    )
+    return SettingsOut.of(prefs, preferences.threshold_of(ctx, prefs.workspace_id))
+
+
+# --- unsubscribe: a link in every email, no sign-in ------------------------------------------
+def _page(status: int, title: str, text: str, form_token: str | None = None) -> Response:
+    form = ""
+    if form_token is not None:
+        # Relative to this page, so it also works under API Gateway's stage prefix (/api/...).
+        action = f"?token={quote(form_token)}"
+        form = (
+            f'<form method="post" action="{html.escape(action)}">'
+            '<button type="submit">Unsubscribe</button></form>'
+        )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{form}</body></html>"
+    )
+    return Response(body=page, status_code=status, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+@api.route(
+    "/notifications/unsubscribe",
+    methods=["GET", "POST"],
+    content_types=["application/x-www-form-urlencoded", "application/json", "text/plain"],
+)
+def unsubscribe() -> Response:
+    # GET only asks (mail scanners open links); POST (the page's button) unsubscribes.
+    request = api.current_request
+    params: dict[str, str] = dict(request.query_params or {})
+    token = params.get("token", "")
+    ctx = notify_services()
+    try:
+        _user, _ws, event = preferences.read_token(ctx.settings, token)
+        if request.method == "GET":
+            return _page(200, "Unsubscribe", f"Stop emails about {event.value}?", form_token=token)
+        preferences.unsubscribe(ctx, token)
+    except ValidationError as error:
+        return _page(400, "Link not valid", error.message)
+    except DomainError as error:
+        return error_response(error)
+    return _page(200, "Unsubscribed", f"You will no longer get emails about {event.value}.")
+
+
+# --- webhooks (owners) -----------------------------------------------------------------------
+@route(
+    "/webhooks",
+    "POST",
+    summary="Register a webhook endpoint (the signing secret is shown once)",
+    status=201,
+    body=EndpointIn,
+    response=RegisteredOut,
+    errors=(400, 403, 404),
+)
+def register_webhook(principal: Principal, body: EndpointIn) -> RegisteredOut:
+    done = webhooks.register(
+        notify_services(), principal, body.workspace_id, body.url, body.event_types, body.description
+    )
+    return RegisteredOut(endpoint=EndpointOut.of(done.endpoint), secret=done.secret)
+
+
+@route(
+    "/webhooks",
+    "GET",
+    summary="The workspace's webhook endpoints",
+    query=WorkspaceIn,
+    response=EndpointListOut,
+    errors=(400, 403, 404),
+)
+def list_webhooks(principal: Principal, query: WorkspaceIn) -> EndpointListOut:
+    endpoints = webhooks.list_endpoints(notify_services(), principal, query.workspace_id)
+    return EndpointListOut(endpoints=[EndpointOut.of(e) for e in endpoints])
+
+
+@route(
+    "/webhooks/{endpointId}",
+    "DELETE",
+    summary="Delete a webhook endpoint",
+    query=WorkspaceIn,
+    response=DeletedOut,
+    errors=(400, 403, 404),
+)
+def delete_webhook(principal: Principal, query: WorkspaceIn, endpointId: str) -> DeletedOut:  # noqa: N803
+    webhooks.delete(notify_services(), principal, query.workspace_id, _id("endpointId", endpointId))
+    return DeletedOut(deleted=True)
+
+
+@route(
+    "/webhooks/{endpointId}/rotate",
+    "POST",
+    summary="A new signing secret (the old one stays valid 24 h)",
+    body=WorkspaceIn,
+    response=SecretOut,
+    errors=(400, 403, 404),
+)
+def rotate_webhook(principal: Principal, body: WorkspaceIn, endpointId: str) -> SecretOut:  # noqa: N803
+    secret, until = webhooks.rotate(
+        notify_services(), principal, body.workspace_id, _id("endpointId", endpointId)
+    )
+    return SecretOut(secret=secret, previous_secret_valid_until=until)
+
+
+@route(
+    "/webhooks/{endpointId}/enable",
+    "POST",
+    summary="Enable a disabled endpoint again",
+    body=WorkspaceIn,
+    response=EndpointEnvelope,
+    errors=(400, 403, 404),
+)
+def enable_webhook(principal: Principal, body: WorkspaceIn, endpointId: str) -> EndpointEnvelope:  # noqa: N803
+    endpoint = webhooks.enable(notify_services(), principal, body.workspace_id, _id("endpointId", endpointId))
+    return EndpointEnvelope(endpoint=EndpointOut.of(endpoint))
+
+
+@route(
+    "/webhooks/{endpointId}/deliveries",
+    "GET",
+    summary="The endpoint's delivery log, newest first",
+    query=WorkspaceIn,
+    response=DeliveryLogOut,
+    errors=(400, 403, 404),
+)
+def webhook_deliveries(principal: Principal, query: WorkspaceIn, endpointId: str) -> DeliveryLogOut:  # noqa: N803
+    endpoint, log = webhooks.deliveries(
+        notify_services(), principal, query.workspace_id, _id("endpointId", endpointId)
+    )
+    return DeliveryLogOut(endpoint=EndpointOut.of(endpoint), deliveries=[DeliveryOut.of(d) for d in log])
+
+
+@route(
+    "/webhooks/{endpointId}/deliveries/{deliveryId}/resend",
+    "POST",
+    summary="Deliver this event to the endpoint again",
+    status=202,
+    body=WorkspaceIn,
+    response=DeliveryEnvelope,
+    errors=(400, 403, 404, 409),
+)
+def resend_delivery(
+    principal: Principal, body: WorkspaceIn, endpointId: str, deliveryId: str
+) -> DeliveryEnvelope:  # noqa: N803
+    delivery = webhooks.resend(
+        notify_services(),
+        principal,
+        body.workspace_id,
+        _id("endpointId", endpointId),
+        _id("deliveryId", deliveryId),
+    )
+    return DeliveryEnvelope(delivery=DeliveryOut.of(delivery))

@@ -1,0 +1,133 @@
+"""Request and response bodies of the notification routes (settings, webhooks, deliveries)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from chalicelib.handlers.schemas import Schema, WorkspaceIn
+from chalicelib.notices import SUBSCRIBABLE, Delivery, Endpoint, Preferences
+
+EventName = Literal["job.completed", "job.failed", "job.retried", "credits.low"]
+
+
+class SettingsIn(WorkspaceIn):
+    email_events: list[str] | None = Field(default=None, max_length=len(SUBSCRIBABLE))
+    low_credits_threshold: int | None = None
+
+
+class SettingsOut(Schema):
+    workspace_id: str
+    role: str
+    email: str
+    email_events: list[str]
+    customized: bool  # False: the defaults for the role
+    low_credits_threshold: int
+    event_types: list[str]
+
+    @classmethod
+    def of(cls, p: Preferences, threshold: int) -> SettingsOut:
+        return cls(
+            workspace_id=p.workspace_id,
+            role=p.role.value,
+            email=p.email,
+            email_events=sorted(e.value for e in p.email_events),
+            customized=p.chosen,
+            low_credits_threshold=threshold,
+            event_types=[e.value for e in SUBSCRIBABLE],
+        )
+
+
+class EndpointIn(WorkspaceIn):
+    url: str = Field(min_length=1, max_length=2048)
+    event_types: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
+    description: str = Field(default="", max_length=200)
+
+
+class EndpointOut(Schema):
+    id: str
+    workspace_id: str
+    url: str
+    event_types: list[str]
+    description: str
+    enabled: bool
+    disabled_reason: str | None
+    failed_streak: int
+    created_at: datetime
+    previous_secret_valid_until: datetime | None
+
+    @classmethod
+    def of(cls, e: Endpoint) -> EndpointOut:
+        return cls(
+            id=e.id,
+            workspace_id=e.workspace_id,
+            url=e.url,
+            event_types=[t.value for t in e.event_types],
+            description=e.description,
+            enabled=e.enabled,
+            disabled_reason=e.disabled_reason,
+            failed_streak=e.failed_streak,
+            created_at=e.created_at,
+            previous_secret_valid_until=e.previous_secret_until if e.previous_secret else None,
+        )
+
+
+class RegisteredOut(Schema):
+    endpoint: EndpointOut
+    secret: str  # shown once: only this answer and a rotation's carry it
+
+
+class EndpointEnvelope(Schema):
+    endpoint: EndpointOut
+
+
+class EndpointListOut(Schema):
+    endpoints: list[EndpointOut]
+
+
+class SecretOut(Schema):
+    secret: str
+    previous_secret_valid_until: datetime | None
+
+
+class DeletedOut(Schema):
+    deleted: bool
+
+
+class DeliveryOut(Schema):
+    id: str
+    event_id: str
+    event_type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_response_code: int | None
+    last_error: str | None
+    first_try_at: datetime
+    last_try_at: datetime | None
+    next_try_at: datetime | None
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryOut:
+        return cls(
+            id=d.id,
+            event_id=d.event_id,
+            event_type=d.event_type,
+            status=d.status.value,
+            attempts=d.attempts,
+            last_response_code=d.last_response_code,
+            last_error=d.last_error,
+            first_try_at=d.first_try_at,
+            last_try_at=d.last_try_at,
+            next_try_at=d.next_try_at,
+        )
+
+
+class DeliveryLogOut(Schema):
+    endpoint: EndpointOut
+    deliveries: list[DeliveryOut]
+
+
+class DeliveryEnvelope(Schema):
+    delivery: DeliveryOut

@@ -1,0 +1,110 @@
+"""What the notification use cases need from the outside world, and the context they run with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.config import Settings
+from chalicelib.domain import Job, Membership, utcnow
+from chalicelib.notices import Delivery, DeliveryMessage, Endpoint, Mail, MemberAddress, PostResult
+
+
+class NotificationStore(Protocol):
+    """DynamoDB: preferences, endpoints, deliveries, sent-email marks. Outages: ServiceUnavailableError."""
+
+    def get_job(self, job_id: str) -> Job | None: ...
+    def get_membership(self, user_id: str, workspace_id: str) -> Membership | None: ...
+    def memberships_of(self, user_id: str) -> list[Membership]: ...
+    def members_of(self, workspace_id: str) -> list[MemberAddress]: ...
+    def set_email_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        """The member's choice (None: back to the defaults). NotFoundError when not a member."""
+        ...
+
+    def get_low_credits_threshold(self, workspace_id: str) -> int | None: ...
+    def set_low_credits_threshold(self, workspace_id: str, threshold: int) -> None: ...
+
+    def put_endpoint(self, endpoint: Endpoint) -> None: ...
+    def get_endpoint(self, workspace_id: str, endpoint_id: str) -> Endpoint | None: ...
+    def endpoints_of(self, workspace_id: str) -> list[Endpoint]: ...
+    def delete_endpoint(self, workspace_id: str, endpoint_id: str) -> bool: ...
+    def rotate_secret(
+        self, workspace_id: str, endpoint_id: str, secret: str, old_until: datetime
+    ) -> bool: ...
+    def set_endpoint_enabled(
+        self, workspace_id: str, endpoint_id: str, enabled: bool, reason: str | None
+    ) -> bool:
+        """Enable (streak reset) or disable; False when it was already so (or is gone)."""
+        ...
+
+    def count_failed_delivery(self, workspace_id: str, endpoint_id: str) -> int:
+        """One more delivery in a row ended failed: the new streak."""
+        ...
+
+    def reset_failed_streak(self, workspace_id: str, endpoint_id: str) -> None: ...
+
+    def create_delivery(self, delivery: Delivery) -> bool:
+        """False when this event already has a delivery for this endpoint (a redelivered event)."""
+        ...
+
+    def get_delivery(self, endpoint_id: str, delivery_id: str) -> Delivery | None: ...
+    def deliveries_of(self, endpoint_id: str, limit: int) -> list[Delivery]: ...
+    def record_try(self, delivery: Delivery, expected_attempts: int) -> bool:
+        """Save the outcome of a try, if no other try was recorded since (attempts = expected)."""
+        ...
+
+    def restart_delivery(self, endpoint_id: str, delivery_id: str, now: datetime) -> Delivery | None:
+        """A finished delivery back to pending (resend); None when it is still pending or missing."""
+        ...
+
+    def claim_email(self, event_id: str, recipient: str, expires: datetime) -> bool:
+        """Mark (event, recipient) as mailed; False when it already was."""
+        ...
+
+    def release_email(self, event_id: str, recipient: str) -> None: ...
+
+
+class Mailer(Protocol):
+    """SES. Raises ServiceUnavailableError when the mail could not be handed over."""
+
+    def send(self, mail: Mail) -> None: ...
+
+
+class WebhookSender(Protocol):
+    """POSTs one signed event body. Never raises for what the endpoint does: PostResult says it."""
+
+    def post(
+        self,
+        url: str,
+        addresses: Sequence[str],
+        message_id: str,
+        body: str,
+        secrets: Sequence[str],
+        at: datetime,
+    ) -> PostResult:
+        """POST to `url`, connecting to one of `addresses` (the ones checked), no redirects."""
+        ...
+
+
+class NotificationQueue(Protocol):
+    """The notifications queue on SQS. Raises QueueSendError when a message could not be sent."""
+
+    def send_event(self, payload: dict[str, Any]) -> None: ...
+    def send_delivery(self, message: DeliveryMessage, delay_seconds: int) -> None: ...
+
+
+Resolver = Callable[[str], list[str]]  # host name -> its addresses (ValidationError if none)
+
+
+@dataclass
+class NotifyServices:
+    settings: Settings
+    store: NotificationStore
+    mailer: Mailer
+    sender: WebhookSender
+    queue: NotificationQueue
+    resolve: Resolver
+    clock: Callable[[], datetime] = field(default=utcnow)
+    random: Callable[[], float] = field(default=lambda: 0.5)  # jitter in [0, 1)

@@ -1,0 +1,190 @@
+"""The local stand-in for the notifier's two event sources: the tables' streams and the queue.
+
+- Lambda's DynamoDB stream event source: poll the streams of the jobs, attempts and workspaces
+  tables (DynamoDB Local supports Streams) and call `app.handle_table_changes` with real-shaped
+  records; a batch whose handler raised is read again from its first record (as Lambda retries).
+- Lambda's SQS event source on the notifications queue: `app.handle_notifications`, through the
+  same poller the workers use (partial batch responses honoured).
+
+Run it as `python -m devstack.notifier`. It starts reading the streams at their end (LATEST):
+changes made while it was not running make no events locally (deployed, the event source
+mapping keeps its place in the stream for 24 hours).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from devstack import configure_logging
+from devstack.lambda_events import LocalLambdaContext, stream_event
+from devstack.worker import Poller
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+STREAM_FUNCTION = "vidproc-dev-handle_table_changes"
+SHARD_REFRESH_SECONDS = 5.0
+
+
+class StreamPoller:
+    """Every shard of the given tables' streams, read in order; one invocation per non-empty read."""
+
+    def __init__(self, handler: Handler, tables: list[str], region: str, start: str = "LATEST") -> None:
+        self.handler = handler
+        self.region = region
+        session = boto3.session.Session()
+        self.ddb = session.client("dynamodb", region_name=region)
+        self.streams = session.client("dynamodbstreams", region_name=region)
+        self.arns = [self.ddb.describe_table(TableName=t)["Table"]["LatestStreamArn"] for t in tables]
+        self.iterators: dict[tuple[str, str], str | None] = {}
+        self._refreshed = 0.0
+        self._refresh(start)
+
+    def _refresh(self, start: str = "TRIM_HORIZON") -> None:
+        """Find new shards; a shard born after we started is read from its beginning."""
+        for arn in self.arns:
+            for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+                key = (arn, shard["ShardId"])
+                if key not in self.iterators:
+                    self.iterators[key] = self._iterator(arn, shard["ShardId"], start)
+        self._refreshed = time.monotonic()
+
+    def _iterator(self, arn: str, shard_id: str, kind: str, sequence: str | None = None) -> str:
+        extra = {"SequenceNumber": sequence} if sequence else {}
+        answer = self.streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard_id, ShardIteratorType=kind, **extra
+        )
+        return str(answer["ShardIterator"])
+
+    def poll_once(self) -> int:
+        if time.monotonic() - self._refreshed > SHARD_REFRESH_SECONDS:
+            self._refresh()
+        handled = 0
+        for key, iterator in list(self.iterators.items()):
+            if iterator is None:
+                continue  # a closed shard, read to its end
+            try:
+                answer = self.streams.get_records(ShardIterator=iterator, Limit=100)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TrimmedDataAccessException":
+                    raise
+                # DynamoDB Local answers this for a LATEST iterator of a shard that had no
+                # record yet: read that shard from its (empty) beginning instead.
+                self.iterators[key] = self._iterator(key[0], key[1], "TRIM_HORIZON")
+                continue
+            records = answer.get("Records", [])
+            if records and not self._invoke(key[0], records):
+                self.iterators[key] = self._iterator(
+                    key[0], key[1], "AT_SEQUENCE_NUMBER", records[0]["dynamodb"]["SequenceNumber"]
+                )
+                continue
+            handled += len(records)
+            self.iterators[key] = answer.get("NextShardIterator")
+        return handled
+
+    def _invoke(self, arn: str, records: list[dict[str, Any]]) -> bool:
+        context = LocalLambdaContext(STREAM_FUNCTION, region=self.region, timeout_seconds=60)
+        try:
+            self.handler(stream_event(records, arn, self.region), context)
+        except Exception:
+            log.exception("the stream handler raised: the %d records will be read again", len(records))
+            return False
+        return True
+
+
+def default_handlers() -> tuple[Handler, Handler]:
+    import app  # the Chalice app: imported when the notifier starts
+
+    changes: Handler = app.handle_table_changes
+    messages: Handler = app.handle_notifications
+    return changes, messages
+
+
+def stream_tables() -> list[str]:
+    from chalicelib.adapters.dynamodb.models import STREAM_KINDS
+    from chalicelib.config import get_settings
+
+    settings = get_settings()
+    return [settings.table_name(kind) for kind in STREAM_KINDS]
+
+
+def notifications_poller(handler: Handler, wait_seconds: int = 1) -> Poller:
+    from chalicelib.config import get_settings
+
+    settings = get_settings()
+    sqs = boto3.session.Session().client("sqs", region_name=settings.aws_region)
+    url = (
+        settings.notifications_queue_url
+        or sqs.get_queue_url(QueueName=settings.notifications_queue_name)["QueueUrl"]
+    )
+    return Poller(handler, sqs, url, settings.aws_region, wait_seconds=wait_seconds, batch_size=10)
+
+
+def _loop(name: str, step: Callable[[], Any], stop: threading.Event, idle: float) -> None:
+    while not stop.is_set():
+        try:
+            if not step():
+                stop.wait(idle)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("%s: %s; trying again", name, exc)
+            stop.wait(1)
+
+
+class Notifier:
+    """Both pollers on threads of this process (the local stack, and the tests' fixture)."""
+
+    def __init__(self, handlers: tuple[Handler, Handler] | None = None, idle_seconds: float = 0.2) -> None:
+        from chalicelib.config import get_settings
+
+        changes, messages = handlers or default_handlers()
+        self.stop_event = threading.Event()
+        self.streams = StreamPoller(changes, stream_tables(), get_settings().aws_region)
+        self.queue = notifications_poller(messages)
+        self.threads = [
+            threading.Thread(
+                target=_loop,
+                args=("streams", self.streams.poll_once, self.stop_event, idle_seconds),
+                daemon=True,
+            ),
+            threading.Thread(
+                target=_loop,
+                args=("queue", lambda: self.queue.poll_once().received, self.stop_event, 0),
+                daemon=True,
+            ),
+        ]
+
+    def start(self) -> Notifier:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+def main() -> None:
+    from devstack.bootstrap import load_stack_env
+
+    configure_logging("notifier")
+    load_stack_env()
+    notifier = Notifier().start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: done.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: done.set())
+    log.info("notifier: reading the table streams and the notifications queue")
+    done.wait()
+    notifier.stop()
+
+
+if __name__ == "__main__":
+    main()

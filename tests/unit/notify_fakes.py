@@ -1,0 +1,258 @@
+"""In-memory stand-ins for the notification ports, with the adapters' conditional behaviour."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.domain import Job, Membership, Role
+from chalicelib.errors import NotFoundError
+from chalicelib.notices import (
+    Delivery,
+    DeliveryMessage,
+    DeliveryStatus,
+    Endpoint,
+    EventType,
+    Mail,
+    MemberAddress,
+    PostResult,
+)
+from chalicelib.processing.notify_ports import NotifyServices
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.members: dict[tuple[str, str], Membership] = {}
+        self.choices: dict[tuple[str, str], list[str] | None] = {}
+        self.thresholds: dict[str, int] = {}
+        self.endpoints: dict[tuple[str, str], Endpoint] = {}
+        self.deliveries: dict[tuple[str, str], Delivery] = {}
+        self.emailed: set[tuple[str, str]] = set()
+
+    def add_member(self, user_id: str, workspace_id: str, role: Role = Role.OWNER, email: str = "") -> None:
+        self.members[(user_id, workspace_id)] = Membership(
+            user_id, workspace_id, role, email or f"{user_id}@x.test"
+        )
+
+    def get_job(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def get_membership(self, user_id: str, workspace_id: str) -> Membership | None:
+        return self.members.get((user_id, workspace_id))
+
+    def memberships_of(self, user_id: str) -> list[Membership]:
+        return [m for (u, _), m in self.members.items() if u == user_id]
+
+    def members_of(self, workspace_id: str) -> list[MemberAddress]:
+        found = []
+        for (user, ws), m in self.members.items():
+            if ws == workspace_id:
+                chosen = self.choices.get((user, ws))
+                events = frozenset(EventType(e) for e in chosen) if chosen is not None else None
+                found.append(MemberAddress(user, m.email, m.role, events))
+        return found
+
+    def set_email_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        if (user_id, workspace_id) not in self.members:
+            raise NotFoundError("Workspace not found")
+        self.choices[(user_id, workspace_id)] = list(events) if events is not None else None
+
+    def get_low_credits_threshold(self, workspace_id: str) -> int | None:
+        return self.thresholds.get(workspace_id)
+
+    def set_low_credits_threshold(self, workspace_id: str, threshold: int) -> None:
+        self.thresholds[workspace_id] = threshold
+
+    def put_endpoint(self, endpoint: Endpoint) -> None:
+        self.endpoints[(endpoint.workspace_id, endpoint.id)] = dataclasses.replace(endpoint)
+
+    def get_endpoint(self, workspace_id: str, endpoint_id: str) -> Endpoint | None:
+        found = self.endpoints.get((workspace_id, endpoint_id))
+        return dataclasses.replace(found) if found else None
+
+    def endpoints_of(self, workspace_id: str) -> list[Endpoint]:
+        return [dataclasses.replace(e) for (ws, _), e in self.endpoints.items() if ws == workspace_id]
+
+    def delete_endpoint(self, workspace_id: str, endpoint_id: str) -> bool:
+        return self.endpoints.pop((workspace_id, endpoint_id), None) is not None
+
+    def rotate_secret(self, workspace_id: str, endpoint_id: str, secret: str, old_until: datetime) -> bool:
+        e = self.endpoints.get((workspace_id, endpoint_id))
+        if e is None:
+            return False
+        e.previous_secret, e.previous_secret_until, e.secret = e.secret, old_until, secret
+        return True
+
+    def set_endpoint_enabled(
+        self, workspace_id: str, endpoint_id: str, enabled: bool, reason: str | None
+    ) -> bool:
+        e = self.endpoints.get((workspace_id, endpoint_id))
+        if e is None or e.enabled == enabled:
+            return False
+        e.enabled = enabled
+        e.disabled_reason = None if enabled else (reason or "disabled")
+        if enabled:
+            e.failed_streak = 0
+        return True
+
+    def count_failed_delivery(self, workspace_id: str, endpoint_id: str) -> int:
+        e = self.endpoints.get((workspace_id, endpoint_id))
+        if e is None:
+            return 0
+        e.failed_streak += 1
+        return e.failed_streak
+
+    def reset_failed_streak(self, workspace_id: str, endpoint_id: str) -> None:
+        e = self.endpoints.get((workspace_id, endpoint_id))
+        if e is not None:
+            e.failed_streak = 0
+
+    def create_delivery(self, delivery: Delivery) -> bool:
+        key = (delivery.endpoint_id, delivery.id)
+        if key in self.deliveries:
+            return False
+        self.deliveries[key] = dataclasses.replace(delivery)
+        return True
+
+    def get_delivery(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
+        found = self.deliveries.get((endpoint_id, delivery_id))
+        return dataclasses.replace(found) if found else None
+
+    def deliveries_of(self, endpoint_id: str, limit: int) -> list[Delivery]:
+        mine = sorted((d for (e, _), d in self.deliveries.items() if e == endpoint_id), key=lambda d: d.id)
+        return [dataclasses.replace(d) for d in reversed(mine)][:limit]
+
+    def record_try(self, delivery: Delivery, expected_attempts: int) -> bool:
+        key = (delivery.endpoint_id, delivery.id)
+        current = self.deliveries.get(key)
+        if (
+            current is None
+            or current.attempts != expected_attempts
+            or current.status != DeliveryStatus.PENDING
+        ):
+            return False
+        self.deliveries[key] = dataclasses.replace(delivery)
+        return True
+
+    def restart_delivery(self, endpoint_id: str, delivery_id: str, now: datetime) -> Delivery | None:
+        current = self.deliveries.get((endpoint_id, delivery_id))
+        if current is None or current.status == DeliveryStatus.PENDING:
+            return None
+        current.status, current.first_try_at, current.next_try_at = DeliveryStatus.PENDING, now, now
+        return dataclasses.replace(current)
+
+    def claim_email(self, event_id: str, recipient: str, expires: datetime) -> bool:
+        if (event_id, recipient) in self.emailed:
+            return False
+        self.emailed.add((event_id, recipient))
+        return True
+
+    def release_email(self, event_id: str, recipient: str) -> None:
+        self.emailed.discard((event_id, recipient))
+
+
+class FakeMailer:
+    def __init__(self) -> None:
+        self.sent: list[Mail] = []
+        self.fail = False
+
+    def send(self, mail: Mail) -> None:
+        if self.fail:
+            from chalicelib.errors import ServiceUnavailableError
+
+            raise ServiceUnavailableError("Could not send the email")
+        self.sent.append(mail)
+
+
+class FakeSender:
+    """Answers with the next scripted result (then 200); records what was posted."""
+
+    def __init__(self, *results: PostResult) -> None:
+        self.results = list(results)
+        self.posts: list[dict[str, Any]] = []
+
+    def post(
+        self,
+        url: str,
+        addresses: Sequence[str],
+        message_id: str,
+        body: str,
+        secrets: Sequence[str],
+        at: datetime,
+    ) -> PostResult:
+        self.posts.append(
+            {
+                "url": url,
+                "addresses": list(addresses),
+                "id": message_id,
+                "body": body,
+                "secrets": list(secrets),
+            }
+        )
+        return self.results.pop(0) if self.results else PostResult(200)
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.deliveries: list[tuple[DeliveryMessage, int]] = []
+
+    def send_event(self, payload: dict[str, Any]) -> None:
+        self.events.append(payload)
+
+    def send_delivery(self, message: DeliveryMessage, delay_seconds: int) -> None:
+        self.deliveries.append((message, delay_seconds))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def public_resolver(host: str) -> list[str]:
+    """A name-resolution stub: no lookup leaves the process."""
+    table = {
+        "hooks.example.com": ["93.184.216.34"],
+        "internal.example.com": ["10.0.0.7"],
+        "metadata.example.com": ["169.254.169.254"],
+        "mixed.example.com": ["93.184.216.34", "192.168.1.2"],
+        "localhost": ["127.0.0.1"],
+    }
+    import ipaddress
+
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        return table[host]
+
+
+def notify_context(
+    **settings: Any,
+) -> tuple[NotifyServices, FakeStore, FakeMailer, FakeSender, FakeQueue, Clock]:
+    store, mailer, sender, queue, clock = FakeStore(), FakeMailer(), FakeSender(), FakeQueue(), Clock()
+    base = {
+        "notify_signing_key": "k" * 32,
+        "dashboard_url": "https://app.test",
+        "public_api_url": "https://api.test",
+    }
+    ctx = NotifyServices(
+        settings=Settings(**{**base, **settings}),
+        store=store,
+        mailer=mailer,
+        sender=sender,
+        queue=queue,
+        resolve=public_resolver,
+        clock=clock,
+        random=lambda: 0.0,
+    )
+    return ctx, store, mailer, sender, queue, clock
