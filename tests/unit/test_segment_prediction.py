@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.segmented import Stages, largest_within, predict
+from benchmarks.segmented import Stages, breakdown, largest_within, predict
 
 
 def stages() -> Stages:
@@ -22,8 +22,16 @@ def test_fewer_workers_than_tasks_run_in_waves() -> None:
 
 
 def test_plan_audio_and_stitch_grow_with_the_length_segments_do_not() -> None:
-    # 60 minutes: plan and stitch x6, one wave of 61 tasks on 100 workers
-    assert predict(stages(), 100, 3600, slowdown=1.0) == pytest.approx(30 + 36 + 12)
+    # 60 minutes: plan, audio and stitch x6; one wave of 61 tasks on 100 workers
+    terms = breakdown(stages(), 100, 3600, slowdown=1.0)
+    assert terms == pytest.approx({"plan": 30, "segments": 30, "audio": 36, "stitch": 12})
+    assert predict(stages(), 100, 3600, slowdown=1.0) == pytest.approx(30 + 36 + 12)  # audio > segments
+
+
+def test_only_the_encodes_are_slowed_down_on_lambda() -> None:
+    terms = breakdown(stages(), 200, 600, slowdown=2.0)
+    assert (terms["plan"], terms["stitch"]) == (5.0, 2.0)
+    assert (terms["segments"], terms["audio"]) == (60.0, 12.0)
 
 
 def test_the_largest_video_within_the_limit_is_at_the_limit() -> None:
