@@ -8,6 +8,7 @@ from chalice import Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib.handlers import (
+    middleware,
     notifications,
     notify_api,  # noqa: F401  (registers the notification routes)
     sweeper,
@@ -21,6 +22,9 @@ NOTIFICATIONS_QUEUE = "vidproc-notifications"  # the code reads NOTIFICATIONS_QU
 
 app = ThreadSafeChalice(app_name="vidproc")
 app.register_blueprint(api)
+app.register_middleware(middleware.http, "http")
+app.register_middleware(middleware.events, "sqs")
+app.register_middleware(middleware.events, "scheduled")
 
 
 # One record per invocation: a record never waits behind another's transcode until too little of

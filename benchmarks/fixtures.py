@@ -77,7 +77,7 @@ def fail_attempt(
     """What the worker does on failure, without running it: claim the attempt, record the failure."""
     ref = QueueMessage(job_id, workspace_id, attempt)
     store = repo()
-    done = store.claim(ref, utcnow(), utcnow()) is not None and store.fail(
+    done = store.claim(ref, utcnow(), utcnow()) and store.fail(
         ref, error, "INVALID_VIDEO", "ffmpeg said no", utcnow()
     )
     assert done or not strict, f"could not fail {ref}"

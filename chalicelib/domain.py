@@ -16,6 +16,18 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+# A page cursor: the sort key of the page's last item (jobs and ledger entries both sort by
+# `<ISO 8601 UTC time>#<uuid>`), written URL-safe as `<time>Z_<uuid>`. Every string of this
+# shape is a valid cursor.
+CURSOR_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z"
+    r"_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+# A media type whose type is video (RFC 6838 subtype characters): it is signed into the upload.
+VIDEO_TYPE_PATTERN = r"^[Vv][Ii][Dd][Ee][Oo]/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,120}$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
 class JobStatus(StrEnum):
     UPLOADING = "uploading"
     QUEUED = "queued"

@@ -82,6 +82,10 @@ class WorkspaceNotFoundError(NotFoundError):
     default_message = "Workspace not found"
 
 
+class NotAMemberError(JobNotFoundError):
+    """A transaction's membership condition failed: answered exactly like a missing job."""
+
+
 # --- 409 -------------------------------------------------------------------------------------
 class ConflictError(DomainError):
     default_message = "The resource changed while the request ran. Try again."
@@ -99,6 +103,16 @@ class TransactionConflictError(ConflictError):
 
 class RequestInProgressError(ConflictError):
     default_message = "A request with this Idempotency-Key is still in progress"
+
+
+class AnswerExistsError(ConflictError):
+    """The charge transaction found its Idempotency-Key's record already written: replay it."""
+
+    default_message = "A request with this Idempotency-Key was already answered"
+
+
+class JobExistsError(ConflictError):
+    default_message = "A job with this id already exists"
 
 
 # --- 413 -------------------------------------------------------------------------------------

@@ -65,12 +65,17 @@ class R2Store:
         self._client = client
         self._bucket = bucket
 
+    @property
+    def client(self) -> Any:
+        """The boto3 client (instrumentation registers botocore event hooks on it)."""
+        return self._client
+
     @classmethod
     def from_settings(cls, settings: Settings) -> R2Store:
         return cls(make_r2_client(settings), settings.r2_bucket)
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
-        url = self._client.generate_presigned_url(
+        url = self._presign(
             "put_object",
             Params={
                 "Bucket": self._bucket,
@@ -91,7 +96,14 @@ class R2Store:
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if filename:
             params["ResponseContentDisposition"] = attachment(filename)
-        return str(self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
+        return self._presign("get_object", Params=params, ExpiresIn=expires)
+
+    def _presign(self, operation: str, **kwargs: Any) -> str:
+        # Signing is local, but it resolves credentials (a secret, an instance role) and validates.
+        try:
+            return str(self._client.generate_presigned_url(operation, **kwargs))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError() from exc
 
     def head(self, key: str) -> StoredObject | None:
         try:

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings, get_settings
 from chalicelib.domain import AUDIO_TASK, QueueMessage, ReprocessRequest
-from chalicelib.errors import QueueSendError, ValidationError
+from chalicelib.errors import QueueSendError, ServiceUnavailableError, ValidationError
 
 _REPROCESS_KEYS = {"type", "workspaceId", "errorCode", "since", "free", "dryRun"}
 
@@ -133,6 +133,11 @@ class SqsJobQueue:
         self._queue_url = queue_url
         self._dlq_url = dlq_url
 
+    @property
+    def client(self) -> Any:
+        """The boto3 client (instrumentation registers botocore event hooks on it)."""
+        return self._client
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SqsJobQueue:
         client = boto3.session.Session().client(
@@ -142,8 +147,13 @@ class SqsJobQueue:
                 retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10
             ),
         )
-        url = settings.jobs_queue_url or client.get_queue_url(QueueName=settings.jobs_queue_name)["QueueUrl"]
-        return cls(client, url, settings.jobs_dlq_url)
+        if settings.jobs_queue_url:
+            return cls(client, settings.jobs_queue_url, settings.jobs_dlq_url)
+        try:
+            url = client.get_queue_url(QueueName=settings.jobs_queue_name)["QueueUrl"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ServiceUnavailableError("The jobs queue could not be found") from exc
+        return cls(client, str(url), settings.jobs_dlq_url)
 
     @property
     def queue_url(self) -> str:

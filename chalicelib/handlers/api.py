@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from chalicelib.bootstrap import services
 from chalicelib.domain import JobStatus, Principal
@@ -18,7 +18,6 @@ from chalicelib.handlers.schemas import (
     HealthOut,
     JobDetailEnvelope,
     JobDetailOut,
-    JobEnvelope,
     JobOut,
     JobPageOut,
     LedgerEntryOut,
@@ -28,12 +27,16 @@ from chalicelib.handlers.schemas import (
     MeOut,
     RetryItemOut,
     RetryOut,
+    StartedOut,
     UploadOut,
     UserOut,
     WorkspaceIn,
     WorkspaceOut,
 )
 from chalicelib.processing import accounts, jobs, retry
+from chalicelib.processing.dispatch import Delivery, Queued
+from chalicelib.processing.idempotency import Key
+from chalicelib.processing.ports import KeyedAnswer
 
 
 @route("/health", "GET", summary="Liveness", response=HealthOut, auth=False)
@@ -57,7 +60,7 @@ def me(principal: Principal) -> MeOut:
     status=201,
     body=CreateJobIn,
     response=CreatedJobOut,
-    errors=(400, 404, 413),
+    errors=(400, 403, 404, 413),
 )
 def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     created = jobs.create_job(
@@ -76,15 +79,30 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     summary="Charge 1 credit and queue the uploaded job",
     status=202,
     body=WorkspaceIn,
-    response=JobEnvelope,
-    errors=(400, 403, 404, 503),
+    response=StartedOut,
+    errors=(400, 403, 404, 409, 503),
 )
-def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> JobEnvelope:  # noqa: N803
-    job = jobs.start_job(services(), principal, retry.parse_job_id(jobId), body.workspace_id)
-    return JobEnvelope(job=JobOut.of(job, max_tries=services().settings.max_auto_attempts))
+def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut:  # noqa: N803
+    job_id = retry.parse_job_id(jobId)
+
+    def act(key: Key[Queued] | None) -> Queued:
+        return jobs.start_job(services(), principal, job_id, body.workspace_id, key)
+
+    def render(queued: Queued) -> dict[str, Any]:
+        job = JobOut.of(queued.job, max_tries=services().settings.max_auto_attempts)
+        return StartedOut(job=job, delivery=_deferred(queued.delivery)).model_dump(mode="json", by_alias=True)
+
+    return StartedOut.model_validate(idempotently(principal, "start", job_id, act, render))
 
 
-@route("/jobs", "GET", summary="Jobs, newest first", query=ListJobsQuery, response=JobPageOut, errors=(400,))
+@route(
+    "/jobs",
+    "GET",
+    summary="Jobs, newest first",
+    query=ListJobsQuery,
+    response=JobPageOut,
+    errors=(400, 403, 404),
+)
 def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
     status = JobStatus(query.status) if query.status else None
     page = jobs.list_jobs(services(), principal, query.workspace_id, status, query.limit, query.cursor)
@@ -131,13 +149,19 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
 def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
     job_id = retry.parse_job_id(jobId)
 
-    def act() -> dict[str, Any]:
-        retried = retry.retry_job(services(), principal, job_id, body.workspace_id)
-        return RetryOut(
-            success=True, job_id=retried.job.id, credits_charged=retried.credits_charged
-        ).model_dump(mode="json")
+    def act(key: Key[retry.Retried] | None) -> retry.Retried:
+        return retry.retry_job(services(), principal, job_id, body.workspace_id, key)
 
-    return RetryOut.model_validate(idempotently(principal, "retry", job_id, act))
+    def render(retried: retry.Retried) -> dict[str, Any]:
+        out = RetryOut(
+            success=True,
+            job_id=retried.job.id,
+            credits_charged=retried.credits_charged,
+            delivery=_deferred(retried.delivery),
+        )
+        return out.model_dump(mode="json", by_alias=True)
+
+    return RetryOut.model_validate(idempotently(principal, "retry", job_id, act, render))
 
 
 @route(
@@ -146,22 +170,55 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
     summary="Retry several failed jobs at once (at most 25)",
     body=BatchRetryIn,
     response=BatchRetryOut,
-    errors=(400, 403),
+    errors=(400, 403, 404, 409),
 )
 def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
-    def act() -> dict[str, Any]:
-        outcome = retry.retry_jobs(services(), principal, body.job_ids, body.workspace_id)
-        return BatchRetryOut(
-            results=[
-                RetryItemOut(job_id=r.job_id, success=r.success, code=r.code, message=r.message)
-                for r in outcome.results
-            ],
-            credits_charged=outcome.credits_charged,
-            credits=outcome.credits,
-        ).model_dump(mode="json")
+    def act(key: Key[retry.BatchResult] | None) -> retry.BatchResult:
+        return retry.retry_jobs(services(), principal, body.job_ids, body.workspace_id, key)
+
+    def replay(stored: KeyedAnswer) -> dict[str, Any]:
+        return _batch_replay(stored, retry.balance_if_readable(services(), principal, body.workspace_id))
 
     target = ",".join(sorted(body.job_ids))
-    return BatchRetryOut.model_validate(idempotently(principal, "retry-batch", target, act))
+    answer = idempotently(principal, "retry-batch", target, act, _batch_answer, replay)
+    return BatchRetryOut.model_validate(answer)
+
+
+def _deferred(delivery: Delivery | None) -> Literal["deferred"] | None:
+    """Said only when it matters: the send and the refund failed, the sweeper sends the job."""
+    return "deferred" if delivery == Delivery.DEFERRED else None
+
+
+def _batch_answer(outcome: retry.BatchResult) -> dict[str, Any]:
+    return BatchRetryOut(
+        results=[
+            RetryItemOut(
+                job_id=r.job_id,
+                success=r.success,
+                code=r.code,
+                message=r.message,
+                delivery=_deferred(r.delivery),
+            )
+            for r in outcome.results
+        ],
+        credits_charged=outcome.credits_charged,
+        credits=outcome.credits,
+    ).model_dump(mode="json", by_alias=True)
+
+
+def _batch_replay(stored: KeyedAnswer, credits: int | None) -> dict[str, Any]:
+    """The stored answer, with the jobs refunded since (their send failed) reported as such, and
+    the balance as it is now."""
+    answer = BatchRetryOut.model_validate(stored.response)
+    answer.credits = credits
+    refunded = [i for i, r in enumerate(answer.results) if r.success and r.job_id in stored.refunded]
+    for i in refunded:
+        item = retry.refunded_item(answer.results[i].job_id)
+        answer.results[i] = RetryItemOut(
+            job_id=item.job_id, success=False, code=item.code, message=item.message
+        )
+    answer.credits_charged -= len(refunded)
+    return answer.model_dump(mode="json", by_alias=True)
 
 
 @route(
@@ -170,7 +227,7 @@ def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
     summary="The workspace's balance",
     query=WorkspaceIn,
     response=CreditsOut,
-    errors=(400,),
+    errors=(400, 403, 404),
 )
 def credits(principal: Principal, query: WorkspaceIn) -> CreditsOut:
     ws = accounts.balance(services(), principal, query.workspace_id)
@@ -178,7 +235,12 @@ def credits(principal: Principal, query: WorkspaceIn) -> CreditsOut:
 
 
 @route(
-    "/credits/ledger", "GET", summary="Ledger entries, newest first", query=LedgerQuery, response=LedgerOut
+    "/credits/ledger",
+    "GET",
+    summary="Ledger entries, newest first",
+    query=LedgerQuery,
+    response=LedgerOut,
+    errors=(400, 403, 404),
 )
 def ledger(principal: Principal, query: LedgerQuery) -> LedgerOut:
     ws_id, page = accounts.ledger(services(), principal, query.workspace_id, query.limit, query.cursor)

@@ -13,22 +13,24 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from chalice import Blueprint, Chalice, CORSConfig, Response
 from chalice.app import Request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from chalicelib.adapters.idempotency import once
 from chalicelib.auth import bearer_token, verify_token
 from chalicelib.bootstrap import services
 from chalicelib.config import get_settings
 from chalicelib.domain import Principal
 from chalicelib.errors import DomainError, ValidationError, http_error_for
 from chalicelib.observability import logger
+from chalicelib.processing.idempotency import Key, once
+from chalicelib.processing.ports import KeyedAnswer
 
 api = Blueprint(__name__)
+R = TypeVar("R")
 
 
 class ThreadSafeChalice(Chalice):
@@ -140,12 +142,22 @@ def authenticate(request: Request) -> Principal:
 
 
 def idempotently(
-    principal: Principal, route: str, target: str, action: Callable[[], dict[str, Any]]
+    principal: Principal,
+    route: str,
+    target: str,
+    action: Callable[[Key[R] | None], R],
+    render: Callable[[R], dict[str, Any]],
+    replay: Callable[[KeyedAnswer], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run `action` once per Idempotency-Key (when the request has one), replaying its answer."""
+    """Run `action` once per Idempotency-Key (when the request has one), replaying its answer.
+
+    `action` gets the key to commit with its charge; `render` turns its result into the answer.
+    """
     request = api.current_request
-    value = (request.headers.get("idempotency-key") or "").strip()
-    return once(services(), principal, route, value or None, target, action, request.lambda_context)
+    value = (request.headers.get("idempotency-key") or "").strip() or None
+    if replay is None:
+        return once(services(), principal, route, value, target, action, render)
+    return once(services(), principal, route, value, target, action, render, replay)
 
 
 def error_response(error: DomainError) -> Response:

@@ -8,13 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from chalicelib.config import get_settings
 from chalicelib.handlers.schemas import ErrorOut
 
 _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
     400: "Bad request",
     401: "Not authenticated",
-    403: "Not allowed (insufficient credits)",
+    403: "Not allowed (insufficient credits, or no workspace)",
     404: "Not found",
     409: "Conflict",
     413: "Payload too large",
@@ -40,14 +41,18 @@ def openapi_document() -> dict[str, Any]:
             op["parameters"] = params
         if r.body is not None:
             op["requestBody"] = {
-                "required": False,
+                # required when the body has required fields (an empty one is refused then)
+                "required": bool(r.body.model_json_schema().get("required")),
                 "content": {"application/json": {"schema": _ref(r.body, components)}},
             }
         ok: dict[str, Any] = {"description": "OK"}
         if r.response is not None:
             ok["content"] = {"application/json": {"schema": _ref(r.response, components)}}
+        if r.status == 201:
+            ok["links"] = _links_to_the_created_job(ROUTES)
         responses: dict[str, Any] = {str(r.status): ok}
-        codes = set(r.errors) | ({401} if r.auth else set())
+        # every authenticated route can be refused the token, and reads DynamoDB (503 when down)
+        codes = set(r.errors) | ({401, 503} if r.auth else set())
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": _ERROR_TEXT.get(code, "Error"),
@@ -57,6 +62,7 @@ def openapi_document() -> dict[str, Any]:
         if r.auth:
             op["security"] = [{"bearer": []}]
         paths.setdefault(r.path, {})[r.method.lower()] = op
+    _configured_limits(components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Video processing API", "version": "1.0.0"},
@@ -66,6 +72,33 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
+
+
+def _links_to_the_created_job(routes: list[Any]) -> dict[str, Any]:
+    """OpenAPI links from the created job to every operation on it: its id, and its workspace
+    (a client generated from the document, or a fuzzer, chains them without guessing)."""
+    links: dict[str, Any] = {}
+    for r in routes:
+        if "{jobId}" not in r.path:
+            continue
+        link: dict[str, Any] = {
+            "operationId": _operation_id(r.method, r.path),
+            "parameters": {"path.jobId": "$response.body#/job/id"},
+        }
+        if r.query is not None and "workspaceId" in r.query.model_json_schema(by_alias=True)["properties"]:
+            link["parameters"]["query.workspaceId"] = "$response.body#/job/workspaceId"
+        if r.body is not None:
+            link["requestBody"] = {"workspaceId": "$response.body#/job/workspaceId"}
+        links[link["operationId"]] = link
+    return links
+
+
+def _configured_limits(components: dict[str, Any]) -> None:
+    """The limits that are settings, as this deployment has them (a schema-valid request is
+    never refused for them)."""
+    settings = get_settings()
+    components["CreateJobIn"]["properties"]["size"]["maximum"] = settings.upload_max_bytes
+    components["BatchRetryIn"]["properties"]["jobIds"]["maxItems"] = settings.batch_retry_max
 
 
 def _ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:

@@ -18,7 +18,15 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from chalicelib.domain import Attempt, Job, JobStatus, LedgerEntry
+from chalicelib.domain import (
+    CURSOR_PATTERN,
+    UUID_PATTERN,
+    VIDEO_TYPE_PATTERN,
+    Attempt,
+    Job,
+    JobStatus,
+    LedgerEntry,
+)
 from chalicelib.processing.failures import describe
 from chalicelib.processing.pricing import FULL, retry_price
 
@@ -29,38 +37,59 @@ class Schema(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
+# Present only as "deferred": the send failed and so did the refund; the job is queued and
+# charged, and the sweeper sends it within a few minutes.
+Delivery = Literal["deferred"]
+
+
+class _Sparse(Schema):
+    @model_serializer(mode="wrap")
+    def _only_what_is_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
 # --- requests ----------------------------------------------------------------------------------
 class WorkspaceIn(Schema):
     workspace_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+# Constraints below marked "documented" appear in /openapi.json and are enforced by the service
+# layer (or the adapter), which words the refusal for a person ("The file is empty ...").
+
+
 class CreateJobIn(WorkspaceIn):
     filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(min_length=1, max_length=127)
-    size: int
+    content_type: str = Field(min_length=1, max_length=127, json_schema_extra={"pattern": VIDEO_TYPE_PATTERN})
+    # documented: at least 1, at most UPLOAD_MAX_BYTES (413 above it)
+    size: int = Field(json_schema_extra={"minimum": 1})
 
     @field_validator("filename")
     @classmethod
     def _plain_name(cls, value: str) -> str:
-        name = value.replace("\\", "/").rsplit("/", 1)[-1].strip()
-        if not name or any(ord(c) < 32 for c in name):
-            raise ValueError("must be a file name")
-        return name
+        # Only a display name (the storage key never contains it): keep the last path part,
+        # without control characters; a name with nothing left becomes "video".
+        name = "".join(c for c in value.replace("\\", "/") if ord(c) >= 32 and ord(c) != 127)
+        parts = [p.strip() for p in name.split("/") if p.strip()]
+        return parts[-1] if parts else "video"
 
 
 class BatchRetryIn(WorkspaceIn):
-    job_ids: list[str]
+    # documented: 1 to BATCH_RETRY_MAX UUIDs
+    job_ids: list[str] = Field(
+        json_schema_extra={"minItems": 1, "items": {"type": "string", "pattern": UUID_PATTERN}}
+    )
 
 
 class ListJobsQuery(WorkspaceIn):
     status: StatusName | None = None
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = None
+    cursor: str | None = Field(default=None, json_schema_extra={"pattern": CURSOR_PATTERN})  # documented
 
 
 class LedgerQuery(WorkspaceIn):
     limit: int = Field(default=50, ge=1, le=100)
-    cursor: str | None = None
+    cursor: str | None = Field(default=None, json_schema_extra={"pattern": CURSOR_PATTERN})  # documented
 
 
 # --- responses -------------------------------------------------------------------------------
@@ -178,6 +207,11 @@ class JobEnvelope(Schema):
     job: JobOut
 
 
+class StartedOut(_Sparse):
+    job: JobOut
+    delivery: Delivery | None = None
+
+
 class UploadOut(Schema):
     url: str
     method: Literal["PUT"]
@@ -198,29 +232,25 @@ class DownloadOut(Schema):
     url: str
 
 
-class RetryOut(Schema):
+class RetryOut(_Sparse):
     success: bool
     job_id: str
     credits_charged: int
+    delivery: Delivery | None = None
 
 
-class RetryItemOut(Schema):
+class RetryItemOut(_Sparse):
     job_id: str
     success: bool
-    code: str | None = None
+    code: str | None = None  # `code` and `message` explain a refusal; a success has neither
     message: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _only_what_is_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # `code` and `message` explain a refusal; a success has neither.
-        data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if v is not None}
+    delivery: Delivery | None = None
 
 
 class BatchRetryOut(Schema):
     results: list[RetryItemOut]
     credits_charged: int
-    credits: int
+    credits: int | None  # null when the balance could not be read after the commit
 
 
 class UserOut(Schema):

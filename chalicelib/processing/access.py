@@ -7,6 +7,7 @@ from typing import Protocol
 from chalicelib.domain import Job, Membership, Principal
 from chalicelib.errors import (
     ForbiddenError,
+    InsufficientCreditsError,
     JobNotFoundError,
     WorkspaceAmbiguousError,
     WorkspaceNotFoundError,
@@ -47,3 +48,17 @@ def visible_job(repo: Repository, principal: Principal, job_id: str, workspace_i
     if repo.get_membership(principal.user_id, job.workspace_id) is None:
         raise JobNotFoundError()
     return job
+
+
+def require_member(repo: Repository, principal: Principal, job: Job) -> None:
+    """'Job not found' unless the caller is a member of the job's workspace (the error path of
+    commands whose transaction checks the membership itself)."""
+    if repo.get_membership(principal.user_id, job.workspace_id) is None:
+        raise JobNotFoundError()
+
+
+def require_credits(repo: Repository, workspace_id: str, error: type[InsufficientCreditsError]) -> None:
+    """`error` unless the workspace has at least 1 credit (the error path, for the seed's order)."""
+    workspace = repo.get_workspace(workspace_id)
+    if workspace is None or workspace.credits < 1:
+        raise error()

@@ -89,12 +89,13 @@ def show_credits(repo: Repository, workspace_id: str) -> int:
 
 
 def my_workspaces(svc: Services, principal: Principal) -> list[WorkspaceView]:
-    views = []
-    for m in svc.repo.memberships_of(principal.user_id):
-        ws = svc.repo.get_workspace(m.workspace_id)
-        if ws is not None:
-            views.append(WorkspaceView(id=ws.id, name=ws.name, role=m.role, credits=ws.credits))
-    return views
+    memberships = svc.repo.memberships_of(principal.user_id)
+    found = svc.repo.get_workspaces([m.workspace_id for m in memberships]) if memberships else {}
+    return [
+        WorkspaceView(id=ws.id, name=ws.name, role=m.role, credits=ws.credits)
+        for m in memberships
+        if (ws := found.get(m.workspace_id)) is not None
+    ]
 
 
 def balance(svc: Services, principal: Principal, workspace_id: str | None) -> Workspace:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from chalicelib.domain import (
+    VIDEO_TYPE_PATTERN,
     Attempt,
     Job,
     JobStatus,
@@ -15,16 +19,19 @@ from chalicelib.domain import (
 )
 from chalicelib.errors import (
     JobNotCompletedError,
+    JobNotFoundError,
     JobNotStartableError,
     PayloadTooLargeError,
     UploadIncompleteError,
     ValidationError,
 )
 from chalicelib.observability import count, logger
-from chalicelib.processing.access import resolve_workspace, visible_job
+from chalicelib.processing.access import require_member, resolve_workspace, visible_job
+from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import dispatch, next_attempt
-from chalicelib.processing.ports import PresignedRequest
+from chalicelib.processing.dispatch import Queued, dispatch, next_attempt
+from chalicelib.processing.idempotency import Key
+from chalicelib.processing.ports import PresignedRequest, Release
 from chalicelib.processing.pricing import pricing_of
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
@@ -68,9 +75,9 @@ def create_job(
     workspace_id: str | None,
 ) -> NewUpload:
     """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet."""
-    content_type = content_type.strip().lower()
-    if not content_type.startswith("video/"):
+    if not re.fullmatch(VIDEO_TYPE_PATTERN, content_type):
         raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
+    content_type = content_type.lower()
     if size <= 0:
         raise ValidationError("The file is empty (size must be greater than 0)")
     limit = svc.settings.upload_max_bytes
@@ -98,25 +105,62 @@ def create_job(
     return NewUpload(job=job, upload=upload)
 
 
-def start_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> Job:
-    """Check the upload, then charge 1 credit and queue the first attempt in one transaction."""
-    job = visible_job(svc.repo, principal, job_id, workspace_id)
+def start_job(
+    svc: Services,
+    principal: Principal,
+    job_id: str,
+    workspace_id: str | None,
+    key: Key[Queued] | None = None,
+) -> Queued:
+    """Check the upload, then charge 1 credit and queue the first attempt in one transaction
+    (whose conditions check the membership too), under the one contention policy."""
+    return with_contention(lambda: _start_once(svc, principal, job_id, workspace_id, key))
+
+
+def _start_once(
+    svc: Services, principal: Principal, job_id: str, workspace_id: str | None, key: Key[Queued] | None
+) -> Queued:
+    job = svc.repo.get_job(job_id)
+    if job is None or (workspace_id and job.workspace_id != workspace_id):
+        raise JobNotFoundError()
     if job.status != JobStatus.UPLOADING:
+        require_member(svc.repo, principal, job)
         raise JobNotStartableError(f"This job has already been started (status: {job.status.value})")
     stored = svc.store.head(job.input_file_key)
-    if stored is None:
-        raise UploadIncompleteError()
-    if stored.size != job.size:
+    if stored is None or stored.size != job.size:
+        require_member(svc.repo, principal, job)
+        if stored is None:
+            raise UploadIncompleteError()
         raise UploadIncompleteError(
             f"The upload has {stored.size} bytes but {job.size} were declared. Upload the whole file again."
         )
     now = svc.clock()
     plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, principal.user_id, now)
-    started = svc.repo.start_job(job, plan.new_attempt, plan.entries[0], now)
-    dispatch(svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id)
+    started = _as_started(job, plan.new_attempt.n, now)
+    answer = key.answer(svc, Queued(started)) if key else None
+    svc.repo.start_job(job, plan.new_attempt, plan.entries[0], now, answer)
+    release = Release(key.record_id, whole=True) if key else None
+    delivery = dispatch(
+        svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id, release=release
+    )
     count("JobsStarted", trigger=Trigger.INITIAL.value)
     logger().info("job started", extra={"job_id": job.id, "workspace_id": job.workspace_id})
-    return started
+    return Queued(started, delivery)
+
+
+def _as_started(job: Job, attempt: int, now: datetime) -> Job:
+    """The job as the start transaction leaves it, without reading it back."""
+    return dataclasses.replace(
+        job,
+        status=JobStatus.QUEUED,
+        attempt=attempt,
+        updated_at=now,
+        dispatched_at=now,
+        resends=0,
+        lease_until=None,
+        progress=None,
+        charged_attempt=attempt,
+    )
 
 
 def get_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> JobDetail:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from chalicelib.domain import (
     Attempt,
@@ -184,12 +184,36 @@ class RecordedError:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class KeyedAnswer:
+    """An Idempotency-Key's record: the request it answers (`target`) and its answer.
+
+    `refunded`: jobs of a batch whose send failed after the commit and whose credit came back.
+    """
+
+    record_id: str
+    target: str
+    response: dict[str, Any]
+    expires_at: datetime
+    refunded: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a refund does to its request's Idempotency-Key record, in the refund's transaction:
+    `whole` frees the key (the request was undone); otherwise the job is noted as refunded."""
+
+    record_id: str
+    whole: bool
+
+
 class Repository(Protocol):
     """DynamoDB. Every multi-item write is one transaction; failed conditions become domain errors."""
 
     # workspaces, members, credits
     def get_workspace(self, workspace_id: str) -> Workspace | None: ...
     def create_workspace(self, workspace: Workspace, entry: LedgerEntry | None) -> bool: ...
+    def get_workspaces(self, workspace_ids: Sequence[str]) -> dict[str, Workspace]: ...
     def memberships_of(self, user_id: str) -> list[Membership]: ...
     def get_membership(self, user_id: str, workspace_id: str) -> Membership | None: ...
     def put_membership(self, membership: Membership) -> None: ...
@@ -200,19 +224,48 @@ class Repository(Protocol):
     # jobs
     def create_job(self, job: Job) -> None: ...
     def get_job(self, job_id: str) -> Job | None: ...
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """The jobs that exist among `job_ids`, in one round trip."""
+        ...
+
     def list_jobs(
         self, workspace_id: str, status: JobStatus | None, limit: int, cursor: str | None
     ) -> Page: ...
     def attempts_of(self, job_id: str) -> list[Attempt]: ...
     def get_attempt(self, job_id: str, n: int) -> Attempt | None: ...
 
-    # transitions
-    def start_job(self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime) -> Job: ...
-    def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None: ...
-    def undo_queueing(
-        self, job: Job, entry: LedgerEntry | None, error: str, error_code: str, now: datetime
+    # idempotency
+    def get_answer(self, record_id: str, now: datetime) -> KeyedAnswer | None:
+        """The key's stored answer; None when there is none, it expired, or it was released."""
+        ...
+
+    # transitions: each ONE transaction whose conditions include the requester's membership
+    # (attempt.requested_by), the status and attempt read, the credits, and the key's record
+    def start_job(
+        self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime, answer: KeyedAnswer | None = None
+    ) -> None: ...
+    def retry_jobs(
+        self,
+        workspace_id: str,
+        plans: Sequence[RetryPlan],
+        now: datetime,
+        answer: KeyedAnswer | None = None,
+        member: str | None = None,
     ) -> None:
-        """The message could not be sent: the refund `entry` (None: nothing was charged), job failed."""
+        """`member`: whose membership the transaction checks (None: an operator's command)."""
+        ...
+
+    def undo_queueing(
+        self,
+        job: Job,
+        entry: LedgerEntry | None,
+        error: str,
+        error_code: str,
+        now: datetime,
+        release: Release | None = None,
+    ) -> None:
+        """The message could not be sent: the refund `entry` (None: nothing was charged), job
+        failed, and the request's Idempotency-Key answer released (`release`)."""
         ...
 
     def mark_dispatched(self, job_id: str, attempt: int, now: datetime, hold: timedelta) -> bool:
@@ -221,7 +274,10 @@ class Repository(Protocol):
 
     def set_retry_pricing(self, workspace_id: str, pricing: str | None) -> bool: ...
 
-    def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> Job | None: ...
+    def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> bool:
+        """queued → processing for this attempt (or a processing one whose lease ran out)."""
+        ...
+
     def extend_lease(self, ref: QueueMessage, lease_until: datetime) -> bool:
         """The heartbeat: the claim on this attempt runs until `lease_until` (False: not ours now)."""
         ...

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from chalicelib.domain import AUDIO_TASK, Job, JobStatus, QueueMessage
+from chalicelib.domain import AUDIO_TASK, JobStatus, QueueMessage
 from chalicelib.errors import (
     DownloadError,
     InputMissingError,
@@ -43,7 +43,7 @@ from chalicelib.processing import failures
 from chalicelib.processing.autoretry import settle_failure
 from chalicelib.processing.context import Services
 from chalicelib.processing.failures import Kind
-from chalicelib.processing.jobs import output_key
+from chalicelib.processing.jobs import input_key, output_key
 from chalicelib.processing.ports import Segmenter, SegmentState
 from chalicelib.processing.segment_plan import SegmentPlan, Span, plan_segments
 
@@ -115,7 +115,7 @@ def source_url(svc: Services, input_key: str) -> str:
     return svc.store.presign_download(input_key, svc.settings.transcode_timeout_seconds + 300)
 
 
-def plan_attempt(svc: Services, ref: QueueMessage, job: Job, source: str) -> StoredPlan:
+def plan_attempt(svc: Services, ref: QueueMessage, source_key: str, source: str) -> StoredPlan:
     """Survey the source, record the plan on the job and send one message per task."""
     survey = segmenter(svc).survey(source)
     settings = svc.settings
@@ -125,7 +125,7 @@ def plan_attempt(svc: Services, ref: QueueMessage, job: Job, source: str) -> Sto
     fingerprint = hashlib.sha256(
         json.dumps(
             [
-                job.input_file_key,
+                source_key,
                 [[s.start, s.duration] for s in plan.spans],
                 settings.transcode_max_height,
                 settings.transcode_preset,
@@ -179,10 +179,7 @@ def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int
     key = stored.part_key(task)
     if svc.store.head(key) is not None:
         return  # encoded by an earlier attempt of this job (a manual Retry) or a duplicate delivery
-    job = svc.repo.get_job(ref.job_id)
-    if job is None:
-        raise InternalProcessingError(detail=f"job {ref.job_id} vanished")
-    source = source_url(svc, job.input_file_key)
+    source = source_url(svc, input_key(ref.workspace_id, ref.job_id))
     seg = segmenter(svc)
     with tempfile.TemporaryDirectory(prefix="task-", dir=svc.settings.work_dir) as tmp:
         target = Path(tmp) / ("audio.m4a" if task == AUDIO_TASK else "segment.mp4")

@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from chalicelib.domain import Job
 from chalicelib.errors import QueueSendError, WorkerInterruptedError
 from chalicelib.observability import count, logger
 from chalicelib.processing.autoretry import Settled, settle_failure
@@ -43,23 +45,43 @@ class SweepReport:
 
 
 def sweep(svc: Services) -> SweepReport:
+    """One pass. A failure on one job is logged and the pass goes on: every due job and every
+    expired lease is looked at."""
     now = svc.clock()
     cutoff = now - timedelta(seconds=svc.settings.sweeper_requeue_after_seconds)
-    requeued = 0
-    for job in svc.repo.queued_not_dispatched_since(cutoff, BATCH):
-        try:
-            svc.queue.send(message_for(job))
-        except QueueSendError:
-            logger().warning("sweeper could not re-send", extra={"job_id": job.id})
-            continue
-        if svc.repo.mark_dispatched(job.id, job.attempt, svc.clock(), backoff(svc, job.resends + 1)):
-            requeued += 1
-            logger().info("re-sent a queued job", extra={"job_id": job.id, "workspace_id": job.workspace_id})
-    interrupted = 0
-    for job in svc.repo.processing_lease_expired(now, BATCH):
-        if settle_failure(svc, job, WorkerInterruptedError(), lease_expired_before=now) != Settled.SKIPPED:
-            interrupted += 1
-            count("JobsInterrupted")
+    requeued = sum(_each(svc.repo.queued_not_dispatched_since(cutoff, BATCH), lambda job: _resend(svc, job)))
+    interrupted = sum(
+        _each(svc.repo.processing_lease_expired(now, BATCH), lambda job: _interrupt(svc, job, now))
+    )
     if requeued:
         count("JobsRequeued", requeued)
     return SweepReport(requeued=requeued, interrupted=interrupted)
+
+
+def _each(found: list[Job], action: Callable[[Job], bool]) -> list[bool]:
+    done = []
+    for job in found:
+        try:
+            done.append(action(job))
+        except Exception:  # one job's failure must not leave the others stuck
+            logger().exception("sweeper could not handle a job", extra={"job_id": job.id})
+    return done
+
+
+def _resend(svc: Services, job: Job) -> bool:
+    try:
+        svc.queue.send(message_for(job))
+    except QueueSendError:
+        logger().warning("sweeper could not re-send", extra={"job_id": job.id})
+        return False
+    if not svc.repo.mark_dispatched(job.id, job.attempt, svc.clock(), backoff(svc, job.resends + 1)):
+        return False
+    logger().info("re-sent a queued job", extra={"job_id": job.id, "workspace_id": job.workspace_id})
+    return True
+
+
+def _interrupt(svc: Services, job: Job, now: datetime) -> bool:
+    if settle_failure(svc, job, WorkerInterruptedError(), lease_expired_before=now) == Settled.SKIPPED:
+        return False
+    count("JobsInterrupted")
+    return True

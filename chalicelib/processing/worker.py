@@ -19,7 +19,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from chalicelib.domain import Job, QueueMessage
+from chalicelib.domain import QueueMessage
 from chalicelib.errors import (
     DownloadError,
     InputMissingError,
@@ -34,7 +34,7 @@ from chalicelib.observability import count, logger, segment
 from chalicelib.processing import segmented
 from chalicelib.processing.autoretry import Settled, give_up, settle_failure
 from chalicelib.processing.context import Services
-from chalicelib.processing.jobs import output_key
+from chalicelib.processing.jobs import input_key, output_key
 
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -117,23 +117,24 @@ def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) 
         return Outcome(segmented.run_task(svc, ref, delivery.receive_count if delivery else 1))
     log = logger()
     now = svc.clock()
-    job = svc.repo.claim(ref, now, now + timedelta(seconds=svc.settings.claim_lease_seconds))
-    if job is None:
+    if not svc.repo.claim(ref, now, now + timedelta(seconds=svc.settings.claim_lease_seconds)):
         log.info("attempt not claimable; skipping", extra=_keys(ref))
         return Outcome.SKIPPED
     log.info("attempt claimed", extra=_keys(ref))
     try:
         with _heartbeat(svc, ref, delivery):
-            if _plan_if_long(svc, ref, job):
+            # The input's key follows from the message: no read of the job after the claim.
+            source_key = input_key(ref.workspace_id, ref.job_id)
+            if _plan_if_long(svc, ref, source_key):
                 return Outcome.PLANNED
-            key = _transcode_and_store(svc, ref, job.input_file_key)
+            key = _transcode_and_store(svc, ref, source_key)
     except ProcessingError as error:
-        return _record_failure(svc, job, error)
+        return _record_failure(svc, ref, error)
     except ServiceUnavailableError as exc:
-        return _record_failure(svc, job, InternalProcessingError(detail=repr(exc)))
+        return _record_failure(svc, ref, InternalProcessingError(detail=repr(exc)))
     except Exception as exc:  # anything else (a full disk, a bug): unknown, so tried once more
         log.exception("unexpected error in the attempt", extra=_keys(ref))
-        return _record_failure(svc, job, ProcessingError(detail=repr(exc)))
+        return _record_failure(svc, ref, ProcessingError(detail=repr(exc)))
     if not svc.repo.complete(ref, key, svc.clock()):
         log.warning("attempt finished but no longer ours", extra=_keys(ref))
         return Outcome.SKIPPED
@@ -142,14 +143,14 @@ def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) 
     return Outcome.COMPLETED
 
 
-def _plan_if_long(svc: Services, ref: QueueMessage, job: Job) -> bool:
+def _plan_if_long(svc: Services, ref: QueueMessage, source_key: str) -> bool:
     """A video longer than the threshold goes in segments: plan it and queue its tasks."""
     if svc.segmenter is None:
         return False
-    source = segmented.source_url(svc, job.input_file_key)
+    source = segmented.source_url(svc, source_key)
     if not segmented.wants_segments(svc, svc.segmenter.probe_duration(source)):
         return False
-    segmented.plan_attempt(svc, ref, job, source)
+    segmented.plan_attempt(svc, ref, source_key, source)
     return True
 
 
@@ -178,7 +179,10 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
     return key
 
 
-def _record_failure(svc: Services, job: Job, error: ProcessingError) -> Outcome:
+def _record_failure(svc: Services, ref: QueueMessage, error: ProcessingError) -> Outcome:
+    job = svc.repo.get_job(ref.job_id)  # only a failure reads the job: its retry history decides
+    if job is None or job.attempt != ref.attempt:
+        return Outcome.SKIPPED
     settled = settle_failure(svc, job, error)
     return {Settled.RETRYING: Outcome.RETRYING, Settled.FAILED: Outcome.FAILED}.get(settled, Outcome.SKIPPED)
 

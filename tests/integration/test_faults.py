@@ -358,7 +358,7 @@ def test_the_sweeper_and_a_reclaim_racing_on_an_expired_lease_keep_the_live_work
             found = [j for j in repo.processing_lease_expired(now, limit) if j.id == job["id"]]
             assert found, "the sweeper must see the expired lease"
             live = utcnow()
-            assert repo.claim(ref, live, live + timedelta(seconds=900)) is not None
+            assert repo.claim(ref, live, live + timedelta(seconds=900))
             return found
 
     svc = swap(repo=ReclaimWhileSweeping())

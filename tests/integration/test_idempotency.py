@@ -1,54 +1,164 @@
-"""Idempotency-Key records on DynamoDB Local: what a request that died mid-way leaves behind."""
+"""One intent, one charge, one true answer, on DynamoDB Local through the routes (in-process, so
+that a dependency can fail at exactly the wrong moment).
+
+The Idempotency-Key's answer is written by the charge's own transaction; nothing after the commit
+turns a committed charge into an error answer; a refund that cannot be written is reported as
+what it is (the job stays queued and the sweeper sends it).
+"""
 
 from __future__ import annotations
 
-import time
+import concurrent.futures as cf
+import json
 import uuid
 from typing import Any
 
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.adapters.idempotency import once
-from chalicelib.domain import Principal
-from chalicelib.errors import RequestInProgressError
+from chalicelib.domain import QueueMessage, utcnow
+from chalicelib.errors import QueueSendError, ServiceUnavailableError
+from tests.support.api import Tenant, new_tenant, repository
 from tests.support.stack import AwsStack
 
 pytestmark = pytest.mark.integration
 
-
-class Died(BaseException):
-    """The invocation ends mid-request (a timeout or OOM: nothing gets to clean up)."""
+NOT_A_VIDEO = b"this is not a video at all" * 40
 
 
-class Context:
-    def __init__(self, remaining_ms: int) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+@pytest.fixture
+def tenant(aws_stack: AwsStack, api_server: str) -> Tenant:
+    return new_tenant(aws_stack, api_server, credits=10)
 
 
-def die() -> dict[str, Any]:
-    raise Died()
+class Wrapped:
+    """The real repository, with some methods replaced."""
+
+    def __init__(self, real: Any, **overrides: Any) -> None:
+        self._real, self._overrides = real, overrides
+
+    def __getattr__(self, name: str) -> Any:
+        return self._overrides.get(name) or getattr(self._real, name)
 
 
-def test_a_key_whose_request_died_is_free_again_when_the_invocation_would_have_timed_out(
-    aws_stack: AwsStack,
+class QueueFailingFor:
+    def __init__(self, *job_ids: str) -> None:
+        self.refused, self.real = set(job_ids), bootstrap.services().queue
+
+    def send(self, message: QueueMessage) -> None:
+        if message.job_id in self.refused:
+            raise QueueSendError()
+        self.real.send(message)
+
+
+def fail(job: dict[str, Any], attempt: int | None = None) -> None:
+    repo = repository()
+    ref = QueueMessage(job["id"], job["workspaceId"], attempt or job["attempt"])
+    assert repo.claim(ref, utcnow(), utcnow())
+    assert repo.fail(ref, "The file is not a readable video", "INVALID_VIDEO", None, utcnow())
+
+
+def headers(tenant: Tenant, key: str | None = None) -> dict[str, str]:
+    h = {"Authorization": f"Bearer {tenant.api.token}", "Content-Type": "application/json"}
+    return h | ({"Idempotency-Key": key} if key else {})
+
+
+def test_a_batch_whose_balance_read_fails_after_the_commit_answers_200_and_its_key_never_charges_again(
+    tenant: Tenant, in_process: Any
 ) -> None:
-    svc, who, key = bootstrap.services(), Principal(user_id=f"u-{uuid.uuid4()}"), str(uuid.uuid4())
-    with pytest.raises(Died):
-        once(svc, who, "test-died", key, "job-1", die, Context(remaining_ms=1000))
-    with pytest.raises(RequestInProgressError):  # still in its invocation's time
-        once(svc, who, "test-died", key, "job-1", lambda: {"ran": True}, Context(remaining_ms=1000))
-    time.sleep(1.2)
-    assert once(svc, who, "test-died", key, "job-1", lambda: {"ran": True}, Context(1000)) == {"ran": True}
-    # and from then on it is the stored answer
-    assert once(svc, who, "test-died", key, "job-1", lambda: {"ran": "again"}, Context(1000)) == {"ran": True}
+    jobs = [tenant.api.submit(NOT_A_VIDEO) for _ in range(2)]
+    for job in jobs:
+        fail(job)
+    real = bootstrap.services().repo
+    committed: list[bool] = []
+
+    def retry_jobs(*args: Any, **kwargs: Any) -> None:
+        real.retry_jobs(*args, **kwargs)
+        committed.append(True)
+
+    def get_workspace(workspace_id: str) -> Any:
+        if committed:  # DynamoDB throttles right after the commit
+            raise ServiceUnavailableError()
+        return real.get_workspace(workspace_id)
+
+    client = in_process(repo=Wrapped(real, retry_jobs=retry_jobs, get_workspace=get_workspace))
+    key, body = str(uuid.uuid4()), json.dumps({"jobIds": [j["id"] for j in jobs]})
+    first = client.http.post("/jobs/retry", headers=headers(tenant, key), body=body)
+    assert first.status_code == 200, first.body
+    assert json.loads(first.body)["creditsCharged"] == 2 and json.loads(first.body)["credits"] is None
+    for job in jobs:  # the retries fail again before the client repeats its request
+        fail(job, attempt=2)
+    again = client.http.post("/jobs/retry", headers=headers(tenant, key), body=body)
+    assert again.status_code == 200
+    assert json.loads(again.body)["creditsCharged"] == 2
+    bootstrap.override(None)
+    assert tenant.api.credits() == 10 - 2 - 2  # two starts, one batch: never charged twice
 
 
-def test_the_same_key_of_another_user_is_another_request(aws_stack: AwsStack) -> None:
-    svc, key = bootstrap.services(), str(uuid.uuid4())
-    first = once(svc, Principal(user_id="a"), "test-users", key, "t", lambda: {"who": "a"}, Context(30_000))
-    second = once(svc, Principal(user_id="b"), "test-users", key, "t", lambda: {"who": "b"}, Context(30_000))
-    assert (first, second) == ({"who": "a"}, {"who": "b"})
+def test_start_with_a_key_twice_charges_once_and_answers_the_same(tenant: Tenant) -> None:
+    job = tenant.api.create(NOT_A_VIDEO)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = tenant.api.post(f"/jobs/{job['id']}/start", headers=key)
+    second = tenant.api.post(f"/jobs/{job['id']}/start", headers=key)
+    assert first.status_code == second.status_code == 202, second.text
+    assert first.json() == second.json()
+    assert tenant.api.credits() == 9
+
+
+def test_concurrent_starts_in_one_workspace_all_succeed_under_contention(tenant: Tenant) -> None:
+    created = [tenant.api.create(NOT_A_VIDEO) for _ in range(8)]
+    with cf.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda c: tenant.api.post(f"/jobs/{c['id']}/start"), created))
+    assert [r.status_code for r in answers] == [202] * 8, [r.text for r in answers if r.status_code != 202]
+    assert tenant.api.credits() == 2
+
+
+def test_a_refunded_retry_frees_its_key(tenant: Tenant, in_process: Any) -> None:
+    job = tenant.api.submit(NOT_A_VIDEO)
+    fail(job)
+    key = str(uuid.uuid4())
+    client = in_process(queue=QueueFailingFor(job["id"]))
+    refused = client.http.post(f"/jobs/{job['id']}/retry", headers=headers(tenant, key), body="{}")
+    assert refused.status_code == 503
+    bootstrap.override(None)
+    assert tenant.api.credits() == 9
+    again = tenant.api.post(f"/jobs/{job['id']}/retry", headers={"Idempotency-Key": key})
+    assert again.status_code == 200 and tenant.api.credits() == 8
+
+
+def test_a_batch_replay_reports_the_jobs_refunded_after_the_commit(tenant: Tenant, in_process: Any) -> None:
+    ok, refused = tenant.api.submit(NOT_A_VIDEO), tenant.api.submit(NOT_A_VIDEO)
+    fail(ok)
+    fail(refused)
+    key, body = str(uuid.uuid4()), json.dumps({"jobIds": [ok["id"], refused["id"]]})
+    client = in_process(queue=QueueFailingFor(refused["id"]))
+    first = json.loads(client.http.post("/jobs/retry", headers=headers(tenant, key), body=body).body)
+    replay = json.loads(client.http.post("/jobs/retry", headers=headers(tenant, key), body=body).body)
+    bootstrap.override(None)
+    assert first["creditsCharged"] == replay["creditsCharged"] == 1
+    assert first["results"] == replay["results"]
+    assert [r["success"] for r in replay["results"]] == [True, False]
+    assert tenant.api.credits() == 10 - 2 - 1
+
+
+def test_when_the_send_and_the_refund_fail_the_answer_says_deferred(tenant: Tenant, in_process: Any) -> None:
+    job = tenant.api.submit(NOT_A_VIDEO)
+    fail(job)
+    real = bootstrap.services().repo
+
+    def undo_queueing(*args: Any, **kwargs: Any) -> None:
+        raise ServiceUnavailableError()
+
+    client = in_process(repo=Wrapped(real, undo_queueing=undo_queueing), queue=QueueFailingFor(job["id"]))
+    r = client.http.post(f"/jobs/{job['id']}/retry", headers=headers(tenant), body="{}")
+    bootstrap.override(None)
+    assert r.status_code == 200
+    assert json.loads(r.body) == {
+        "success": True,
+        "jobId": job["id"],
+        "creditsCharged": 1,
+        "delivery": "deferred",
+    }
+    assert tenant.api.job(job["id"])["status"] == "queued"  # charged and queued: the sweeper sends it
+    assert tenant.api.credits() == 8
+    fail(job, attempt=2)  # (not left for the sweeper passes of other tests)

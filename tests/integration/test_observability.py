@@ -70,3 +70,25 @@ def test_a_full_flow_logs_ids_and_metrics_but_no_secret(
     api_records = json_lines(api_log)
     assert any(r.get("message") == "job started" and r.get("job_id") == job["id"] for r in api_records)
     assert any("JobsStarted" in r for r in api_records)
+
+
+def test_every_log_line_of_a_request_carries_the_id_it_answers_with(
+    aws_stack: AwsStack, api_server: str
+) -> None:
+    tenant = new_tenant(aws_stack, api_server)
+    job = tenant.api.create(b"not a video" * 20)
+    started = tenant.api.post(f"/jobs/{job['id']}/start")
+    refused = tenant.api.post(f"/jobs/{job['id']}/start")  # already started: an error answer has one too
+    ids = [r.headers.get("X-Request-Id") for r in (started, refused)]
+    assert all(ids) and len(set(ids)) == 2
+    api_log = (aws_stack.log_dir / "chalice-local.log").read_text()
+    lines = [r for r in json_lines(api_log) if r.get("job_id") == job["id"] and "message" in r]
+    assert [r["message"] for r in lines] == ["job started"]
+    assert all(r.get("correlation_id") == ids[0] for r in lines)
+    assert lines[0].get("function_request_id") and "cold_start" in lines[0]  # inject_lambda_context
+
+
+def test_the_dashboard_can_read_the_request_id(aws_stack: AwsStack, api_server: str) -> None:
+    r = requests.get(api_server + "/health", headers={"Origin": aws_stack.web_origin}, timeout=10)
+    assert r.headers.get("X-Request-Id")
+    assert "X-Request-Id" in r.headers.get("Access-Control-Expose-Headers", "")

@@ -29,20 +29,25 @@ from chalicelib.domain import (
     utcnow,
 )
 from chalicelib.errors import (
+    AnswerExistsError,
     ConflictError,
     InsufficientCreditsError,
     InsufficientCreditsForRetryError,
+    JobExistsError,
     JobNotStartableError,
     JobsChangedError,
+    NotAMemberError,
     QueueSendError,
 )
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import (
+    KeyedAnswer,
     LedgerPage,
     Page,
     PresignedRequest,
     RecordedError,
     Refund,
+    Release,
     RetryPlan,
     SegmentState,
     StoredObject,
@@ -59,11 +64,15 @@ class FakeRepository:
         self.holds: dict[str, timedelta] = {}
         self.segments: dict[str, dict[str, Any]] = {}  # job id -> plan, tasks, done, stitch claim
         self.leases: list[datetime] = []  # every lease the heartbeat set
+        self.answers: dict[str, tuple[KeyedAnswer, bool]] = {}  # record id -> (answer, released)
 
     # workspaces
     def get_workspace(self, workspace_id: str) -> Workspace | None:
         ws = self.workspaces.get(workspace_id)
         return copy.copy(ws) if ws else None
+
+    def get_workspaces(self, workspace_ids: Sequence[str]) -> dict[str, Workspace]:
+        return {i: copy.copy(self.workspaces[i]) for i in workspace_ids if i in self.workspaces}
 
     def create_workspace(self, workspace: Workspace, entry: LedgerEntry | None) -> bool:
         if workspace.id in self.workspaces:
@@ -83,8 +92,8 @@ class FakeRepository:
         self.members[(membership.user_id, membership.workspace_id)] = membership
 
     def change_credits(self, workspace_id: str, entry: LedgerEntry, expected: int | None = None) -> int:
-        ws = self.workspaces[workspace_id]
-        if (expected is not None and ws.credits != expected) or ws.credits + entry.delta < 0:
+        ws = self.workspaces.get(workspace_id)
+        if ws is None or (expected is not None and ws.credits != expected) or ws.credits + entry.delta < 0:
             raise ConflictError()
         ws.credits += entry.delta
         self.entries.append(entry)
@@ -99,11 +108,16 @@ class FakeRepository:
 
     # jobs
     def create_job(self, job: Job) -> None:
+        if job.id in self.jobs:
+            raise JobExistsError()
         self.jobs[job.id] = copy.copy(job)
 
     def get_job(self, job_id: str) -> Job | None:
         job = self.jobs.get(job_id)
         return copy.copy(job) if job else None
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        return {i: copy.copy(self.jobs[i]) for i in job_ids if i in self.jobs}
 
     def list_jobs(self, workspace_id: str, status: JobStatus | None, limit: int, cursor: str | None) -> Page:
         mine = [
@@ -117,39 +131,75 @@ class FakeRepository:
     def get_attempt(self, job_id: str, n: int) -> Attempt | None:
         return self.attempts.get((job_id, n))
 
+    # idempotency
+    def get_answer(self, record_id: str, now: datetime) -> KeyedAnswer | None:
+        stored = self.answers.get(record_id)
+        if stored is None or stored[1] or stored[0].expires_at <= now:
+            return None
+        return stored[0]
+
+    def _charge_guards(
+        self, user_id: str | None, workspace_id: str, answer: KeyedAnswer | None, now: datetime
+    ) -> None:
+        if answer is not None and self.get_answer(answer.record_id, now) is not None:
+            raise AnswerExistsError()
+        if user_id is not None and (user_id, workspace_id) not in self.members:
+            raise NotAMemberError()
+
     # transitions
-    def start_job(self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime) -> Job:
-        current = self.jobs[job.id]
-        if current.status != JobStatus.UPLOADING:
+    def start_job(
+        self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime, answer: KeyedAnswer | None = None
+    ) -> None:
+        self._charge_guards(attempt.requested_by, job.workspace_id, answer, now)
+        current = self.jobs.get(job.id)
+        if (
+            current is None
+            or current.status != JobStatus.UPLOADING
+            or current.attempt != job.attempt
+            or (job.id, attempt.n) in self.attempts
+        ):
             raise JobNotStartableError()
-        ws = self.workspaces[job.workspace_id]
-        if ws.credits < 1:
+        ws = self.workspaces.get(job.workspace_id)
+        if ws is None or ws.credits < 1:
             raise InsufficientCreditsError()
         ws.credits -= 1
         self.entries.append(entry)
-        self.attempts[(job.id, attempt.n)] = attempt
+        self.attempts[(job.id, attempt.n)] = copy.copy(attempt)
+        if answer is not None:
+            self.answers[answer.record_id] = (answer, False)
         current.status, current.attempt, current.dispatched_at = JobStatus.QUEUED, attempt.n, now
         current.resends, current.charged_attempt, current.auto_attempts = 0, attempt.n, 0
+        current.updated_at = now
         self.holds.pop(job.id, None)
-        return copy.copy(current)
 
-    def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None:
+    def retry_jobs(
+        self,
+        workspace_id: str,
+        plans: Sequence[RetryPlan],
+        now: datetime,
+        answer: KeyedAnswer | None = None,
+        member: str | None = None,
+    ) -> None:
+        self._charge_guards(member, workspace_id, answer, now)
         lost = {
             p.job.id
             for p in plans
-            if self.jobs[p.job.id].status != JobStatus.FAILED or self.jobs[p.job.id].attempt != p.job.attempt
+            if (current := self.jobs.get(p.job.id)) is None
+            or current.status != JobStatus.FAILED
+            or current.attempt != p.job.attempt
+            or current.retry_count != p.job.retry_count
+            or (p.job.id, p.new_attempt.n) in self.attempts
         }
-        lost |= {p.job.id for p in plans if self.jobs[p.job.id].retry_count != p.job.retry_count}
         if lost:
             raise JobsChangedError(lost)
-        ws = self.workspaces[workspace_id]
+        ws = self.workspaces.get(workspace_id)
         price = -sum(e.delta for p in plans for e in p.entries)
-        if ws.credits < price:
+        if ws is None or ws.credits < price:
             raise InsufficientCreditsForRetryError()
         ws.credits -= price
         for p in plans:
             self.entries.extend(p.entries)
-            self.attempts[(p.job.id, p.new_attempt.n)] = p.new_attempt
+            self.attempts[(p.job.id, p.new_attempt.n)] = copy.copy(p.new_attempt)
             self.jobs[p.job.id] = dataclasses.replace(
                 self.jobs[p.job.id],
                 status=JobStatus.QUEUED,
@@ -166,38 +216,71 @@ class FakeRepository:
                 charged_attempt=p.new_attempt.n,
                 auto_attempts=0,
                 next_attempt_at=None,
+                updated_at=now,
             )
             self.holds.pop(p.job.id, None)
             self.segments.pop(p.job.id, None)
+        if answer is not None:
+            self.answers[answer.record_id] = (answer, False)
 
     def undo_queueing(
-        self, job: Job, entry: LedgerEntry | None, error: str, error_code: str, now: datetime
+        self,
+        job: Job,
+        entry: LedgerEntry | None,
+        error: str,
+        error_code: str,
+        now: datetime,
+        release: Release | None = None,
     ) -> None:
-        current = self.jobs[job.id]
-        if current.status != JobStatus.QUEUED or current.attempt != job.attempt:
+        current = self.jobs.get(job.id)
+        attempt = self.attempts.get((job.id, job.attempt))
+        if (
+            current is None
+            or current.status != JobStatus.QUEUED
+            or current.attempt != job.attempt
+            or attempt is None
+            or attempt.outcome != Outcome.QUEUED
+        ):
             raise ConflictError()
         if entry is not None:
             self.workspaces[job.workspace_id].credits += entry.delta
             self.entries.append(entry)
         current.status, current.error, current.error_code = JobStatus.FAILED, error, error_code
-        self.attempts[(job.id, job.attempt)].outcome = Outcome.FAILED
+        attempt.outcome, attempt.error, attempt.error_code = Outcome.FAILED, error, error_code
+        if release is not None and release.record_id in self.answers:
+            stored, released = self.answers[release.record_id]
+            if release.whole:
+                self.answers[release.record_id] = (stored, True)
+            else:
+                refunded = stored.refunded | {job.id}
+                self.answers[release.record_id] = (dataclasses.replace(stored, refunded=refunded), released)
 
     def mark_dispatched(self, job_id: str, attempt: int, now: datetime, hold: timedelta) -> bool:
-        job = self.jobs[job_id]
-        if job.status != JobStatus.QUEUED or job.attempt != attempt:
+        job = self.jobs.get(job_id)
+        if job is None or job.status != JobStatus.QUEUED or job.attempt != attempt:
             return False
         job.dispatched_at, job.resends = now, job.resends + 1
         self.holds[job_id] = hold
         return True
 
-    def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> Job | None:
-        job = self.jobs[ref.job_id]
-        stale = job.status == JobStatus.PROCESSING and job.lease_until is not None and job.lease_until < now
-        if job.attempt != ref.attempt or not (job.status == JobStatus.QUEUED or stale):
+    def _open_attempt(self, ref: QueueMessage) -> Attempt | None:
+        attempt = self.attempts.get((ref.job_id, ref.attempt))
+        if attempt is None or attempt.outcome not in (Outcome.QUEUED, Outcome.PROCESSING):
             return None
+        return attempt
+
+    def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> bool:
+        job = self.jobs.get(ref.job_id)
+        attempt = self._open_attempt(ref)
+        if job is None or attempt is None or job.attempt != ref.attempt:
+            return False
+        stale = job.status == JobStatus.PROCESSING and job.lease_until is not None and job.lease_until < now
+        if not (job.status == JobStatus.QUEUED or stale):
+            return False
         job.status, job.lease_until, job.next_attempt_at = JobStatus.PROCESSING, lease_until, None
-        self.attempts[(job.id, ref.attempt)].outcome = Outcome.PROCESSING
-        return copy.copy(job)
+        job.updated_at = now
+        attempt.outcome, attempt.started_at = Outcome.PROCESSING, now
+        return True
 
     def extend_lease(self, ref: QueueMessage, lease_until: datetime) -> bool:
         job = self.jobs[ref.job_id]
@@ -214,22 +297,26 @@ class FakeRepository:
         return True
 
     def set_progress(self, ref: QueueMessage, progress: float) -> None:
-        self.jobs[ref.job_id].progress = progress
+        job = self.jobs.get(ref.job_id)
+        if job is not None and job.status == JobStatus.PROCESSING and job.attempt == ref.attempt:
+            job.progress = round(progress, 3)
 
     def complete(self, ref: QueueMessage, output_key: str, now: datetime) -> bool:
-        job = self.jobs[ref.job_id]
-        if job.status != JobStatus.PROCESSING or job.attempt != ref.attempt:
+        job = self.jobs.get(ref.job_id)
+        attempt = self._open_attempt(ref)
+        if job is None or attempt is None or job.status != JobStatus.PROCESSING or job.attempt != ref.attempt:
             return False
         job.status, job.output_file_key, job.completed_at = JobStatus.COMPLETED, output_key, now
-        self.attempts[(job.id, ref.attempt)].outcome = Outcome.SUCCEEDED
+        job.error, job.error_code, job.lease_until, job.progress = None, None, None, 1
+        attempt.outcome, attempt.finished_at = Outcome.SUCCEEDED, now
         return True
 
     def _settleable(
         self, ref: QueueMessage, allowed: tuple[JobStatus, ...], lease_expired_before: datetime | None
     ) -> bool:
-        job = self.jobs[ref.job_id]
-        attempt = self.attempts[(job.id, ref.attempt)]
-        if job.status not in allowed or job.attempt != ref.attempt:
+        job = self.jobs.get(ref.job_id)
+        attempt = self.attempts.get((ref.job_id, ref.attempt))
+        if job is None or attempt is None or job.status not in allowed or job.attempt != ref.attempt:
             return False
         if attempt.outcome not in (Outcome.QUEUED, Outcome.PROCESSING):
             return False

@@ -65,7 +65,7 @@ def setup(*errors: ProcessingError, **settings: Any) -> tuple[Services, str]:
     created = jobs.create_job(svc, ALICE, "clip.mov", "video/quicktime", 100, None)
     assert isinstance(svc.store, FakeStore)
     svc.store.objects[created.job.input_file_key] = 100
-    return svc, jobs.start_job(svc, ALICE, created.job.id, None).id
+    return svc, jobs.start_job(svc, ALICE, created.job.id, None).job.id
 
 
 def run_queue(svc: Services) -> list[worker.Outcome]:
@@ -268,7 +268,7 @@ def _failed(svc: Services) -> str:
     created = jobs.create_job(svc, ALICE, "clip.mov", "video/quicktime", 100, None)
     assert isinstance(svc.store, FakeStore)
     svc.store.objects[created.job.input_file_key] = 100
-    job_id = jobs.start_job(svc, ALICE, created.job.id, None).id
+    job_id = jobs.start_job(svc, ALICE, created.job.id, None).job.id
     run_queue(svc)
     return job_id
 

@@ -174,18 +174,15 @@ def test_each_models_table_has_its_key_schema_and_indexes(model: Any) -> None:
     assert not schema["local_secondary_indexes"] and "LocalSecondaryIndexes" not in table
 
 
-def test_the_idempotency_table_is_powertools_schema_with_ttl() -> None:
-    import inspect
+def test_the_idempotency_table_expires_answers_on_their_ttl_attribute() -> None:
+    from chalicelib.adapters.dynamodb.models import AnswerModel
 
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-    defaults = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters
-    key_attr, expiry_attr = defaults["key_attr"].default, defaults["expiry_attr"].default
     table = _table_for(dynamodb.IDEMPOTENCY_KIND)
-
-    assert _keys(table["KeySchema"]) == {key_attr: "HASH"}
-    assert _attribute_types(table["AttributeDefinitions"]) == {key_attr: "S"}
-    assert table["TimeToLiveSpecification"] == {"AttributeName": expiry_attr, "Enabled": True}
+    assert _keys(table["KeySchema"]) == {AnswerModel.id.attr_name: "HASH"}
+    assert table["TimeToLiveSpecification"] == {
+        "AttributeName": AnswerModel.expiration.attr_name,
+        "Enabled": True,
+    }
 
 
 def test_every_table_is_on_demand_with_point_in_time_recovery_and_kept_on_delete() -> None:

@@ -37,7 +37,7 @@ def store_of(svc: Services) -> FakeStore:
 def started_job(svc: Services) -> str:
     created = jobs.create_job(svc, ALICE, "clip.mov", "video/quicktime", 100, None)
     store_of(svc).objects[created.job.input_file_key] = 100
-    return jobs.start_job(svc, ALICE, created.job.id, None).id
+    return jobs.start_job(svc, ALICE, created.job.id, None).job.id
 
 
 def failed_job(svc: Services) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from chalicelib.adapters.dynamodb.mapping import (
@@ -28,6 +30,13 @@ class AccountsRepository:
         except DoesNotExist:
             return None
         return Workspace(id=m.id, name=m.name, credits=int(m.credits), retry_pricing=m.retryPricing)
+
+    def get_workspaces(self, workspace_ids: Sequence[str]) -> dict[str, Workspace]:
+        """One BatchGetItem (pynamodb re-asks for unprocessed keys)."""
+        return {
+            m.id: Workspace(id=m.id, name=m.name, credits=int(m.credits))
+            for m in WorkspaceModel.batch_get(list(dict.fromkeys(workspace_ids)), consistent_read=True)
+        }
 
     def create_workspace(self, workspace: Workspace, entry: LedgerEntry | None) -> bool:
         """Create the workspace and its opening ledger entry; False if it already exists."""
@@ -112,11 +121,11 @@ class AccountsRepository:
             workspace_id,
             scan_index_forward=False,
             limit=limit,
-            last_evaluated_key=decode_cursor(cursor),
+            last_evaluated_key=decode_cursor(cursor, "entryKey", workspaceId=workspace_id),
             consistent_read=True,
         )
         items, next_key = page_of(result, limit)
-        return LedgerPage(entries=[ledger_from(m) for m in items], cursor=encode_cursor(next_key))
+        return LedgerPage(entries=[ledger_from(m) for m in items], cursor=encode_cursor(next_key, "entryKey"))
 
     def ledger_sum(self, workspace_id: str) -> int:
         return sum(int(m.delta) for m in LedgerModel.query(workspace_id, consistent_read=True))

@@ -7,9 +7,8 @@ importing this package creates no client and reads no environment.
 from __future__ import annotations
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.adapters.dynamodb.models import IDEMPOTENCY_KIND, MODELS
+from chalicelib.adapters.dynamodb.models import MODELS
 from chalicelib.config import Settings, get_settings
 
 _shared: Connection | None = None
@@ -41,7 +40,7 @@ def connection() -> Connection:
 
 
 def create_tables(settings: Settings | None = None) -> None:
-    """Create every table (and the idempotency table) if missing; wait until they are active."""
+    """Create every table (the idempotency table included) if missing; wait until they are active."""
     settings = settings or get_settings()
     bind(settings)
     for model in MODELS:
@@ -49,7 +48,6 @@ def create_tables(settings: Settings | None = None) -> None:
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
         elif getattr(model.Meta, "stream_view_type", None):
             _enable_stream(model.Meta.table_name, model.Meta.stream_view_type)  # type: ignore[attr-defined]
-    _create_idempotency_table(settings)
 
 
 def _enable_stream(table_name: str, view_type: str) -> None:
@@ -60,23 +58,6 @@ def _enable_stream(table_name: str, view_type: str) -> None:
         return
     client.update_table(
         TableName=table_name, StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type}
-    )
-
-
-def _create_idempotency_table(settings: Settings) -> None:
-    # Powertools' DynamoDBPersistenceLayer schema: partition key `id`, TTL on `expiration`.
-    conn = Connection(region=settings.aws_region)
-    name = settings.table_name(IDEMPOTENCY_KIND)
-    try:
-        conn.describe_table(name)
-        return
-    except PynamoDBException:
-        pass
-    conn.create_table(
-        name,
-        attribute_definitions=[{"attribute_name": "id", "attribute_type": "S"}],
-        key_schema=[{"attribute_name": "id", "key_type": "HASH"}],
-        billing_mode="PAY_PER_REQUEST",
     )
 
 

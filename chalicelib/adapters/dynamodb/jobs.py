@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist
+from collections.abc import Sequence
+
+from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.adapters.dynamodb.mapping import (
     attempt_from,
@@ -14,7 +16,9 @@ from chalicelib.adapters.dynamodb.mapping import (
     ws_status,
 )
 from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel
+from chalicelib.adapters.dynamodb.transactions import is_condition_failure
 from chalicelib.domain import Attempt, Job, JobStatus
+from chalicelib.errors import JobExistsError
 from chalicelib.processing.ports import Page
 
 
@@ -22,7 +26,12 @@ class JobReads:
     """Creating and reading jobs and their attempts."""
 
     def create_job(self, job: Job) -> None:
-        job_model(job).save(JobModel.id.does_not_exist())
+        try:
+            job_model(job).save(JobModel.id.does_not_exist())
+        except PutError as exc:
+            if is_condition_failure(exc):
+                raise JobExistsError() from exc
+            raise
 
     def get_job(self, job_id: str) -> Job | None:
         try:
@@ -30,20 +39,26 @@ class JobReads:
         except DoesNotExist:
             return None
 
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        """One BatchGetItem for up to 100 ids (pynamodb re-asks for unprocessed keys)."""
+        return {
+            m.id: job_from(m) for m in JobModel.batch_get(list(dict.fromkeys(job_ids)), consistent_read=True)
+        }
+
     def list_jobs(self, workspace_id: str, status: JobStatus | None, limit: int, cursor: str | None) -> Page:
         if status is None:
+            start = decode_cursor(cursor, "createdKey", workspaceId=workspace_id, id=_job_of(cursor))
             result = JobModel.by_workspace.query(
-                workspace_id, scan_index_forward=False, limit=limit, last_evaluated_key=decode_cursor(cursor)
+                workspace_id, scan_index_forward=False, limit=limit, last_evaluated_key=start
             )
         else:
+            partition = ws_status(workspace_id, status.value)
+            start = decode_cursor(cursor, "createdKey", wsStatus=partition, id=_job_of(cursor))
             result = JobModel.by_workspace_status.query(
-                ws_status(workspace_id, status.value),
-                scan_index_forward=False,
-                limit=limit,
-                last_evaluated_key=decode_cursor(cursor),
+                partition, scan_index_forward=False, limit=limit, last_evaluated_key=start
             )
         items, next_key = page_of(result, limit)
-        return Page(jobs=[job_from(m) for m in items], cursor=encode_cursor(next_key))
+        return Page(jobs=[job_from(m) for m in items], cursor=encode_cursor(next_key, "createdKey"))
 
     def attempts_of(self, job_id: str) -> list[Attempt]:
         return [attempt_from(m) for m in AttemptModel.query(job_id, consistent_read=True)]
@@ -53,3 +68,8 @@ class JobReads:
             return attempt_from(AttemptModel.get(job_id, n, consistent_read=True))
         except DoesNotExist:
             return None
+
+
+def _job_of(cursor: str | None) -> str:
+    """The job id a jobs cursor ends with (`<time>Z_<job id>`)."""
+    return (cursor or "").rsplit("_", 1)[-1]  # (decode_cursor refuses what is not a cursor)

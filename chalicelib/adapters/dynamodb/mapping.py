@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +10,17 @@ from pynamodb.exceptions import QueryError
 from pynamodb.pagination import ResultIterator
 
 from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel, LedgerModel
-from chalicelib.domain import Attempt, Job, JobStatus, LedgerEntry, LedgerReason, Outcome, Trigger, utcnow
+from chalicelib.domain import (
+    CURSOR_PATTERN,
+    Attempt,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    LedgerReason,
+    Outcome,
+    Trigger,
+    utcnow,
+)
 from chalicelib.errors import ServiceUnavailableError, ValidationError
 
 
@@ -132,32 +141,31 @@ def ledger_from(m: LedgerModel) -> LedgerEntry:
     )
 
 
-def encode_cursor(key: dict[str, Any] | None) -> str | None:
+_UTC_SEP, _URL_SEP = "+00:00#", "Z_"  # a sort key's `+00:00#` is `Z_` in a cursor (URL-safe)
+
+
+def encode_cursor(key: dict[str, Any] | None, sort_key: str) -> str | None:
+    """A page's cursor: the sort key of its last item (`<ISO time>#<uuid>`, CURSOR_PATTERN).
+
+    The rest of DynamoDB's LastEvaluatedKey follows from the request (workspace, status) and
+    from the sort key itself (a job's id is its suffix), so every string of that shape is a
+    cursor the API accepts, and nothing else is.
+    """
     if not key:
         return None
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+    return str(key[sort_key]["S"]).replace(_UTC_SEP, _URL_SEP, 1)
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
+def decode_cursor(cursor: str | None, sort_key: str, **partition: str) -> dict[str, Any] | None:
+    """The ExclusiveStartKey a cursor stands for (the query's partition values in `partition`);
+    no cursor is the first page, an empty one is not a cursor."""
+    if cursor is None:
         return None
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
-        raise ValidationError("The cursor is not valid") from exc
-    # A DynamoDB key: {"attr": {"S" | "N": "value"}, ...}. DynamoDB itself checks the rest.
-    if not isinstance(key, dict) or not key or not all(_is_key_value(v) for v in key.values()):
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
         raise ValidationError("The cursor is not valid")
+    key = {name: {"S": value} for name, value in partition.items()}
+    key[sort_key] = {"S": cursor.replace(_URL_SEP, _UTC_SEP, 1)}
     return key
-
-
-def _is_key_value(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and len(value) == 1
-        and next(iter(value)) in ("S", "N")
-        and isinstance(next(iter(value.values())), str)
-    )
 
 
 def now_of(entry: LedgerEntry | None) -> datetime:

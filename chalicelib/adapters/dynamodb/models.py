@@ -9,6 +9,7 @@ from pynamodb.attributes import (
     NumberSetAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -221,6 +222,29 @@ class SentEmailModel(_Base):
     expiresAt = TTLAttribute(null=True)
 
 
+IDEMPOTENCY_KIND = "idempotency"
+
+
+class AnswerModel(_Base):
+    """An Idempotency-Key's answer, written in the SAME transaction as the charge it answers for.
+
+    The schema is the one Powertools' persistence layer used (key `id`, TTL on `expiration`), so
+    the deployed table is unchanged. A refund after a failed send marks the record in the refund's
+    own transaction: `released` (the whole request was undone: the key is free again) or the job id
+    added to `refunded` (one job of a batch).
+    """
+
+    class Meta(_Base.Meta):
+        kind = IDEMPOTENCY_KIND
+
+    id = UnicodeAttribute(hash_key=True)
+    target = UnicodeAttribute()
+    response = UnicodeAttribute()  # the answer's JSON
+    expiration = NumberAttribute()  # epoch seconds: the table's TTL attribute
+    refunded = UnicodeSetAttribute(null=True)
+    released = BooleanAttribute(null=True)
+
+
 MODELS: tuple[type[_Base], ...] = (
     WorkspaceModel,
     MemberModel,
@@ -230,6 +254,6 @@ MODELS: tuple[type[_Base], ...] = (
     WebhookModel,
     DeliveryModel,
     SentEmailModel,
+    AnswerModel,
 )
 STREAM_KINDS = ("jobs", "attempts", "workspaces")  # the tables whose changes become events
-IDEMPOTENCY_KIND = "idempotency"

@@ -3,16 +3,22 @@ CancellationReasons say which condition failed (a label per item)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamodb.connection import connection
-from chalicelib.errors import ServiceUnavailableError, TransactionConflictError
+from chalicelib.errors import DomainError, ServiceUnavailableError, TransactionConflictError
+
+UNAVAILABLE = "The database is unavailable. Try again shortly."
+C = TypeVar("C", bound=type)
 
 
 @dataclass
@@ -24,8 +30,14 @@ class Tx:
     """
 
     token: str | None = None
+    checks: list[tuple[str, type[Model], Any, Any, Condition]] = field(default_factory=list)
     puts: list[tuple[str, Model, Condition | None]] = field(default_factory=list)
     updates: list[tuple[str, Model, list[Any], Condition | None]] = field(default_factory=list)
+
+    def check(
+        self, label: str, model: type[Model], hash_key: Any, range_key: Any, condition: Condition
+    ) -> None:
+        self.checks.append((label, model, hash_key, range_key, condition))
 
     def put(self, label: str, model: Model, condition: Condition | None = None) -> None:
         self.puts.append((label, model, condition))
@@ -35,16 +47,18 @@ class Tx:
 
     def commit(self) -> None:
         """Run the transaction; on cancellation raise Cancelled with the failed labels."""
-        labels = [p[0] for p in self.puts] + [u[0] for u in self.updates]
+        labels = [c[0] for c in self.checks] + [p[0] for p in self.puts] + [u[0] for u in self.updates]
         try:
             with TransactWrite(connection=connection(), client_request_token=self.token) as tx:
+                for _, model_cls, hash_key, range_key, check in self.checks:
+                    tx.condition_check(model_cls, hash_key, range_key, condition=check)
                 for _, model, condition in self.puts:
                     tx.save(model, condition=condition)
                 for _, model, actions, condition in self.updates:
                     tx.update(model, actions=actions, condition=condition, add_version_condition=False)
         except TransactWriteError as exc:
             if exc.cause_response_code != "TransactionCanceledException":
-                raise ServiceUnavailableError("The database is unavailable. Try again shortly.") from exc
+                raise ServiceUnavailableError(UNAVAILABLE) from exc
             failed = {
                 labels[i]
                 for i, reason in enumerate(exc.cancellation_reasons)
@@ -63,3 +77,28 @@ class Cancelled(Exception):
 
 def is_condition_failure(exc: PynamoDBException) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def translated(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The method, with every pynamodb/botocore error that is not already a domain error turned
+    into ServiceUnavailableError (a throttle, a timeout, DynamoDB down): a 503, never a 500."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except DomainError:
+            raise
+        except (PynamoDBException, BotoCoreError, ClientError) as exc:
+            raise ServiceUnavailableError(UNAVAILABLE) from exc
+
+    return wrapper
+
+
+def translating(cls: C) -> C:
+    """Wrap every public method of the class (its bases' included) with `translated`."""
+    for name in dir(cls):
+        attr = getattr(cls, name)
+        if not name.startswith("_") and callable(attr):
+            setattr(cls, name, translated(attr))
+    return cls

@@ -7,7 +7,6 @@ False where the caller only needs to know the transition did not happen).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -15,21 +14,30 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
+from chalicelib.adapters.dynamodb.answers import Answers, put_answer, release_answer
 from chalicelib.adapters.dynamodb.jobs import JobReads
 from chalicelib.adapters.dynamodb.mapping import attempt_model, ledger_model, ws_status
-from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel, LedgerModel, WorkspaceModel
+from chalicelib.adapters.dynamodb.models import (
+    AttemptModel,
+    JobModel,
+    LedgerModel,
+    MemberModel,
+    WorkspaceModel,
+)
 from chalicelib.adapters.dynamodb.transactions import Cancelled, Tx, is_condition_failure
 from chalicelib.domain import Attempt, Job, JobStatus, LedgerEntry, Outcome, QueueMessage
 from chalicelib.errors import (
+    AnswerExistsError,
     ConflictError,
     InsufficientCreditsError,
     InsufficientCreditsForRetryError,
     JobNotStartableError,
     JobsChangedError,
+    NotAMemberError,
     ServiceUnavailableError,
     TransactionConflictError,
 )
-from chalicelib.processing.ports import RecordedError, Refund, RetryPlan
+from chalicelib.processing.ports import KeyedAnswer, RecordedError, Refund, Release, RetryPlan
 
 FINISH_TRIES = 4
 
@@ -95,12 +103,35 @@ def failed_attempt_actions(error: str, error_code: str, detail: str | None) -> l
     return actions
 
 
-class Transitions(JobReads):
+def charge_guards(
+    tx: Tx, user_id: str | None, workspace_id: str, answer: KeyedAnswer | None, now: datetime
+) -> None:
+    """What every charge checks in its own transaction: the requester is still a member of the
+    workspace, and the Idempotency-Key (if any) has no answer yet (its answer is written here)."""
+    if user_id is not None:  # None: an operator's command (reprocess), no membership to check
+        tx.check("member", MemberModel, user_id, workspace_id, MemberModel.userId.exists())
+    if answer is not None:
+        put_answer(tx, answer, now)
+
+
+def refused_charge(labels: set[str]) -> Exception | None:
+    """The refusal the guards' labels mean, first in the seed's order; None if they all held."""
+    if "answer" in labels:
+        return AnswerExistsError()
+    if "member" in labels:
+        return NotAMemberError()
+    return None
+
+
+class Transitions(JobReads, Answers):
     """Every multi-item state change of a job, each one transaction."""
 
-    def start_job(self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime) -> Job:
+    def start_job(
+        self, job: Job, attempt: Attempt, entry: LedgerEntry, now: datetime, answer: KeyedAnswer | None = None
+    ) -> None:
         """uploading → queued, credits −1, ledger entry and first attempt: one transaction."""
         tx = Tx()
+        charge_guards(tx, attempt.requested_by, job.workspace_id, answer, now)
         tx.put("attempt", attempt_model(attempt), AttemptModel.n.does_not_exist())
         tx.put("ledger", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
         tx.update(
@@ -118,23 +149,23 @@ class Transitions(JobReads):
         try:
             tx.commit()
         except Cancelled as exc:
+            refusal = refused_charge(exc.labels)
+            if refusal is not None:
+                raise refusal from exc
             if "job" in exc.labels or "attempt" in exc.labels:
                 raise JobNotStartableError() from exc
             raise InsufficientCreditsError() from exc
-        # The job as the transaction left it, without reading it back.
-        return dataclasses.replace(
-            job,
-            status=JobStatus.QUEUED,
-            attempt=attempt.n,
-            updated_at=now,
-            dispatched_at=now,
-            resends=0,
-            lease_until=None,
-            progress=None,
-        )
 
-    def retry_jobs(self, workspace_id: str, plans: Sequence[RetryPlan], now: datetime) -> None:
-        """failed → queued for every plan, credits −(the plans' prices): one transaction.
+    def retry_jobs(
+        self,
+        workspace_id: str,
+        plans: Sequence[RetryPlan],
+        now: datetime,
+        answer: KeyedAnswer | None = None,
+        member: str | None = None,
+    ) -> None:
+        """failed → queued for every plan, credits −(the plans' prices): one transaction, whose
+        conditions include `member`'s membership (None: an operator) and the key's answer.
 
         Each job's condition is status = failed AND attempt AND retry count = what was read, so
         two concurrent retries of a job can never both win, and the price decided from the read
@@ -143,6 +174,7 @@ class Transitions(JobReads):
         InsufficientCreditsForRetryError.
         """
         tx = Tx()
+        charge_guards(tx, member, workspace_id, answer, now)
         for plan in plans:
             tx.put(f"attempt:{plan.job.id}", attempt_model(plan.new_attempt), AttemptModel.n.does_not_exist())
             for i, entry in enumerate(plan.entries):
@@ -174,17 +206,29 @@ class Transitions(JobReads):
         try:
             tx.commit()
         except Cancelled as exc:
+            refusal = refused_charge(exc.labels)
+            if refusal is not None:
+                raise refusal from exc
             lost = {label.split(":", 1)[1] for label in exc.labels if ":" in label}
             if lost:
                 raise JobsChangedError(lost) from exc
             raise InsufficientCreditsForRetryError() from exc
 
     def undo_queueing(
-        self, job: Job, entry: LedgerEntry | None, error: str, error_code: str, now: datetime
+        self,
+        job: Job,
+        entry: LedgerEntry | None,
+        error: str,
+        error_code: str,
+        now: datetime,
+        release: Release | None = None,
     ) -> None:
-        """The message could not be sent: refund (entry, if anything was charged) and put the job
-        back to failed."""
+        """The message could not be sent: refund (entry, if anything was charged), put the job
+        back to failed, and mark the request's Idempotency-Key answer (`release`), all in one
+        transaction."""
         tx = Tx()
+        if release is not None:
+            release_answer(tx, release, job.id, now)
         if entry is not None:
             tx.put("ledger", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
             tx.update(
@@ -234,7 +278,7 @@ class Transitions(JobReads):
             raise ServiceUnavailableError() from exc
         return True
 
-    def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> Job | None:
+    def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> bool:
         """queued → processing for this attempt (or a processing claim whose lease ran out)."""
         job_id, attempt = ref.job_id, ref.attempt
         fresh = (JobModel.status == JobStatus.QUEUED.value) & (JobModel.attempt == attempt)
@@ -266,8 +310,8 @@ class Transitions(JobReads):
         try:
             tx.commit()
         except Cancelled:
-            return None
-        return self.get_job(job_id)
+            return False
+        return True
 
     def set_progress(self, ref: QueueMessage, progress: float) -> None:
         try:

@@ -1,0 +1,73 @@
+"""Every adapter method translates its library's errors: with DynamoDB, R2 and SQS unreachable
+(a closed loopback port), each public method raises the port's domain error (a 503 at the
+edge), never a pynamodb or botocore exception (a 500)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.unreachable import port_methods, repository_calls
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[str, str]:
+    dead = f"http://127.0.0.1:{closed_port()}"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "R2_", "JOBS_QUEUE", "TABLE_PREFIX"))
+    } | {
+        "AWS_ENDPOINT_URL_DYNAMODB": dead,
+        "AWS_ENDPOINT_URL_SQS": dead,
+        "R2_ENDPOINT_URL": dead,
+        "R2_ACCESS_KEY_ID": "test",
+        "R2_SECRET_ACCESS_KEY": "test",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+        "JOBS_QUEUE_URL": f"{dead}/000000000000/vidproc-jobs",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.unreachable"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_check_calls_every_method_of_the_repository_port() -> None:
+    assert set(repository_calls()) == port_methods()
+
+
+@pytest.mark.parametrize("method", sorted(repository_calls()))
+def test_every_repository_method_says_the_database_is_unavailable(
+    outcomes: dict[str, str], method: str
+) -> None:
+    assert outcomes[f"repo.{method}"] == "ServiceUnavailableError"
+
+
+def test_r2_and_sqs_say_what_failed(outcomes: dict[str, str]) -> None:
+    assert outcomes["store.head"] == outcomes["store.upload_file"] == "StorageError"
+    assert (
+        outcomes["store.presign_upload"] == outcomes["store.presign_download"] == "returned"
+    )  # signing is local
+    assert outcomes["queue.from_settings"] == "ServiceUnavailableError"
+    assert outcomes["queue.send"] == "QueueSendError"
