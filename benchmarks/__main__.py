@@ -18,12 +18,12 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import api_latency, batch, calls, coldstart, contention, sweeper, worker
+from benchmarks import api_latency, batch, calls, coldstart, contention, segmented, sweeper, worker
 from benchmarks.core import BenchResult, Context, Reporter, changed_files, code_stamp, machine, machine_line
 from benchmarks.report import write_results
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (api_latency, calls, coldstart, contention, batch, sweeper, worker)
+    m.NAME: m for m in (api_latency, calls, coldstart, contention, batch, sweeper, worker, segmented)
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

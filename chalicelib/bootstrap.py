@@ -21,6 +21,7 @@ _building = threading.Lock()
 def _default_services() -> Services:
     from chalicelib.adapters.dynamodb import DynamoRepository
     from chalicelib.adapters.ffmpeg import FFmpegTranscoder
+    from chalicelib.adapters.ffmpeg.segmenter import FFmpegSegmenter
     from chalicelib.adapters.r2 import R2Store
     from chalicelib.adapters.sqs import SqsJobQueue
 
@@ -31,6 +32,7 @@ def _default_services() -> Services:
         store=R2Store.from_settings(settings),
         queue=SqsJobQueue.from_settings(settings),
         transcoder=FFmpegTranscoder.from_settings(settings),
+        segmenter=FFmpegSegmenter.from_settings(settings),
     )
 
 

@@ -52,6 +52,18 @@ def queued_actions(now: datetime, workspace_id: str) -> list[Any]:
         JobModel.resends.set(0),
         JobModel.leaseUntil.remove(),
         JobModel.progress.remove(),
+        *segment_reset_actions(),
+    ]
+
+
+def segment_reset_actions() -> list[Any]:
+    """A new attempt plans its segments afresh (finished segment files are reused by key)."""
+    return [
+        JobModel.segPlan.remove(),
+        JobModel.segTasks.remove(),
+        JobModel.segTotal.remove(),
+        JobModel.segDone.remove(),
+        JobModel.stitchUntil.remove(),
     ]
 
 
@@ -413,6 +425,7 @@ class Transitions(JobReads, Answers):
                 JobModel.progress.remove(),
                 JobModel.error.remove(),
                 JobModel.errorCode.remove(),
+                *segment_reset_actions(),
             ],
             attempt_actions=failed_attempt_actions(error.message, error.code, error.detail),
             allowed=(JobStatus.PROCESSING,),
