@@ -22,7 +22,7 @@ from chalicelib.processing.notify_ports import NotifyServices
 
 if TYPE_CHECKING:
     from chalicelib.processing.accounts import AddedUser
-    from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Transcoder
+    from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Segmenter, Transcoder
 
 _override: Services | None = None
 _lazy: LazyServices | None = None
@@ -54,11 +54,18 @@ def _transcoder(settings: Settings) -> Transcoder:
     return FFmpegTranscoder.from_settings(settings)
 
 
+def _segmenter(settings: Settings) -> Segmenter:
+    from chalicelib.adapters.ffmpeg.segmenter import FFmpegSegmenter
+
+    return FFmpegSegmenter.from_settings(settings)
+
+
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": _repo,
     "store": _store,
     "queue": _queue,
     "transcoder": _transcoder,
+    "segmenter": _segmenter,
 }
 
 
@@ -128,6 +135,14 @@ class LazyServices(Services):
     @transcoder.setter
     def transcoder(self, value: Transcoder | None) -> None:
         self._built["transcoder"] = value
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        return self._adapter("segmenter")
+
+    @segmenter.setter
+    def segmenter(self, value: Segmenter | None) -> None:
+        self._built["segmenter"] = value
 
     @property
     def clock(self) -> Callable[[], datetime]:

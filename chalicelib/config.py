@@ -108,6 +108,13 @@ class Settings(BaseModel):
     auto_retry_cap_seconds: float = Field(default=900, ge=0, le=900)  # SQS DelaySeconds is at most 900
     retry_pricing: Literal["full", "first_free"] = "full"  # a workspace may override it (cli pricing)
 
+    # --- Long videos ---------------------------------------------------------------------------
+    # Long videos: longer than the threshold go in segments of about segment_seconds each.
+    segment_threshold_seconds: float = Field(default=120, gt=0)
+    segment_seconds: float = Field(default=60, gt=0)
+    # A segment task failing for a system reason is re-delivered by SQS until this many receives.
+    segment_max_tries: int = Field(default=3, gt=0)
+
     # --- Sweeper -------------------------------------------------------------------------------
     sweeper_requeue_after_seconds: int = Field(default=120, gt=0)
 

@@ -115,6 +115,8 @@ class Job:
     dispatched_at: datetime | None = None  # last time a message for `attempt` was sent
     resends: int = 0  # how often the sweeper re-sent `attempt`
     lease_until: datetime | None = None  # a worker's claim on `attempt` runs until then
+    segments_total: int | None = None  # the segmented path: video segments planned for `attempt`
+    segments_done: int = 0  # ... and encoded so far
     auto_attempts: int = 0  # free automatic tries queued since the last charged attempt
     next_attempt_at: datetime | None = None  # when the waiting automatic try is due
     charged_attempt: int = 0  # the attempt whose credit a final platform failure refunds
@@ -134,6 +136,7 @@ class Attempt:
     error: str | None = None
     error_code: str | None = None
     stderr_tail: str | None = None  # operators only; never in the API
+    plan: str | None = None  # a long video's segment plan, in words ("40 segments of about 60 s")
     refunded: bool = False  # its credit came back (a final platform failure)
 
 
@@ -148,13 +151,21 @@ class LedgerEntry:
     id: str = field(default_factory=new_id)
 
 
+AUDIO_TASK = -1  # the segmented path's audio task; segment tasks are numbered from 0
+
+
 @dataclass(frozen=True)
 class QueueMessage:
-    """What the jobs queue carries: one attempt of one job."""
+    """What the jobs queue carries: one attempt of one job, or one task of a segmented attempt.
+
+    task None: the attempt itself (plan or single pass). A number: that segment (from 0) or the
+    audio (AUDIO_TASK) of the attempt's segment plan.
+    """
 
     job_id: str
     workspace_id: str
     attempt: int
+    task: int | None = None
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,12 @@ class StorageError(ServiceUnavailableError):
     default_message = "Storage is unavailable. Try again shortly."
 
 
+class TaskRetryError(ServiceUnavailableError):
+    """A segmented attempt's task failed for a system reason: SQS delivers it again (free)."""
+
+    default_message = "The task failed for a system reason and will be retried"
+
+
 class HttpError(NamedTuple):
     status: int
     code: str

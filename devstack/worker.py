@@ -88,7 +88,7 @@ class Poller:
         queue_url: str,
         region: str,
         wait_seconds: int = 2,
-        batch_size: int = 10,
+        batch_size: int = 1,  # as the deployed function (app.py)
     ) -> None:
         self.handler = handler
         self.sqs = sqs
@@ -149,7 +149,7 @@ def run_worker(
     stop_event: threading.Event | None = None,
     handler: Handler | None = None,
     wait_seconds: int = 2,
-    batch_size: int = 10,
+    batch_size: int = 1,  # as the deployed function (app.py)
     sqs: Any = None,
     queue_url: str | None = None,
 ) -> int:

@@ -70,7 +70,7 @@ class JobCard {
     this.progressWrap = el(
       'div',
       { class: 'job-progress' },
-      el('label', { class: 'job-meta' }, el('span', {}, 'Processing ', this.progressLabel), this.progress),
+      el('label', { class: 'job-meta' }, el('span', {}, 'Processing: ', this.progressLabel), this.progress),
     );
 
     this.badge = el('span', { class: 'badge', 'data-testid': 'status-badge' });
@@ -149,7 +149,11 @@ class JobCard {
     if (hasProgress) {
       const percent = Math.max(0, Math.min(100, Math.round(job.progress * 100)));
       this.progress.value = percent;
-      this.progressLabel.textContent = `${percent}%`;
+      // A long video is encoded in segments: count them, the bar shows the share of seconds done.
+      const total = Number(job.segmentsTotal) || 0;
+      this.progressLabel.textContent = total > 0
+        ? `${Number(job.segmentsDone) || 0} of ${total} segments`
+        : `${percent}%`;
     }
 
     setClasses(this.badge, `badge ${BADGE_CLASSES[status] || BADGE_CLASSES.uploading}`);
@@ -249,6 +253,7 @@ class JobCard {
           charged,
           attempt.refunded ? el('span', { class: 'text-green-700', 'data-testid': 'attempt-refunded' }, ' · refunded') : null,
         ),
+        attempt.plan ? el('p', { class: 'job-meta', 'data-testid': 'attempt-plan' }, `Long video: ${attempt.plan}`) : null,
         attempt.error ? el('p', { class: 'text-red-600' }, `Error: ${attempt.error}`) : null,
         times ? el('p', { class: 'job-meta' }, times) : null,
       );

@@ -10,7 +10,8 @@
 #   3. the FFmpeg layer: `make layer`, then publish it (reused when the zip is unchanged)
 #   4. `chalice package --merge-template infra/chalice-merge.yaml`, finished by infra/finalize_template.py
 #   5. `aws cloudformation package` + `deploy` of that SAM template, parameters from step 1's outputs
-#   6. the R2 bucket's CORS rule (PUT/GET/HEAD from the dashboard's origin), through R2's S3 API
+#   6. the R2 bucket's CORS rule (PUT/GET/HEAD from the dashboard's origin) and its lifecycle rules
+#      (infra/r2-lifecycle.json: segment parts left under work/ expire), through R2's S3 API
 #   7. the dashboard: frontend/ to its bucket with a generated config.js, then a CloudFront invalidation
 #
 # Environment (required): AWS credentials for the target account, AWS_REGION (or AWS_DEFAULT_REGION),
@@ -337,6 +338,12 @@ PY
     run aws s3api put-bucket-cors --bucket "$R2_BUCKET" --cors-configuration "file://$cors_file" \
       --endpoint-url "$R2_ENDPOINT_URL" --region auto ||
       die "put-bucket-cors failed: R2 needs an Admin Read & Write token for bucket settings (R2_ADMIN_ACCESS_KEY_ID/R2_ADMIN_SECRET_ACCESS_KEY)"
+    # Long videos leave their segment parts under work/ until the job completes; a job that never
+    # does (failed and not retried) leaves them behind: R2 deletes them after two days.
+    run aws s3api put-bucket-lifecycle-configuration --bucket "$R2_BUCKET" \
+      --lifecycle-configuration "file://$root/infra/r2-lifecycle.json" \
+      --endpoint-url "$R2_ENDPOINT_URL" --region auto ||
+      die "put-bucket-lifecycle-configuration failed: R2 needs an Admin Read & Write token for bucket settings"
   )
 fi
 

@@ -147,6 +147,19 @@ class R2Store:
         except (ClientError, BotoCoreError, OSError) as exc:
             raise StorageError("Failed to download the upload from R2") from exc
 
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = 0
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:  # at most 1000 per page, as DeleteObjects takes
+                    self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+                    deleted += len(keys)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError() from exc
+        return deleted
+
 
 def attachment(filename: str) -> str:
     """A Content-Disposition for a download: an ASCII name, and the real one per RFC 5987."""

@@ -19,17 +19,21 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings, get_settings
-from chalicelib.domain import QueueMessage, ReprocessRequest
+from chalicelib.domain import AUDIO_TASK, QueueMessage, ReprocessRequest
 from chalicelib.errors import QueueSendError, ServiceUnavailableError, ValidationError
 
 _REPROCESS_KEYS = {"type", "workspaceId", "errorCode", "since", "free", "dryRun"}
 
 
 def encode(message: QueueMessage) -> str:
-    return json.dumps(
-        {"jobId": message.job_id, "workspaceId": message.workspace_id, "attempt": message.attempt},
-        separators=(",", ":"),
-    )
+    body: dict[str, object] = {
+        "jobId": message.job_id,
+        "workspaceId": message.workspace_id,
+        "attempt": message.attempt,
+    }
+    if message.task is not None:
+        body["task"] = message.task
+    return json.dumps(body, separators=(",", ":"))
 
 
 def decode(body: str) -> QueueMessage | ReprocessRequest:
@@ -47,7 +51,10 @@ def decode(body: str) -> QueueMessage | ReprocessRequest:
         raise ValidationError(f"Unknown message type {kind!r}")
     try:
         message = QueueMessage(
-            job_id=_text(data["jobId"]), workspace_id=_text(data["workspaceId"]), attempt=int(data["attempt"])
+            job_id=_text(data["jobId"]),
+            workspace_id=_text(data["workspaceId"]),
+            attempt=int(data["attempt"]),
+            task=_task(data.get("task")),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationError("Not a job message") from exc
@@ -101,6 +108,15 @@ def parse_since(value: Any) -> datetime | None:
     except ValueError as exc:
         raise ValidationError(f"since must be an ISO 8601 time (got {value!r})") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _task(value: Any) -> int | None:
+    """A segment task's number (from 0, or AUDIO_TASK); None for the attempt itself."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < AUDIO_TASK:
+        raise TypeError("task must be an integer")
+    return value
 
 
 def _text(value: Any) -> str:

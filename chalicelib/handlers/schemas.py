@@ -117,6 +117,7 @@ class AttemptOut(Schema):
     error: str | None
     error_code: str | None
     refunded: bool  # its credit came back: the platform failed it for good
+    plan: str | None = None  # a long video: how it was cut ("3 segments of about 60 s; ...")
 
     @classmethod
     def of(cls, a: Attempt) -> AttemptOut:
@@ -131,6 +132,7 @@ class AttemptOut(Schema):
             outcome=a.outcome.value,
             error=a.error,
             error_code=a.error_code,
+            plan=a.plan,
         )
 
 
@@ -157,6 +159,8 @@ class JobOut(Schema):
     next_attempt_at: datetime | None  # queued for a free automatic try, due then
     auto_attempts: int  # free automatic tries queued since the last charged attempt
     max_auto_attempts: int  # tries per charged attempt, the charged one included
+    segments_total: int | None = None  # a long video processed in segments: how many
+    segments_done: int | None = None  # ... and how many are encoded
 
     @classmethod
     def of(cls, job: Job, pricing: str | None = None, max_tries: int = 3) -> JobOut:
@@ -184,6 +188,8 @@ class JobOut(Schema):
             attempt=job.attempt,
             retry_count=job.retry_count,
             progress=job.progress,
+            segments_total=job.segments_total,
+            segments_done=job.segments_done if job.segments_total else None,
         )
 
 

@@ -51,6 +51,7 @@ def _record(record: SQSRecord, lambda_context: Any = None) -> str:
             "job_id": message.job_id,
             "workspace_id": message.workspace_id,
             "attempt": message.attempt,
+            "task": message.task,
             "receive_count": receive_count,
             "message_id": record.message_id,
         },

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from chalicelib.config import Settings
 from chalicelib.domain import utcnow
-from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Transcoder
+from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Segmenter, Transcoder
 
 
 @dataclass
@@ -18,4 +18,5 @@ class Services:
     store: ObjectStore
     queue: JobQueue
     transcoder: Transcoder | None = None
+    segmenter: Segmenter | None = None  # the long-video path; None: every video in one pass
     clock: Callable[[], datetime] = field(default=utcnow)

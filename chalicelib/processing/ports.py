@@ -17,6 +17,7 @@ from chalicelib.domain import (
     QueueMessage,
     Workspace,
 )
+from chalicelib.processing.segment_plan import Span
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class ObjectStore(Protocol):
     def download_file(self, key: str, path: Path, size: int | None = None) -> None:
         """Copy the object (of `size` bytes, when known) to a local file with parallel ranged
         reads. StorageError when it fails."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with prefix; how many were deleted."""
         ...
 
 
@@ -85,6 +90,60 @@ class Transcoder(Protocol):
         output_path: Path,
         on_progress: Callable[[float], None] | None = None,
     ) -> TranscodeResult: ...
+
+
+@dataclass(frozen=True)
+class SourceSurvey:
+    """What the segmented path needs to know about a source before it plans."""
+
+    duration_seconds: float
+    video_stream: int
+    audio_stream: int | None
+    frame_times: tuple[float, ...]  # seconds from the file's start, sorted
+    keyframe_times: tuple[float, ...]
+
+
+class Segmenter(Protocol):
+    """FFmpeg's segmented path. Raises a chalicelib.errors.ProcessingError subclass on failure."""
+
+    def probe_duration(self, input_url: str) -> float | None:
+        """The source's duration in seconds (None when its container does not say)."""
+        ...
+
+    def survey(self, input_url: str) -> SourceSurvey: ...
+
+    def encode_segment(
+        self,
+        input_url: str,
+        span: Span,
+        video_stream: int,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> float:
+        """Encode one span of the video; the seconds it took."""
+        ...
+
+    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path) -> float: ...
+
+    def stitch(
+        self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
+    ) -> TranscodeResult:
+        """Join (segment URL or path, planned duration) pairs and the audio into one MP4."""
+        ...
+
+
+@dataclass(frozen=True)
+class SegmentState:
+    """A segmented attempt as the repository holds it."""
+
+    plan: str  # the plan as start_segments stored it (JSON)
+    tasks: int  # segments + the audio task
+    done: frozenset[int]  # tasks recorded done (AUDIO_TASK for the audio)
+    newly_done: bool  # finish_task recorded the task just now (False: it was done before)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.done) >= self.tasks
 
 
 @dataclass(frozen=True)
@@ -197,8 +256,12 @@ class Repository(Protocol):
         now: datetime,
         answer: KeyedAnswer | None = None,
         member: str | None = None,
+        pricing: str | None = None,
     ) -> None:
-        """`member`: whose membership the transaction checks (None: an operator's command)."""
+        """`member`: whose membership the transaction checks (None: an operator's command).
+        `pricing`: the RETRY_PRICING the prices were decided under; the transaction then also
+        requires the workspace's override to be absent or that one (else
+        InsufficientCreditsForRetryError, and the caller reads the workspace to tell why)."""
         ...
 
     def undo_queueing(
@@ -257,6 +320,20 @@ class Repository(Protocol):
         """An automatic retry, in one transaction: the attempt failed with `error`, the free
         attempt `retry` is created, and the job is queued again for it, due at `due`."""
         ...
+
+    # the segmented path (chalicelib.processing.segmented)
+    def start_segments(
+        self, ref: QueueMessage, plan: str, words: str, tasks: int, segments: int, lease_until: datetime
+    ) -> bool:
+        """Record the plan (JSON) on the job and in words on the attempt; False if it moved on."""
+        ...
+
+    def segment_state(self, ref: QueueMessage) -> SegmentState | None: ...
+    def finish_task(
+        self, ref: QueueMessage, task: int, now: datetime, lease_until: datetime
+    ) -> SegmentState | None: ...
+    def claim_stitch(self, ref: QueueMessage, now: datetime, until: datetime) -> bool: ...
+    def release_stitch(self, ref: QueueMessage) -> None: ...
 
     # sweeper
     def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]: ...

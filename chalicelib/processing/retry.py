@@ -36,6 +36,7 @@ from chalicelib.errors import (
     JobsChangedError,
     QueueSendError,
     ServiceUnavailableError,
+    TransactionConflictError,
     UploadGoneError,
     ValidationError,
     WorkspaceNotFoundError,
@@ -130,26 +131,58 @@ def _retry_once(
     granted: bool = False,
     key: Key[Retried] | None = None,
 ) -> Retried:
-    """`member`: the caller whose membership the transaction checks (None: an operator). The
-    membership read happens only on the error paths, to answer in the seed's order."""
+    """`member`: the caller whose membership the transaction checks (None: an operator).
+
+    The price is decided under the deployment's RETRY_PRICING, and the transaction holds only if
+    the workspace has no other override: the common retry reads nothing but the job. The reads
+    that decide an error's wording (membership, balance, override) happen on the error paths, so
+    the answer keeps the seed's order: not failed, then credits, then the upload.
+    """
     if job.status != JobStatus.FAILED:
         _require_member(svc, member, job)
         raise JobNotFailedError()
-    workspace = svc.repo.get_workspace(job.workspace_id)
-    price = retry_price(pricing_of(svc, workspace), job)
-    if workspace is None or (workspace.credits < price and not granted):
-        _require_member(svc, member, job)
-        raise InsufficientCreditsForRetryError()
     if svc.store.head(job.input_file_key) is None:
         _require_member(svc, member, job)
+        if not granted:
+            _require_credits(svc, job)
         raise UploadGoneError()
+    pricing: str = svc.settings.retry_pricing
+    for _ in range(2):  # at most once more, under the workspace's own override
+        try:
+            return _commit_retry(svc, job, trigger, actor, member, pricing, granted, key)
+        except InsufficientCreditsForRetryError:
+            workspace = svc.repo.get_workspace(job.workspace_id)
+            if workspace is None or pricing_of(svc, workspace) == pricing:
+                _require_member(svc, member, job)
+                raise
+            pricing = pricing_of(svc, workspace)
+    raise TransactionConflictError()  # the override changed twice under us: start over
+
+
+def _require_credits(svc: Services, job: Job) -> None:
+    workspace = svc.repo.get_workspace(job.workspace_id)
+    if workspace is None or workspace.credits < retry_price(pricing_of(svc, workspace), job):
+        raise InsufficientCreditsForRetryError()
+
+
+def _commit_retry(
+    svc: Services,
+    job: Job,
+    trigger: Trigger,
+    actor: str,
+    member: str | None,
+    pricing: str,
+    granted: bool,
+    key: Key[Retried] | None,
+) -> Retried:
     now = svc.clock()
+    price = retry_price(pricing, job)
     plan = next_attempt(job, trigger, LedgerReason.RETRY, actor, now, price=price, granted=granted)
     queued = _as_queued(job, plan, now)
     charged = plan.new_attempt.credits_charged
     answer = key.answer(svc, Retried(queued, charged)) if key else None
     try:
-        svc.repo.retry_jobs(job.workspace_id, [plan], now, answer, member)
+        svc.repo.retry_jobs(job.workspace_id, [plan], now, answer, member, pricing)
     except JobsChangedError as exc:  # a lost race: the seed's 400
         raise JobNotFailedError() from exc
     message = RETRY_REFUND_MESSAGE if charged else FREE_RETRY_UNQUEUED_MESSAGE
@@ -244,7 +277,7 @@ def _commit_batch(
             raise InsufficientCreditsForRetryError()
         answer = key.answer(svc, _as_committed(ids, results, plans)) if key else None
         try:
-            svc.repo.retry_jobs(ws_id, plans, now, answer, principal.user_id)
+            svc.repo.retry_jobs(ws_id, plans, now, answer, principal.user_id, pricing)
             return plans
         except JobsChangedError as exc:
             changed = exc.job_ids

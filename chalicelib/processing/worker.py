@@ -31,6 +31,7 @@ from chalicelib.errors import (
     UploadOutputError,
 )
 from chalicelib.observability import count, logger, segment
+from chalicelib.processing import segmented
 from chalicelib.processing.autoretry import Settled, give_up, settle_failure
 from chalicelib.processing.context import Services
 from chalicelib.processing.jobs import input_key, output_key
@@ -43,6 +44,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     RETRYING = "retrying"  # failed for the platform's reasons; a free automatic try is queued
     SKIPPED = "skipped"  # not ours to run: a duplicate, or an attempt that moved on
+    PLANNED = "planned"  # a long video: its segment tasks are queued
+    ENCODED = "encoded"  # one task of a segmented attempt is done; others remain
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,13 @@ def reject_malformed(svc: Services, body: str, reason: str) -> None:
 
 
 def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) -> Outcome:
-    """Run the attempt the message names. Raises only when the outcome could not be recorded."""
+    """Run the attempt (or the segment task) the message names.
+
+    Raises only when the outcome could not be recorded, or (TaskRetryError) when a segment task
+    failed for a platform reason and SQS should deliver it again.
+    """
+    if ref.task is not None:
+        return Outcome(segmented.run_task(svc, ref, delivery.receive_count if delivery else 1))
     log = logger()
     now = svc.clock()
     if not svc.repo.claim(ref, now, now + timedelta(seconds=svc.settings.claim_lease_seconds)):
@@ -115,7 +124,10 @@ def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) 
     try:
         with _heartbeat(svc, ref, delivery):
             # The input's key follows from the message: no read of the job after the claim.
-            key = _transcode_and_store(svc, ref, input_key(ref.workspace_id, ref.job_id))
+            source_key = input_key(ref.workspace_id, ref.job_id)
+            if _plan_if_long(svc, ref, source_key):
+                return Outcome.PLANNED
+            key = _transcode_and_store(svc, ref, source_key)
     except ProcessingError as error:
         return _record_failure(svc, ref, error)
     except ServiceUnavailableError as exc:
@@ -129,6 +141,17 @@ def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) 
     count("JobsCompleted")
     log.info("job completed", extra={**_keys(ref), "output_key": key})
     return Outcome.COMPLETED
+
+
+def _plan_if_long(svc: Services, ref: QueueMessage, source_key: str) -> bool:
+    """A video longer than the threshold goes in segments: plan it and queue its tasks."""
+    if svc.segmenter is None:
+        return False
+    source = segmented.source_url(svc, source_key)
+    if not segmented.wants_segments(svc, svc.segmenter.probe_duration(source)):
+        return False
+    segmented.plan_attempt(svc, ref, source_key, source)
+    return True
 
 
 def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> str:

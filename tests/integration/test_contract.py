@@ -229,6 +229,22 @@ def test_retry_beyond_the_balance_is_refused(world: World) -> None:
     assert world.credits() == 0
 
 
+def test_retry_priced_under_another_pricing_than_the_workspace_override_is_refused(world: World) -> None:
+    failed = world.job(JobStatus.FAILED)
+    assert world.repo.set_retry_pricing(world.workspace, "first_free")
+    with pytest.raises(InsufficientCreditsForRetryError):
+        world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow(), None, None, "full")
+    assert world.credits() == 4
+    world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow(), None, None, "first_free")
+    assert world.credits() == 3
+
+
+def test_retry_priced_under_the_deployment_pricing_passes_without_an_override(world: World) -> None:
+    failed = world.job(JobStatus.FAILED)
+    world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow(), None, None, "full")
+    assert world.credits() == 3
+
+
 def test_retry_by_someone_who_is_not_a_member_is_refused(world: World) -> None:
     failed = world.job(JobStatus.FAILED)
     with pytest.raises(NotAMemberError):

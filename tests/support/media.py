@@ -137,3 +137,78 @@ def top_level_boxes(path: Path) -> list[str]:
                 break
             f.seek(size - header_size, 1)
     return boxes
+
+
+def make_long_form_clip(
+    path: Path,
+    seconds: float,
+    *,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 25,
+    audio: bool = True,
+    keyframe_every: float = 1.0,
+    x264_params: str = "",
+    variable_rate: bool = False,
+) -> Path:
+    """A source for the segmented path: keyframes every `keyframe_every` seconds, optional
+    libx264 parameters (B-frames, open GOPs), optionally a variable frame rate (frames dropped
+    irregularly, timestamps kept)."""
+    args = [ffmpeg_binary(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error"]
+    args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+    if variable_rate:
+        args += ["-vf", r"select='not(eq(mod(n\,7)\,3))*not(eq(mod(n\,11)\,5))'", "-fps_mode", "vfr"]
+    gop = max(int(keyframe_every * fps), 1)
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(gop)]
+    args += ["-keyint_min", str(gop), "-sc_threshold", "0"]
+    if x264_params:
+        args += ["-x264-params", x264_params]
+    args += ["-c:a", "aac", "-b:a", "64k"] if audio else ["-an"]
+    args += ["-shortest", str(path)]
+    subprocess.run(args, check=True, capture_output=True, timeout=300)
+    return path
+
+
+def stream_facts(path: Path) -> dict[str, dict[str, float]]:
+    """Per stream type ('video', 'audio'): start time, duration and counted frames, by ffprobe."""
+    out = subprocess.run(
+        [
+            ffprobe_binary(),
+            "-v",
+            "error",
+            "-count_packets",
+            "-print_format",
+            "json",
+            "-show_streams",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    ).stdout
+    facts: dict[str, dict[str, float]] = {}
+    for stream in json.loads(out)["streams"]:
+        facts.setdefault(
+            stream["codec_type"],
+            {
+                "start": float(stream.get("start_time", 0)),
+                "duration": float(stream.get("duration", 0)),
+                "frames": float(stream.get("nb_read_packets", 0)),
+            },
+        )
+    return facts
+
+
+def ssim_per_frame(a: Path, b: Path) -> list[float]:
+    """ffmpeg's ssim filter: each frame's 'All' SSIM of a against b, in display order."""
+    args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(a), "-i", str(b)]
+    args += ["-lavfi", "[0:v][1:v]ssim=stats_file=-", "-f", "null", "-"]
+    out = subprocess.run(args, check=True, capture_output=True, timeout=300, text=True).stdout
+    return [
+        float(part.split(":")[1])
+        for line in out.splitlines()
+        for part in line.split()
+        if part.startswith("All:")
+    ]

@@ -60,6 +60,11 @@ def repository_calls() -> dict[str, tuple[Any, ...]]:
         "set_retry_pricing": (ws, None),
         "claim": (ref, now, now),
         "extend_lease": (ref, now),
+        "start_segments": (ref, "{}", "1 segments", 2, 1, now),
+        "segment_state": (ref,),
+        "finish_task": (ref, 0, now, now),
+        "claim_stitch": (ref, now, now),
+        "release_stitch": (ref,),
         "reschedule": (ref, RecordedError("e", "E"), attempt, now, now),
         "set_progress": (ref, 0.5),
         "complete": (ref, "out", now),
@@ -93,6 +98,7 @@ def main() -> None:
     source = Path(__file__)
     seen["store.head"] = outcome(store.head, "k")
     seen["store.upload_file"] = outcome(store.upload_file, source, "k", "video/mp4")
+    seen["store.delete_prefix"] = outcome(store.delete_prefix, "work/")
     seen["store.presign_upload"] = outcome(store.presign_upload, "k", "video/mp4", 1, 60)
     seen["store.presign_download"] = outcome(store.presign_download, "k", 60)
     seen["queue.from_settings"] = outcome(

@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.domain import (
@@ -49,6 +50,7 @@ from chalicelib.processing.ports import (
     Refund,
     Release,
     RetryPlan,
+    SegmentState,
     StoredObject,
 )
 
@@ -61,6 +63,7 @@ class FakeRepository:
         self.attempts: dict[tuple[str, int], Attempt] = {}
         self.entries: list[LedgerEntry] = []
         self.holds: dict[str, timedelta] = {}
+        self.segments: dict[str, dict[str, Any]] = {}  # job id -> plan, tasks, done, stitch claim
         self.leases: list[datetime] = []  # every lease the heartbeat set
         self.answers: dict[str, tuple[KeyedAnswer, bool]] = {}  # record id -> (answer, released)
 
@@ -177,6 +180,7 @@ class FakeRepository:
         now: datetime,
         answer: KeyedAnswer | None = None,
         member: str | None = None,
+        pricing: str | None = None,
     ) -> None:
         self._charge_guards(member, workspace_id, answer, now)
         lost = {
@@ -194,6 +198,8 @@ class FakeRepository:
         price = -sum(e.delta for p in plans for e in p.entries)
         if ws is None or ws.credits < price:
             raise InsufficientCreditsForRetryError()
+        if pricing is not None and ws.retry_pricing not in (None, pricing):
+            raise InsufficientCreditsForRetryError()
         ws.credits -= price
         for p in plans:
             self.entries.extend(p.entries)
@@ -209,12 +215,15 @@ class FakeRepository:
                 output_file_key=None,
                 dispatched_at=now,
                 resends=0,
+                segments_total=None,
+                segments_done=0,
                 charged_attempt=p.new_attempt.n,
                 auto_attempts=0,
                 next_attempt_at=None,
                 updated_at=now,
             )
             self.holds.pop(p.job.id, None)
+            self.segments.pop(p.job.id, None)
         if answer is not None:
             self.answers[answer.record_id] = (answer, False)
 
@@ -377,8 +386,58 @@ class FakeRepository:
         job.status, job.attempt, job.auto_attempts = JobStatus.QUEUED, retry.n, job.auto_attempts + 1
         job.next_attempt_at, job.dispatched_at, job.resends, job.lease_until = due, now, 0, None
         job.error = job.error_code = None
+        job.segments_total, job.segments_done = None, 0
+        self.segments.pop(job.id, None)  # the new attempt plans afresh (parts are reused by key)
         self.holds[job.id] = due - now
         return True
+
+    # the segmented path: the same conditions as chalicelib/adapters/dynamodb/segments.py
+    def _processing(self, ref: QueueMessage) -> Job | None:
+        job = self.jobs.get(ref.job_id)
+        ok = job is not None and job.status == JobStatus.PROCESSING and job.attempt == ref.attempt
+        return job if ok else None
+
+    def start_segments(
+        self, ref: QueueMessage, plan: str, words: str, tasks: int, segments: int, lease_until: datetime
+    ) -> bool:
+        job = self._processing(ref)
+        if job is None:
+            return False
+        self.attempts[(job.id, ref.attempt)].plan = words
+        kept = self.segments.get(job.id, {}).get("done", frozenset())
+        self.segments[job.id] = {"plan": plan, "tasks": tasks, "done": kept, "stitch": None}
+        job.segments_total, job.lease_until = segments, lease_until
+        job.progress = job.progress or 0.0
+        return True
+
+    def segment_state(self, ref: QueueMessage) -> SegmentState | None:
+        job = self._processing(ref)
+        seg = self.segments.get(ref.job_id)
+        if job is None or seg is None:
+            return None
+        return SegmentState(plan=seg["plan"], tasks=seg["tasks"], done=seg["done"], newly_done=False)
+
+    def finish_task(
+        self, ref: QueueMessage, task: int, now: datetime, lease_until: datetime
+    ) -> SegmentState | None:
+        job, seg = self._processing(ref), self.segments.get(ref.job_id)
+        if job is None or seg is None or task in seg["done"]:
+            return self.segment_state(ref)
+        seg["done"] = seg["done"] | {task}
+        job.segments_done = sum(1 for t in seg["done"] if t >= 0)
+        job.lease_until = lease_until
+        return SegmentState(plan=seg["plan"], tasks=seg["tasks"], done=seg["done"], newly_done=True)
+
+    def claim_stitch(self, ref: QueueMessage, now: datetime, until: datetime) -> bool:
+        job, seg = self._processing(ref), self.segments.get(ref.job_id)
+        if job is None or seg is None or (seg["stitch"] is not None and seg["stitch"] >= now):
+            return False
+        seg["stitch"], job.lease_until = until, until
+        return True
+
+    def release_stitch(self, ref: QueueMessage) -> None:
+        if self._processing(ref) is not None and ref.job_id in self.segments:
+            self.segments[ref.job_id]["stitch"] = None
 
     def queued_not_dispatched_since(self, cutoff: datetime, limit: int) -> list[Job]:
         return [
@@ -428,6 +487,13 @@ class FakeStore:
             raise StorageError(f"no object {key}")
         path.write_bytes(b"\0" * self.objects[key])
         self.downloaded.append(key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self.objects if key.startswith(prefix)]
+        for key in doomed:
+            del self.objects[key]
+            self.uploaded.pop(key, None)
+        return len(doomed)
 
 
 class FakeQueue:

@@ -9,7 +9,7 @@ from chalicelib.adapters.r2 import attachment
 from chalicelib.adapters.sqs import decode, encode
 from chalicelib.auth import bearer_token
 from chalicelib.config import Settings
-from chalicelib.domain import QueueMessage
+from chalicelib.domain import AUDIO_TASK, QueueMessage
 from chalicelib.handlers.schemas import CreateJobIn, JobOut
 
 
@@ -38,6 +38,12 @@ def test_the_seeds_messages_are_the_defaults() -> None:
 def test_queue_messages_round_trip_and_strangers_are_rejected() -> None:
     message = QueueMessage("j", "w", 3)
     assert decode(encode(message)) == message
+    assert "task" not in encode(message)  # an attempt's message is what it was before segments
+    for task in (0, 41, AUDIO_TASK):
+        assert decode(encode(QueueMessage("j", "w", 3, task=task))) == QueueMessage("j", "w", 3, task=task)
+    for not_a_task in ('"1"', "true", "-2", "1.5"):
+        with pytest.raises(errors.ValidationError):
+            decode(f'{{"jobId": "j", "workspaceId": "w", "attempt": 1, "task": {not_a_task}}}')
     for body in ("", "[]", '{"jobId": "j"}', '{"jobId": "j", "workspaceId": "w", "attempt": "x"}'):
         with pytest.raises(errors.ValidationError):
             decode(body)

@@ -466,6 +466,7 @@ def test_dry_run_prints_the_whole_sequence_with_the_stacks_outputs() -> None:
     assert f"JobsQueueArn={outputs['JobsQueueArn']}" in out
     assert "infra/package.sh prod" in out and "aws cloudformation package" in out and "make layer" in out
     assert "put-bucket-cors" in out and outputs["FrontendOrigin"] in out
+    assert "put-bucket-lifecycle-configuration" in out and "infra/r2-lifecycle.json" in out
     assert "create-invalidation" in out
     config = _printed_config_js(out)
     assert config["apiBaseUrl"] == outputs["EndpointURL"]
@@ -669,3 +670,17 @@ def _chalice_shaped_template() -> dict[str, Any]:
             },
         },
     }
+
+
+def test_r2_lifecycle_expires_the_segment_parts_prefix() -> None:
+    from chalicelib.processing.segmented import segments_prefix
+
+    rules = json.loads((INFRA / "r2-lifecycle.json").read_text())["Rules"]
+    parts = [
+        r
+        for r in rules
+        if r["Filter"]["Prefix"] and segments_prefix("ws", "job").startswith(r["Filter"]["Prefix"])
+    ]
+    assert len(parts) == 1 and parts[0]["Status"] == "Enabled"
+    assert 1 <= parts[0]["Expiration"]["Days"] <= 7
+    assert not "outputs/ws/job/attempt-1.mp4".startswith(parts[0]["Filter"]["Prefix"])  # results stay

@@ -54,6 +54,8 @@ def job_from(m: JobModel) -> Job:
         dispatched_at=m.dispatchedAt,
         resends=int(m.resends or 0),
         lease_until=m.leaseUntil,
+        segments_total=int(m.segTotal) if m.segTotal is not None else None,
+        segments_done=sum(1 for task in (m.segDone or ()) if task >= 0),
         auto_attempts=int(m.autoAttempts or 0),
         next_attempt_at=m.nextAttemptAt,
         charged_attempt=int(m.chargedAttempt or 0),
@@ -97,6 +99,7 @@ def attempt_from(m: AttemptModel) -> Attempt:
         error=m.error,
         error_code=m.errorCode,
         stderr_tail=m.stderrTail,
+        plan=m.plan,
         refunded=bool(m.refunded),
     )
 

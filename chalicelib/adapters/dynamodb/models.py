@@ -6,6 +6,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     TTLAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
@@ -116,6 +117,13 @@ class JobModel(_Base):
     resends = NumberAttribute(default=0)
     leaseUntil = UTCDateTimeAttribute(null=True)
     sweepAt = UTCDateTimeAttribute(null=True)
+    # The segmented path, for the current attempt: the plan (JSON), how many tasks it has
+    # (segments + audio), the tasks done (AUDIO_TASK for the audio), who stitches until when.
+    segPlan = UnicodeAttribute(null=True)
+    segTasks = NumberAttribute(null=True)
+    segTotal = NumberAttribute(null=True)
+    segDone = NumberSetAttribute(null=True)
+    stitchUntil = UTCDateTimeAttribute(null=True)
     autoAttempts = NumberAttribute(default=0)
     nextAttemptAt = UTCDateTimeAttribute(null=True)
     chargedAttempt = NumberAttribute(default=0)
@@ -142,6 +150,7 @@ class AttemptModel(_Base):
     error = UnicodeAttribute(null=True)
     errorCode = UnicodeAttribute(null=True)
     stderrTail = UnicodeAttribute(null=True)
+    plan = UnicodeAttribute(null=True)  # the segment plan in words, when the video was segmented
     refunded = BooleanAttribute(null=True)
 
 

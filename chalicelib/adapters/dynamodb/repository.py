@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chalicelib.adapters.dynamodb.accounts import AccountsRepository
 from chalicelib.adapters.dynamodb.connection import bind
+from chalicelib.adapters.dynamodb.segments import SegmentTransitions
 from chalicelib.adapters.dynamodb.sweeps import SweeperQueries
 from chalicelib.adapters.dynamodb.transactions import translating
 from chalicelib.adapters.dynamodb.transitions import Transitions
@@ -11,7 +12,7 @@ from chalicelib.config import Settings
 
 
 @translating
-class DynamoRepository(AccountsRepository, Transitions, SweeperQueries):
+class DynamoRepository(AccountsRepository, Transitions, SegmentTransitions, SweeperQueries):
     """The Repository port on DynamoDB. Every public method translates: DynamoDB unavailable
     (throttled, timed out, down) is ServiceUnavailableError; a failed condition is the method's
     own domain error (or False/None where the port says so)."""

@@ -52,6 +52,18 @@ def queued_actions(now: datetime, workspace_id: str) -> list[Any]:
         JobModel.resends.set(0),
         JobModel.leaseUntil.remove(),
         JobModel.progress.remove(),
+        *segment_reset_actions(),
+    ]
+
+
+def segment_reset_actions() -> list[Any]:
+    """A new attempt plans its segments afresh (finished segment files are reused by key)."""
+    return [
+        JobModel.segPlan.remove(),
+        JobModel.segTasks.remove(),
+        JobModel.segTotal.remove(),
+        JobModel.segDone.remove(),
+        JobModel.stitchUntil.remove(),
     ]
 
 
@@ -151,6 +163,7 @@ class Transitions(JobReads, Answers):
         now: datetime,
         answer: KeyedAnswer | None = None,
         member: str | None = None,
+        pricing: str | None = None,
     ) -> None:
         """failed → queued for every plan, credits −(the plans' prices): one transaction, whose
         conditions include `member`'s membership (None: an operator) and the key's answer.
@@ -168,12 +181,12 @@ class Transitions(JobReads, Answers):
             for i, entry in enumerate(plan.entries):
                 tx.put(f"ledger{i}:{plan.job.id}", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
         price = -sum(entry.delta for plan in plans for entry in plan.entries)
-        tx.update(
-            "workspace",
-            WorkspaceModel(id=workspace_id),
-            [WorkspaceModel.credits.add(-price)],
-            WorkspaceModel.credits >= price,
-        )
+        condition = WorkspaceModel.credits >= price
+        if pricing is not None:  # the prices hold only under this pricing
+            override = WorkspaceModel.retryPricing
+            condition &= override.does_not_exist() | (override == pricing)
+        workspace = WorkspaceModel(id=workspace_id)
+        tx.update("workspace", workspace, [WorkspaceModel.credits.add(-price)], condition)
         for plan in plans:
             tx.update(
                 f"job:{plan.job.id}",
@@ -412,6 +425,7 @@ class Transitions(JobReads, Answers):
                 JobModel.progress.remove(),
                 JobModel.error.remove(),
                 JobModel.errorCode.remove(),
+                *segment_reset_actions(),
             ],
             attempt_actions=failed_attempt_actions(error.message, error.code, error.detail),
             allowed=(JobStatus.PROCESSING,),

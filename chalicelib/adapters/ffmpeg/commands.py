@@ -158,6 +158,10 @@ def build_ffmpeg_args(
         "-1",
         "-map_chapters",
         "-1",
+        # Frames keep their source times (a variable frame rate stays variable, no duplicated
+        # frames): both paths, single pass and segments, count the same frames.
+        "-fps_mode",
+        "vfr",
         "-vf",
         scale_filter(max_height),
         "-c:v",

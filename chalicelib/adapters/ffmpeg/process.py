@@ -154,7 +154,10 @@ class FFmpegTranscoder:
 
     def probe(self, input_url: str, timeout: float) -> ProbeInfo:
         """ffprobe the input. Raises DownloadError, InvalidVideoError or FFmpegNotFoundError."""
-        args = build_probe_args(self.ffprobe_path, input_url)
+        return parse_probe(self.run_probe(build_probe_args(self.ffprobe_path, input_url), input_url, timeout))
+
+    def run_probe(self, args: list[str], input_url: str, timeout: float) -> str:
+        """Run one ffprobe command line; its stdout. Errors as for probe()."""
         proc = _spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
@@ -171,7 +174,7 @@ class FFmpegTranscoder:
             if error_class is TranscodeFailedError:  # ffprobe failing on its own is unreadable data
                 error_class = InvalidVideoError
             raise error_class(detail=f"ffprobe exit {proc.returncode}: {detail}")
-        return parse_probe(stdout.decode("utf-8", errors="replace"))
+        return stdout.decode("utf-8", errors="replace")
 
     def _run_ffmpeg(
         self,
@@ -192,10 +195,26 @@ class FFmpegTranscoder:
             preset=self.preset,
             crf=self.crf,
         )
+        self.run(args, input_url, source.duration_seconds, deadline, on_progress, throttle)
+
+    def run(
+        self,
+        args: list[str],
+        input_url: str,
+        duration_seconds: float | None,
+        deadline: float,
+        on_progress: Callable[[float], None] | None = None,
+        throttle: ProgressThrottle | None = None,
+    ) -> None:
+        """Run one ffmpeg command line that writes `-progress pipe:1`, until it ends or the deadline.
+
+        Raises the ProcessingError its stderr stands for, or TranscodeTimeoutError.
+        """
+        throttle = throttle or ProgressThrottle(self.progress_interval_seconds)
         # A process group of its own: a timeout kills ffmpeg and anything it started.
         proc = _spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         assert proc.stdout is not None and proc.stderr is not None
-        progress = _ProgressReader(proc.stdout, source.duration_seconds)
+        progress = _ProgressReader(proc.stdout, duration_seconds)
         stderr = _StderrTail(proc.stderr)
         progress.start()
         stderr.start()

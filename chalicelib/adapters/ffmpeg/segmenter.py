@@ -1,0 +1,124 @@
+"""The Segmenter port on ffmpeg: survey a source, encode one segment or the audio, stitch."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, redact
+from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
+from chalicelib.adapters.ffmpeg.segments import (
+    build_audio_args,
+    build_frames_args,
+    build_segment_args,
+    build_stitch_args,
+    concat_list,
+    parse_frames,
+)
+from chalicelib.errors import InvalidVideoError, ProcessingError
+from chalicelib.processing.ports import SourceSurvey, TranscodeResult
+from chalicelib.processing.segment_plan import Span
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
+
+# Listing every packet of a long remote file reads all of it (demuxing only): give it time.
+SURVEY_TIMEOUT_SECONDS = 300.0
+
+
+class FFmpegSegmenter:
+    """Runs the segmented path's commands through an FFmpegTranscoder's process handling."""
+
+    def __init__(
+        self, ffmpeg: FFmpegTranscoder, survey_timeout_seconds: float = SURVEY_TIMEOUT_SECONDS
+    ) -> None:
+        self.ffmpeg = ffmpeg
+        self.survey_timeout_seconds = survey_timeout_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FFmpegSegmenter:
+        return cls(FFmpegTranscoder.from_settings(settings))
+
+    def probe_duration(self, input_url: str) -> float | None:
+        return self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS).duration_seconds
+
+    def survey(self, input_url: str) -> SourceSurvey:
+        info = self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS)
+        if not info.duration_seconds:
+            raise InvalidVideoError(detail="the source has no duration")
+        args = build_frames_args(self.ffmpeg.ffprobe_path, input_url, info.video_stream)
+        frames = parse_frames(self.ffmpeg.run_probe(args, input_url, self.survey_timeout_seconds))
+        return SourceSurvey(
+            duration_seconds=info.duration_seconds,
+            video_stream=info.video_stream,
+            audio_stream=info.audio_stream,
+            frame_times=frames.frame_times,
+            keyframe_times=frames.keyframe_times,
+        )
+
+    def encode_segment(
+        self,
+        input_url: str,
+        span: Span,
+        video_stream: int,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> float:
+        ff = self.ffmpeg
+        args = build_segment_args(
+            ff.ffmpeg_path,
+            input_url,
+            output_path,
+            start=span.start,
+            duration=span.duration,
+            video_stream=video_stream,
+            max_height=ff.max_height,
+            preset=ff.preset,
+            crf=ff.crf,
+        )
+        return self._timed(args, input_url, span.duration, output_path, on_progress)
+
+    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path) -> float:
+        args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream)
+        return self._timed(args, input_url, None, output_path, None)
+
+    def stitch(
+        self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
+    ) -> TranscodeResult:
+        started = time.monotonic()
+        with tempfile.NamedTemporaryFile("w", suffix=".ffconcat", dir=output_path.parent) as script:
+            script.write(concat_list(segments))
+            script.flush()
+            args = build_stitch_args(self.ffmpeg.ffmpeg_path, script.name, audio_url, output_path)
+            try:
+                self._timed(args, audio_url or "", None, output_path, None)
+            except ProcessingError as error:  # the parts' presigned URLs stay out of the detail
+                for location, _ in segments:
+                    error.detail = redact(error.detail or "", location)
+                raise
+        result = self.ffmpeg.probe(str(output_path), timeout=PROBE_TIMEOUT_SECONDS)
+        return TranscodeResult(
+            width=result.width,
+            height=result.height,
+            duration_seconds=result.duration_seconds or 0.0,
+            elapsed_seconds=time.monotonic() - started,
+        )
+
+    def _timed(
+        self,
+        args: list[str],
+        input_url: str,
+        duration: float | None,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None,
+    ) -> float:
+        started = time.monotonic()
+        try:
+            self.ffmpeg.run(args, input_url, duration, started + self.ffmpeg.timeout_seconds, on_progress)
+        except BaseException:
+            _remove(output_path)
+            raise
+        return time.monotonic() - started

@@ -1,0 +1,301 @@
+"""Long videos: plan segments, encode each (and the audio) as its own task, stitch once.
+
+The attempt's message plans (ffprobe's frame list, chalicelib.processing.segment_plan) and sends
+one message per segment and one for the audio, all to the same queue and worker. Each task
+encodes its part to `segments_prefix(...)` and records itself done on the job item; the task that
+sees every task done claims the stitch (one conditional write), joins the parts, uploads the
+output and completes the job. Money: the attempt's one credit was charged when it was queued;
+tasks cost nothing, and a task that fails for the platform's reasons is delivered again by SQS
+(free) until `segment_max_tries`, without touching the others; after that, or at once for the
+input's fault, the attempt is settled by chalicelib.processing.autoretry: a free automatic try
+(which plans again and reuses the finished parts) or the end, refunded or not by the taxonomy.
+
+Finished parts live under a per-job prefix whose name carries the plan's fingerprint: a manual
+Retry of a failed job plans the same segments again, finds the parts already there and encodes
+only the missing ones. The prefix is deleted when the job completes (an R2 lifecycle rule in
+infra/ removes what a job that never completes leaves behind).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from chalicelib.domain import AUDIO_TASK, JobStatus, QueueMessage
+from chalicelib.errors import (
+    DownloadError,
+    InputMissingError,
+    InternalProcessingError,
+    ProcessingError,
+    ServiceUnavailableError,
+    StorageError,
+    TaskRetryError,
+    UploadOutputError,
+    WorkerInterruptedError,
+)
+from chalicelib.observability import count, logger
+from chalicelib.processing import failures
+from chalicelib.processing.autoretry import settle_failure
+from chalicelib.processing.context import Services
+from chalicelib.processing.failures import Kind
+from chalicelib.processing.jobs import input_key, output_key
+from chalicelib.processing.ports import Segmenter, SegmentState
+from chalicelib.processing.segment_plan import SegmentPlan, Span, plan_segments
+
+STITCH_GRACE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """What every task reads back from the job item: the plan and where its parts go."""
+
+    plan: SegmentPlan
+    video_stream: int
+    audio_stream: int | None
+    prefix: str
+
+    @property
+    def tasks(self) -> list[int]:
+        # The audio first: it is the longest task (the whole soundtrack), so it must not start last.
+        audio = [AUDIO_TASK] if self.audio_stream is not None else []
+        return audio + [span.index for span in self.plan.spans]
+
+    def part_key(self, task: int) -> str:
+        return f"{self.prefix}audio.m4a" if task == AUDIO_TASK else f"{self.prefix}seg-{task:05d}.mp4"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "video": self.video_stream,
+                "audio": self.audio_stream,
+                "prefix": self.prefix,
+                "duration": self.plan.duration,
+                "accurate": self.plan.accurate_cuts,
+                "spans": [[s.start, s.duration] for s in self.plan.spans],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> StoredPlan:
+        data = json.loads(text)
+        spans = tuple(Span(i, float(start), float(length)) for i, (start, length) in enumerate(data["spans"]))
+        plan = SegmentPlan(spans=spans, duration=float(data["duration"]), accurate_cuts=int(data["accurate"]))
+        return cls(
+            plan=plan, video_stream=int(data["video"]), audio_stream=data["audio"], prefix=data["prefix"]
+        )
+
+
+def segments_prefix(workspace_id: str, job_id: str) -> str:
+    return f"work/{workspace_id}/{job_id}/"
+
+
+def wants_segments(svc: Services, duration_seconds: float | None) -> bool:
+    return duration_seconds is not None and duration_seconds > svc.settings.segment_threshold_seconds
+
+
+def segmenter(svc: Services) -> Segmenter:
+    if svc.segmenter is None:
+        raise InternalProcessingError(detail="no segmenter configured")
+    return svc.segmenter
+
+
+def source_url(svc: Services, input_key: str) -> str:
+    try:
+        stored = svc.store.head(input_key)
+    except StorageError as exc:
+        raise DownloadError(detail=repr(exc)) from exc
+    if stored is None:
+        raise InputMissingError(detail=f"missing object {input_key}")
+    return svc.store.presign_download(input_key, svc.settings.transcode_timeout_seconds + 300)
+
+
+def plan_attempt(svc: Services, ref: QueueMessage, source_key: str, source: str) -> StoredPlan:
+    """Survey the source, record the plan on the job and send one message per task."""
+    survey = segmenter(svc).survey(source)
+    settings = svc.settings
+    plan = plan_segments(
+        survey.frame_times, survey.keyframe_times, survey.duration_seconds, settings.segment_seconds
+    )
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [
+                source_key,
+                [[s.start, s.duration] for s in plan.spans],
+                settings.transcode_max_height,
+                settings.transcode_preset,
+                settings.transcode_crf,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    stored = StoredPlan(
+        plan=plan,
+        video_stream=survey.video_stream,
+        audio_stream=survey.audio_stream,
+        prefix=f"{segments_prefix(ref.workspace_id, ref.job_id)}{fingerprint}/",
+    )
+    lease = svc.clock() + timedelta(seconds=settings.claim_lease_seconds)
+    words = plan.describe()
+    if not svc.repo.start_segments(ref, stored.to_json(), words, len(stored.tasks), plan.count, lease):
+        raise WorkerInterruptedError(detail="the attempt moved on while it was being planned")
+    logger().info("segment plan", extra={"job_id": ref.job_id, "plan": words})
+    for task in stored.tasks:
+        svc.queue.send(QueueMessage(ref.job_id, ref.workspace_id, ref.attempt, task=task))
+    count("SegmentsPlanned", plan.count)
+    return stored
+
+
+def run_task(svc: Services, ref: QueueMessage, receive_count: int) -> str:
+    """Encode one task of a segmented attempt; stitch when it was the last. Returns what happened.
+
+    Raises TaskRetryError for a system failure SQS should deliver again.
+    """
+    assert ref.task is not None
+    state = svc.repo.segment_state(ref)
+    if state is None:
+        return "skipped"  # the attempt failed, completed or was replaced
+    stored = StoredPlan.from_json(state.plan)
+    if ref.task not in state.done:
+        try:
+            _encode_task(svc, ref, stored, ref.task)
+        except (ProcessingError, ServiceUnavailableError) as error:
+            return _task_failed(svc, ref, stored, error, receive_count)
+        lease = svc.clock() + timedelta(seconds=svc.settings.claim_lease_seconds)
+        state = svc.repo.finish_task(ref, ref.task, svc.clock(), lease)
+        if state is None:
+            return "skipped"
+        _report_progress(svc, ref, stored, state)
+    if not state.complete:
+        return "encoded"
+    return stitch(svc, ref, stored, receive_count)
+
+
+def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int) -> None:
+    key = stored.part_key(task)
+    if svc.store.head(key) is not None:
+        return  # encoded by an earlier attempt of this job (a manual Retry) or a duplicate delivery
+    source = source_url(svc, input_key(ref.workspace_id, ref.job_id))
+    seg = segmenter(svc)
+    with tempfile.TemporaryDirectory(prefix="task-", dir=svc.settings.work_dir) as tmp:
+        target = Path(tmp) / ("audio.m4a" if task == AUDIO_TASK else "segment.mp4")
+        if task == AUDIO_TASK:
+            assert stored.audio_stream is not None
+            elapsed = seg.encode_audio(source, stored.audio_stream, target)
+        else:
+            elapsed = seg.encode_segment(source, stored.plan.spans[task], stored.video_stream, target)
+        count("SegmentSeconds", elapsed)
+        _upload(svc, target, key, "audio/mp4" if task == AUDIO_TASK else "video/mp4")
+
+
+def _upload(svc: Services, path: Path, key: str, content_type: str) -> None:
+    try:
+        svc.store.upload_file(path, key, content_type)
+    except StorageError as exc:
+        raise UploadOutputError(detail=repr(exc)) from exc
+
+
+def _task_failed(
+    svc: Services, ref: QueueMessage, stored: StoredPlan, error: Exception, receive_count: int
+) -> str:
+    """A platform failure is delivered again by SQS (free, the other tasks untouched) while
+    tries remain; then, or at once for the input's fault, the attempt is settled by the
+    automatic-reprocessing rules with the task's name in the error."""
+    failed = _as_processing_error(error)
+    name = _task_name(stored, ref.task)
+    if _again(svc, failed, receive_count):
+        logger().warning(
+            "task failed; SQS delivers it again",
+            extra={
+                "job_id": ref.job_id,
+                "task": ref.task,
+                "error_code": failed.code,
+                "receive_count": receive_count,
+            },
+        )
+        raise TaskRetryError(f"{name} failed ({failed.code}); it will be tried again")
+    settled = _settle(svc, ref, type(failed)(f"{name}: {failed.message}", detail=failed.detail))
+    logger().warning("attempt settled after a task failed", extra={"job_id": ref.job_id, "settled": settled})
+    return settled
+
+
+def _as_processing_error(error: Exception) -> ProcessingError:
+    if isinstance(error, ProcessingError):
+        return error
+    return InternalProcessingError(detail=repr(error))
+
+
+def _again(svc: Services, error: ProcessingError, receive_count: int) -> bool:
+    """Whether SQS should deliver the task again: the platform's fault (unknown: once)."""
+    kind = failures.classify(error).kind
+    platform = kind is Kind.TRANSIENT or (kind is Kind.UNKNOWN and receive_count == 1)
+    return platform and receive_count < svc.settings.segment_max_tries
+
+
+def _settle(svc: Services, ref: QueueMessage, error: ProcessingError) -> str:
+    job = svc.repo.get_job(ref.job_id)
+    if job is None or job.attempt != ref.attempt or job.status != JobStatus.PROCESSING:
+        return "skipped"
+    return settle_failure(svc, job, error).value
+
+
+def _task_name(stored: StoredPlan, task: int | None) -> str:
+    if task == AUDIO_TASK:
+        return "Audio"
+    return f"Segment {(task or 0) + 1} of {stored.plan.count}"
+
+
+def _report_progress(svc: Services, ref: QueueMessage, stored: StoredPlan, state: SegmentState) -> None:
+    done = stored.plan.seconds_done([t for t in state.done if t >= 0])
+    with contextlib.suppress(ServiceUnavailableError):  # progress is a nicety
+        svc.repo.set_progress(ref, min(done / stored.plan.duration, 1.0) if stored.plan.duration else 0.0)
+
+
+def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan, receive_count: int = 1) -> str:
+    """Join the parts into the output and complete the job, if this caller wins the stitch."""
+    now = svc.clock()
+    claim = now + timedelta(seconds=svc.settings.transcode_timeout_seconds + STITCH_GRACE_SECONDS)
+    if not svc.repo.claim_stitch(ref, now, claim):
+        return "encoded"  # another task stitches (or a crashed stitcher's claim has not run out)
+    try:
+        key = _join_and_upload(svc, ref, stored)
+    except (ProcessingError, ServiceUnavailableError) as error:
+        return _stitch_failed(svc, ref, error, receive_count)
+    if not svc.repo.complete(ref, key, svc.clock()):
+        return "skipped"
+    count("JobsCompleted")
+    try:
+        svc.store.delete_prefix(segments_prefix(ref.workspace_id, ref.job_id))
+    except StorageError:  # the lifecycle rule removes them later
+        logger().warning("could not delete the segment parts", extra={"job_id": ref.job_id})
+    logger().info("job completed (segmented)", extra={"job_id": ref.job_id, "segments": stored.plan.count})
+    return "completed"
+
+
+def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan) -> str:
+    expires = svc.settings.transcode_timeout_seconds + 300
+    parts = [
+        (svc.store.presign_download(stored.part_key(s.index), expires), s.duration) for s in stored.plan.spans
+    ]
+    audio = None
+    if stored.audio_stream is not None:
+        audio = svc.store.presign_download(stored.part_key(AUDIO_TASK), expires)
+    key = output_key(ref.workspace_id, ref.job_id, ref.attempt)
+    with tempfile.TemporaryDirectory(prefix="stitch-", dir=svc.settings.work_dir) as tmp:
+        target = Path(tmp) / "output.mp4"
+        segmenter(svc).stitch(parts, audio, target)
+        _upload(svc, target, key, "video/mp4")
+    return key
+
+
+def _stitch_failed(svc: Services, ref: QueueMessage, error: Exception, receive_count: int) -> str:
+    failed = _as_processing_error(error)
+    if _again(svc, failed, receive_count):
+        with contextlib.suppress(ServiceUnavailableError):  # else the claim runs out by itself
+            svc.repo.release_stitch(ref)  # the next delivery of this message stitches again
+        raise TaskRetryError(f"Joining the segments failed ({failed.code}); it will be tried again")
+    return _settle(svc, ref, type(failed)(f"Joining the segments: {failed.message}", detail=failed.detail))

@@ -1,0 +1,39 @@
+"""The segmented benchmark's prediction model (benchmarks/segmented.py): pure arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.segmented import Stages, breakdown, largest_within, predict
+
+
+def stages() -> Stages:
+    # a 10-minute video: plan 5 s, ten 60-s segments of 20-30 s, audio 6 s, stitch 2 s
+    return Stages(duration=600, plan=5.0, segments=[20.0] * 9 + [30.0], audio=6.0, stitch=2.0)
+
+
+def test_enough_workers_give_plan_plus_slowest_segment_plus_stitch() -> None:
+    assert predict(stages(), 200, 600, slowdown=1.0) == pytest.approx(5 + 30 + 2)
+
+
+def test_fewer_workers_than_tasks_run_in_waves() -> None:
+    # 11 tasks (10 segments + audio) on 4 workers: 3 waves of the slowest segment
+    assert predict(stages(), 4, 600, slowdown=1.0) == pytest.approx(5 + 3 * 30 + 2)
+
+
+def test_plan_audio_and_stitch_grow_with_the_length_segments_do_not() -> None:
+    # 60 minutes: plan, audio and stitch x6; one wave of 61 tasks on 100 workers
+    terms = breakdown(stages(), 100, 3600, slowdown=1.0)
+    assert terms == pytest.approx({"plan": 30, "segments": 30, "audio": 36, "stitch": 12})
+    assert predict(stages(), 100, 3600, slowdown=1.0) == pytest.approx(30 + 36 + 12)  # audio > segments
+
+
+def test_only_the_encodes_are_slowed_down_on_lambda() -> None:
+    terms = breakdown(stages(), 200, 600, slowdown=2.0)
+    assert (terms["plan"], terms["stitch"]) == (5.0, 2.0)
+    assert (terms["segments"], terms["audio"]) == (60.0, 12.0)
+
+
+def test_the_largest_video_within_the_limit_is_at_the_limit() -> None:
+    largest = largest_within(stages(), 200, limit=900)
+    assert predict(stages(), 200, largest) <= 900 < predict(stages(), 200, largest * 1.01)

@@ -1,0 +1,291 @@
+"""The segmented path's rules (chalicelib.processing.segmented) on in-memory fakes.
+
+The media itself is proven on real ffmpeg in tests/integration/test_segmented_media.py and the
+transactions on DynamoDB Local in tests/integration/test_segmented_pipeline.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from chalicelib.domain import AUDIO_TASK, JobStatus, QueueMessage
+from chalicelib.errors import DownloadError, InvalidVideoError, TaskRetryError, UploadOutputError
+from chalicelib.processing import retry, worker
+from chalicelib.processing.context import Services
+from chalicelib.processing.ports import SourceSurvey, TranscodeResult
+from chalicelib.processing.segment_plan import Span
+from chalicelib.processing.worker import Delivery, Outcome
+from tests.unit.fakes import ALICE, FakeQueue, make_services
+from tests.unit.test_service_rules import repo_of, started_job, store_of
+
+
+class FakeSegmenter:
+    """Writes small files instead of encoding; fails the tasks it is told to."""
+
+    def __init__(self, duration: float = 12.0, audio: bool = True) -> None:
+        self.duration, self.audio = duration, audio
+        self.keyframe_every = 1.0
+        self.encoded: list[int] = []
+        self.stitched = 0
+        self.failures: dict[int, Exception] = {}  # fail once
+        self.always_fail: dict[int, Exception] = {}
+        self.stitch_failures: list[Exception] = []
+
+    def probe_duration(self, input_url: str) -> float | None:
+        return self.duration
+
+    def survey(self, input_url: str) -> SourceSurvey:
+        frames = tuple(i / 10 for i in range(int(self.duration * 10)))
+        keys = frames[:: int(self.keyframe_every * 10)]
+        return SourceSurvey(self.duration, 0, 1 if self.audio else None, frames, keys)
+
+    def encode_segment(
+        self,
+        input_url: str,
+        span: Span,
+        video_stream: int,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> float:
+        return self._encode(span.index, output_path)
+
+    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path) -> float:
+        return self._encode(AUDIO_TASK, output_path)
+
+    def _encode(self, task: int, output_path: Path) -> float:
+        if task in self.failures:
+            raise self.failures.pop(task)
+        if task in self.always_fail:
+            raise self.always_fail[task]
+        self.encoded.append(task)
+        output_path.write_bytes(b"part")
+        return 0.1
+
+    def stitch(
+        self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
+    ) -> TranscodeResult:
+        if self.stitch_failures:
+            raise self.stitch_failures.pop(0)
+        self.stitched += 1
+        output_path.write_bytes(b"out")
+        return TranscodeResult(640, 360, sum(d for _, d in segments), 0.1)
+
+
+def segmented_services(duration: float = 12.0, audio: bool = True) -> tuple[Services, FakeSegmenter]:
+    svc = make_services(queue=FakeQueue())
+    svc.settings = svc.settings.model_copy(update={"segment_threshold_seconds": 5, "segment_seconds": 4})
+    seg = FakeSegmenter(duration, audio)
+    svc.segmenter = seg
+    return svc, seg
+
+
+def drain(svc: Services, receive_count: int = 1) -> list[Outcome]:
+    """Deliver every queued message once, in order, as SQS would (messages may queue more)."""
+    queue = svc.queue
+    assert isinstance(queue, FakeQueue)
+    outcomes = []
+    while queue.sent:
+        outcomes.append(worker.process(svc, queue.sent.pop(0), Delivery("r", receive_count)))
+    return outcomes
+
+
+def test_a_long_video_is_planned_into_segment_and_audio_tasks_and_stitched_once() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    outcomes = drain(svc)
+    assert outcomes[0] == Outcome.PLANNED
+    assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]
+    assert outcomes.count(Outcome.COMPLETED) == 1 and seg.stitched == 1
+    job = repo_of(svc).jobs[job_id]
+    assert job.status == JobStatus.COMPLETED
+    assert (job.segments_total, job.segments_done) == (3, 3)
+    store = store_of(svc)
+    assert job.output_file_key in store.objects
+    assert not [key for key in store.objects if key.startswith("work/")]  # intermediates deleted
+    assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]  # one credit per job
+    assert repo_of(svc).attempts[(job_id, 1)].plan == "3 segments of about 4 s"
+
+
+def test_too_few_keyframes_are_said_in_the_attempt() -> None:
+    svc, seg = segmented_services()
+    seg.keyframe_every = 10.0
+    job_id = started_job(svc)
+    drain(svc)
+    plan = repo_of(svc).attempts[(job_id, 1)].plan
+    assert plan is not None and "between keyframes" in plan
+    assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
+
+
+class FakeTranscoder:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def transcode(
+        self, input_url: str, output_path: Path, on_progress: Callable[[float], None] | None = None
+    ) -> TranscodeResult:
+        self.calls += 1
+        output_path.write_bytes(b"out")
+        return TranscodeResult(640, 360, 4.0, 0.1)
+
+
+def test_a_short_video_keeps_the_single_pass() -> None:
+    svc, seg = segmented_services(duration=4.0)
+    single = FakeTranscoder()
+    svc.transcoder = single
+    job_id = started_job(svc)
+    assert drain(svc) == [Outcome.COMPLETED]
+    assert single.calls == 1 and seg.encoded == [] and seg.stitched == 0
+    assert repo_of(svc).jobs[job_id].segments_total is None
+
+
+def test_a_silent_video_has_no_audio_task() -> None:
+    svc, seg = segmented_services(audio=False)
+    started_job(svc)
+    drain(svc)
+    assert sorted(seg.encoded) == [0, 1, 2]
+    assert seg.stitched == 1
+
+
+def test_progress_is_the_share_of_segment_seconds_done() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    queue = svc.queue
+    assert isinstance(queue, FakeQueue)
+    worker.process(svc, queue.sent.pop(0))  # the plan
+    first = next(m for m in queue.sent if m.task == 0)
+    worker.process(svc, first)
+    job = repo_of(svc).jobs[job_id]
+    assert job.progress == pytest.approx(4 / 12, abs=1e-3)
+    assert (job.segments_done, job.segments_total) == (1, 3)
+
+
+def test_a_redelivered_task_is_counted_once_and_the_job_completes_once() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    queue = svc.queue
+    assert isinstance(queue, FakeQueue)
+    worker.process(svc, queue.sent.pop(0))
+    tasks = list(queue.sent)
+    queue.sent.clear()
+    outcomes = [worker.process(svc, m) for m in tasks + tasks]  # every task delivered twice
+    assert outcomes.count(Outcome.COMPLETED) == 1 and seg.stitched == 1
+    assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]
+    assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
+
+
+def test_a_segment_failing_for_a_system_reason_is_delivered_again_then_succeeds_for_free() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.failures[1] = DownloadError(detail="connection reset")
+    queue = svc.queue
+    assert isinstance(queue, FakeQueue)
+    worker.process(svc, queue.sent.pop(0))
+    failing = next(m for m in queue.sent if m.task == 1)
+    queue.sent.remove(failing)
+    with pytest.raises(TaskRetryError):
+        worker.process(svc, failing, Delivery("r", 1))
+    drain(svc)
+    assert repo_of(svc).jobs[job_id].status == JobStatus.PROCESSING  # segment 1 not done yet
+    assert worker.process(svc, failing, Delivery("r", 2)) == Outcome.COMPLETED  # SQS's redelivery
+    assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]  # the others were not redone
+    assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]
+
+
+def test_a_platform_failure_on_the_last_delivery_gets_a_free_automatic_try_reusing_the_parts() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.failures[2] = DownloadError("Failed to download from R2")
+    drain(svc, receive_count=svc.settings.segment_max_tries)
+    job = repo_of(svc).jobs[job_id]
+    assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2)  # the automatic try finished it
+    first = repo_of(svc).attempts[(job_id, 1)]
+    assert first.error == "Segment 3 of 3: Failed to download from R2"
+    assert first.error_code == "R2_DOWNLOAD_FAILED"
+    assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]  # each part encoded once, over two attempts
+    assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]  # the try was free
+
+
+def test_a_segment_failing_on_every_try_fails_the_job_with_its_error_and_refunds() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.always_fail[2] = DownloadError("Failed to download from R2")
+    drain(svc, receive_count=svc.settings.segment_max_tries)
+    job = repo_of(svc).jobs[job_id]
+    assert job.status == JobStatus.FAILED
+    assert job.attempt == svc.settings.max_auto_attempts
+    assert job.error == "Segment 3 of 3: Failed to download from R2"
+    assert job.error_code == "R2_DOWNLOAD_FAILED"
+    assert seg.stitched == 0
+    assert svc.repo.get_workspace("ws-a").credits == 10  # type: ignore[union-attr]  # the platform's fault
+    assert svc.repo.ledger_sum("ws-a") == 10
+
+
+def test_a_permanent_segment_failure_fails_the_job_at_once() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.failures[0] = InvalidVideoError()
+    drain(svc)
+    job = repo_of(svc).jobs[job_id]
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "INVALID_VIDEO")
+    assert job.error == "Segment 1 of 3: The file is not a readable video"
+
+
+def test_a_manual_retry_re_encodes_only_the_segments_without_output_for_one_credit() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.failures[1] = InvalidVideoError()
+    drain(svc)
+    assert repo_of(svc).jobs[job_id].status == JobStatus.FAILED
+    done_before = sorted(seg.encoded)
+    seg.encoded.clear()
+    retry.retry_job(svc, ALICE, job_id, None)
+    drain(svc)
+    assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
+    assert done_before == [AUDIO_TASK, 0]  # segment 1 failed; the tasks after it found the job failed
+    assert sorted(seg.encoded) == [1, 2]  # the audio and segment 0 were kept and reused
+    assert svc.repo.get_workspace("ws-a").credits == 8  # type: ignore[union-attr]  # start + retry
+
+
+def test_tasks_of_a_failed_attempt_do_nothing() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    queue = svc.queue
+    assert isinstance(queue, FakeQueue)
+    worker.process(svc, queue.sent.pop(0))
+    repo_of(svc).fail(QueueMessage(job_id, "ws-a", 1), "stopped", "X", None, svc.clock())
+    assert set(drain(svc)) == {Outcome.SKIPPED}
+    assert seg.encoded == [] and seg.stitched == 0
+
+
+def test_a_stitch_failing_for_a_system_reason_is_released_and_done_by_the_redelivery() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.stitch_failures.append(UploadOutputError())
+    queue = svc.queue
+    assert isinstance(queue, FakeQueue)
+    worker.process(svc, queue.sent.pop(0))
+    tasks = list(queue.sent)
+    queue.sent.clear()
+    for message in tasks[:-1]:
+        assert worker.process(svc, message) == Outcome.ENCODED
+    with pytest.raises(TaskRetryError):
+        worker.process(svc, tasks[-1])  # the last task stitches, and the stitch fails
+    assert repo_of(svc).jobs[job_id].status == JobStatus.PROCESSING
+    assert worker.process(svc, tasks[-1], Delivery("r", 2)) == Outcome.COMPLETED  # SQS's redelivery
+    assert seg.stitched == 1 and len(seg.encoded) == 4  # nothing encoded twice
+
+
+def test_a_stitch_failing_on_its_last_delivery_is_settled_with_the_joins_error() -> None:
+    svc, seg = segmented_services()
+    job_id = started_job(svc)
+    seg.stitch_failures.append(UploadOutputError())
+    drain(svc, receive_count=svc.settings.segment_max_tries)
+    first = repo_of(svc).attempts[(job_id, 1)]
+    assert first.error_code == "R2_UPLOAD_FAILED"
+    assert first.error == "Joining the segments: Failed to upload the result to R2"
+    job = repo_of(svc).jobs[job_id]
+    assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2)
+    assert seg.stitched == 1 and len(seg.encoded) == 4  # the automatic try only stitched
