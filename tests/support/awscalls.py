@@ -2,7 +2,9 @@
 
 Each client (the one DynamoDB client every model and transaction shares, the R2 client, the SQS
 client) emits `before-send.<service>.<Operation>` once per HTTP round trip (a retry included);
-a handler registered on the clients' event systems counts them, from any thread.
+a handler registered on the clients' event systems counts them. Only the calls of the thread
+that opened the block and of the thread pools code starts (batch retry, boto3's transfers) are
+counted: the suite's background worker and notifier threads share the same clients.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ def counting(svc: Services) -> Iterator[Counter[str]]:
     {"ddb:GetItem": 1, "s3:HeadObject": 1, ...}."""
     counts: Counter[str] = Counter()
     lock = threading.Lock()
+    me = threading.get_ident()
 
     def count(event_name: str, **_: Any) -> None:
+        if threading.get_ident() != me and not threading.current_thread().name.startswith("ThreadPool"):
+            return  # another test's background thread on the shared client
         _event, service, operation = event_name.split(".", 2)
         with lock:
             counts[f"{_SHORT.get(service, service)}:{operation}"] += 1
