@@ -101,6 +101,7 @@ class SourceSurvey:
     audio_stream: int | None
     frame_times: tuple[float, ...]  # seconds from the file's start, sorted
     keyframe_times: tuple[float, ...]
+    audio_copy: bool = False  # the audio is already what the output carries: stream-copy it
 
 
 class Segmenter(Protocol):
@@ -123,7 +124,9 @@ class Segmenter(Protocol):
         """Encode one span of the video; the seconds it took."""
         ...
 
-    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path) -> float: ...
+    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path, copy: bool = False) -> float:
+        """The whole file's audio, stream-copied (copy) or encoded; the seconds it took."""
+        ...
 
     def stitch(
         self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path

@@ -58,6 +58,7 @@ class StoredPlan:
     video_stream: int
     audio_stream: int | None
     prefix: str
+    audio_copy: bool = False  # the source's audio is AAC-LC mono/stereo: copied, not encoded
 
     @property
     def tasks(self) -> list[int]:
@@ -74,6 +75,7 @@ class StoredPlan:
                 "video": self.video_stream,
                 "audio": self.audio_stream,
                 "prefix": self.prefix,
+                "copy": self.audio_copy,
                 "duration": self.plan.duration,
                 "accurate": self.plan.accurate_cuts,
                 "spans": [[s.start, s.duration] for s in self.plan.spans],
@@ -87,8 +89,19 @@ class StoredPlan:
         spans = tuple(Span(i, float(start), float(length)) for i, (start, length) in enumerate(data["spans"]))
         plan = SegmentPlan(spans=spans, duration=float(data["duration"]), accurate_cuts=int(data["accurate"]))
         return cls(
-            plan=plan, video_stream=int(data["video"]), audio_stream=data["audio"], prefix=data["prefix"]
+            plan=plan,
+            video_stream=int(data["video"]),
+            audio_stream=data["audio"],
+            prefix=data["prefix"],
+            audio_copy=bool(data.get("copy", False)),  # plans stored before the copy path encode
         )
+
+    def describe(self) -> str:
+        """The plan's words for the attempt, with what happens to the audio."""
+        if self.audio_stream is None:
+            return f"{self.plan.describe()}; no audio"
+        audio = "audio copied (already AAC)" if self.audio_copy else "audio encoded to AAC"
+        return f"{self.plan.describe()}; {audio}"
 
 
 def segments_prefix(workspace_id: str, job_id: str) -> str:
@@ -138,9 +151,10 @@ def plan_attempt(svc: Services, ref: QueueMessage, source_key: str, source: str)
         video_stream=survey.video_stream,
         audio_stream=survey.audio_stream,
         prefix=f"{segments_prefix(ref.workspace_id, ref.job_id)}{fingerprint}/",
+        audio_copy=survey.audio_copy,
     )
     lease = svc.clock() + timedelta(seconds=settings.claim_lease_seconds)
-    words = plan.describe()
+    words = stored.describe()
     if not svc.repo.start_segments(ref, stored.to_json(), words, len(stored.tasks), plan.count, lease):
         raise WorkerInterruptedError(detail="the attempt moved on while it was being planned")
     logger().info("segment plan", extra={"job_id": ref.job_id, "plan": words})
@@ -185,7 +199,7 @@ def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int
         target = Path(tmp) / ("audio.m4a" if task == AUDIO_TASK else "segment.mp4")
         if task == AUDIO_TASK:
             assert stored.audio_stream is not None
-            elapsed = seg.encode_audio(source, stored.audio_stream, target)
+            elapsed = seg.encode_audio(source, stored.audio_stream, target, copy=stored.audio_copy)
         else:
             elapsed = seg.encode_segment(source, stored.plan.spans[task], stored.video_stream, target)
         count("SegmentSeconds", elapsed)

@@ -9,6 +9,7 @@ frame of the source, the same frame count, audio and video in sync, and no visib
 from __future__ import annotations
 
 import bisect
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class Outputs:
     single: Path
     fps: float
     frame_times: tuple[float, ...]
+    audio_copied: bool
 
 
 def run_both(source: Path, work: Path, fps: float) -> Outputs:
@@ -65,12 +67,43 @@ def run_both(source: Path, work: Path, fps: float) -> Outputs:
     audio = None
     if survey.audio_stream is not None:
         audio = work / "audio.m4a"
-        seg.encode_audio(str(source), survey.audio_stream, audio)
+        seg.encode_audio(str(source), survey.audio_stream, audio, copy=survey.audio_copy)
     segmented = work / "segmented.mp4"
     seg.stitch(parts, str(audio) if audio else None, segmented)
     single = work / "single.mp4"
     seg.ffmpeg.transcode(str(source), single)
-    return Outputs(plan=plan, segmented=segmented, single=single, fps=fps, frame_times=survey.frame_times)
+    return Outputs(
+        plan=plan,
+        segmented=segmented,
+        single=single,
+        fps=fps,
+        frame_times=survey.frame_times,
+        audio_copied=survey.audio_copy,
+    )
+
+
+def audio_codec(path: Path) -> tuple[str, str]:
+    """The output's audio codec and profile, by ffprobe."""
+    out = subprocess.run(
+        [
+            ffprobe_binary(),
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name,profile",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    codec, profile = out.stdout.strip().split(",")
+    return codec, profile
 
 
 def boundary_frames(out: Outputs) -> list[int]:
@@ -111,6 +144,25 @@ def test_keyframe_cuts_join_without_seams(work: Path) -> None:
     out = run_both(source, work, fps=25)
     assert out.plan.count == 3 and out.plan.accurate_cuts == 0
     assert [s.start for s in out.plan.spans] == [0.0, 4.0, 8.0]
+    assert out.audio_copied  # the source's audio is AAC-LC mono: stream-copied, not encoded
+    assert audio_codec(out.segmented) == ("aac", "LC")
+    assert_quality_bars(source, out, audio=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "channels"),
+    [("src.mp4", "libopus", 2), ("src.mp4", "libmp3lame", 2), ("src.mp4", "aac", 6)],
+    ids=["opus", "mp3", "aac-5.1"],
+)
+def test_audio_that_cannot_be_copied_is_encoded_to_aac_in_sync(
+    work: Path, name: str, codec: str, channels: int
+) -> None:
+    source = make_long_form_clip(
+        work / name, 9, fps=25, keyframe_every=1.0, audio_codec=codec, audio_channels=channels
+    )
+    out = run_both(source, work, fps=25)
+    assert not out.audio_copied
+    assert audio_codec(out.segmented) == ("aac", "LC")
     assert_quality_bars(source, out, audio=True)
 
 

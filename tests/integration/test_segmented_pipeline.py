@@ -113,7 +113,7 @@ def test_a_long_video_is_encoded_in_segments_by_several_workers_and_completes_on
     done = tenant.api.wait_for(job["id"], "completed", "failed", timeout=180)
     assert done["status"] == "completed", done
     assert (done["segmentsTotal"], done["segmentsDone"]) == (3, 3)
-    assert done["attempts"][0]["plan"] == "3 segments of about 4 s"
+    assert done["attempts"][0]["plan"] == "3 segments of about 4 s; audio copied (already AAC)"
     assert sorted(segmenting.encoded) == [AUDIO_TASK, 0, 1, 2]
     assert len(done["attempts"]) == 1 and done["attempts"][0]["outcome"] == "succeeded"
     assert_output_matches_source(download(tenant, job["id"], tmp_path / "out.mp4"))

@@ -150,10 +150,13 @@ def make_long_form_clip(
     keyframe_every: float = 1.0,
     x264_params: str = "",
     variable_rate: bool = False,
+    audio_codec: str = "aac",
+    audio_channels: int = 1,
 ) -> Path:
     """A source for the segmented path: keyframes every `keyframe_every` seconds, optional
     libx264 parameters (B-frames, open GOPs), optionally a variable frame rate (frames dropped
-    irregularly, timestamps kept)."""
+    irregularly, timestamps kept), audio in any encoder and channel count (the container follows
+    the path's suffix)."""
     args = [ffmpeg_binary(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error"]
     args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
     if audio:
@@ -165,7 +168,7 @@ def make_long_form_clip(
     args += ["-keyint_min", str(gop), "-sc_threshold", "0"]
     if x264_params:
         args += ["-x264-params", x264_params]
-    args += ["-c:a", "aac", "-b:a", "64k"] if audio else ["-an"]
+    args += ["-c:a", audio_codec, "-b:a", "64k", "-ac", str(audio_channels)] if audio else ["-an"]
     args += ["-shortest", str(path)]
     subprocess.run(args, check=True, capture_output=True, timeout=300)
     return path

@@ -275,7 +275,17 @@ def test_parse_probe_finds_video_audio_and_duration():
 
 
 def test_parse_probe_without_audio_has_no_audio_stream():
-    assert parse_probe(probe_json([VIDEO])).audio_stream is None
+    info = parse_probe(probe_json([VIDEO]))
+    assert info.audio_stream is None
+    assert (info.audio_codec, info.audio_profile, info.audio_channels) == (None, None, None)
+
+
+def test_parse_probe_reads_the_audio_codec_profile_and_channels():
+    aac = AUDIO | {"codec_name": "aac", "profile": "LC", "channels": 2}
+    info = parse_probe(probe_json([VIDEO, aac]))
+    assert (info.audio_codec, info.audio_profile, info.audio_channels) == ("aac", "LC", 2)
+    bare = parse_probe(probe_json([VIDEO, AUDIO]))  # fields ffprobe left out stay unknown
+    assert (bare.audio_codec, bare.audio_profile, bare.audio_channels) == (None, None, None)
 
 
 def test_parse_probe_falls_back_to_the_stream_duration():

@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib.adapters.ffmpeg.segments import (
     CUT_EPSILON,
+    audio_copyable,
     build_audio_args,
     build_segment_args,
     build_stitch_args,
@@ -98,7 +99,39 @@ def test_first_segment_seeks_from_zero() -> None:
 def test_audio_args_encode_the_whole_audio_stream_alone() -> None:
     args = build_audio_args("ffmpeg", URL, "/tmp/a.m4a", audio_stream=2)
     assert option(args, "-map") == "0:2" and "-vn" in args and option(args, "-c:a") == "aac"
+    assert option(args, "-ac") == "2" and "-b:a" in args
     assert "-ss" not in args
+
+
+def test_audio_args_copy_the_stream_into_the_same_container_without_encoding() -> None:
+    args = build_audio_args("ffmpeg", URL, "/tmp/a.m4a", audio_stream=2, copy=True)
+    assert option(args, "-map") == "0:2" and "-vn" in args and option(args, "-c:a") == "copy"
+    assert "-b:a" not in args and "-ac" not in args  # nothing that would need an encoder
+    assert option(args, "-f") == "mp4" and args[-1] == "/tmp/a.m4a"  # what the stitch reads
+    encoded = build_audio_args("ffmpeg", URL, "/tmp/a.m4a", audio_stream=2)
+    assert option(encoded, "-f") == "mp4" and encoded[-1] == args[-1]
+
+
+@pytest.mark.parametrize(
+    ("codec", "profile", "channels", "copy"),
+    [
+        ("aac", "LC", 2, True),
+        ("aac", "LC", 1, True),
+        ("aac", "LC", 6, False),  # 5.1: the output is stereo, as single pass makes it
+        ("aac", "HE-AAC", 2, False),  # not every player decodes HE-AAC
+        ("aac", "HE-AACv2", 2, False),
+        ("aac", None, 2, False),  # ffprobe did not say: encode, the safe way
+        ("aac", "LC", None, False),
+        ("mp3", None, 2, False),
+        ("opus", None, 2, False),
+        ("ac3", None, 2, False),
+        (None, None, None, False),
+    ],
+)
+def test_only_aac_lc_mono_or_stereo_is_copied(
+    codec: str | None, profile: str | None, channels: int | None, copy: bool
+) -> None:
+    assert audio_copyable(codec, profile, channels) is copy
 
 
 def test_concat_list_quotes_names_and_gives_planned_durations() -> None:

@@ -6,6 +6,7 @@ transactions on DynamoDB Local in tests/integration/test_segmented_pipeline.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from chalicelib.errors import DownloadError, InvalidVideoError, TaskRetryError, 
 from chalicelib.processing import retry, worker
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import SourceSurvey, TranscodeResult
-from chalicelib.processing.segment_plan import Span
+from chalicelib.processing.segment_plan import Span, plan_segments
+from chalicelib.processing.segmented import StoredPlan
 from chalicelib.processing.worker import Delivery, Outcome
 from tests.unit.fakes import ALICE, FakeQueue, make_services
 from tests.unit.test_service_rules import repo_of, started_job, store_of
@@ -28,6 +30,8 @@ class FakeSegmenter:
     def __init__(self, duration: float = 12.0, audio: bool = True) -> None:
         self.duration, self.audio = duration, audio
         self.keyframe_every = 1.0
+        self.audio_copy = False  # what the survey says of the source's audio
+        self.audio_copied: list[bool] = []  # the copy flag of every audio task
         self.encoded: list[int] = []
         self.stitched = 0
         self.failures: dict[int, Exception] = {}  # fail once
@@ -40,7 +44,7 @@ class FakeSegmenter:
     def survey(self, input_url: str) -> SourceSurvey:
         frames = tuple(i / 10 for i in range(int(self.duration * 10)))
         keys = frames[:: int(self.keyframe_every * 10)]
-        return SourceSurvey(self.duration, 0, 1 if self.audio else None, frames, keys)
+        return SourceSurvey(self.duration, 0, 1 if self.audio else None, frames, keys, self.audio_copy)
 
     def encode_segment(
         self,
@@ -52,7 +56,8 @@ class FakeSegmenter:
     ) -> float:
         return self._encode(span.index, output_path)
 
-    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path) -> float:
+    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path, copy: bool = False) -> float:
+        self.audio_copied.append(copy)
         return self._encode(AUDIO_TASK, output_path)
 
     def _encode(self, task: int, output_path: Path) -> float:
@@ -106,7 +111,35 @@ def test_a_long_video_is_planned_into_segment_and_audio_tasks_and_stitched_once(
     assert job.output_file_key in store.objects
     assert not [key for key in store.objects if key.startswith("work/")]  # intermediates deleted
     assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]  # one credit per job
-    assert repo_of(svc).attempts[(job_id, 1)].plan == "3 segments of about 4 s"
+    assert repo_of(svc).attempts[(job_id, 1)].plan == "3 segments of about 4 s; audio encoded to AAC"
+    assert seg.audio_copied == [False]
+
+
+def test_aac_audio_is_copied_and_the_attempt_says_so() -> None:
+    svc, seg = segmented_services()
+    seg.audio_copy = True
+    job_id = started_job(svc)
+    drain(svc)
+    assert seg.audio_copied == [True]
+    assert repo_of(svc).attempts[(job_id, 1)].plan == "3 segments of about 4 s; audio copied (already AAC)"
+    assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
+
+
+def test_a_video_without_audio_says_so_and_has_no_audio_task() -> None:
+    svc, seg = segmented_services(audio=False)
+    job_id = started_job(svc)
+    drain(svc)
+    assert seg.audio_copied == [] and AUDIO_TASK not in seg.encoded
+    assert repo_of(svc).attempts[(job_id, 1)].plan == "3 segments of about 4 s; no audio"
+
+
+def test_the_copy_decision_survives_the_stored_plan_and_old_plans_encode() -> None:
+    plan = plan_segments([0.0, 1.0, 2.0], [0.0], 3.0, 4.0)
+    stored = StoredPlan(plan=plan, video_stream=0, audio_stream=1, prefix="work/p/", audio_copy=True)
+    assert StoredPlan.from_json(stored.to_json()) == stored
+    old = json.loads(stored.to_json())
+    del old["copy"]  # a plan recorded before the copy path existed
+    assert StoredPlan.from_json(json.dumps(old)).audio_copy is False
 
 
 def test_too_few_keyframes_are_said_in_the_attempt() -> None:

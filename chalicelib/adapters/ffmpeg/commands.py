@@ -229,6 +229,10 @@ class ProbeInfo:
     audio_stream: int | None
     width: int
     height: int
+    # The first audio stream's codec, profile and channels: whether the segmented path may copy it.
+    audio_codec: str | None = None
+    audio_profile: str | None = None
+    audio_channels: int | None = None
 
 
 def parse_probe(probe_json: str) -> ProbeInfo:
@@ -250,7 +254,14 @@ def parse_probe(probe_json: str) -> ProbeInfo:
         audio_stream=int(audio["index"]) if audio is not None else None,
         width=int(video.get("width") or 0),
         height=int(video.get("height") or 0),
+        audio_codec=_text((audio or {}).get("codec_name")),
+        audio_profile=_text((audio or {}).get("profile")),
+        audio_channels=int((audio or {}).get("channels") or 0) or None,
     )
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
 
 
 def _is_moving_picture(stream: dict[str, Any]) -> bool:

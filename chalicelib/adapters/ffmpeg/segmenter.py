@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, redact
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
 from chalicelib.adapters.ffmpeg.segments import (
+    audio_copyable,
     build_audio_args,
     build_frames_args,
     build_segment_args,
@@ -57,6 +58,8 @@ class FFmpegSegmenter:
             audio_stream=info.audio_stream,
             frame_times=frames.frame_times,
             keyframe_times=frames.keyframe_times,
+            audio_copy=info.audio_stream is not None
+            and audio_copyable(info.audio_codec, info.audio_profile, info.audio_channels),
         )
 
     def encode_segment(
@@ -81,8 +84,8 @@ class FFmpegSegmenter:
         )
         return self._timed(args, input_url, span.duration, output_path, on_progress)
 
-    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path) -> float:
-        args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream)
+    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path, copy: bool = False) -> float:
+        args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, copy=copy)
         return self._timed(args, input_url, None, output_path, None)
 
     def stitch(

@@ -11,9 +11,11 @@ How the pieces fit (measured choices are in the README, "Long videos"):
 - Cut times are frame presentation times. `-ss` and `-t` are given a hair (CUT_EPSILON) before
   the cut: ffprobe prints times rounded to the microsecond, and a frame whose printed time is a
   rounding above its real one would otherwise fall out of both segments.
-- Audio is encoded once for the whole file (no audio seams), and the stitch joins the segments
-  with the concat demuxer, each entry given its planned duration so timestamps follow the source
-  even with a variable frame rate, muxes the audio and writes `+faststart`.
+- Audio is handled once for the whole file (no audio seams): stream-copied when the source's is
+  already AAC-LC mono or stereo (what the output carries anyway; an hour's AAC encode is minutes
+  of CPU in one task), else encoded as single pass encodes it. The stitch joins the segments with
+  the concat demuxer, each entry given its planned duration so timestamps follow the source even
+  with a variable frame rate, muxes the audio and writes `+faststart`.
 """
 
 from __future__ import annotations
@@ -148,10 +150,18 @@ def build_segment_args(
     ]
 
 
+def audio_copyable(codec: str | None, profile: str | None, channels: int | None) -> bool:
+    """Whether the source's audio can go into the output as it is (ffprobe's codec_name,
+    profile and channels): AAC-LC, mono or stereo, what MP4 players all decode. HE-AAC, 5.1
+    and every other codec are encoded (to AAC-LC stereo, as single pass does)."""
+    return codec == "aac" and profile == "LC" and channels in (1, 2)
+
+
 def build_audio_args(
-    ffmpeg_path: str, input_url: str, output_path: Path | str, audio_stream: int
+    ffmpeg_path: str, input_url: str, output_path: Path | str, audio_stream: int, *, copy: bool = False
 ) -> list[str]:
-    """The whole file's audio, encoded once, as single-pass encodes it."""
+    """The whole file's audio, once: stream-copied (copy) or encoded as single-pass encodes it."""
+    codec = ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
     return [
         *_base(ffmpeg_path),
         *input_options(input_url),
@@ -164,12 +174,7 @@ def build_audio_args(
         "-dn",
         "-map_metadata",
         "-1",
-        "-c:a",
-        "aac",
-        "-b:a",
-        AUDIO_BITRATE,
-        "-ac",
-        "2",
+        *codec,
         "-f",
         "mp4",
         str(output_path),
