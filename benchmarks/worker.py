@@ -318,9 +318,9 @@ def _report(
                 ""
                 if ratio <= TARGET_RATIO
                 else (
-                    f"by {ratio - TARGET_RATIO:.2f}x; the copy to /tmp took {download} s before ffmpeg "
-                    "started (moto re-reads the whole object for every ranged GET; R2 does not): "
-                    "overlapping the copy with the transcode would close it"
+                    f"by {ratio - TARGET_RATIO:.2f}x; the copy to /tmp took {_seconds(download)} "
+                    "before ffmpeg started (moto re-reads the whole object for every ranged GET; "
+                    "R2 does not): overlapping the copy with the transcode would close it"
                 ),
             )
             res.target(
@@ -331,6 +331,10 @@ def _report(
             )
     res.data["clips"][name] = clip_data
     return clip_data
+
+
+def _seconds(value: float | str) -> str:
+    return f"{value:.2f} s" if isinstance(value, float) else "an unknown time"
 
 
 def _median_or_blank(values: list[float | None]) -> float | str:
