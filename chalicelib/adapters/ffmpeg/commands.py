@@ -118,6 +118,36 @@ def build_probe_args(ffprobe_path: str, input_url: str) -> list[str]:
     ]
 
 
+def video_encode_options(max_height: int, preset: str, crf: int) -> list[str]:
+    """The output's video settings, shared by the single pass and every segment (segments must
+    encode exactly as the single pass does, or their joins would show)."""
+    return [
+        "-sn",
+        "-dn",
+        # Uploads may carry GPS position and device names: none of it goes into the output.
+        "-map_metadata",
+        "-1",
+        "-map_chapters",
+        "-1",
+        # Frames keep their source times (a variable frame rate stays variable, no duplicated
+        # frames): both paths, single pass and segments, count the same frames.
+        "-fps_mode",
+        "vfr",
+        "-vf",
+        scale_filter(max_height),
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-profile:v",
+        "high",
+        "-pix_fmt",
+        "yuv420p",
+    ]
+
+
 def build_ffmpeg_args(
     ffmpeg_path: str,
     input_url: str,
@@ -151,29 +181,7 @@ def build_ffmpeg_args(
         "-map",
         f"0:{video_stream}",
         *audio,
-        "-sn",
-        "-dn",
-        # Uploads may carry GPS position and device names: none of it goes into the output.
-        "-map_metadata",
-        "-1",
-        "-map_chapters",
-        "-1",
-        # Frames keep their source times (a variable frame rate stays variable, no duplicated
-        # frames): both paths, single pass and segments, count the same frames.
-        "-fps_mode",
-        "vfr",
-        "-vf",
-        scale_filter(max_height),
-        "-c:v",
-        "libx264",
-        "-preset",
-        preset,
-        "-crf",
-        str(crf),
-        "-profile:v",
-        "high",
-        "-pix_fmt",
-        "yuv420p",
+        *video_encode_options(max_height, preset, crf),
         "-movflags",
         "+faststart",
         "-f",

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.adapters.ffmpeg.commands import AUDIO_BITRATE, input_options, scale_filter
+from chalicelib.adapters.ffmpeg.commands import AUDIO_BITRATE, input_options, video_encode_options
 from chalicelib.errors import InvalidVideoError
 
 CUT_EPSILON = 0.0005  # far below any frame interval (240 fps is 4.2 ms)
@@ -122,28 +122,7 @@ def build_segment_args(
         "-map",
         f"0:{video_stream}",
         "-an",
-        "-sn",
-        "-dn",
-        "-map_metadata",
-        "-1",
-        "-map_chapters",
-        "-1",
-        # Frames keep their source times (a variable frame rate stays variable, no duplicated
-        # frames): both paths, single pass and segments, count the same frames.
-        "-fps_mode",
-        "vfr",
-        "-vf",
-        scale_filter(max_height),
-        "-c:v",
-        "libx264",
-        "-preset",
-        preset,
-        "-crf",
-        str(crf),
-        "-profile:v",
-        "high",
-        "-pix_fmt",
-        "yuv420p",
+        *video_encode_options(max_height, preset, crf),
         "-f",
         "mp4",
         str(output_path),
