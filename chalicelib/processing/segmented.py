@@ -28,8 +28,6 @@ from pathlib import Path
 
 from chalicelib.domain import AUDIO_TASK, JobStatus, QueueMessage
 from chalicelib.errors import (
-    DownloadError,
-    InputMissingError,
     InternalProcessingError,
     ProcessingError,
     ServiceUnavailableError,
@@ -43,7 +41,7 @@ from chalicelib.processing import failures
 from chalicelib.processing.autoretry import settle_failure
 from chalicelib.processing.context import Services
 from chalicelib.processing.failures import Kind
-from chalicelib.processing.jobs import input_key, output_key
+from chalicelib.processing.jobs import input_key, output_key, stored_input
 from chalicelib.processing.ports import Segmenter, SegmentState
 from chalicelib.processing.segment_plan import SegmentPlan, Span, plan_segments
 
@@ -119,12 +117,7 @@ def segmenter(svc: Services) -> Segmenter:
 
 
 def source_url(svc: Services, input_key: str) -> str:
-    try:
-        stored = svc.store.head(input_key)
-    except StorageError as exc:
-        raise DownloadError(detail=repr(exc)) from exc
-    if stored is None:
-        raise InputMissingError(detail=f"missing object {input_key}")
+    stored_input(svc, input_key)
     return svc.store.presign_download(input_key, svc.settings.transcode_timeout_seconds + 300)
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from chalicelib.domain import QueueMessage
 from chalicelib.errors import (
     DownloadError,
-    InputMissingError,
     InternalProcessingError,
     ProcessingError,
     QueueSendError,
@@ -34,7 +33,7 @@ from chalicelib.observability import count, logger, segment
 from chalicelib.processing import segmented
 from chalicelib.processing.autoretry import Settled, give_up, settle_failure
 from chalicelib.processing.context import Services
-from chalicelib.processing.jobs import input_key, output_key
+from chalicelib.processing.jobs import input_key, output_key, stored_input
 
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -158,12 +157,7 @@ def _transcode_and_store(svc: Services, ref: QueueMessage, input_key: str) -> st
     if svc.transcoder is None:
         raise InternalProcessingError(detail="no transcoder configured")
     settings = svc.settings
-    try:
-        stored = svc.store.head(input_key)
-    except StorageError as exc:
-        raise DownloadError(detail=repr(exc)) from exc
-    if stored is None:
-        raise InputMissingError(detail=f"missing object {input_key}")
+    stored = stored_input(svc, input_key)
     with tempfile.TemporaryDirectory(prefix="job-", dir=settings.work_dir) as tmp:
         source = _input_for(svc, input_key, stored.size, Path(tmp) / "input")
         target = Path(tmp) / "output.mp4"

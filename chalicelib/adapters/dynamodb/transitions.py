@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.condition import Condition
 
 from chalicelib.adapters.dynamodb.answers import Answers, put_answer, release_answer
 from chalicelib.adapters.dynamodb.jobs import JobReads
@@ -121,6 +122,21 @@ def refused_charge(labels: set[str]) -> Exception | None:
     if "member" in labels:
         return NotAMemberError()
     return None
+
+
+def _processing(ref: QueueMessage) -> Condition:
+    return (JobModel.status == JobStatus.PROCESSING.value) & (JobModel.attempt == ref.attempt)
+
+
+def _update_job_if(job_id: str, actions: list[Any], condition: Condition) -> bool:
+    """One conditional UpdateItem on a job: False when the condition failed (the job moved on)."""
+    try:
+        JobModel(id=job_id).update(actions=actions, condition=condition, add_version_condition=False)
+    except PynamoDBException as exc:
+        if is_condition_failure(exc):
+            return False
+        raise ServiceUnavailableError() from exc
+    return True
 
 
 class Transitions(JobReads, Answers):
@@ -263,21 +279,11 @@ class Transitions(JobReads, Answers):
 
     def mark_dispatched(self, job_id: str, attempt: int, now: datetime, hold: timedelta) -> bool:
         # sweepAt is when the job's wait is counted from: `hold` pushes the next re-send out.
-        try:
-            JobModel(id=job_id).update(
-                actions=[
-                    JobModel.dispatchedAt.set(now),
-                    JobModel.sweepAt.set(now + hold),
-                    JobModel.resends.add(1),
-                ],
-                condition=(JobModel.status == JobStatus.QUEUED.value) & (JobModel.attempt == attempt),
-                add_version_condition=False,
-            )
-        except PynamoDBException as exc:
-            if is_condition_failure(exc):
-                return False
-            raise ServiceUnavailableError() from exc
-        return True
+        return _update_job_if(
+            job_id,
+            [JobModel.dispatchedAt.set(now), JobModel.sweepAt.set(now + hold), JobModel.resends.add(1)],
+            (JobModel.status == JobStatus.QUEUED.value) & (JobModel.attempt == attempt),
+        )
 
     def claim(self, ref: QueueMessage, now: datetime, lease_until: datetime) -> bool:
         """queued → processing for this attempt (or a processing claim whose lease ran out)."""
@@ -315,15 +321,7 @@ class Transitions(JobReads, Answers):
         return True
 
     def set_progress(self, ref: QueueMessage, progress: float) -> None:
-        try:
-            JobModel(id=ref.job_id).update(
-                actions=[JobModel.progress.set(round(progress, 3))],
-                condition=(JobModel.status == JobStatus.PROCESSING.value) & (JobModel.attempt == ref.attempt),
-                add_version_condition=False,
-            )
-        except PynamoDBException as exc:
-            if not is_condition_failure(exc):
-                raise ServiceUnavailableError() from exc
+        _update_job_if(ref.job_id, [JobModel.progress.set(round(progress, 3))], _processing(ref))
 
     def complete(self, ref: QueueMessage, output_key: str, now: datetime) -> bool:
         return self._finish(
@@ -345,17 +343,8 @@ class Transitions(JobReads, Answers):
         )
 
     def extend_lease(self, ref: QueueMessage, lease_until: datetime) -> bool:
-        try:
-            JobModel(id=ref.job_id).update(
-                actions=[JobModel.leaseUntil.set(lease_until), JobModel.sweepAt.set(lease_until)],
-                condition=(JobModel.status == JobStatus.PROCESSING.value) & (JobModel.attempt == ref.attempt),
-                add_version_condition=False,
-            )
-        except PynamoDBException as exc:
-            if is_condition_failure(exc):
-                return False
-            raise ServiceUnavailableError() from exc
-        return True
+        actions = [JobModel.leaseUntil.set(lease_until), JobModel.sweepAt.set(lease_until)]
+        return _update_job_if(ref.job_id, actions, _processing(ref))
 
     def fail(
         self,

@@ -118,6 +118,21 @@ def build_probe_args(ffprobe_path: str, input_url: str) -> list[str]:
     ]
 
 
+def base_args(ffmpeg_path: str) -> list[str]:
+    """Every ffmpeg run: no stdin, overwrite, errors only, machine-readable progress on stdout."""
+    return [
+        ffmpeg_path,
+        "-nostdin",
+        "-y",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+    ]
+
+
 def video_encode_options(max_height: int, preset: str, crf: int) -> list[str]:
     """The output's video settings, shared by the single pass and every segment (segments must
     encode exactly as the single pass does, or their joins would show)."""
@@ -166,15 +181,7 @@ def build_ffmpeg_args(
         else ["-an"]
     )
     return [
-        ffmpeg_path,
-        "-nostdin",
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-progress",
-        "pipe:1",
-        "-nostats",
+        *base_args(ffmpeg_path),
         *input_options(input_url),
         "-i",
         input_url,

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.adapters.ffmpeg.commands import AUDIO_BITRATE, input_options, video_encode_options
+from chalicelib.adapters.ffmpeg.commands import AUDIO_BITRATE, base_args, input_options, video_encode_options
 from chalicelib.errors import InvalidVideoError
 
 CUT_EPSILON = 0.0005  # far below any frame interval (240 fps is 4.2 ms)
@@ -37,20 +37,6 @@ class FrameList:
 
     frame_times: tuple[float, ...]
     keyframe_times: tuple[float, ...]
-
-
-def _base(ffmpeg_path: str) -> list[str]:
-    return [
-        ffmpeg_path,
-        "-nostdin",
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-progress",
-        "pipe:1",
-        "-nostats",
-    ]
 
 
 def build_frames_args(ffprobe_path: str, input_url: str, video_stream: int) -> list[str]:
@@ -111,7 +97,7 @@ def build_segment_args(
     """Encode source time [start, start + duration) of the video alone, as single-pass would."""
     seek = max(start - CUT_EPSILON, 0.0)
     return [
-        *_base(ffmpeg_path),
+        *base_args(ffmpeg_path),
         *input_options(input_url),
         "-ss",
         f"{seek:.6f}",
@@ -142,7 +128,7 @@ def build_audio_args(
     """The whole file's audio, once: stream-copied (copy) or encoded as single-pass encodes it."""
     codec = ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
     return [
-        *_base(ffmpeg_path),
+        *base_args(ffmpeg_path),
         *input_options(input_url),
         "-i",
         input_url,
@@ -176,7 +162,7 @@ def build_stitch_args(
     audio_input = [*input_options(audio_url), "-i", audio_url] if audio_url is not None else []
     audio_map = ["-map", "1:a:0"] if audio_url is not None else []
     return [
-        *_base(ffmpeg_path),
+        *base_args(ffmpeg_path),
         "-f",
         "concat",
         "-safe",
