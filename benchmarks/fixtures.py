@@ -18,9 +18,10 @@ import requests
 from botocore.exceptions import ClientError
 
 from chalicelib import bootstrap
-from chalicelib.domain import QueueMessage, utcnow
+from chalicelib.domain import JobStatus, QueueMessage, utcnow
 from chalicelib.processing.ports import Repository
 from tests.support.api import Api, Tenant, new_tenant
+from tests.support.lifecycle import claim, fail
 from tests.support.stack import AwsStack
 
 NOT_A_VIDEO = b"this is not a video at all" * 40
@@ -77,8 +78,8 @@ def fail_attempt(
     """What the worker does on failure, without running it: claim the attempt, record the failure."""
     ref = QueueMessage(job_id, workspace_id, attempt)
     store = repo()
-    done = store.claim(ref, utcnow(), utcnow()) and store.fail(
-        ref, error, "INVALID_VIDEO", "ffmpeg said no", utcnow()
+    done = claim(store, ref, utcnow(), utcnow()) and fail(
+        store, ref, error, "INVALID_VIDEO", "ffmpeg said no"
     )
     assert done or not strict, f"could not fail {ref}"
     return done
@@ -112,7 +113,8 @@ def fail_all_queued() -> int:
     total = 0
     for _ in range(20):  # the index can lag a write: a few passes, never an endless loop
         later = utcnow() + timedelta(days=1)
-        jobs = [(j.id, j.workspace_id, j.attempt) for j in repo().queued_not_dispatched_since(later, 500)]
+        queued = repo().jobs_to_sweep(JobStatus.QUEUED, later, 500)
+        jobs = [(j.id, j.workspace_id, j.attempt) for j in queued]
         if not jobs:
             break
         total += sum(parallel(lambda j: fail_attempt(*j, strict=False), jobs))

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from chalicelib.domain import RetryPricing
+
 GIB = 1024**3
 
 
@@ -106,7 +108,7 @@ class Settings(BaseModel):
     max_auto_attempts: int = Field(default=3, ge=1)  # tries per charged attempt, the charged one included
     auto_retry_base_seconds: float = Field(default=20, ge=0)  # full jitter: uniform(0, base * 2^(try-1))
     auto_retry_cap_seconds: float = Field(default=900, ge=0, le=900)  # SQS DelaySeconds is at most 900
-    retry_pricing: Literal["full", "first_free"] = "full"  # a workspace may override it (cli pricing)
+    retry_pricing: RetryPricing = RetryPricing.FULL  # a workspace may override it (cli pricing)
 
     # --- Long videos ---------------------------------------------------------------------------
     # Long videos: longer than the threshold go in segments of about segment_seconds each.

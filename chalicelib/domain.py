@@ -34,6 +34,7 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # a member stopped it; final, its charge refunded
 
 
 class Trigger(StrEnum):
@@ -47,10 +48,36 @@ class Trigger(StrEnum):
 
 
 class Outcome(StrEnum):
+    """How one attempt ended (or that it has not yet)."""
+
     QUEUED = "queued"
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class FailureKind(StrEnum):
+    """Whose fault a failure is (chalicelib.processing.failures maps every error code to one)."""
+
+    TRANSIENT = "transient"  # the platform's: retried automatically, refunded if it never works
+    PERMANENT = "permanent"  # the input's, proven: the attempt is paid for
+    UNKNOWN = "unknown"  # nobody can tell: tried once more, refunded if it fails again
+
+
+class RetryPricing(StrEnum):
+    """What a manual retry costs (the seed's "Partial Credits"); RETRY_PRICING, or a workspace's override."""
+
+    FULL = "full"  # every retry costs 1 credit (the seed's rule)
+    FIRST_FREE = "first_free"  # a job's first retry that fails for its input is free
+
+
+class FreeRetry(StrEnum):
+    """A job's free retry under first_free: spent only by a free retry that ran and failed for the input."""
+
+    AVAILABLE = "available"
+    RUNNING = "running"  # the current round is the free retry
+    SPENT = "spent"
 
 
 class LedgerReason(StrEnum):
@@ -62,6 +89,7 @@ class LedgerReason(StrEnum):
     START_REFUND = "start_refund"  # the first attempt could not be queued
     SYSTEM_FAILURE_REFUND = "system_failure_refund"  # the platform failed the attempt for good
     OPERATOR_GRANT = "operator_grant"  # an operator paid for a reprocess (cli reprocess --free)
+    CANCEL_REFUND = "cancel_refund"  # a member cancelled a queued or processing job
 
 
 class Role(StrEnum):
@@ -82,7 +110,9 @@ class Workspace:
     id: str
     name: str
     credits: int
-    retry_pricing: str | None = None  # an operator's override of RETRY_PRICING; None: the deployment's
+    retry_pricing: RetryPricing | None = (
+        None  # an operator's override of RETRY_PRICING; None: the deployment's
+    )
 
 
 @dataclass
@@ -115,11 +145,24 @@ class Job:
     dispatched_at: datetime | None = None  # last time a message for `attempt` was sent
     resends: int = 0  # how often the sweeper re-sent `attempt`
     lease_until: datetime | None = None  # a worker's claim on `attempt` runs until then
-    segments_total: int | None = None  # the segmented path: video segments planned for `attempt`
-    segments_done: int = 0  # ... and encoded so far
+    lease_owner: str | None = None  # ... and whose claim it is (one token per delivery)
+    sweep_at: datetime | None = None  # queued or processing: when the sweeper looks at it next
+    # The segmented path, for `attempt`: the plan (JSON), its tasks (segments + audio), the video
+    # segments, the tasks done (AUDIO_TASK for the audio) and who stitches until when.
+    segment_plan: str | None = None
+    segment_tasks: int | None = None
+    segments_total: int | None = None
+    tasks_done: frozenset[int] = frozenset()
+    stitch_until: datetime | None = None
     auto_attempts: int = 0  # free automatic tries queued since the last charged attempt
     next_attempt_at: datetime | None = None  # when the waiting automatic try is due
-    charged_attempt: int = 0  # the attempt whose credit a final platform failure refunds
+    charged_attempt: int = 0  # the attempt that opened the current round (what a refund pays back)
+    credits_paid: int = 0  # credits the workspace paid for this job and kept (refunds taken off)
+    free_retry: FreeRetry = FreeRetry.AVAILABLE
+
+    @property
+    def segments_done(self) -> int:
+        return sum(1 for task in self.tasks_done if task >= 0)
 
 
 @dataclass
@@ -177,3 +220,6 @@ class ReprocessRequest:
     since: datetime | None = None  # only jobs that failed at or after this time
     free: bool = False  # the operator pays (an operator_grant ledger entry), not the workspace
     dry_run: bool = False  # report what would be re-queued; change nothing
+    # One request charges each job at most once, however often it is delivered or re-run
+    # (a queue message's `requestId`, else its SQS message id; one per CLI run).
+    request_id: str = ""

@@ -52,6 +52,10 @@ class JobNotCompletedError(DomainError):
     default_message = "Only completed jobs can be downloaded"
 
 
+class JobNotCancellableError(DomainError):
+    default_message = "Only queued or processing jobs can be cancelled"
+
+
 # --- 401 / 403 -------------------------------------------------------------------------------
 class UnauthorizedError(DomainError):
     default_message = "Authentication required"
@@ -115,6 +119,17 @@ class JobExistsError(ConflictError):
     default_message = "A job with this id already exists"
 
 
+class TransitionRefusedError(ConflictError):
+    """A transition's guards did not hold when it was committed: the job (or the workspace)
+    moved on, and nothing was written. `labels` name the writes that refused."""
+
+    default_message = "The job changed while the request ran. Try again."
+
+    def __init__(self, labels: frozenset[str] = frozenset()) -> None:
+        self.labels = labels
+        super().__init__()
+
+
 # --- 413 -------------------------------------------------------------------------------------
 class PayloadTooLargeError(DomainError):
     default_message = "The file is too large"
@@ -152,6 +167,7 @@ ERROR_TABLE: dict[type[DomainError], HttpError] = {
     WorkspaceAmbiguousError: HttpError(400, "BAD_REQUEST"),
     UploadIncompleteError: HttpError(400, "BAD_REQUEST"),
     JobNotCompletedError: HttpError(400, "BAD_REQUEST"),
+    JobNotCancellableError: HttpError(400, "BAD_REQUEST"),
     UnauthorizedError: HttpError(401, "UNAUTHORIZED"),
     ForbiddenError: HttpError(403, "FORBIDDEN"),
     InsufficientCreditsError: HttpError(403, "FORBIDDEN"),

@@ -231,7 +231,7 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
 def _reprocess(args: argparse.Namespace) -> int:
     from chalicelib.adapters.sqs import parse_since
     from chalicelib.bootstrap import services
-    from chalicelib.domain import ReprocessRequest
+    from chalicelib.domain import ReprocessRequest, new_id
     from chalicelib.processing import reprocess
 
     request = ReprocessRequest(
@@ -240,6 +240,7 @@ def _reprocess(args: argparse.Namespace) -> int:
         since=parse_since(args.since),
         free=args.free,
         dry_run=args.dry_run,
+        request_id=f"cli-{new_id()}",
     )
     report = reprocess.reprocess(services(), request, actor="cli")
     for job_id in report.selected:

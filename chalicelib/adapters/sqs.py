@@ -3,7 +3,7 @@
 Two message types (the README documents both):
 - a job message `{"jobId", "workspaceId", "attempt"}` (optionally `"type": "job"`): one attempt;
 - a reprocess request `{"type": "reprocess", "workspaceId", "errorCode"?, "since"?, "free"?,
-  "dryRun"?}`: re-queue a workspace's failed jobs, as `python -m cli reprocess` does.
+  "dryRun"?, "requestId"?}`: re-queue a workspace's failed jobs, as `python -m cli reprocess` does.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.domain import AUDIO_TASK, QueueMessage, ReprocessRequest
 from chalicelib.errors import QueueSendError, ServiceUnavailableError, ValidationError
 
-_REPROCESS_KEYS = {"type", "workspaceId", "errorCode", "since", "free", "dryRun"}
+_REPROCESS_KEYS = {"type", "workspaceId", "errorCode", "since", "free", "dryRun", "requestId"}
 
 
 def encode(message: QueueMessage) -> str:
@@ -73,6 +73,8 @@ def encode_reprocess(request: ReprocessRequest) -> str:
         data["free"] = True
     if request.dry_run:
         data["dryRun"] = True
+    if request.request_id:
+        data["requestId"] = request.request_id
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -90,12 +92,16 @@ def _reprocess(data: dict[str, Any]) -> ReprocessRequest:
     for flag in ("free", "dryRun"):
         if not isinstance(data.get(flag, False), bool):
             raise ValidationError(f"{flag} must be true or false")
+    request_id = data.get("requestId", "")
+    if not (isinstance(request_id, str) and len(request_id) <= 128):
+        raise ValidationError("requestId must be a string of at most 128 characters")
     return ReprocessRequest(
         workspace_id=workspace_id,
         error_code=error_code,
         since=parse_since(data.get("since")),
         free=bool(data.get("free", False)),
         dry_run=bool(data.get("dryRun", False)),
+        request_id=request_id,
     )
 
 

@@ -34,7 +34,7 @@ from chalicelib.handlers.schemas import (
     WorkspaceOut,
 )
 from chalicelib.processing import accounts, jobs, retry
-from chalicelib.processing.dispatch import Delivery, Queued
+from chalicelib.processing.dispatch import Dispatch, Queued
 from chalicelib.processing.idempotency import Key
 from chalicelib.processing.ports import KeyedAnswer
 
@@ -184,9 +184,9 @@ def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
     return BatchRetryOut.model_validate(answer)
 
 
-def _deferred(delivery: Delivery | None) -> Literal["deferred"] | None:
+def _deferred(delivery: Dispatch | None) -> Literal["deferred"] | None:
     """Said only when it matters: the send and the refund failed, the sweeper sends the job."""
-    return "deferred" if delivery == Delivery.DEFERRED else None
+    return "deferred" if delivery == Dispatch.DEFERRED else None
 
 
 def _batch_answer(outcome: retry.BatchResult) -> dict[str, Any]:
@@ -198,6 +198,7 @@ def _batch_answer(outcome: retry.BatchResult) -> dict[str, Any]:
                 code=r.code,
                 message=r.message,
                 delivery=_deferred(r.delivery),
+                credits_charged=r.credits_charged,
             )
             for r in outcome.results
         ],
@@ -211,13 +212,14 @@ def _batch_replay(stored: KeyedAnswer, credits: int | None) -> dict[str, Any]:
     the balance as it is now."""
     answer = BatchRetryOut.model_validate(stored.response)
     answer.credits = credits
-    refunded = [i for i, r in enumerate(answer.results) if r.success and r.job_id in stored.refunded]
-    for i in refunded:
-        item = retry.refunded_item(answer.results[i].job_id)
-        answer.results[i] = RetryItemOut(
-            job_id=item.job_id, success=False, code=item.code, message=item.message
-        )
-    answer.credits_charged -= len(refunded)
+    for i, result in enumerate(answer.results):
+        if result.success and result.job_id in stored.refunded:
+            price = result.credits_charged or 0
+            item = retry.refunded_item(result.job_id, price)
+            answer.results[i] = RetryItemOut(
+                job_id=item.job_id, success=False, code=item.code, message=item.message
+            )
+            answer.credits_charged -= price
     return answer.model_dump(mode="json", by_alias=True)
 
 

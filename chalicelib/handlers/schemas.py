@@ -26,11 +26,12 @@ from chalicelib.domain import (
     Job,
     JobStatus,
     LedgerEntry,
+    RetryPricing,
 )
+from chalicelib.lifecycle.pricing import retry_price
 from chalicelib.processing.failures import describe
-from chalicelib.processing.pricing import FULL, retry_price
 
-StatusName = Literal["uploading", "queued", "processing", "completed", "failed"]
+StatusName = Literal["uploading", "queued", "processing", "completed", "failed", "cancelled"]
 
 
 class Schema(BaseModel):
@@ -113,7 +114,7 @@ class AttemptOut(Schema):
     queued_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    outcome: Literal["queued", "processing", "succeeded", "failed"]
+    outcome: Literal["queued", "processing", "succeeded", "failed", "cancelled"]
     error: str | None
     error_code: str | None
     refunded: bool  # its credit came back: the platform failed it for good
@@ -163,12 +164,14 @@ class JobOut(Schema):
     segments_done: int | None = None  # ... and how many are encoded
 
     @classmethod
-    def of(cls, job: Job, pricing: str | None = None, max_tries: int = 3) -> JobOut:
+    def of(cls, job: Job, pricing: RetryPricing | None = None, max_tries: int = 3) -> JobOut:
         failure = describe(job.error_code) if job.status == JobStatus.FAILED else None
         return cls(
             retryable=failure.retryable if failure else None,
             suggestion=failure.suggestion if failure else None,
-            retry_price=retry_price(pricing or FULL, job) if job.status == JobStatus.FAILED else None,
+            retry_price=retry_price(pricing or RetryPricing.FULL, job)
+            if job.status == JobStatus.FAILED
+            else None,
             next_attempt_at=job.next_attempt_at if job.status == JobStatus.QUEUED else None,
             auto_attempts=job.auto_attempts,
             max_auto_attempts=max_tries,
@@ -199,7 +202,9 @@ class JobDetailOut(JobOut):
     attempts: list[AttemptOut]
 
     @classmethod
-    def of_detail(cls, job: Job, attempts: list[Attempt], pricing: str, max_tries: int) -> JobDetailOut:
+    def of_detail(
+        cls, job: Job, attempts: list[Attempt], pricing: RetryPricing, max_tries: int
+    ) -> JobDetailOut:
         return cls(**dict(JobOut.of(job, pricing, max_tries)), attempts=[AttemptOut.of(a) for a in attempts])
 
 
@@ -249,6 +254,7 @@ class RetryItemOut(_Sparse):
     code: str | None = None  # `code` and `message` explain a refusal; a success has neither
     message: str | None = None
     delivery: Delivery | None = None
+    credits_charged: int | None = None  # a success: what this job's retry cost
 
 
 class BatchRetryOut(Schema):

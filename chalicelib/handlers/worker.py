@@ -13,6 +13,7 @@ record whose job is now `failed` (or queued again for a free automatic try).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -42,6 +43,8 @@ def _record(record: SQSRecord, lambda_context: Any = None) -> str:
         worker.reject_malformed(svc, record.body, error.message)
         return "dead-lettered"
     if isinstance(message, ReprocessRequest):
+        if not message.request_id:  # a redelivery of this message is the same request
+            message = dataclasses.replace(message, request_id=f"sqs-{record.message_id}")
         report = reprocess.reprocess(svc, message, actor=f"queue:{record.message_id}")
         return f"reprocessed {report.requeued}"
     receive_count = int(record.attributes.approximate_receive_count or 1)
@@ -57,5 +60,5 @@ def _record(record: SQSRecord, lambda_context: Any = None) -> str:
         },
     )
     remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
-    delivery = worker.Delivery(record.receipt_handle, receive_count)
-    return worker.deliver(svc, message, delivery, remaining).value
+    receipt = worker.Receipt(record.receipt_handle, receive_count)
+    return worker.deliver(svc, message, receipt, remaining).value

@@ -6,9 +6,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.domain import LedgerEntry, LedgerReason, Membership, Principal, Role, Workspace
+from chalicelib.domain import LedgerEntry, LedgerReason, Membership, Principal, Role, Workspace, utcnow
 from chalicelib.errors import ValidationError, WorkspaceNotFoundError
+from chalicelib.lifecycle import transitions
 from chalicelib.processing.access import resolve_workspace
+from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import LedgerPage, Repository
 
@@ -50,13 +52,18 @@ def add_user(
     role = Role(role)
     password = password or new_password()
     user_id = users.ensure_user(email, password)
-    created = repo.get_workspace(workspace_id) is None and repo.create_workspace(
-        Workspace(id=workspace_id, name=workspace_name or workspace_id, credits=credits),
-        LedgerEntry(workspace_id=workspace_id, delta=credits, reason=LedgerReason.GRANT, actor="cli")
-        if credits
-        else None,
+    now = utcnow()
+    created = repo.get_workspace(workspace_id) is None and committed(
+        repo,
+        transitions.open_workspace(
+            Workspace(id=workspace_id, name=workspace_name or workspace_id, credits=credits),
+            LedgerEntry(workspace_id, credits, LedgerReason.GRANT, actor="cli", created_at=now)
+            if credits
+            else None,
+            now,
+        ),
     )
-    repo.put_membership(Membership(user_id=user_id, workspace_id=workspace_id, role=role, email=email))
+    repo.commit(transitions.add_member(Membership(user_id, workspace_id, role, email), now))
     return AddedUser(
         email=email, password=password, user_id=user_id, workspace_id=workspace_id, created_workspace=created
     )
@@ -71,7 +78,7 @@ def set_credits(repo: Repository, workspace_id: str, value: int, actor: str = "c
     if delta == 0:
         return value
     entry = LedgerEntry(workspace_id=workspace_id, delta=delta, reason=LedgerReason.ADJUSTMENT, actor=actor)
-    return repo.change_credits(workspace_id, entry, expected=workspace.credits)
+    return _changed(repo, entry, expected=workspace.credits)
 
 
 def add_credits(repo: Repository, workspace_id: str, delta: int, actor: str = "cli") -> int:
@@ -79,9 +86,13 @@ def add_credits(repo: Repository, workspace_id: str, delta: int, actor: str = "c
     if delta == 0:
         raise ValidationError("--add needs a non-zero number")
     reason = LedgerReason.GRANT if delta > 0 else LedgerReason.ADJUSTMENT
-    return repo.change_credits(
-        workspace_id, LedgerEntry(workspace_id=workspace_id, delta=delta, reason=reason, actor=actor)
-    )
+    return _changed(repo, LedgerEntry(workspace_id=workspace_id, delta=delta, reason=reason, actor=actor))
+
+
+def _changed(repo: Repository, entry: LedgerEntry, expected: int | None = None) -> int:
+    """An operator's grant or adjustment, committed with its ledger entry; the new balance."""
+    repo.commit(transitions.change_credits(entry, expected))
+    return show_credits(repo, entry.workspace_id)
 
 
 def show_credits(repo: Repository, workspace_id: str) -> int:

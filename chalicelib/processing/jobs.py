@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
 from chalicelib.domain import (
     VIDEO_TYPE_PATTERN,
@@ -14,6 +13,7 @@ from chalicelib.domain import (
     JobStatus,
     LedgerReason,
     Principal,
+    RetryPricing,
     Trigger,
     new_id,
 )
@@ -28,13 +28,14 @@ from chalicelib.errors import (
     UploadIncompleteError,
     ValidationError,
 )
+from chalicelib.lifecycle import Release, project, transitions
 from chalicelib.observability import count, logger
 from chalicelib.processing.access import require_member, resolve_workspace, visible_job
 from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import Queued, dispatch, next_attempt
+from chalicelib.processing.dispatch import Queued, dispatch
 from chalicelib.processing.idempotency import Key
-from chalicelib.processing.ports import PresignedRequest, Release, StoredObject
+from chalicelib.processing.ports import PresignedRequest, StoredObject
 from chalicelib.processing.pricing import pricing_of
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
@@ -50,14 +51,14 @@ class NewUpload:
 class JobDetail:
     job: Job
     attempts: list[Attempt]
-    pricing: str  # the workspace's RETRY_PRICING: what a manual retry of the job would cost
+    pricing: RetryPricing  # the workspace's: what a manual retry of the job would cost
 
 
 @dataclass(frozen=True)
 class JobList:
     jobs: list[Job]
     cursor: str | None
-    pricing: str
+    pricing: RetryPricing
 
 
 def input_key(workspace_id: str, job_id: str) -> str:
@@ -113,7 +114,7 @@ def create_job(
         updated_at=now,
         created_by=principal.user_id,
     )
-    svc.repo.create_job(job)
+    svc.repo.commit(transitions.create_job(job))
     upload = svc.store.presign_upload(
         job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds
     )
@@ -150,32 +151,20 @@ def _start_once(
             f"The upload has {stored.size} bytes but {job.size} were declared. Upload the whole file again."
         )
     now = svc.clock()
-    plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, principal.user_id, now)
-    started = _as_started(job, plan.new_attempt.n, now)
-    answer = key.answer(svc, Queued(started)) if key else None
-    svc.repo.start_job(job, plan.new_attempt, plan.entries[0], now, answer)
+    started = transitions.start(job, principal.user_id, now)
+    queued = project(job, started)
+    if key:
+        started = dataclasses.replace(started, answer=key.answer(svc, Queued(queued)))
+    svc.repo.commit(started)
     release = Release(key.record_id, whole=True) if key else None
-    delivery = dispatch(
-        svc, started, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id, release=release
+    attempt = started.attempts[0].create
+    assert attempt is not None
+    sent = dispatch(
+        svc, queued, attempt, LedgerReason.START_REFUND, START_REFUND_MESSAGE, principal.user_id, release
     )
     count("JobsStarted", trigger=Trigger.INITIAL.value)
     logger().info("job started", extra={"job_id": job.id, "workspace_id": job.workspace_id})
-    return Queued(started, delivery)
-
-
-def _as_started(job: Job, attempt: int, now: datetime) -> Job:
-    """The job as the start transaction leaves it, without reading it back."""
-    return dataclasses.replace(
-        job,
-        status=JobStatus.QUEUED,
-        attempt=attempt,
-        updated_at=now,
-        dispatched_at=now,
-        resends=0,
-        lease_until=None,
-        progress=None,
-        charged_attempt=attempt,
-    )
+    return Queued(queued, sent)
 
 
 def get_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> JobDetail:
@@ -201,7 +190,7 @@ def list_jobs(
     )
 
 
-def _pricing(svc: Services, workspace_id: str, shown: list[Job]) -> str:
+def _pricing(svc: Services, workspace_id: str, shown: list[Job]) -> RetryPricing:
     """The workspace's retry pricing; read only when a failed job is shown (a retry price to state)."""
     if not any(job.status == JobStatus.FAILED for job in shown):
         return svc.settings.retry_pricing

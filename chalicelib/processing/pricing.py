@@ -1,38 +1,30 @@
-"""What a manual retry costs (the seed's "Partial Credits").
+"""The workspace's retry pricing as a service: what is in force, and an operator's override.
 
-RETRY_PRICING `full` (the default, the seed's rule): every manual retry costs 1 credit.
-`first_free`: a job's first manual retry is free, later ones cost 1. An operator may set either
-per workspace (`python -m cli pricing`). The price is decided from the job as read, and the
-retry transaction's condition on the job's retry count makes it the price charged at the commit.
+The rules themselves (what a retry costs, who pays for a failure) are in chalicelib.lifecycle.pricing.
 """
 
 from __future__ import annotations
 
-from chalicelib.domain import Job, Workspace
-from chalicelib.errors import ValidationError, WorkspaceNotFoundError
+from chalicelib.domain import RetryPricing, Workspace
+from chalicelib.errors import ValidationError
+from chalicelib.lifecycle import effective_pricing, transitions
 from chalicelib.processing.context import Services
 
-FULL = "full"
-FIRST_FREE = "first_free"
-PRICINGS = (FULL, FIRST_FREE)
 
-
-def pricing_of(svc: Services, workspace: Workspace | None) -> str:
+def pricing_of(svc: Services, workspace: Workspace | None) -> RetryPricing:
     """The workspace's pricing: an operator's override, else the deployment's setting."""
-    if workspace is not None and workspace.retry_pricing in PRICINGS:
-        return str(workspace.retry_pricing)
-    return svc.settings.retry_pricing
+    return effective_pricing(workspace, svc.settings.retry_pricing)
 
 
-def retry_price(pricing: str, job: Job) -> int:
-    """Credits a manual retry of this job costs now."""
-    return 0 if pricing == FIRST_FREE and job.retry_count == 0 else 1
+def parse_pricing(value: str) -> RetryPricing:
+    try:
+        return RetryPricing(value)
+    except ValueError:
+        raise ValidationError(f"pricing must be one of {', '.join(p.value for p in RetryPricing)}") from None
 
 
-def set_pricing(svc: Services, workspace_id: str, pricing: str | None) -> str:
+def set_pricing(svc: Services, workspace_id: str, pricing: str | None) -> RetryPricing:
     """An operator's override (None: back to the deployment's RETRY_PRICING). Returns the effective one."""
-    if pricing is not None and pricing not in PRICINGS:
-        raise ValidationError(f"pricing must be one of {', '.join(PRICINGS)}")
-    if not svc.repo.set_retry_pricing(workspace_id, pricing):
-        raise WorkspaceNotFoundError()
+    override = parse_pricing(pricing) if pricing is not None else None
+    svc.repo.commit(transitions.set_pricing(workspace_id, override, svc.clock()))
     return pricing_of(svc, svc.repo.get_workspace(workspace_id))

@@ -6,19 +6,29 @@ EventBridge rule, another service). Each job goes through the manual retry's tra
 (`free`: the charge and an `operator_grant` entry of the same amount, so the workspace pays
 nothing and the attempt says creditsCharged 0). A job that cannot be re-queued is reported and
 costs nothing.
+
+One request charges each job at most once: each job's retry writes a record keyed by the
+request and the job in its own transaction, so a message SQS delivers twice (or one re-run after
+a timeout partway through a large workspace) finds the jobs it already re-queued answered, even
+when they have failed again since.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from chalicelib.domain import Job, JobStatus, ReprocessRequest, Trigger
-from chalicelib.errors import DomainError, http_error_for
+from chalicelib.errors import AnswerExistsError, DomainError, http_error_for
 from chalicelib.observability import logger
 from chalicelib.processing.context import Services
-from chalicelib.processing.retry import requeue
+from chalicelib.processing.idempotency import Key
+from chalicelib.processing.retry import Retried, requeue
 
 PAGE = 100
+# Longer than SQS keeps a message (14 days at most): no redelivery outlives the record.
+REQUEST_KEPT = timedelta(days=15)
 
 
 @dataclass
@@ -36,7 +46,10 @@ def reprocess(svc: Services, request: ReprocessRequest, actor: str) -> Reprocess
         if request.dry_run:
             continue
         try:
-            retried = requeue(svc, job, Trigger.REPROCESS, actor, granted=request.free)
+            retried = requeue(svc, job, Trigger.REPROCESS, actor, request.free, _key(request, job))
+        except AnswerExistsError:
+            report.refused[job.id] = "ALREADY_DONE: this request already re-queued the job"
+            continue
         except DomainError as error:
             report.refused[job.id] = f"{http_error_for(error).code}: {error.message}"
             continue
@@ -53,6 +66,22 @@ def reprocess(svc: Services, request: ReprocessRequest, actor: str) -> Reprocess
         },
     )
     return report
+
+
+def _key(request: ReprocessRequest, job: Job) -> Key[Retried] | None:
+    """The record that makes this request charge this job once (None: a request with no id)."""
+    if not request.request_id:
+        return None
+    return Key(
+        record_id=f"vidproc.reprocess#{request.request_id}#{job.id}",
+        target=job.id,
+        expires_in=REQUEST_KEPT,
+        render=_rendered,
+    )
+
+
+def _rendered(retried: Retried) -> dict[str, Any]:
+    return {"jobId": retried.job.id, "creditsCharged": retried.credits_charged}
 
 
 def failed_jobs(svc: Services, request: ReprocessRequest) -> list[Job]:

@@ -4,16 +4,18 @@ The rules, in the order the seed checks them:
 1. the job exists and belongs to a workspace the caller is a member of (else 404 "Job not found");
 2. its status is failed (else 400 "Only failed jobs can be retried");
 3. the workspace has the retry's price (else 403 "Insufficient credits ..."); the price is 1
-   credit, or 0 for a job's first retry under RETRY_PRICING first_free (see pricing.py);
+   credit, or 0 for the job's free retry under RETRY_PRICING first_free, and a job whose start
+   was refunded pays its first retry as a start (chalicelib.lifecycle.pricing);
 4. the original upload is still in R2 (else 409).
-Then ONE transaction: job failed→queued (condition: still failed at the attempt and retry count
-read), credits −price (condition: credits ≥ price), the caller's membership (a condition check),
-a `retry` ledger entry, a new attempt and the Idempotency-Key's answer. On success that is 5
-round trips: the job, the workspace (its pricing decides the price), HEAD, the transaction, the
-send. The reads that only decide which error to give (membership, balance) run
-on the error path, so the seed's order and words are unchanged. The reset is the seed's:
-error, errorCode, completedAt, outputFileKey cleared; inputFileKey, originalFilename, createdAt
-kept; attempt +1, retryCount +1. After the commit the message is sent (see dispatch.py).
+Then ONE transaction (chalicelib.lifecycle.transitions.retry): job failed→queued (guard: still
+failed at the attempt and retry count read), credits −price (guard: credits ≥ price, and the
+workspace's pricing override is exactly what the price was decided from), the caller's
+membership, a `retry` ledger entry, a new attempt and the Idempotency-Key's answer. On success
+that is 4 round trips: the job, HEAD, the transaction, the send: the price is decided under the
+deployment's pricing, which holds when the workspace has no other override; the workspace is read
+only when it does. The reads that only decide which error to give (membership, balance) run on
+the error path, so the seed's order and words are unchanged. After the commit the message is
+sent (see dispatch.py).
 """
 
 from __future__ import annotations
@@ -24,10 +26,18 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TypeVar
 
-from chalicelib.domain import UUID_PATTERN, Job, JobStatus, LedgerReason, Principal, Trigger
+from chalicelib.domain import (
+    UUID_PATTERN,
+    Attempt,
+    Job,
+    JobStatus,
+    LedgerReason,
+    Principal,
+    Trigger,
+    Workspace,
+)
 from chalicelib.errors import (
     DomainError,
     InsufficientCreditsForRetryError,
@@ -42,14 +52,15 @@ from chalicelib.errors import (
     WorkspaceNotFoundError,
     http_error_for,
 )
+from chalicelib.lifecycle import PricingBasis, Release, Transition, project, transitions
+from chalicelib.lifecycle.pricing import retry_price
 from chalicelib.observability import count, logger
 from chalicelib.processing.access import require_member, resolve_workspace
 from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import Delivery, dispatch, next_attempt
+from chalicelib.processing.dispatch import Dispatch, dispatch
 from chalicelib.processing.idempotency import Key
-from chalicelib.processing.ports import Release, RetryPlan
-from chalicelib.processing.pricing import pricing_of, retry_price
+from chalicelib.processing.pricing import pricing_of
 
 RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
 FREE_RETRY_UNQUEUED_MESSAGE = "Could not queue the retry. Nothing was charged."
@@ -65,14 +76,15 @@ class ItemResult:
     success: bool
     code: str | None = None
     message: str | None = None
-    delivery: Delivery | None = None
+    delivery: Dispatch | None = None
+    credits_charged: int | None = None  # a queued job: what its retry costs
 
 
 @dataclass(frozen=True)
 class Retried:
     job: Job  # as queued
     credits_charged: int
-    delivery: Delivery = Delivery.SENT
+    delivery: Dispatch = Dispatch.SENT
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,7 @@ def retry_job(
     workspace_id: str | None = None,
     key: Key[Retried] | None = None,
 ) -> Retried:
-    """Re-queue one failed job for its price (1 credit, or 0 under first_free)."""
+    """Re-queue one failed job for its price."""
     job_id = parse_job_id(job_id)
 
     def once() -> Retried:
@@ -108,16 +120,24 @@ def retry_job(
     return with_contention(once)
 
 
-def requeue(svc: Services, job: Job, trigger: Trigger, actor: str, granted: bool = False) -> Retried:
-    """An operator's retry of a job as read (`reprocess`): no membership, no key. A lost race
-    with another transaction reads the job again and decides again."""
+def requeue(
+    svc: Services,
+    job: Job,
+    trigger: Trigger,
+    actor: str,
+    granted: bool = False,
+    key: Key[Retried] | None = None,
+) -> Retried:
+    """An operator's retry of a job as read (`reprocess`): no membership; `key` makes one
+    request charge each job at most once. A lost race with another transaction reads the job
+    again and decides again."""
     read: list[Job] = [job]
 
     def once() -> Retried:
         current = read.pop() if read else svc.repo.get_job(job.id)
         if current is None:
             raise JobNotFoundError()
-        return _retry_once(svc, current, trigger, actor, None, granted=granted)
+        return _retry_once(svc, current, trigger, actor, None, granted=granted, key=key)
 
     return with_contention(once)
 
@@ -133,10 +153,11 @@ def _retry_once(
 ) -> Retried:
     """`member`: the caller whose membership the transaction checks (None: an operator).
 
-    The price is decided under the deployment's RETRY_PRICING, and the transaction holds only if
-    the workspace has no other override: the common retry reads nothing but the job. The reads
-    that decide an error's wording (membership, balance, override) happen on the error paths, so
-    the answer keeps the seed's order: not failed, then credits, then the upload.
+    The price is decided under the deployment's RETRY_PRICING, which the transaction requires the
+    workspace not to override otherwise; when it does, the workspace is read and the price decided
+    again under exactly its override. The reads that decide an error's wording (membership,
+    balance) happen on the error paths, so the answer keeps the seed's order: not failed, then
+    credits, then the upload.
     """
     if job.status != JobStatus.FAILED:
         _require_member(svc, member, job)
@@ -146,17 +167,17 @@ def _retry_once(
         if not granted:
             _require_credits(svc, job)
         raise UploadGoneError()
-    pricing: str = svc.settings.retry_pricing
-    for _ in range(2):  # at most once more, under the workspace's own override
+    basis = PricingBasis.assumed(svc.settings.retry_pricing)
+    for _ in range(3):
         try:
-            return _commit_retry(svc, job, trigger, actor, member, pricing, granted, key)
+            return _commit_retry(svc, job, trigger, actor, member, basis, granted, key)
         except InsufficientCreditsForRetryError:
             workspace = svc.repo.get_workspace(job.workspace_id)
-            if workspace is None or pricing_of(svc, workspace) == pricing:
+            if workspace is None or workspace.retry_pricing in basis.overrides:
                 _require_member(svc, member, job)
-                raise
-            pricing = pricing_of(svc, workspace)
-    raise TransactionConflictError()  # the override changed twice under us: start over
+                raise  # the price held: the balance is short
+            basis = PricingBasis.read(workspace, svc.settings.retry_pricing)
+    raise TransactionConflictError()  # the override kept changing under us: start over
 
 
 def _require_credits(svc: Services, job: Job) -> None:
@@ -171,36 +192,33 @@ def _commit_retry(
     trigger: Trigger,
     actor: str,
     member: str | None,
-    pricing: str,
+    basis: PricingBasis,
     granted: bool,
     key: Key[Retried] | None,
 ) -> Retried:
-    now = svc.clock()
-    price = retry_price(pricing, job)
-    plan = next_attempt(job, trigger, LedgerReason.RETRY, actor, now, price=price, granted=granted)
-    queued = _as_queued(job, plan, now)
-    charged = plan.new_attempt.credits_charged
-    answer = key.answer(svc, Retried(queued, charged)) if key else None
+    retried = transitions.retry([job], basis, trigger, actor, member, svc.clock(), granted=granted)
+    queued, attempt = project(job, retried), _new_attempt(retried, job.id)
+    charged = attempt.credits_charged
+    if key:
+        retried = dataclasses.replace(retried, answer=key.answer(svc, Retried(queued, charged)))
     try:
-        svc.repo.retry_jobs(job.workspace_id, [plan], now, answer, member, pricing)
+        svc.repo.commit(retried)
     except JobsChangedError as exc:  # a lost race: the seed's 400
         raise JobNotFailedError() from exc
     message = RETRY_REFUND_MESSAGE if charged else FREE_RETRY_UNQUEUED_MESSAGE
     release = Release(key.record_id, whole=True) if key else None
-    delivery = dispatch(
-        svc, queued, LedgerReason.RETRY_REFUND, message, actor, charged=charged, release=release
-    )
+    sent = dispatch(svc, queued, attempt, LedgerReason.RETRY_REFUND, message, actor, release)
     count("JobsRetried", trigger=trigger.value)
     logger().info(
         "job retried",
-        extra={
-            "job_id": job.id,
-            "workspace_id": job.workspace_id,
-            "attempt": plan.new_attempt.n,
-            "charged": charged,
-        },
+        extra={"job_id": job.id, "workspace_id": job.workspace_id, "attempt": attempt.n, "charged": charged},
     )
-    return Retried(job=queued, credits_charged=charged, delivery=delivery)
+    return Retried(job=queued, credits_charged=charged, delivery=sent)
+
+
+def _new_attempt(transition: Transition, job_id: str) -> Attempt:
+    """The attempt a retry transition creates for the job."""
+    return next(w.create for w in transition.attempts if w.job_id == job_id and w.create is not None)
 
 
 def _require_member(svc: Services, member: str | None, job: Job) -> None:
@@ -215,7 +233,7 @@ def retry_jobs(
     workspace_id: str | None = None,
     key: Key[BatchResult] | None = None,
 ) -> BatchResult:
-    """Re-queue every eligible job of the list for 1 credit each, all in one transaction.
+    """Re-queue every eligible job of the list at its price, all in one transaction.
 
     Unknown and not-failed jobs are reported and not charged. If the balance cannot cover every
     eligible job, nothing is retried (403). Nothing after the commit can turn it into an error:
@@ -225,30 +243,34 @@ def retry_jobs(
     membership = resolve_workspace(svc.repo, principal, workspace_id)
     ws_id = membership.workspace_id
     results: dict[str, ItemResult] = {}
-    plans = with_contention(lambda: _commit_batch(svc, principal, ws_id, ids, results, key))
-    release = Release(key.record_id, whole=False) if key else None
+    batch = with_contention(lambda: _commit_batch(svc, principal, ws_id, ids, results, key))
+    jobs = {job.id: job for job in batch[1]} if batch else {}
+    retried = batch[0] if batch else None
 
-    def send(plan: RetryPlan) -> ItemResult:
-        queued = _as_queued(plan.job, plan, plan.new_attempt.queued_at)
-        price = plan.new_attempt.credits_charged
-        message = RETRY_REFUND_MESSAGE if price else FREE_RETRY_UNQUEUED_MESSAGE
+    def send(job: Job) -> ItemResult:
+        assert retried is not None
+        attempt = _new_attempt(retried, job.id)
+        message = RETRY_REFUND_MESSAGE if attempt.credits_charged else FREE_RETRY_UNQUEUED_MESSAGE
+        release = Release(key.record_id, False, job.id) if key else None
         try:
-            delivery = dispatch(
+            sent = dispatch(
                 svc,
-                queued,
+                project(job, retried),
+                attempt,
                 LedgerReason.RETRY_REFUND,
                 message,
                 principal.user_id,
-                charged=price,
-                release=release,
+                release,
             )
         except QueueSendError as exc:
-            return _failure(plan.job.id, exc)
-        return ItemResult(job_id=plan.job.id, success=True, delivery=delivery)
+            return _failure(job.id, exc)
+        return ItemResult(job_id=job.id, success=True, delivery=sent, credits_charged=attempt.credits_charged)
 
-    for sent in _concurrently(send, plans):
+    charged = 0
+    for sent in _concurrently(send, list(jobs.values())):
         results[sent.job_id] = sent
-    charged = sum(plan.new_attempt.credits_charged for plan in plans if results[plan.job.id].success)
+        if sent.success and retried is not None:
+            charged += _new_attempt(retried, sent.job_id).credits_charged
     if charged:
         count("JobsRetried", value=charged, trigger=Trigger.BATCH.value)
     return BatchResult(
@@ -263,28 +285,44 @@ def _commit_batch(
     ids: list[str],
     results: dict[str, ItemResult],
     key: Key[BatchResult] | None,
-) -> list[RetryPlan]:
+) -> tuple[Transition, list[Job]] | None:
+    """The batch's transaction, committed: the jobs it queued (None: none could be)."""
     results.clear()  # a re-run after a TransactionConflict judges every job afresh
     eligible = _eligible(svc, ws_id, ids, results)
+    workspace, repriced = _workspace(svc, ws_id), 0  # its pricing decides each job's price
     while eligible:
-        workspace = svc.repo.get_workspace(ws_id)  # its pricing decides each job's price
-        if workspace is None:
-            raise WorkspaceNotFoundError()
-        pricing = pricing_of(svc, workspace)
-        now = svc.clock()
-        plans = [_plan(job, Trigger.BATCH, principal, now, retry_price(pricing, job)) for job in eligible]
-        if workspace.credits < sum(plan.new_attempt.credits_charged for plan in plans):
+        basis = PricingBasis.read(workspace, svc.settings.retry_pricing)
+        retried = transitions.retry(
+            eligible, basis, Trigger.BATCH, principal.user_id, principal.user_id, svc.clock()
+        )
+        if workspace.credits < -retried.credits:
             raise InsufficientCreditsForRetryError()
-        answer = key.answer(svc, _as_committed(ids, results, plans)) if key else None
+        if key:
+            retried = dataclasses.replace(
+                retried, answer=key.answer(svc, _as_committed(ids, results, retried))
+            )
         try:
-            svc.repo.retry_jobs(ws_id, plans, now, answer, principal.user_id, pricing)
-            return plans
+            svc.repo.commit(retried)
+            return retried, eligible
         except JobsChangedError as exc:
-            changed = exc.job_ids
-            for job_id in changed:
+            for job_id in exc.job_ids:
                 results[job_id] = _failure(job_id, JobNotFailedError())
-            eligible = [job for job in eligible if job.id not in changed]
-    return []
+            eligible = [job for job in eligible if job.id not in exc.job_ids]
+        except InsufficientCreditsForRetryError:
+            fresh = _workspace(svc, ws_id)
+            if fresh.retry_pricing == workspace.retry_pricing:
+                raise  # the prices held: the balance is short
+            workspace, repriced = fresh, repriced + 1  # the override changed: decide again
+            if repriced > 2:
+                raise TransactionConflictError() from None
+    return None
+
+
+def _workspace(svc: Services, ws_id: str) -> Workspace:
+    workspace = svc.repo.get_workspace(ws_id)
+    if workspace is None:
+        raise WorkspaceNotFoundError()
+    return workspace
 
 
 def _eligible(svc: Services, ws_id: str, ids: list[str], results: dict[str, ItemResult]) -> list[Job]:
@@ -306,15 +344,17 @@ def _eligible(svc: Services, ws_id: str, ids: list[str], results: dict[str, Item
     return [job for job in failed if job.id not in results]
 
 
-def _as_committed(ids: list[str], results: dict[str, ItemResult], plans: list[RetryPlan]) -> BatchResult:
+def _as_committed(ids: list[str], results: dict[str, ItemResult], retried: Transition) -> BatchResult:
     """The batch's answer as its transaction commits it (stored with an Idempotency-Key)."""
-    queued = {plan.job.id for plan in plans}
+    prices = {w.job_id: w.create.credits_charged for w in retried.attempts if w.create is not None}
     return BatchResult(
         results=[
-            ItemResult(job_id=i, success=True, delivery=Delivery.SENT) if i in queued else results[i]
+            ItemResult(job_id=i, success=True, delivery=Dispatch.SENT, credits_charged=prices[i])
+            if i in prices
+            else results[i]
             for i in ids
         ],
-        credits_charged=sum(plan.new_attempt.credits_charged for plan in plans),
+        credits_charged=-retried.credits,
         credits=None,
     )
 
@@ -346,35 +386,9 @@ def _parse_batch(job_ids: list[str], limit: int) -> list[str]:
     return list(dict.fromkeys(parse_job_id(i) for i in job_ids))
 
 
-def _plan(job: Job, trigger: Trigger, principal: Principal, now: datetime, price: int) -> RetryPlan:
-    return next_attempt(job, trigger, LedgerReason.RETRY, principal.user_id, now, price=price)
-
-
-def _as_queued(job: Job, plan: RetryPlan, now: datetime) -> Job:
-    """The job as the transaction left it, without reading it back."""
-    return dataclasses.replace(
-        job,
-        status=JobStatus.QUEUED,
-        attempt=plan.new_attempt.n,
-        retry_count=job.retry_count + 1,
-        error=None,
-        error_code=None,
-        completed_at=None,
-        output_file_key=None,
-        progress=None,
-        updated_at=now,
-        dispatched_at=now,
-        resends=0,
-        lease_until=None,
-        auto_attempts=0,
-        next_attempt_at=None,
-        charged_attempt=plan.new_attempt.n,
-    )
-
-
-def refunded_item(job_id: str) -> ItemResult:
-    """A batch job whose send failed after the commit and whose credit came back."""
-    return _failure(job_id, QueueSendError(RETRY_REFUND_MESSAGE))
+def refunded_item(job_id: str, price: int) -> ItemResult:
+    """A batch job whose send failed after the commit: its retry's `price` came back."""
+    return _failure(job_id, QueueSendError(RETRY_REFUND_MESSAGE if price else FREE_RETRY_UNQUEUED_MESSAGE))
 
 
 def _failure(job_id: str, error: DomainError) -> ItemResult:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from chalicelib.domain import AUDIO_TASK, JobStatus, QueueMessage
+from chalicelib.domain import AUDIO_TASK, FailureKind, JobStatus, QueueMessage
 from chalicelib.errors import (
     InternalProcessingError,
     ProcessingError,
@@ -36,13 +36,14 @@ from chalicelib.errors import (
     UploadOutputError,
     WorkerInterruptedError,
 )
+from chalicelib.lifecycle import transitions
 from chalicelib.observability import count, logger
 from chalicelib.processing import failures
-from chalicelib.processing.autoretry import settle_failure
+from chalicelib.processing.autoretry import Handled, settle_failure
+from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
-from chalicelib.processing.failures import Kind
 from chalicelib.processing.jobs import input_key, output_key, stored_input
-from chalicelib.processing.ports import Segmenter, SegmentState
+from chalicelib.processing.ports import Segmenter
 from chalicelib.processing.segment_plan import SegmentPlan, Span, plan_segments
 
 STITCH_GRACE_SECONDS = 60
@@ -146,9 +147,11 @@ def plan_attempt(svc: Services, ref: QueueMessage, source_key: str, source: str)
         prefix=f"{segments_prefix(ref.workspace_id, ref.job_id)}{fingerprint}/",
         audio_copy=survey.audio_copy,
     )
-    lease = svc.clock() + timedelta(seconds=settings.claim_lease_seconds)
+    now = svc.clock()
+    lease = now + timedelta(seconds=settings.claim_lease_seconds)
     words = stored.describe()
-    if not svc.repo.start_segments(ref, stored.to_json(), words, len(stored.tasks), plan.count, lease):
+    recorded = transitions.plan(ref, stored.to_json(), words, len(stored.tasks), plan.count, now, lease)
+    if not committed(svc.repo, recorded):
         raise WorkerInterruptedError(detail="the attempt moved on while it was being planned")
     logger().info("segment plan", extra={"job_id": ref.job_id, "plan": words})
     for task in stored.tasks:
@@ -157,28 +160,53 @@ def plan_attempt(svc: Services, ref: QueueMessage, source_key: str, source: str)
     return stored
 
 
-def run_task(svc: Services, ref: QueueMessage, receive_count: int) -> str:
+@dataclass(frozen=True)
+class SegmentState:
+    """A segmented attempt as the job item holds it."""
+
+    plan: str  # the plan as `plan_attempt` recorded it (JSON)
+    tasks: int  # segments + the audio task
+    done: frozenset[int]  # tasks recorded done (AUDIO_TASK for the audio)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.done) >= self.tasks
+
+
+def segment_state(svc: Services, ref: QueueMessage) -> SegmentState | None:
+    """The plan and the tasks done, while the attempt is the job's current one and processing."""
+    job = svc.repo.get_job(ref.job_id)
+    if job is None or job.status != JobStatus.PROCESSING or job.attempt != ref.attempt:
+        return None
+    if job.segment_plan is None or job.segment_tasks is None:
+        return None
+    return SegmentState(plan=job.segment_plan, tasks=job.segment_tasks, done=job.tasks_done)
+
+
+def run_task(svc: Services, ref: QueueMessage, receive_count: int) -> Handled:
     """Encode one task of a segmented attempt; stitch when it was the last. Returns what happened.
 
     Raises TaskRetryError for a system failure SQS should deliver again.
     """
     assert ref.task is not None
-    state = svc.repo.segment_state(ref)
+    state = segment_state(svc, ref)
     if state is None:
-        return "skipped"  # the attempt failed, completed or was replaced
+        return Handled.SKIPPED  # the attempt failed, completed or was replaced
     stored = StoredPlan.from_json(state.plan)
     if ref.task not in state.done:
         try:
             _encode_task(svc, ref, stored, ref.task)
         except (ProcessingError, ServiceUnavailableError) as error:
             return _task_failed(svc, ref, stored, error, receive_count)
-        lease = svc.clock() + timedelta(seconds=svc.settings.claim_lease_seconds)
-        state = svc.repo.finish_task(ref, ref.task, svc.clock(), lease)
+        now = svc.clock()
+        lease = now + timedelta(seconds=svc.settings.claim_lease_seconds)
+        committed(svc.repo, transitions.finish_task(ref, ref.task, now, lease))  # False: done before
+        state = segment_state(svc, ref)
         if state is None:
-            return "skipped"
+            return Handled.SKIPPED
         _report_progress(svc, ref, stored, state)
     if not state.complete:
-        return "encoded"
+        return Handled.ENCODED
     return stitch(svc, ref, stored, receive_count)
 
 
@@ -208,7 +236,7 @@ def _upload(svc: Services, path: Path, key: str, content_type: str) -> None:
 
 def _task_failed(
     svc: Services, ref: QueueMessage, stored: StoredPlan, error: Exception, receive_count: int
-) -> str:
+) -> Handled:
     """A platform failure is delivered again by SQS (free, the other tasks untouched) while
     tries remain; then, or at once for the input's fault, the attempt is settled by the
     automatic-reprocessing rules with the task's name in the error."""
@@ -239,15 +267,15 @@ def _as_processing_error(error: Exception) -> ProcessingError:
 def _again(svc: Services, error: ProcessingError, receive_count: int) -> bool:
     """Whether SQS should deliver the task again: the platform's fault (unknown: once)."""
     kind = failures.classify(error).kind
-    platform = kind is Kind.TRANSIENT or (kind is Kind.UNKNOWN and receive_count == 1)
+    platform = kind is FailureKind.TRANSIENT or (kind is FailureKind.UNKNOWN and receive_count == 1)
     return platform and receive_count < svc.settings.segment_max_tries
 
 
-def _settle(svc: Services, ref: QueueMessage, error: ProcessingError) -> str:
+def _settle(svc: Services, ref: QueueMessage, error: ProcessingError) -> Handled:
     job = svc.repo.get_job(ref.job_id)
     if job is None or job.attempt != ref.attempt or job.status != JobStatus.PROCESSING:
-        return "skipped"
-    return settle_failure(svc, job, error).value
+        return Handled.SKIPPED
+    return settle_failure(svc, job, error)
 
 
 def _task_name(stored: StoredPlan, task: int | None) -> str:
@@ -258,29 +286,30 @@ def _task_name(stored: StoredPlan, task: int | None) -> str:
 
 def _report_progress(svc: Services, ref: QueueMessage, stored: StoredPlan, state: SegmentState) -> None:
     done = stored.plan.seconds_done([t for t in state.done if t >= 0])
+    fraction = min(done / stored.plan.duration, 1.0) if stored.plan.duration else 0.0
     with contextlib.suppress(ServiceUnavailableError):  # progress is a nicety
-        svc.repo.set_progress(ref, min(done / stored.plan.duration, 1.0) if stored.plan.duration else 0.0)
+        committed(svc.repo, transitions.progress(ref, fraction, svc.clock()))
 
 
-def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan, receive_count: int = 1) -> str:
+def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan, receive_count: int = 1) -> Handled:
     """Join the parts into the output and complete the job, if this caller wins the stitch."""
     now = svc.clock()
     claim = now + timedelta(seconds=svc.settings.transcode_timeout_seconds + STITCH_GRACE_SECONDS)
-    if not svc.repo.claim_stitch(ref, now, claim):
-        return "encoded"  # another task stitches (or a crashed stitcher's claim has not run out)
+    if not committed(svc.repo, transitions.claim_stitch(ref, now, claim)):
+        return Handled.ENCODED  # another task stitches (or a crashed stitcher's claim has not run out)
     try:
         key = _join_and_upload(svc, ref, stored)
     except (ProcessingError, ServiceUnavailableError) as error:
         return _stitch_failed(svc, ref, error, receive_count)
-    if not svc.repo.complete(ref, key, svc.clock()):
-        return "skipped"
+    if not committed(svc.repo, transitions.complete(ref, key, svc.clock())):
+        return Handled.SKIPPED
     count("JobsCompleted")
     try:
         svc.store.delete_prefix(segments_prefix(ref.workspace_id, ref.job_id))
     except StorageError:  # the lifecycle rule removes them later
         logger().warning("could not delete the segment parts", extra={"job_id": ref.job_id})
     logger().info("job completed (segmented)", extra={"job_id": ref.job_id, "segments": stored.plan.count})
-    return "completed"
+    return Handled.COMPLETED
 
 
 def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan) -> str:
@@ -299,10 +328,10 @@ def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan) -> st
     return key
 
 
-def _stitch_failed(svc: Services, ref: QueueMessage, error: Exception, receive_count: int) -> str:
+def _stitch_failed(svc: Services, ref: QueueMessage, error: Exception, receive_count: int) -> Handled:
     failed = _as_processing_error(error)
     if _again(svc, failed, receive_count):
         with contextlib.suppress(ServiceUnavailableError):  # else the claim runs out by itself
-            svc.repo.release_stitch(ref)  # the next delivery of this message stitches again
+            committed(svc.repo, transitions.release_stitch(ref, svc.clock()))  # the next delivery stitches
         raise TaskRetryError(f"Joining the segments failed ({failed.code}); it will be tried again")
     return _settle(svc, ref, type(failed)(f"Joining the segments: {failed.message}", detail=failed.detail))

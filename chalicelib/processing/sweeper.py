@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chalicelib.domain import Job
+from chalicelib.domain import Job, JobStatus
 from chalicelib.errors import QueueSendError, WorkerInterruptedError
+from chalicelib.lifecycle import transitions
 from chalicelib.observability import count, logger
-from chalicelib.processing.autoretry import Settled, settle_failure
+from chalicelib.processing.autoretry import Handled, settle_failure
+from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import message_for
 
@@ -49,10 +51,10 @@ def sweep(svc: Services) -> SweepReport:
     expired lease is looked at."""
     now = svc.clock()
     cutoff = now - timedelta(seconds=svc.settings.sweeper_requeue_after_seconds)
-    requeued = sum(_each(svc.repo.queued_not_dispatched_since(cutoff, BATCH), lambda job: _resend(svc, job)))
-    interrupted = sum(
-        _each(svc.repo.processing_lease_expired(now, BATCH), lambda job: _interrupt(svc, job, now))
-    )
+    due = svc.repo.jobs_to_sweep(JobStatus.QUEUED, cutoff, BATCH)
+    requeued = sum(_each(due, lambda job: _resend(svc, job)))
+    expired = svc.repo.jobs_to_sweep(JobStatus.PROCESSING, now, BATCH)
+    interrupted = sum(_each(expired, lambda job: _interrupt(svc, job, now)))
     if requeued:
         count("JobsRequeued", requeued)
     return SweepReport(requeued=requeued, interrupted=interrupted)
@@ -74,14 +76,14 @@ def _resend(svc: Services, job: Job) -> bool:
     except QueueSendError:
         logger().warning("sweeper could not re-send", extra={"job_id": job.id})
         return False
-    if not svc.repo.mark_dispatched(job.id, job.attempt, svc.clock(), backoff(svc, job.resends + 1)):
+    if not committed(svc.repo, transitions.dispatched(job, svc.clock(), backoff(svc, job.resends + 1))):
         return False
     logger().info("re-sent a queued job", extra={"job_id": job.id, "workspace_id": job.workspace_id})
     return True
 
 
 def _interrupt(svc: Services, job: Job, now: datetime) -> bool:
-    if settle_failure(svc, job, WorkerInterruptedError(), lease_expired_before=now) == Settled.SKIPPED:
+    if settle_failure(svc, job, WorkerInterruptedError(), interrupted_at=now) == Handled.SKIPPED:
         return False
     count("JobsInterrupted")
     return True

@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
 
-from chalicelib.domain import QueueMessage
+from chalicelib.domain import QueueMessage, new_id
 from chalicelib.errors import (
     DownloadError,
     InternalProcessingError,
@@ -29,26 +28,19 @@ from chalicelib.errors import (
     StorageError,
     UploadOutputError,
 )
+from chalicelib.lifecycle import transitions
 from chalicelib.observability import count, logger, segment
 from chalicelib.processing import segmented
-from chalicelib.processing.autoretry import Settled, give_up, settle_failure
+from chalicelib.processing.autoretry import Handled, give_up, settle_failure
+from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from chalicelib.processing.jobs import input_key, output_key, stored_input
 
 PROGRESS_EVERY_SECONDS = 2.0
 
 
-class Outcome(StrEnum):
-    COMPLETED = "completed"
-    FAILED = "failed"
-    RETRYING = "retrying"  # failed for the platform's reasons; a free automatic try is queued
-    SKIPPED = "skipped"  # not ours to run: a duplicate, or an attempt that moved on
-    PLANNED = "planned"  # a long video: its segment tasks are queued
-    ENCODED = "encoded"  # one task of a segmented attempt is done; others remain
-
-
 @dataclass(frozen=True)
-class Delivery:
+class Receipt:
     """The SQS message that carried the attempt: what the heartbeat needs to keep it hidden."""
 
     receipt_handle: str
@@ -69,32 +61,33 @@ class HandedBack(Exception):
     """Not claimed: the invocation could not finish it. SQS redelivers it to another invocation."""
 
 
-def deliver(svc: Services, ref: QueueMessage, delivery: Delivery, remaining_millis: int | None) -> Outcome:
+def deliver(svc: Services, ref: QueueMessage, receipt: Receipt, remaining_millis: int | None) -> Handled:
     """One delivery of a job message, as the SQS-triggered worker gets it.
 
     Raises HandedBack when the invocation has no time for it, and re-raises when the outcome
     could not be recorded; on the last delivery before the DLQ (MAX_RECEIVE_COUNT) the job is
-    given up first: failed, its credit refunded.
+    given up first (failed, its credit refunded) unless another worker's live claim holds it.
     """
     if remaining_millis is not None and not has_time_for_a_transcode(svc, remaining_millis):
-        hand_back(svc, ref, delivery, remaining_millis)
+        hand_back(svc, ref, receipt, remaining_millis)
+    owner = new_id()  # this delivery's claim
     try:
-        return process(svc, ref, delivery)
+        return process(svc, ref, receipt, owner)
     except Exception:
-        if delivery.receive_count >= svc.settings.max_receive_count:
+        if receipt.receive_count >= svc.settings.max_receive_count:
             logger().exception("last delivery failed; giving the job up", extra=_keys(ref))
-            give_up(svc, ref)
+            give_up(svc, ref, owner)
         raise  # the message stays (or goes to the DLQ) for an operator to see
 
 
-def hand_back(svc: Services, ref: QueueMessage, delivery: Delivery, remaining_millis: int) -> None:
+def hand_back(svc: Services, ref: QueueMessage, receipt: Receipt, remaining_millis: int) -> None:
     logger().warning(
         "too little invocation time left; handing the record back",
         extra={**_keys(ref), "remaining_ms": remaining_millis},
     )
     count("RecordsHandedBack")
     with contextlib.suppress(QueueSendError):  # come back now, not after the visibility timeout
-        svc.queue.extend_visibility(delivery.receipt_handle, 0)
+        svc.queue.extend_visibility(receipt.receipt_handle, 0)
     raise HandedBack(ref.job_id)
 
 
@@ -106,26 +99,29 @@ def reject_malformed(svc: Services, body: str, reason: str) -> None:
     logger().warning("malformed message moved to the DLQ", extra={"reason": reason})
 
 
-def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) -> Outcome:
-    """Run the attempt (or the segment task) the message names.
+def process(
+    svc: Services, ref: QueueMessage, receipt: Receipt | None = None, owner: str | None = None
+) -> Handled:
+    """Run the attempt (or the segment task) the message names; `owner` names this delivery's claim.
 
     Raises only when the outcome could not be recorded, or (TaskRetryError) when a segment task
     failed for a platform reason and SQS should deliver it again.
     """
     if ref.task is not None:
-        return Outcome(segmented.run_task(svc, ref, delivery.receive_count if delivery else 1))
+        return segmented.run_task(svc, ref, receipt.receive_count if receipt else 1)
     log = logger()
     now = svc.clock()
-    if not svc.repo.claim(ref, now, now + timedelta(seconds=svc.settings.claim_lease_seconds)):
+    lease = now + timedelta(seconds=svc.settings.claim_lease_seconds)
+    if not committed(svc.repo, transitions.claim(ref, now, lease, owner or new_id())):
         log.info("attempt not claimable; skipping", extra=_keys(ref))
-        return Outcome.SKIPPED
+        return Handled.SKIPPED
     log.info("attempt claimed", extra=_keys(ref))
     try:
-        with _heartbeat(svc, ref, delivery):
+        with _heartbeat(svc, ref, receipt):
             # The input's key follows from the message: no read of the job after the claim.
             source_key = input_key(ref.workspace_id, ref.job_id)
             if _plan_if_long(svc, ref, source_key):
-                return Outcome.PLANNED
+                return Handled.PLANNED
             key = _transcode_and_store(svc, ref, source_key)
     except ProcessingError as error:
         return _record_failure(svc, ref, error)
@@ -134,12 +130,12 @@ def process(svc: Services, ref: QueueMessage, delivery: Delivery | None = None) 
     except Exception as exc:  # anything else (a full disk, a bug): unknown, so tried once more
         log.exception("unexpected error in the attempt", extra=_keys(ref))
         return _record_failure(svc, ref, ProcessingError(detail=repr(exc)))
-    if not svc.repo.complete(ref, key, svc.clock()):
+    if not committed(svc.repo, transitions.complete(ref, key, svc.clock())):
         log.warning("attempt finished but no longer ours", extra=_keys(ref))
-        return Outcome.SKIPPED
+        return Handled.SKIPPED
     count("JobsCompleted")
     log.info("job completed", extra={**_keys(ref), "output_key": key})
-    return Outcome.COMPLETED
+    return Handled.COMPLETED
 
 
 def _plan_if_long(svc: Services, ref: QueueMessage, source_key: str) -> bool:
@@ -188,16 +184,15 @@ def _input_for(svc: Services, input_key: str, size: int, local: Path) -> str:
     return str(local)
 
 
-def _record_failure(svc: Services, ref: QueueMessage, error: ProcessingError) -> Outcome:
+def _record_failure(svc: Services, ref: QueueMessage, error: ProcessingError) -> Handled:
     job = svc.repo.get_job(ref.job_id)  # only a failure reads the job: its retry history decides
     if job is None or job.attempt != ref.attempt:
-        return Outcome.SKIPPED
-    settled = settle_failure(svc, job, error)
-    return {Settled.RETRYING: Outcome.RETRYING, Settled.FAILED: Outcome.FAILED}.get(settled, Outcome.SKIPPED)
+        return Handled.SKIPPED
+    return settle_failure(svc, job, error)
 
 
 @contextlib.contextmanager
-def _heartbeat(svc: Services, ref: QueueMessage, delivery: Delivery | None) -> Iterator[None]:
+def _heartbeat(svc: Services, ref: QueueMessage, receipt: Receipt | None) -> Iterator[None]:
     """Every `heartbeat_seconds` while the block runs: renew the attempt's lease and keep the
     message hidden, so no second worker starts this attempt and the sweeper never takes a long
     transcode for a dead one."""
@@ -207,11 +202,12 @@ def _heartbeat(svc: Services, ref: QueueMessage, delivery: Delivery | None) -> I
         lease = svc.settings.claim_lease_seconds
         while not stop.wait(svc.settings.heartbeat_seconds):
             try:
-                if not svc.repo.extend_lease(ref, svc.clock() + timedelta(seconds=lease)):
+                now = svc.clock()
+                if not committed(svc.repo, transitions.heartbeat(ref, now, now + timedelta(seconds=lease))):
                     logger().warning("heartbeat: the attempt is no longer ours", extra=_keys(ref))
                     return
-                if delivery is not None:
-                    svc.queue.extend_visibility(delivery.receipt_handle, lease)
+                if receipt is not None:
+                    svc.queue.extend_visibility(receipt.receipt_handle, lease)
             except (ServiceUnavailableError, QueueSendError):  # the next beat tries again
                 logger().warning("heartbeat failed", extra=_keys(ref))
 
@@ -234,7 +230,7 @@ def _progress_reporter(svc: Services, ref: QueueMessage) -> Callable[[float], No
             return
         last = now
         with contextlib.suppress(ServiceUnavailableError):  # progress is a nicety; the transcode goes on
-            svc.repo.set_progress(ref, fraction)
+            committed(svc.repo, transitions.progress(ref, fraction, svc.clock()))
 
     return report
 

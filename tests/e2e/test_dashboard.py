@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Dialog, Locator, Page, Request, Route, expect
 
+from chalicelib.domain import RetryPricing, utcnow
+from chalicelib.lifecycle import transitions
 from tests.support.api import Api
 from tests.support.media import make_clip, make_corrupt_file, probe_streams
 from tests.support.stack import AwsStack, Workers
@@ -636,7 +638,7 @@ def test_a_free_first_retry_says_so_in_the_confirm_and_costs_nothing(
 
     person = new_person(credits=3)
     (job,) = failed_jobs(person, not_a_video, "free-once.mp4")
-    assert repository().set_retry_pricing(person.workspace_id, "first_free")
+    repository().commit(transitions.set_pricing(person.workspace_id, RetryPricing.FIRST_FREE, utcnow()))
     assert person.api.job(job["id"])["retryPrice"] == 0
     sign_in(page, person)
     expect_balance(page, 2)

@@ -52,14 +52,14 @@ def test_a_long_video_shows_segments_done_of_total_while_it_processes(
     person = new_person(credits=3)
     job = person.api.submit(long_clip, "lecture.mp4")
     attempt = QueueMessage(job["id"], person.workspace_id, 1)
-    assert worker_rules.process(segmenting, attempt) == worker_rules.Outcome.PLANNED
+    assert worker_rules.process(segmenting, attempt) == worker_rules.Handled.PLANNED
     sign_in(page, person)
     job_card = card(page, job["id"])
     expect(job_card.get_by_test_id("status-badge")).to_have_text("processing")
     expect(job_card.locator(".job-progress")).to_contain_text("Processing: 0 of 3 segments")
 
     first = QueueMessage(job["id"], person.workspace_id, 1, task=0)
-    assert worker_rules.process(segmenting, first) == worker_rules.Outcome.ENCODED
+    assert worker_rules.process(segmenting, first) == worker_rules.Handled.ENCODED
     expect(job_card.locator(".job-progress")).to_contain_text("Processing: 1 of 3 segments")
     expect(job_card.get_by_test_id("job-progress")).to_have_attribute("value", re.compile(r"^3[0-9]$"))
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.unreachable import port_methods, repository_calls
+from chalicelib.lifecycle import Move
+from tests.support.unreachable import one_of_each, port_methods, repository_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +63,15 @@ def test_every_repository_method_says_the_database_is_unavailable(
     outcomes: dict[str, str], method: str
 ) -> None:
     assert outcomes[f"repo.{method}"] == "ServiceUnavailableError"
+
+
+def test_the_check_commits_every_kind_of_transition() -> None:
+    assert set(one_of_each()) == set(Move)
+
+
+@pytest.mark.parametrize("move", sorted(Move))
+def test_every_transition_says_the_database_is_unavailable(outcomes: dict[str, str], move: Move) -> None:
+    assert outcomes[f"commit.{move}"] == "ServiceUnavailableError"
 
 
 def test_r2_and_sqs_say_what_failed(outcomes: dict[str, str]) -> None:

@@ -21,6 +21,7 @@ from chalicelib.processing.context import Services
 from chalicelib.processing.ports import TranscodeResult
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.awscalls import counting
+from tests.support.lifecycle import claim, fail
 from tests.support.stack import AwsStack
 
 pytestmark = pytest.mark.integration
@@ -56,8 +57,8 @@ def calls(
 def failed(tenant: Tenant) -> dict[str, Any]:
     job = tenant.api.submit(NOT_A_VIDEO)
     ref = QueueMessage(job["id"], job["workspaceId"], job["attempt"])
-    assert repository().claim(ref, utcnow(), utcnow())
-    assert repository().fail(ref, "bad", "INVALID_VIDEO", None, utcnow())
+    assert claim(repository(), ref, utcnow(), utcnow())
+    assert fail(repository(), ref, "bad")
     return job
 
 
@@ -127,7 +128,7 @@ def test_the_worker_does_not_read_the_job_after_its_claim(tenant: Tenant, tmp_pa
     job = tenant.api.submit(NOT_A_VIDEO)
     svc = worker_services(Writing(), tmp_path)
     with counting(svc) as seen:
-        assert worker.process(svc, QueueMessage(job["id"], job["workspaceId"], 1)) == worker.Outcome.COMPLETED
+        assert worker.process(svc, QueueMessage(job["id"], job["workspaceId"], 1)) == worker.Handled.COMPLETED
     # claim, HEAD of the input (its key comes from the message), its copy to /tmp (one ranged GET
     # for a small upload; issue 9), the upload, complete
     assert seen == Counter(
@@ -139,7 +140,7 @@ def test_only_a_failure_reads_the_job(tenant: Tenant, tmp_path: Path) -> None:
     job = tenant.api.submit(NOT_A_VIDEO)
     svc = worker_services(Refusing(), tmp_path)
     with counting(svc) as seen:
-        assert worker.process(svc, QueueMessage(job["id"], job["workspaceId"], 1)) == worker.Outcome.FAILED
+        assert worker.process(svc, QueueMessage(job["id"], job["workspaceId"], 1)) == worker.Handled.FAILED
     assert seen == Counter(
         {"ddb:TransactWriteItems": 2, "s3:HeadObject": 1, "s3:GetObject": 1, "ddb:GetItem": 1}
     )

@@ -1,25 +1,31 @@
-"""The Repository port's contract, run against BOTH the in-memory fake (tests/unit/fakes.py) and
-the DynamoDB adapter on DynamoDB Local: every conditional refusal is the same refusal in both, so
-a unit test on the fake says what the real adapter does."""
+"""The Repository port's contract, run against BOTH the in-memory fake (tests/support/fakes.py) and
+the DynamoDB adapter on DynamoDB Local: every transition of chalicelib.lifecycle commits the same
+way in both, every guard refuses the same way, and every move the status table leaves out is
+refused by both. A unit test on the fake therefore says what the real adapter does."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from chalicelib import bootstrap
 from chalicelib.domain import (
+    Attempt,
+    FailureKind,
+    FreeRetry,
     Job,
     JobStatus,
     LedgerEntry,
     LedgerReason,
     Membership,
+    Outcome,
     QueueMessage,
+    RetryPricing,
     Role,
     Trigger,
     Workspace,
@@ -28,18 +34,36 @@ from chalicelib.domain import (
 from chalicelib.errors import (
     AnswerExistsError,
     ConflictError,
+    DomainError,
     InsufficientCreditsError,
     InsufficientCreditsForRetryError,
     JobExistsError,
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
+    TransitionRefusedError,
+    WorkspaceNotFoundError,
 )
-from chalicelib.processing.dispatch import next_attempt
-from chalicelib.processing.ports import KeyedAnswer, Release, Repository, RetryPlan
-from tests.unit.fakes import FakeRepository
+from chalicelib.lifecycle import (
+    MOVES,
+    KeyedAnswer,
+    Lease,
+    Move,
+    PricingBasis,
+    RecordedError,
+    Release,
+    Transition,
+    project,
+    transitions,
+)
+from chalicelib.processing.contention import committed
+from chalicelib.processing.ports import Repository
+from tests.support.fakes import FakeRepository
 
 USER = "contract-user"
+FULL, FIRST_FREE = RetryPricing.FULL, RetryPricing.FIRST_FREE
+BAD = RecordedError("The file is not a readable video", "INVALID_VIDEO")
+CRASHED = RecordedError("FFmpeg stopped unexpectedly", "FFMPEG_CRASHED")
 
 
 @pytest.fixture(params=["fake", "dynamodb"])
@@ -56,45 +80,75 @@ class World:
     repo: Repository
     workspace: str
 
-    def job(self, status: JobStatus = JobStatus.UPLOADING) -> Job:
-        """A job of the workspace, brought to `status` through the port itself."""
+    def commit(self, transition: Transition) -> bool:
+        return committed(self.repo, transition)
+
+    def new_job(self) -> Job:
         now = utcnow()
         job_id = str(uuid.uuid4())
         job = Job(
             job_id, self.workspace, JobStatus.UPLOADING, "a.mp4", "video/mp4", 10, f"k/{job_id}", now, now
         )
-        self.repo.create_job(job)
+        self.repo.commit(transitions.create_job(job))
+        return job
+
+    def job(self, status: JobStatus = JobStatus.UPLOADING, lease: timedelta = timedelta(minutes=15)) -> Job:
+        """A job of the workspace, brought to `status` through the port itself (processing: with a
+        lease of `lease` from now)."""
+        job = self.new_job()
         if status == JobStatus.UPLOADING:
             return job
-        plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, USER, now)
-        self.repo.start_job(job, plan.new_attempt, plan.entries[0], now)
-        ref = QueueMessage(job_id, self.workspace, 1)
-        if status == JobStatus.PROCESSING:
-            assert self.repo.claim(ref, now, now + timedelta(minutes=15))
-        elif status == JobStatus.FAILED:
-            assert self.repo.claim(ref, now, now + timedelta(minutes=15))
-            assert self.repo.fail(ref, "bad", "INVALID_VIDEO", None, now)
+        now = utcnow()
+        self.repo.commit(transitions.start(job, USER, now))
+        ref = self.ref(job.id)
+        if status == JobStatus.CANCELLED:
+            assert self.commit(self.cancel_of(job.id))
+        elif status != JobStatus.QUEUED:
+            assert self.commit(transitions.claim(ref, now, now + lease, "owner-1"))
+        if status == JobStatus.FAILED:
+            assert self.commit(transitions.fail(self.read(job.id), BAD, FailureKind.PERMANENT, now))
         elif status == JobStatus.COMPLETED:
-            assert self.repo.claim(ref, now, now + timedelta(minutes=15))
-            assert self.repo.complete(ref, "out", now)
-        stored = self.repo.get_job(job_id)
-        assert stored is not None and stored.status == status
+            assert self.commit(transitions.complete(ref, "out", now))
+        stored = self.read(job.id)
+        assert stored.status == status
         return stored
+
+    def read(self, job_id: str) -> Job:
+        job = self.repo.get_job(job_id)
+        assert job is not None
+        return job
+
+    def attempt(self, job_id: str, n: int) -> Attempt:
+        attempt = self.repo.get_attempt(job_id, n)
+        assert attempt is not None
+        return attempt
+
+    def ref(self, job_id: str, task: int | None = None) -> QueueMessage:
+        return QueueMessage(job_id, self.workspace, self.read(job_id).attempt, task)
 
     def credits(self) -> int:
         ws = self.repo.get_workspace(self.workspace)
         assert ws is not None
         return ws.credits
 
-    def retry_plan(self, job: Job, actor: str = USER) -> RetryPlan:
-        return next_attempt(job, Trigger.MANUAL, LedgerReason.RETRY, actor, utcnow())
+    def balanced(self) -> bool:
+        return self.credits() == self.repo.ledger_sum(self.workspace)
+
+    def retry(self, *jobs: Job, basis: PricingBasis | None = None, **kwargs: object) -> Transition:
+        basis = basis or PricingBasis.assumed(FULL)
+        return transitions.retry(list(jobs), basis, Trigger.MANUAL, USER, USER, utcnow(), **kwargs)  # type: ignore[arg-type]
+
+    def cancel_of(self, job_id: str) -> Transition:
+        job = self.read(job_id)
+        charged = self.repo.get_attempt(job_id, job.charged_attempt) if job.charged_attempt else None
+        return transitions.cancel(job, charged, USER, utcnow())
 
 
 @pytest.fixture
 def world(repo: Repository) -> World:
-    ws = f"ws-contract-{uuid.uuid4().hex[:8]}"
-    assert repo.create_workspace(Workspace(ws, ws, 5), LedgerEntry(ws, 5, LedgerReason.GRANT))
-    repo.put_membership(Membership(USER, ws, Role.OWNER))
+    ws, now = f"ws-contract-{uuid.uuid4().hex[:8]}", utcnow()
+    repo.commit(transitions.open_workspace(Workspace(ws, ws, 5), LedgerEntry(ws, 5, LedgerReason.GRANT), now))
+    repo.commit(transitions.add_member(Membership(USER, ws, Role.OWNER), now))
     return World(repo, ws)
 
 
@@ -102,11 +156,23 @@ def answer(record: str, seconds: int = 600) -> KeyedAnswer:
     return KeyedAnswer(record, "target", {"ok": True}, utcnow() + timedelta(seconds=seconds))
 
 
+def unchanged(world: World, job: Job) -> bool:
+    now = world.read(job.id)
+    return (now.status, now.attempt, now.retry_count, now.credits_paid) == (
+        job.status,
+        job.attempt,
+        job.retry_count,
+        job.credits_paid,
+    )
+
+
 # --- accounts --------------------------------------------------------------------------------
 
 
-def test_creating_an_existing_workspace_is_refused(world: World) -> None:
-    assert not world.repo.create_workspace(Workspace(world.workspace, "x", 99), None)
+def test_opening_an_existing_workspace_is_refused(world: World) -> None:
+    again = transitions.open_workspace(Workspace(world.workspace, "x", 99), None, utcnow())
+    with pytest.raises(TransitionRefusedError):
+        world.repo.commit(again)
     assert world.credits() == 5
 
 
@@ -116,21 +182,38 @@ def test_credits_never_go_below_zero_nor_change_from_an_unexpected_balance(
 ) -> None:
     delta = -6 if expected is None else -1
     with pytest.raises(ConflictError):
-        world.repo.change_credits(
-            world.workspace, LedgerEntry(world.workspace, delta, LedgerReason.ADJUSTMENT), expected
+        world.repo.commit(
+            transitions.change_credits(LedgerEntry(world.workspace, delta, LedgerReason.ADJUSTMENT), expected)
         )
     assert world.credits() == 5 == world.repo.ledger_sum(world.workspace)
 
 
+def test_a_grant_adds_to_the_balance_with_its_entry(world: World) -> None:
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, 3, LedgerReason.GRANT), 5))
+    assert world.credits() == 8 and world.balanced()
+
+
 def test_credits_of_a_missing_workspace_are_refused(repo: Repository) -> None:
     with pytest.raises(ConflictError):
-        repo.change_credits("ws-missing-" + uuid.uuid4().hex, LedgerEntry("x", 1, LedgerReason.GRANT))
+        repo.commit(
+            transitions.change_credits(LedgerEntry("ws-missing-" + uuid.uuid4().hex, 1, LedgerReason.GRANT))
+        )
+
+
+def test_pricing_of_a_missing_workspace_is_refused_and_an_override_can_be_removed(world: World) -> None:
+    with pytest.raises(WorkspaceNotFoundError):
+        world.repo.commit(transitions.set_pricing("ws-none-" + uuid.uuid4().hex, FIRST_FREE, utcnow()))
+    world.repo.commit(transitions.set_pricing(world.workspace, FIRST_FREE, utcnow()))
+    assert world.repo.get_workspace(world.workspace).retry_pricing == FIRST_FREE  # type: ignore[union-attr]
+    world.repo.commit(transitions.set_pricing(world.workspace, None, utcnow()))
+    assert world.repo.get_workspace(world.workspace).retry_pricing is None  # type: ignore[union-attr]
 
 
 def test_batch_reads_return_only_what_exists(world: World) -> None:
     job, missing = world.job(), str(uuid.uuid4())
     assert set(world.repo.get_jobs([job.id, missing])) == {job.id}
     assert set(world.repo.get_workspaces([world.workspace, "ws-none"])) == {world.workspace}
+    assert [m.workspace_id for m in world.repo.memberships_of(USER) if m.workspace_id == world.workspace]
 
 
 # --- create and start ---------------------------------------------------------------------------
@@ -139,187 +222,543 @@ def test_batch_reads_return_only_what_exists(world: World) -> None:
 def test_creating_an_existing_job_is_refused(world: World) -> None:
     job = world.job()
     with pytest.raises(JobExistsError):
-        world.repo.create_job(dataclasses.replace(job, original_filename="other.mp4"))
+        world.repo.commit(transitions.create_job(dataclasses.replace(job, original_filename="other.mp4")))
+
+
+def test_start_charges_one_credit_and_queues_the_first_attempt(world: World) -> None:
+    job = world.job()
+    started = transitions.start(job, USER, utcnow())
+    world.repo.commit(started)
+    stored = world.read(job.id)
+    assert stored == dataclasses.replace(project(job, started), sweep_at=stored.sweep_at)
+    assert (stored.status, stored.attempt, stored.credits_paid) == (JobStatus.QUEUED, 1, 1)
+    assert world.attempt(job.id, 1).trigger == Trigger.INITIAL and world.credits() == 4 and world.balanced()
 
 
 def test_start_at_a_stale_attempt_or_status_is_refused(world: World) -> None:
     queued = world.job(JobStatus.QUEUED)
-    plan = next_attempt(
-        dataclasses.replace(queued, status=JobStatus.UPLOADING, attempt=0),
-        Trigger.INITIAL,
-        LedgerReason.JOB_START,
-        USER,
-        utcnow(),
+    again = transitions.start(
+        dataclasses.replace(queued, status=JobStatus.UPLOADING, attempt=0), USER, utcnow()
     )
     with pytest.raises(JobNotStartableError):
-        world.repo.start_job(plan.job, plan.new_attempt, plan.entries[0], utcnow())
+        world.repo.commit(again)
     assert world.credits() == 4
 
 
 def test_start_without_credits_is_refused(world: World) -> None:
-    world.repo.change_credits(world.workspace, LedgerEntry(world.workspace, -5, LedgerReason.ADJUSTMENT))
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, -5, LedgerReason.ADJUSTMENT)))
     job = world.job()
-    plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, USER, utcnow())
     with pytest.raises(InsufficientCreditsError):
-        world.repo.start_job(job, plan.new_attempt, plan.entries[0], utcnow())
-    assert world.repo.get_job(job.id).status == JobStatus.UPLOADING  # type: ignore[union-attr]
+        world.repo.commit(transitions.start(job, USER, utcnow()))
+    assert world.read(job.id).status == JobStatus.UPLOADING
 
 
 def test_start_by_someone_who_is_not_a_member_is_refused(world: World) -> None:
     job = world.job()
-    plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, "stranger", utcnow())
     with pytest.raises(NotAMemberError):
-        world.repo.start_job(job, plan.new_attempt, plan.entries[0], utcnow())
+        world.repo.commit(transitions.start(job, "stranger", utcnow()))
     assert world.credits() == 5
 
 
 def test_a_key_with_a_live_answer_cannot_charge_again_until_it_is_released(world: World) -> None:
     record = f"contract#{uuid.uuid4()}"
     one, two = world.job(), world.job()
-    plan = next_attempt(one, Trigger.INITIAL, LedgerReason.JOB_START, USER, utcnow())
-    world.repo.start_job(one, plan.new_attempt, plan.entries[0], utcnow(), answer(record))
+    world.repo.commit(transitions.start(one, USER, utcnow(), answer(record)))
     stored = world.repo.get_answer(record, utcnow())
     assert stored is not None and stored.response == {"ok": True} and stored.target == "target"
-    plan = next_attempt(two, Trigger.INITIAL, LedgerReason.JOB_START, USER, utcnow())
     with pytest.raises(AnswerExistsError):
-        world.repo.start_job(two, plan.new_attempt, plan.entries[0], utcnow(), answer(record))
+        world.repo.commit(transitions.start(two, USER, utcnow(), answer(record)))
     assert world.credits() == 4
-    queued = world.repo.get_job(one.id)
-    assert queued is not None
-    refund = LedgerEntry(world.workspace, 1, LedgerReason.START_REFUND, one.id)
-    world.repo.undo_queueing(queued, refund, "x", "QUEUE_SEND_FAILED", utcnow(), Release(record, whole=True))
+    queued = world.read(one.id)
+    undo = transitions.undo(
+        queued,
+        world.attempt(one.id, 1),
+        LedgerReason.START_REFUND,
+        BAD,
+        USER,
+        utcnow(),
+        Release(record, True),
+    )
+    world.repo.commit(undo)
     assert world.repo.get_answer(record, utcnow()) is None  # released: the key is free again
-    world.repo.start_job(two, plan.new_attempt, plan.entries[0], utcnow(), answer(record))
-    assert world.credits() == 4
+    world.repo.commit(transitions.start(two, USER, utcnow(), answer(record)))
+    assert world.credits() == 4 and world.balanced()
 
 
 def test_an_expired_answer_is_no_answer(world: World) -> None:
     record = f"contract#{uuid.uuid4()}"
-    job = world.job()
-    plan = next_attempt(job, Trigger.INITIAL, LedgerReason.JOB_START, USER, utcnow())
-    world.repo.start_job(job, plan.new_attempt, plan.entries[0], utcnow(), answer(record, seconds=1))
+    world.repo.commit(transitions.start(world.job(), USER, utcnow(), answer(record, seconds=1)))
     assert world.repo.get_answer(record, utcnow() + timedelta(seconds=2)) is None
 
 
 # --- retry -------------------------------------------------------------------------------------
 
 
+def test_retry_resets_the_job_as_the_seed_says_and_charges_the_price(world: World) -> None:
+    failed = world.job(JobStatus.FAILED)
+    retried = world.retry(failed)
+    world.repo.commit(retried)
+    stored = world.read(failed.id)
+    assert stored == dataclasses.replace(project(failed, retried), sweep_at=stored.sweep_at)
+    assert (stored.status, stored.error, stored.error_code, stored.output_file_key) == (
+        JobStatus.QUEUED,
+        None,
+        None,
+        None,
+    )
+    assert (stored.attempt, stored.retry_count, stored.credits_paid) == (2, 1, 2)
+    assert stored.input_file_key == failed.input_file_key and stored.created_at == failed.created_at
+    assert world.credits() == 3 and world.balanced()
+
+
 def test_retry_of_jobs_that_are_not_failed_names_them(world: World) -> None:
     failed, completed = world.job(JobStatus.FAILED), world.job(JobStatus.COMPLETED)
     with pytest.raises(JobsChangedError) as refused:
-        world.repo.retry_jobs(
-            world.workspace, [world.retry_plan(failed), world.retry_plan(completed)], utcnow()
-        )
+        world.repo.commit(world.retry(failed, dataclasses.replace(completed, status=JobStatus.FAILED)))
     assert refused.value.job_ids == {completed.id}
-    assert world.credits() == 3
+    assert world.credits() == 3 and unchanged(world, failed)
 
 
-def test_retry_at_a_stale_attempt_is_refused(world: World) -> None:
+def test_retry_at_a_stale_attempt_or_retry_count_is_refused(world: World) -> None:
     failed = world.job(JobStatus.FAILED)
-    world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow())
+    world.repo.commit(world.retry(failed))
     with pytest.raises(JobsChangedError):
-        world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow())  # attempt 1 again
+        world.repo.commit(world.retry(failed))  # attempt 1 again
+    refailed = world.read(failed.id)
+    assert lifecycle_fail(world, refailed)
+    with pytest.raises(JobsChangedError):
+        world.repo.commit(world.retry(dataclasses.replace(world.read(failed.id), retry_count=0)))
+
+
+def lifecycle_fail(world: World, job: Job) -> bool:
+    now = utcnow()
+    assert world.commit(transitions.claim(world.ref(job.id), now, now + timedelta(minutes=1), "o"))
+    return world.commit(transitions.fail(world.read(job.id), BAD, FailureKind.PERMANENT, now))
 
 
 def test_retry_beyond_the_balance_is_refused(world: World) -> None:
     jobs = [world.job(JobStatus.FAILED) for _ in range(3)]
-    world.repo.change_credits(world.workspace, LedgerEntry(world.workspace, -2, LedgerReason.ADJUSTMENT))
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, -2, LedgerReason.ADJUSTMENT)))
     with pytest.raises(InsufficientCreditsForRetryError):
-        world.repo.retry_jobs(world.workspace, [world.retry_plan(j) for j in jobs], utcnow())
-    assert world.credits() == 0
+        world.repo.commit(world.retry(*jobs))
+    assert world.credits() == 0 and all(unchanged(world, j) for j in jobs)
 
 
-def test_retry_priced_under_another_pricing_than_the_workspace_override_is_refused(world: World) -> None:
+def test_a_price_assumed_under_the_deployment_pricing_needs_no_other_override(world: World) -> None:
     failed = world.job(JobStatus.FAILED)
-    assert world.repo.set_retry_pricing(world.workspace, "first_free")
+    world.repo.commit(transitions.set_pricing(world.workspace, FIRST_FREE, utcnow()))
     with pytest.raises(InsufficientCreditsForRetryError):
-        world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow(), None, None, "full")
-    assert world.credits() == 4
-    world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow(), None, None, "first_free")
+        world.repo.commit(world.retry(failed, basis=PricingBasis.assumed(FULL)))
+    world.repo.commit(transitions.set_pricing(world.workspace, FULL, utcnow()))
+    world.repo.commit(world.retry(failed, basis=PricingBasis.assumed(FULL)))  # the same pricing in force
     assert world.credits() == 3
 
 
-def test_retry_priced_under_the_deployment_pricing_passes_without_an_override(world: World) -> None:
-    failed = world.job(JobStatus.FAILED)
-    world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow(), None, None, "full")
-    assert world.credits() == 3
+def test_a_price_read_from_an_override_holds_only_while_that_override_does(world: World) -> None:
+    jobs = [world.job(JobStatus.FAILED) for _ in range(3)]
+    world.repo.commit(transitions.set_pricing(world.workspace, FIRST_FREE, utcnow()))
+    read = PricingBasis.read(world.repo.get_workspace(world.workspace), FULL)  # type: ignore[arg-type]
+    free = world.retry(*jobs, basis=read)
+    assert free.credits == 0  # each job's first retry is free under the override read
+    world.repo.commit(transitions.set_pricing(world.workspace, None, utcnow()))  # removed meanwhile
+    with pytest.raises(InsufficientCreditsForRetryError):
+        world.repo.commit(free)
+    assert world.credits() == 2 and all(unchanged(world, j) for j in jobs)
 
 
 def test_retry_by_someone_who_is_not_a_member_is_refused(world: World) -> None:
     failed = world.job(JobStatus.FAILED)
+    retried = transitions.retry(
+        [failed], PricingBasis.assumed(FULL), Trigger.MANUAL, "x", "stranger", utcnow()
+    )
     with pytest.raises(NotAMemberError):
-        world.repo.retry_jobs(world.workspace, [world.retry_plan(failed)], utcnow(), None, "stranger")
+        world.repo.commit(retried)
 
 
-def test_a_batch_refund_notes_the_job_in_its_answer(world: World) -> None:
+def test_a_granted_retry_leaves_the_balance_and_records_who_paid(world: World) -> None:
+    failed = world.job(JobStatus.FAILED)
+    granted = transitions.retry(
+        [failed], PricingBasis.assumed(FULL), Trigger.REPROCESS, "ops", None, utcnow(), granted=True
+    )
+    world.repo.commit(granted)
+    assert world.credits() == 4 and world.balanced()
+    assert world.attempt(failed.id, 2).credits_charged == 0 and world.read(failed.id).credits_paid == 1
+    reasons = [
+        e.reason for e in world.repo.ledger(world.workspace, 10, None).entries if e.job_id == failed.id
+    ]
+    assert reasons[:2] == [LedgerReason.OPERATOR_GRANT, LedgerReason.RETRY] or set(reasons[:2]) == {
+        LedgerReason.OPERATOR_GRANT,
+        LedgerReason.RETRY,
+    }
+
+
+def test_a_batch_refund_notes_the_job_in_the_answer(world: World) -> None:
     record = f"contract#{uuid.uuid4()}"
     one, two = world.job(JobStatus.FAILED), world.job(JobStatus.FAILED)
-    world.repo.retry_jobs(
-        world.workspace, [world.retry_plan(one), world.retry_plan(two)], utcnow(), answer(record)
+    world.repo.commit(world.retry(one, two, answer=answer(record)))
+    undo = transitions.undo(
+        world.read(two.id),
+        world.attempt(two.id, 2),
+        LedgerReason.RETRY_REFUND,
+        BAD,
+        USER,
+        utcnow(),
+        Release(record, False, two.id),
     )
-    queued = world.repo.get_job(two.id)
-    assert queued is not None
-    refund = LedgerEntry(world.workspace, 1, LedgerReason.RETRY_REFUND, two.id)
-    world.repo.undo_queueing(queued, refund, "x", "QUEUE_SEND_FAILED", utcnow(), Release(record, whole=False))
+    world.repo.commit(undo)
     stored = world.repo.get_answer(record, utcnow())
     assert stored is not None and stored.refunded == {two.id}
+    assert world.credits() == 2 and world.balanced()
 
 
-# --- queueing and the worker ----------------------------------------------------------------------
+# --- undo after a failed send -------------------------------------------------------------------
 
 
 def test_undo_of_a_job_a_worker_claimed_is_refused(world: World) -> None:
     processing = world.job(JobStatus.PROCESSING)
-    refund = LedgerEntry(world.workspace, 1, LedgerReason.START_REFUND, processing.id)
+    undo = transitions.undo(
+        dataclasses.replace(processing, status=JobStatus.QUEUED),
+        world.attempt(processing.id, 1),
+        LedgerReason.START_REFUND,
+        BAD,
+        USER,
+        utcnow(),
+    )
     with pytest.raises(ConflictError):
-        world.repo.undo_queueing(processing, refund, "x", "QUEUE_SEND_FAILED", utcnow())
-    assert world.credits() == 4
+        world.repo.commit(undo)
+    assert world.credits() == 4 and unchanged(world, processing)
 
 
-@pytest.mark.parametrize(
-    "status", [JobStatus.UPLOADING, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.PROCESSING]
-)
-def test_claim_of_an_attempt_that_is_not_queued_is_refused(world: World, status: JobStatus) -> None:
-    job = world.job(status)
-    now = utcnow()
-    assert not world.repo.claim(QueueMessage(job.id, world.workspace, max(job.attempt, 1)), now, now)
+def test_undo_of_a_free_retry_gives_the_free_retry_and_the_count_back(world: World) -> None:
+    failed = world.job(JobStatus.FAILED)
+    retried = world.retry(failed, basis=PricingBasis.assumed(FIRST_FREE))
+    world.repo.commit(retried)
+    queued = world.read(failed.id)
+    assert (queued.free_retry, queued.retry_count) == (FreeRetry.RUNNING, 1)
+    undo = transitions.undo(
+        queued, world.attempt(failed.id, 2), LedgerReason.RETRY_REFUND, BAD, USER, utcnow()
+    )
+    world.repo.commit(undo)
+    back = world.read(failed.id)
+    assert (back.status, back.free_retry, back.retry_count, back.credits_paid) == (
+        JobStatus.FAILED,
+        FreeRetry.AVAILABLE,
+        0,
+        1,
+    )
+    assert world.attempt(failed.id, 2).outcome == Outcome.FAILED and world.credits() == 4
+
+
+# --- the worker -------------------------------------------------------------------------------
+
+
+def test_a_claim_whose_lease_ran_out_can_be_taken_again_but_not_a_live_one(world: World) -> None:
+    job = world.job(JobStatus.QUEUED)
+    ref, now = world.ref(job.id), utcnow()
+    assert world.commit(transitions.claim(ref, now, now - timedelta(seconds=1), "a"))
+    assert world.commit(transitions.claim(ref, now, now + timedelta(minutes=1), "b"))
+    assert not world.commit(transitions.claim(ref, now, now + timedelta(minutes=1), "c"))
+    assert world.read(job.id).lease_owner == "b"
 
 
 def test_claim_of_another_attempt_or_a_missing_job_is_refused(world: World) -> None:
     job = world.job(JobStatus.QUEUED)
     now = utcnow()
-    assert not world.repo.claim(QueueMessage(job.id, world.workspace, 2), now, now)
-    assert not world.repo.claim(QueueMessage(str(uuid.uuid4()), world.workspace, 1), now, now)
+    assert not world.commit(transitions.claim(QueueMessage(job.id, world.workspace, 2), now, now, "o"))
+    assert not world.commit(
+        transitions.claim(QueueMessage(str(uuid.uuid4()), world.workspace, 1), now, now, "o")
+    )
 
 
-def test_a_claim_whose_lease_ran_out_can_be_taken_again(world: World) -> None:
-    job = world.job(JobStatus.QUEUED)
-    ref, now = QueueMessage(job.id, world.workspace, 1), utcnow()
-    assert world.repo.claim(ref, now, now - timedelta(seconds=1))
-    assert world.repo.claim(ref, now, now + timedelta(minutes=1))
-    assert not world.repo.claim(ref, now, now + timedelta(minutes=1))  # that lease is still running
-
-
-def test_progress_for_a_stale_attempt_changes_nothing(world: World) -> None:
+def test_progress_and_heartbeats_of_a_stale_attempt_change_nothing(world: World) -> None:
     job = world.job(JobStatus.FAILED)
-    world.repo.set_progress(QueueMessage(job.id, world.workspace, 1), 0.5)
-    assert world.repo.get_job(job.id).progress is None  # type: ignore[union-attr]
+    ref = QueueMessage(job.id, world.workspace, 1)
+    assert not world.commit(transitions.progress(ref, 0.5, utcnow()))
+    assert not world.commit(transitions.heartbeat(ref, utcnow(), utcnow()))
+    assert world.read(job.id).progress is None
 
 
-@pytest.mark.parametrize("status", [JobStatus.QUEUED, JobStatus.COMPLETED, JobStatus.FAILED])
-def test_complete_of_an_attempt_that_is_not_processing_is_refused(world: World, status: JobStatus) -> None:
-    job = world.job(status)
-    assert not world.repo.complete(QueueMessage(job.id, world.workspace, 1), "out", utcnow())
-    assert world.repo.get_job(job.id).status == status  # type: ignore[union-attr]
+def test_complete_records_the_output_and_the_outcome(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    assert world.commit(transitions.complete(world.ref(job.id), "outputs/x.mp4", utcnow()))
+    done = world.read(job.id)
+    assert (done.status, done.output_file_key, done.progress, done.lease_until) == (
+        JobStatus.COMPLETED,
+        "outputs/x.mp4",
+        1.0,
+        None,
+    )
+    assert world.attempt(job.id, 1).outcome == Outcome.SUCCEEDED
+
+
+def test_a_final_platform_failure_refunds_the_round_once(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    charged = world.attempt(job.id, 1)
+    failed = transitions.fail(job, CRASHED, FailureKind.TRANSIENT, utcnow(), charged)
+    assert world.commit(failed)
+    assert world.credits() == 5 and world.balanced()
+    assert world.attempt(job.id, 1).refunded and world.read(job.id).credits_paid == 0
+    assert not world.commit(failed)  # one outcome per attempt, one refund per charge
+    assert world.credits() == 5
+
+
+def test_a_refund_of_a_charge_already_refunded_is_refused(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    charged = world.attempt(job.id, 1)
+    assert world.commit(transitions.fail(job, CRASHED, FailureKind.TRANSIENT, utcnow(), charged))
+    retried = world.retry(world.read(job.id))
+    world.repo.commit(retried)  # a new round whose charged attempt is 2: attempt 1 stays refunded
+    assert world.commit(transitions.claim(world.ref(job.id), utcnow(), utcnow() + timedelta(minutes=1), "o"))
+    stale = transitions.fail(world.read(job.id), CRASHED, FailureKind.TRANSIENT, utcnow(), charged)
+    assert not world.commit(stale)  # it names attempt 1's charge, which came back already
+    assert world.credits() == 4 and world.balanced()
 
 
 def test_fail_of_a_finished_attempt_is_refused(world: World) -> None:
     job = world.job(JobStatus.COMPLETED)
-    assert not world.repo.fail(QueueMessage(job.id, world.workspace, 1), "x", "X", None, utcnow())
-    assert world.repo.get_job(job.id).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+    assert not world.commit(
+        transitions.fail(
+            dataclasses.replace(job, status=JobStatus.PROCESSING), BAD, FailureKind.PERMANENT, utcnow()
+        )
+    )
+    assert world.read(job.id).status == JobStatus.COMPLETED
 
 
-def test_mark_dispatched_of_another_attempt_is_refused(world: World) -> None:
+def test_reschedule_queues_a_free_attempt_due_later_once(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    now = utcnow()
+    again = transitions.reschedule(job, CRASHED, now, now + timedelta(seconds=30))
+    assert world.commit(again)
+    queued = world.read(job.id)
+    assert (queued.status, queued.attempt, queued.auto_attempts, queued.charged_attempt) == (
+        JobStatus.QUEUED,
+        2,
+        1,
+        1,
+    )
+    assert queued.next_attempt_at is not None and queued.sweep_at == queued.next_attempt_at
+    assert (world.attempt(job.id, 2).trigger, world.attempt(job.id, 2).credits_charged) == (Trigger.AUTO, 0)
+    assert world.attempt(job.id, 1).outcome == Outcome.FAILED
+    assert not world.commit(again)
+    assert world.credits() == 4
+
+
+def test_the_sweeper_settles_only_an_attempt_whose_lease_ran_out(world: World) -> None:
+    live = world.job(JobStatus.PROCESSING)
+    now = utcnow()
+    interrupt = transitions.reschedule(live, CRASHED, now, now, Lease(now), Move.INTERRUPT)
+    assert not world.commit(interrupt)
+    expired = world.job(JobStatus.PROCESSING, lease=timedelta(seconds=-1))
+    assert world.commit(transitions.reschedule(expired, CRASHED, now, now, Lease(now), Move.INTERRUPT))
+    assert world.read(expired.id).status == JobStatus.QUEUED and unchanged(world, live)
+
+
+def test_the_give_up_leaves_a_live_workers_claim_and_settles_its_own_or_a_dead_one(world: World) -> None:
+    now = utcnow()
+
+    def give_up(job: Job, owner: str) -> Transition:
+        charged = world.attempt(job.id, 1)
+        return transitions.fail(
+            job, CRASHED, FailureKind.TRANSIENT, now, charged, Lease(now, owner), Move.GIVE_UP
+        )
+
+    held = world.job(JobStatus.PROCESSING)  # owner-1's live claim
+    assert not world.commit(give_up(held, "another-delivery"))
+    assert world.commit(give_up(held, "owner-1"))
+    dead = world.job(JobStatus.PROCESSING, lease=timedelta(seconds=-1))
+    assert world.commit(give_up(dead, "another-delivery"))
+    queued = world.job(JobStatus.QUEUED)
+    assert world.commit(give_up(queued, "another-delivery"))
+    assert world.credits() == 5 and world.balanced()  # each given-up job refunded
+
+
+def test_dispatch_counts_a_resend_of_the_current_attempt_only(world: World) -> None:
     job = world.job(JobStatus.QUEUED)
-    assert not world.repo.mark_dispatched(job.id, 2, utcnow(), timedelta(0))
-    assert world.repo.mark_dispatched(job.id, 1, utcnow(), timedelta(0))
+    assert not world.commit(
+        transitions.dispatched(dataclasses.replace(job, attempt=2), utcnow(), timedelta(0))
+    )
+    hold = timedelta(minutes=4)
+    now = utcnow()
+    assert world.commit(transitions.dispatched(job, now, hold))
+    stored = world.read(job.id)
+    assert (
+        stored.resends == 1 and stored.sweep_at is not None and stored.sweep_at > now + timedelta(minutes=3)
+    )
+
+
+# --- the segmented path -----------------------------------------------------------------------
+
+
+def test_a_task_counts_once_and_only_one_caller_stitches(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    ref, now = world.ref(job.id), utcnow()
+    assert not world.commit(transitions.finish_task(ref, 0, now, now))  # no plan yet
+    assert world.commit(transitions.plan(ref, '{"p":1}', "2 segments", 3, 2, now, now + timedelta(minutes=5)))
+    assert world.attempt(job.id, 1).plan == "2 segments"
+    for task in (-1, 0, 1):
+        assert world.commit(transitions.finish_task(ref, task, now, now + timedelta(minutes=5)))
+    assert not world.commit(transitions.finish_task(ref, 1, now, now))  # a redelivery
+    stored = world.read(job.id)
+    assert (stored.tasks_done, stored.segments_done, stored.segment_tasks) == (frozenset({-1, 0, 1}), 2, 3)
+    assert world.commit(transitions.claim_stitch(ref, now, now + timedelta(minutes=1)))
+    assert not world.commit(transitions.claim_stitch(ref, now, now + timedelta(minutes=1)))
+    assert world.commit(transitions.release_stitch(ref, now))
+    assert world.commit(transitions.claim_stitch(ref, now, now + timedelta(minutes=1)))
+    later = now + timedelta(minutes=2)  # a crashed stitcher's claim ran out
+    assert world.commit(transitions.claim_stitch(ref, later, later + timedelta(minutes=1)))
+
+
+def test_a_new_attempt_plans_its_segments_afresh(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    ref, now = world.ref(job.id), utcnow()
+    assert world.commit(transitions.plan(ref, "{}", "1 segment", 2, 1, now, now))
+    assert world.commit(transitions.finish_task(ref, 0, now, now))
+    assert world.commit(transitions.reschedule(world.read(job.id), CRASHED, now, now))
+    again = world.read(job.id)
+    assert (again.segment_plan, again.tasks_done, again.segments_total) == (None, frozenset(), None)
+
+
+# --- cancel -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [JobStatus.QUEUED, JobStatus.PROCESSING])
+def test_cancel_refunds_the_round_once(world: World, status: JobStatus) -> None:
+    job = world.job(status)
+    cancel = world.cancel_of(job.id)
+    assert cancel.credits == 1
+    world.repo.commit(cancel)
+    stored = world.read(job.id)
+    assert (stored.status, stored.credits_paid, stored.lease_until) == (JobStatus.CANCELLED, 0, None)
+    attempt = world.attempt(job.id, 1)
+    assert (attempt.outcome, attempt.refunded) == (Outcome.CANCELLED, True)
+    assert world.credits() == 5 and world.balanced()
+    with pytest.raises(JobsChangedError):
+        world.repo.commit(cancel)
+    assert world.credits() == 5
+
+
+def test_cancel_during_a_free_automatic_try_refunds_the_charged_attempt(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    now = utcnow()
+    assert world.commit(transitions.reschedule(job, CRASHED, now, now))  # attempt 2, free, queued
+    cancel = world.cancel_of(job.id)
+    world.repo.commit(cancel)
+    assert world.attempt(job.id, 1).refunded and world.attempt(job.id, 2).outcome == Outcome.CANCELLED
+    assert world.credits() == 5 and world.balanced()
+
+
+def test_cancel_of_an_upload_refunds_nothing_and_by_a_stranger_is_refused(world: World) -> None:
+    job = world.job()
+    stranger = transitions.cancel(job, None, "stranger", utcnow())
+    with pytest.raises(NotAMemberError):
+        world.repo.commit(stranger)
+    world.repo.commit(world.cancel_of(job.id))
+    assert world.read(job.id).status == JobStatus.CANCELLED and world.credits() == 5
+
+
+# --- the sweeper's query ----------------------------------------------------------------------
+
+
+def test_the_sweeper_finds_queued_jobs_due_and_leases_that_ran_out(world: World) -> None:
+    queued = world.job(JobStatus.QUEUED)
+    expired = world.job(JobStatus.PROCESSING, lease=timedelta(seconds=-1))
+    live = world.job(JobStatus.PROCESSING)
+    now = utcnow()
+    due = {j.id for j in world.repo.jobs_to_sweep(JobStatus.QUEUED, now + timedelta(seconds=1), 500)}
+    assert queued.id in due
+    not_yet = {j.id for j in world.repo.jobs_to_sweep(JobStatus.QUEUED, now - timedelta(minutes=1), 500)}
+    assert queued.id not in not_yet
+    ran_out = {j.id for j in world.repo.jobs_to_sweep(JobStatus.PROCESSING, now, 500)}
+    assert expired.id in ran_out and live.id not in ran_out
+    finished = world.job(JobStatus.COMPLETED)
+    assert finished.id not in {j.id for j in world.repo.jobs_to_sweep(JobStatus.PROCESSING, now, 500)}
+
+
+# --- the status table, enumerated ---------------------------------------------------------------
+
+Build = Callable[[World, Job, datetime], Transition]
+
+
+def _charged(world: World, job: Job) -> Attempt | None:
+    return world.repo.get_attempt(job.id, job.charged_attempt) if job.charged_attempt else None
+
+
+# Each job move, built from the job as if it were read at `source` (the guard then meets whatever
+# status the job really has).
+BUILDERS: dict[Move, Build] = {
+    Move.START: lambda w, j, now: transitions.start(j, USER, now),
+    Move.RETRY: lambda w, j, now: transitions.retry(
+        [j], PricingBasis.assumed(FULL), Trigger.MANUAL, USER, USER, now
+    ),
+    Move.UNDO: lambda w, j, now: transitions.undo(
+        j,
+        w.repo.get_attempt(j.id, j.attempt) or Attempt(j.id, j.attempt, Trigger.INITIAL, 1, now),
+        LedgerReason.START_REFUND,
+        BAD,
+        USER,
+        now,
+    ),
+    Move.DISPATCH: lambda w, j, now: transitions.dispatched(j, now, timedelta(0)),
+    Move.CLAIM: lambda w, j, now: transitions.claim(w.ref(j.id), now, now + timedelta(minutes=1), "o"),
+    Move.PROGRESS: lambda w, j, now: transitions.progress(w.ref(j.id), 0.5, now),
+    Move.HEARTBEAT: lambda w, j, now: transitions.heartbeat(w.ref(j.id), now, now + timedelta(minutes=1)),
+    Move.PLAN: lambda w, j, now: transitions.plan(w.ref(j.id), "{}", "1", 2, 1, now, now),
+    Move.FINISH_TASK: lambda w, j, now: transitions.finish_task(w.ref(j.id), 0, now, now),
+    Move.CLAIM_STITCH: lambda w, j, now: transitions.claim_stitch(w.ref(j.id), now, now),
+    Move.RELEASE_STITCH: lambda w, j, now: transitions.release_stitch(w.ref(j.id), now),
+    Move.COMPLETE: lambda w, j, now: transitions.complete(w.ref(j.id), "out", now),
+    Move.FAIL: lambda w, j, now: transitions.fail(j, BAD, FailureKind.PERMANENT, now),
+    Move.RESCHEDULE: lambda w, j, now: transitions.reschedule(j, CRASHED, now, now),
+    Move.INTERRUPT: lambda w, j, now: transitions.fail(
+        j, CRASHED, FailureKind.TRANSIENT, now, _charged(w, j), Lease(now), Move.INTERRUPT
+    ),
+    Move.GIVE_UP: lambda w, j, now: transitions.fail(
+        j, CRASHED, FailureKind.TRANSIENT, now, _charged(w, j), Lease(now, "nobody"), Move.GIVE_UP
+    ),
+    Move.CANCEL: lambda w, j, now: transitions.cancel(j, _charged(w, j), USER, now),
+}
+JOB_MOVES = [m for m in MOVES if m is not Move.CREATE]
+STATUSES = list(JobStatus)
+
+
+def test_every_job_move_has_a_builder() -> None:
+    assert set(BUILDERS) == set(JOB_MOVES)
+
+
+def _prepared(world: World, move: Move, status: JobStatus) -> Job:
+    """A job at `status` that `move` could leave if the table allowed it (its plan recorded for
+    the segment moves; a processing lease that ran out for the moves that need one)."""
+    lease = timedelta(seconds=-1) if MOVES[move].lease else timedelta(minutes=15)
+    job = world.job(status, lease=lease)
+    if status == JobStatus.PROCESSING and move in (Move.FINISH_TASK, Move.CLAIM_STITCH, Move.RELEASE_STITCH):
+        ref, now = world.ref(job.id), utcnow()
+        assert world.commit(transitions.plan(ref, "{}", "1", 2, 1, now, now + lease))
+    return world.read(job.id)
+
+
+@pytest.mark.parametrize(
+    ("move", "status"),
+    [(m, s) for m in JOB_MOVES for s in STATUSES if s not in MOVES[m].sources],
+    ids=str,
+)
+def test_a_move_the_table_leaves_out_is_refused(world: World, move: Move, status: JobStatus) -> None:
+    job = _prepared(world, move, status)
+    source = sorted(MOVES[move].sources)[0]
+    credits = world.credits()
+    built = BUILDERS[move](world, dataclasses.replace(job, status=source), utcnow())
+    with pytest.raises(DomainError):  # the move's own refusal (a 400 or a 409)
+        world.repo.commit(built)
+    assert unchanged(world, job) and world.credits() == credits
+
+
+@pytest.mark.parametrize(
+    ("move", "status"), [(m, s) for m in JOB_MOVES for s in sorted(MOVES[m].sources)], ids=str
+)
+def test_a_move_the_table_allows_arrives_where_the_table_says(
+    world: World, move: Move, status: JobStatus
+) -> None:
+    job = _prepared(world, move, status)
+    built = BUILDERS[move](world, job, utcnow())
+    world.repo.commit(built)
+    assert world.read(job.id).status in MOVES[move].targets
+    assert world.balanced()

@@ -25,13 +25,15 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.adapters.ffmpeg import FFmpegTranscoder
 from chalicelib.adapters.r2 import R2Store
-from chalicelib.domain import QueueMessage, utcnow
+from chalicelib.domain import FailureKind, JobStatus, QueueMessage, utcnow
 from chalicelib.processing import failures
+from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from devstack import REPO_ROOT
 from devstack.lambda_events import LocalLambdaContext
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.invariants import ledger_mismatches
+from tests.support.lifecycle import claim, complete, fail
 from tests.support.media import ffmpeg_binary, make_clip, make_corrupt_file
 from tests.support.stack import AwsStack, Workers
 
@@ -89,7 +91,7 @@ def check_invariants(tenant: Tenant) -> None:
         assert all(a["outcome"] in ("succeeded", "failed") and a["finishedAt"] for a in finished), attempts
         assert sum(a["outcome"] == "succeeded" for a in attempts) <= 1
         failure = failures.describe(job["errorCode"]) if job["status"] == "failed" else None
-        if failure is not None and failure.kind is failures.Kind.TRANSIENT:
+        if failure is not None and failure.kind is FailureKind.TRANSIENT:
             charged = [a for a in attempts if a["creditsCharged"] > 0]
             assert not charged or charged[-1]["refunded"], f"a platform failure kept its credit: {job}"
 
@@ -346,7 +348,7 @@ def test_the_sweeper_and_a_reclaim_racing_on_an_expired_lease_keep_the_live_work
     job = tenant.api.submit(clip)
     repo = repository()
     ref = QueueMessage(job["id"], tenant.workspace_id, 1)
-    assert repo.claim(ref, utcnow(), utcnow())  # a worker died: its lease has run out
+    assert claim(repo, ref, utcnow(), utcnow())  # a worker died: its lease has run out
 
     class ReclaimWhileSweeping:
         """The sweeper reads the expired job; a redelivery re-claims it before the sweeper writes."""
@@ -354,11 +356,13 @@ def test_the_sweeper_and_a_reclaim_racing_on_an_expired_lease_keep_the_live_work
         def __getattr__(self, name: str) -> Any:
             return getattr(repo, name)
 
-        def processing_lease_expired(self, now: Any, limit: int) -> Any:
-            found = [j for j in repo.processing_lease_expired(now, limit) if j.id == job["id"]]
+        def jobs_to_sweep(self, status: JobStatus, before: Any, limit: int) -> Any:
+            if status is not JobStatus.PROCESSING:
+                return []
+            found = [j for j in repo.jobs_to_sweep(status, before, limit) if j.id == job["id"]]
             assert found, "the sweeper must see the expired lease"
             live = utcnow()
-            assert repo.claim(ref, live, live + timedelta(seconds=900))
+            assert claim(repo, ref, live, live + timedelta(seconds=900))
             return found
 
     svc = swap(repo=ReclaimWhileSweeping())
@@ -366,7 +370,7 @@ def test_the_sweeper_and_a_reclaim_racing_on_an_expired_lease_keep_the_live_work
     assert report.interrupted == 0  # the conditional write lost: the lease is live again
     live = tenant.api.job(job["id"])
     assert (live["status"], live["attempt"]) == ("processing", 1)
-    assert repo.complete(ref, "outputs/x.mp4", utcnow())  # the live worker's outcome stands
+    assert complete(repo, ref, "outputs/x.mp4")  # the live worker's outcome stands
     done = tenant.api.job(job["id"])
     assert done["status"] == "completed" and len(done["attempts"]) == 1
     check_invariants(tenant)
@@ -441,20 +445,19 @@ def test_the_heartbeat_keeps_a_transcode_longer_than_its_lease_from_being_taken_
 
 
 def test_the_sweeper_does_not_resend_an_automatic_retry_before_it_is_due(tenant: Tenant, swap: Any) -> None:
-    from chalicelib.domain import Attempt, Trigger
+    from chalicelib.lifecycle import RecordedError, transitions
     from chalicelib.processing import sweeper
-    from chalicelib.processing.ports import RecordedError
 
     job = tenant.api.submit(b"not a video" * 50)  # no worker: it stays queued
     repo = repository()
     ref = QueueMessage(job["id"], tenant.workspace_id, 1)
     now = utcnow()
-    assert repo.claim(ref, now, now + timedelta(seconds=60))
-    retry = Attempt(job["id"], 2, Trigger.AUTO, 0, now, requested_by="system")
+    assert claim(repo, ref, now, now + timedelta(seconds=60))
+    claimed = repo.get_job(job["id"])
+    assert claimed is not None
     due = now + timedelta(seconds=30)
-    assert repo.reschedule(
-        ref, RecordedError("FFmpeg stopped unexpectedly", "FFMPEG_CRASHED"), retry, due, now
-    )
+    crashed = RecordedError("FFmpeg stopped unexpectedly", "FFMPEG_CRASHED")
+    assert committed(repo, transitions.reschedule(claimed, crashed, now, due))
     sent: list[QueueMessage] = []
 
     class Recording:
@@ -468,11 +471,11 @@ def test_the_sweeper_does_not_resend_an_automatic_retry_before_it_is_due(tenant:
     assert QueueMessage(job["id"], tenant.workspace_id, 2) not in sent  # due in 30 s: not lost yet
     waiting = tenant.api.job(job["id"])
     assert waiting["status"] == "queued" and waiting["nextAttemptAt"] and waiting["autoAttempts"] == 1
-    assert not repo.reschedule(ref, RecordedError("x", "X"), retry, due, now)  # one outcome per attempt
+    assert not committed(repo, transitions.reschedule(claimed, crashed, now, due))  # one outcome per attempt
     # Leave nothing queued for other tests' sweeps: the automatic try runs and fails for good.
     second = QueueMessage(job["id"], tenant.workspace_id, 2)
-    assert repo.claim(second, utcnow(), utcnow() + timedelta(seconds=60))
-    assert repo.fail(second, "The file is not a readable video", "INVALID_VIDEO", None, utcnow())
+    assert claim(repo, second, utcnow(), utcnow() + timedelta(seconds=60))
+    assert fail(repo, second)
     check_invariants(tenant)
 
 

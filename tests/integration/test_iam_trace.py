@@ -27,6 +27,7 @@ from chalicelib import bootstrap
 from chalicelib.domain import QueueMessage, utcnow
 from devstack.lambda_events import LocalLambdaContext, scheduled_event, sqs_event
 from tests.support import aws_calls
+from tests.support.lifecycle import claim
 from tests.support.media import make_clip
 from tests.support.stack import AwsStack
 from tests.unit.test_infra import merge_template
@@ -222,7 +223,7 @@ def _deliver(app: Any, jobs: list[dict[str, Any]]) -> None:
 def _expire_lease(job: dict[str, Any]) -> None:
     now = utcnow()
     ref = QueueMessage(job["id"], job["workspaceId"], job["attempt"])
-    assert bootstrap.services().repo.claim(ref, now, now) is not None  # a worker that died at once
+    assert claim(bootstrap.services().repo, ref, now, now)  # a worker that died at once
 
 
 def test_each_role_grants_exactly_the_calls_its_function_makes(traced: dict[str, Any]) -> None:

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.domain import QueueMessage, utcnow
+from chalicelib.domain import QueueMessage, RetryPricing, Trigger, utcnow
 from chalicelib.errors import QueueSendError, ServiceUnavailableError
+from chalicelib.lifecycle import Move, PricingBasis, Transition, transitions
+from tests.support import lifecycle
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.stack import AwsStack
 
@@ -54,8 +56,8 @@ class QueueFailingFor:
 def fail(job: dict[str, Any], attempt: int | None = None) -> None:
     repo = repository()
     ref = QueueMessage(job["id"], job["workspaceId"], attempt or job["attempt"])
-    assert repo.claim(ref, utcnow(), utcnow())
-    assert repo.fail(ref, "The file is not a readable video", "INVALID_VIDEO", None, utcnow())
+    assert lifecycle.claim(repo, ref, utcnow(), utcnow())
+    assert lifecycle.fail(repo, ref)
 
 
 def headers(tenant: Tenant, key: str | None = None) -> dict[str, str]:
@@ -72,16 +74,16 @@ def test_a_batch_whose_balance_read_fails_after_the_commit_answers_200_and_its_k
     real = bootstrap.services().repo
     committed: list[bool] = []
 
-    def retry_jobs(*args: Any, **kwargs: Any) -> None:
-        real.retry_jobs(*args, **kwargs)
-        committed.append(True)
+    def commit(transition: Transition) -> None:
+        real.commit(transition)
+        committed.append(transition.move is Move.RETRY)
 
     def get_workspace(workspace_id: str) -> Any:
-        if committed:  # DynamoDB throttles right after the commit
+        if any(committed):  # DynamoDB throttles right after the retry's commit
             raise ServiceUnavailableError()
         return real.get_workspace(workspace_id)
 
-    client = in_process(repo=Wrapped(real, retry_jobs=retry_jobs, get_workspace=get_workspace))
+    client = in_process(repo=Wrapped(real, commit=commit, get_workspace=get_workspace))
     key, body = str(uuid.uuid4()), json.dumps({"jobIds": [j["id"] for j in jobs]})
     first = client.http.post("/jobs/retry", headers=headers(tenant, key), body=body)
     assert first.status_code == 200, first.body
@@ -141,15 +143,45 @@ def test_a_batch_replay_reports_the_jobs_refunded_after_the_commit(tenant: Tenan
     assert tenant.api.credits() == 10 - 2 - 1
 
 
+def test_a_batch_replay_equals_the_first_answer_when_a_free_job_in_it_was_rolled_back(
+    tenant: Tenant, in_process: Any
+) -> None:
+    repo = repository()
+    repo.commit(transitions.set_pricing(tenant.workspace_id, RetryPricing.FIRST_FREE, utcnow()))
+    free, paid = tenant.api.submit(NOT_A_VIDEO), tenant.api.submit(NOT_A_VIDEO)
+    fail(free)
+    fail(paid)
+    spent = PricingBasis.read(repo.get_workspace(tenant.workspace_id), RetryPricing.FULL)  # type: ignore[arg-type]
+    job = repo.get_job(paid["id"])
+    assert job is not None
+    repo.commit(transitions.retry([job], spent, Trigger.MANUAL, "u", None, utcnow()))  # its free retry ...
+    fail(paid, attempt=2)  # ... failed for the input: the next one costs 1
+    key, body = str(uuid.uuid4()), json.dumps({"jobIds": [free["id"], paid["id"]]})
+    client = in_process(queue=QueueFailingFor(free["id"]))  # the free job's send fails: rolled back
+    first = json.loads(client.http.post("/jobs/retry", headers=headers(tenant, key), body=body).body)
+    replay = json.loads(client.http.post("/jobs/retry", headers=headers(tenant, key), body=body).body)
+    bootstrap.override(None)
+    assert first["creditsCharged"] == replay["creditsCharged"] == 1
+    assert first["results"] == replay["results"] and [r["success"] for r in replay["results"]] == [
+        False,
+        True,
+    ]
+    assert tenant.api.credits() == 10 - 2 - 1
+    debits = [e for e in tenant.api.get("/credits/ledger").json()["entries"] if e["reason"] == "retry"]
+    assert sum(-e["delta"] for e in debits) == 1  # the real debit
+
+
 def test_when_the_send_and_the_refund_fail_the_answer_says_deferred(tenant: Tenant, in_process: Any) -> None:
     job = tenant.api.submit(NOT_A_VIDEO)
     fail(job)
     real = bootstrap.services().repo
 
-    def undo_queueing(*args: Any, **kwargs: Any) -> None:
-        raise ServiceUnavailableError()
+    def commit(transition: Transition) -> None:
+        if transition.move is Move.UNDO:
+            raise ServiceUnavailableError()
+        real.commit(transition)
 
-    client = in_process(repo=Wrapped(real, undo_queueing=undo_queueing), queue=QueueFailingFor(job["id"]))
+    client = in_process(repo=Wrapped(real, commit=commit), queue=QueueFailingFor(job["id"]))
     r = client.http.post(f"/jobs/{job['id']}/retry", headers=headers(tenant), body="{}")
     bootstrap.override(None)
     assert r.status_code == 200

@@ -131,9 +131,13 @@ def test_email_choices_need_a_membership(store: Any) -> None:
     if isinstance(store, FakeStore):
         store.add_member(user, ws, Role.MEMBER, "m@x.test")
     else:
-        from chalicelib.domain import Membership
+        from chalicelib.bootstrap import services
+        from chalicelib.domain import Membership, utcnow
+        from chalicelib.lifecycle import transitions
 
-        store.put_membership(Membership(user, ws, Role.MEMBER, "m@x.test"))
+        services().repo.commit(
+            transitions.add_member(Membership(user, ws, Role.MEMBER, "m@x.test"), utcnow())
+        )
     store.set_email_events(user, ws, ["job.failed"])
     [member] = [m for m in store.members_of(ws) if m.user_id == user]
     assert member.email_events == {EventType.JOB_FAILED} and member.chosen is not None

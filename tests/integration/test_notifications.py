@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from chalicelib.domain import LedgerEntry, LedgerReason
+from chalicelib.lifecycle import transitions
 from devstack.notifier import Notifier
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.media import make_clip, make_corrupt_file
@@ -58,7 +59,7 @@ def take_credits(workspace_id: str, amount: int) -> None:
     entry = LedgerEntry(
         workspace_id=workspace_id, delta=-amount, reason=LedgerReason.ADJUSTMENT, actor="test"
     )
-    repository().change_credits(workspace_id, entry)
+    repository().commit(transitions.change_credits(entry))
 
 
 def deliveries(tenant: Tenant, endpoint_id: str) -> list[dict[str, Any]]:

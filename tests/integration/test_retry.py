@@ -19,6 +19,7 @@ from chalicelib.processing import accounts
 from chalicelib.processing.context import Services
 from devstack.lambda_events import scheduled_event
 from tests.support.api import Api, Tenant, new_tenant, repository
+from tests.support.lifecycle import claim, fail
 from tests.support.media import make_clip
 from tests.support.stack import AwsStack, Workers
 
@@ -45,8 +46,8 @@ def fail_job(job: dict[str, Any], error: str = FAILED_ERROR) -> None:
     """What the worker does on failure, without running it: claim the attempt, record the failure."""
     repo = repository()
     ref = QueueMessage(job["id"], job["workspaceId"], job["attempt"])
-    assert repo.claim(ref, utcnow(), utcnow())
-    assert repo.fail(ref, error, "INVALID_VIDEO", "ffmpeg said no", utcnow())
+    assert claim(repo, ref, utcnow(), utcnow())
+    assert fail(repo, ref, error, "INVALID_VIDEO", "ffmpeg said no")
 
 
 def failed_jobs(tenant: Tenant, count: int, data: bytes = NOT_A_VIDEO) -> list[dict[str, Any]]:
@@ -355,7 +356,7 @@ def test_a_worker_that_died_mid_job_is_retried_automatically_by_the_sweeper(
     job = tenant.api.submit(NOT_A_VIDEO)
     repo = repository()
     ref = QueueMessage(job["id"], job["workspaceId"], 1)
-    assert repo.claim(ref, utcnow(), utcnow())  # a lease that has already run out
+    assert claim(repo, ref, utcnow(), utcnow())  # a lease that has already run out
     import app
 
     assert app.sweep_stuck_jobs(SCHEDULED, None)["interrupted"] >= 1
@@ -384,7 +385,11 @@ def test_batch_retry_charges_exactly_for_the_jobs_it_requeues(
     body = r.json()
     assert body["creditsCharged"] == 3 and body["credits"] == before - 3 == tenant.api.credits()
     outcome = {x["jobId"]: (x["success"], x.get("code"), x.get("message")) for x in body["results"]}
-    assert all(set(x) == {"jobId", "success"} for x in body["results"] if x["success"])
+    assert all(
+        x == {"jobId": x["jobId"], "success": True, "creditsCharged": 1}
+        for x in body["results"]
+        if x["success"]
+    )
     assert [x["jobId"] for x in body["results"]] == ids
     assert outcome[completed["id"]] == (False, "BAD_REQUEST", "Only failed jobs can be retried")
     assert outcome[unknown] == (False, "NOT_FOUND", "Job not found")

@@ -15,6 +15,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.domain import (
     Attempt,
+    FailureKind,
     Job,
     JobStatus,
     LedgerEntry,
@@ -26,51 +27,71 @@ from chalicelib.domain import (
     Workspace,
     utcnow,
 )
-from chalicelib.processing.ports import KeyedAnswer, RecordedError, Release, Repository, RetryPlan
+from chalicelib.lifecycle import KeyedAnswer, Lease, Move, PricingBasis, RecordedError, Release, transitions
+from chalicelib.lifecycle.model import Transition
+from chalicelib.processing.ports import Repository
 
 
 def repository_calls() -> dict[str, tuple[Any, ...]]:
     now, ws, job_id = utcnow(), "ws-x", str(uuid.uuid4())
-    job = Job(job_id, ws, JobStatus.FAILED, "a.mp4", "video/mp4", 1, "k", now, now, attempt=1)
-    attempt = Attempt(job_id, 2, Trigger.MANUAL, 1, now, "u")
-    entry = LedgerEntry(ws, -1, LedgerReason.RETRY, job_id)
     answer = KeyedAnswer("r", "t", {}, now + timedelta(minutes=1))
-    ref = QueueMessage(job_id, ws, 1)
     return {
+        "commit": (one_of_each()[Move.RETRY],),
         "get_workspace": (ws,),
         "get_workspaces": ([ws],),
-        "create_workspace": (Workspace(ws, ws, 1), entry),
         "memberships_of": ("u",),
         "get_membership": ("u", ws),
-        "put_membership": (Membership("u", ws, Role.OWNER),),
-        "change_credits": (ws, entry),
         "ledger": (ws, 10, None),
         "ledger_sum": (ws,),
-        "create_job": (job,),
         "get_job": (job_id,),
         "get_jobs": ([job_id],),
         "list_jobs": (ws, None, 10, None),
         "attempts_of": (job_id,),
         "get_attempt": (job_id, 1),
-        "get_answer": ("r", now),
-        "start_job": (job, attempt, entry, now, answer),
-        "retry_jobs": (ws, [RetryPlan(job, attempt, (entry,))], now, answer),
-        "undo_queueing": (job, entry, "e", "E", now, Release("r", whole=True)),
-        "mark_dispatched": (job_id, 1, now, timedelta(0)),
-        "set_retry_pricing": (ws, None),
-        "claim": (ref, now, now),
-        "extend_lease": (ref, now),
-        "start_segments": (ref, "{}", "1 segments", 2, 1, now),
-        "segment_state": (ref,),
-        "finish_task": (ref, 0, now, now),
-        "claim_stitch": (ref, now, now),
-        "release_stitch": (ref,),
-        "reschedule": (ref, RecordedError("e", "E"), attempt, now, now),
-        "set_progress": (ref, 0.5),
-        "complete": (ref, "out", now),
-        "fail": (ref, "e", "E", None, now),
-        "queued_not_dispatched_since": (now, 10),
-        "processing_lease_expired": (now, 10),
+        "jobs_to_sweep": (JobStatus.QUEUED, now, 10),
+        "get_answer": (answer.record_id, now),
+    }
+
+
+def one_of_each() -> dict[Move, Transition]:
+    """A transition of every kind the lifecycle has (what `commit` is called with)."""
+    now, ws, job_id = utcnow(), "ws-x", str(uuid.uuid4())
+    job = Job(job_id, ws, JobStatus.FAILED, "a.mp4", "video/mp4", 1, "k", now, now, attempt=1, credits_paid=1)
+    charged = Attempt(job_id, 1, Trigger.INITIAL, 1, now, "u")
+    entry = LedgerEntry(ws, 5, LedgerReason.GRANT, created_at=now)
+    answer = KeyedAnswer("r", "t", {}, now + timedelta(minutes=1))
+    ref = QueueMessage(job_id, ws, 1)
+    error = RecordedError("e", "E")
+    basis = PricingBasis.assumed(Settings().retry_pricing)
+    retried = transitions.retry([job], basis, Trigger.MANUAL, "u", "u", now, answer)
+    queued = Job(job_id, ws, JobStatus.QUEUED, "a.mp4", "video/mp4", 1, "k", now, now, attempt=2)
+    return {
+        Move.OPEN_WORKSPACE: transitions.open_workspace(Workspace(ws, ws, 5), entry, now),
+        Move.ADD_MEMBER: transitions.add_member(Membership("u", ws, Role.OWNER), now),
+        Move.CREDITS: transitions.change_credits(entry),
+        Move.PRICING: transitions.set_pricing(ws, None, now),
+        Move.CREATE: transitions.create_job(job),
+        Move.START: transitions.start(job, "u", now, answer),
+        Move.RETRY: retried,
+        Move.UNDO: transitions.undo(
+            queued, charged, LedgerReason.RETRY_REFUND, error, "u", now, Release("r", whole=True)
+        ),
+        Move.DISPATCH: transitions.dispatched(job, now, timedelta(0)),
+        Move.CLAIM: transitions.claim(ref, now, now, "owner"),
+        Move.PROGRESS: transitions.progress(ref, 0.5, now),
+        Move.HEARTBEAT: transitions.heartbeat(ref, now, now),
+        Move.PLAN: transitions.plan(ref, "{}", "1 segments", 2, 1, now, now),
+        Move.FINISH_TASK: transitions.finish_task(ref, 0, now, now),
+        Move.CLAIM_STITCH: transitions.claim_stitch(ref, now, now),
+        Move.RELEASE_STITCH: transitions.release_stitch(ref, now),
+        Move.COMPLETE: transitions.complete(ref, "out", now),
+        Move.FAIL: transitions.fail(job, error, FailureKind.TRANSIENT, now, charged),
+        Move.RESCHEDULE: transitions.reschedule(job, error, now, now),
+        Move.INTERRUPT: transitions.reschedule(job, error, now, now, Lease(now), Move.INTERRUPT),
+        Move.GIVE_UP: transitions.fail(
+            job, error, FailureKind.TRANSIENT, now, charged, Lease(now, "o"), Move.GIVE_UP
+        ),
+        Move.CANCEL: transitions.cancel(queued, charged, "u", now),
     }
 
 
@@ -94,6 +115,7 @@ def main() -> None:
     settings = Settings()
     repo = DynamoRepository(settings)
     seen = {f"repo.{name}": outcome(getattr(repo, name), *args) for name, args in repository_calls().items()}
+    seen |= {f"commit.{move}": outcome(repo.commit, t) for move, t in one_of_each().items()}
     store = R2Store.from_settings(settings)
     source = Path(__file__)
     seen["store.head"] = outcome(store.head, "k")

@@ -14,7 +14,16 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.adapters.sqs import decode
-from chalicelib.domain import JobStatus, LedgerReason, Outcome, QueueMessage, ReprocessRequest, Trigger
+from chalicelib.domain import (
+    FailureKind,
+    JobStatus,
+    LedgerReason,
+    Outcome,
+    QueueMessage,
+    ReprocessRequest,
+    RetryPricing,
+    Trigger,
+)
 from chalicelib.errors import (
     DownloadError,
     FFmpegCrashedError,
@@ -24,11 +33,11 @@ from chalicelib.errors import (
     TranscodeFailedError,
     ValidationError,
 )
+from chalicelib.lifecycle import Move, Transition
 from chalicelib.processing import autoretry, failures, jobs, pricing, reprocess, retry, worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.failures import Kind
 from chalicelib.processing.ports import TranscodeResult
-from tests.unit.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, make_services
+from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, make_services
 
 
 class ScriptedTranscoder:
@@ -68,7 +77,7 @@ def setup(*errors: ProcessingError, **settings: Any) -> tuple[Services, str]:
     return svc, jobs.start_job(svc, ALICE, created.job.id, None).job.id
 
 
-def run_queue(svc: Services) -> list[worker.Outcome]:
+def run_queue(svc: Services) -> list[worker.Handled]:
     """Deliver every message sent so far, in order, as SQS would (delays elapsed)."""
     outcomes = []
     queue = queue_of(svc)
@@ -101,25 +110,25 @@ def test_every_processing_error_code_has_a_kind_message_and_suggestion() -> None
         entry = failures.describe(cls.code)
         assert entry is not None and entry.error_code == cls.code
         assert entry.message and entry.suggestion
-        assert entry.kind in Kind
+        assert entry.kind in FailureKind
 
 
 @pytest.mark.parametrize(
     ("code", "kind", "retryable"),
     [
-        ("R2_DOWNLOAD_FAILED", Kind.TRANSIENT, True),
-        ("R2_UPLOAD_FAILED", Kind.TRANSIENT, True),
-        ("FFMPEG_NOT_FOUND", Kind.TRANSIENT, True),
-        ("FFMPEG_CRASHED", Kind.TRANSIENT, True),
-        ("WORKER_INTERRUPTED", Kind.TRANSIENT, True),
-        ("INVALID_VIDEO", Kind.PERMANENT, False),
-        ("INPUT_MISSING", Kind.PERMANENT, False),
-        ("TRANSCODE_TIMEOUT", Kind.PERMANENT, False),
-        ("TRANSCODE_FAILED", Kind.UNKNOWN, True),
-        ("SOMETHING_NEW", Kind.UNKNOWN, True),
+        ("R2_DOWNLOAD_FAILED", FailureKind.TRANSIENT, True),
+        ("R2_UPLOAD_FAILED", FailureKind.TRANSIENT, True),
+        ("FFMPEG_NOT_FOUND", FailureKind.TRANSIENT, True),
+        ("FFMPEG_CRASHED", FailureKind.TRANSIENT, True),
+        ("WORKER_INTERRUPTED", FailureKind.TRANSIENT, True),
+        ("INVALID_VIDEO", FailureKind.PERMANENT, False),
+        ("INPUT_MISSING", FailureKind.PERMANENT, False),
+        ("TRANSCODE_TIMEOUT", FailureKind.PERMANENT, False),
+        ("TRANSCODE_FAILED", FailureKind.UNKNOWN, True),
+        ("SOMETHING_NEW", FailureKind.UNKNOWN, True),
     ],
 )
-def test_kinds(code: str, kind: Kind, retryable: bool) -> None:
+def test_kinds(code: str, kind: FailureKind, retryable: bool) -> None:
     entry = failures.describe(code)
     assert entry is not None and (entry.kind, entry.retryable) == (kind, retryable)
 
@@ -130,11 +139,11 @@ def test_the_corrupt_file_suggestion_says_upload_a_different_file() -> None:
 
 
 def test_unknown_is_transient_once_then_permanent() -> None:
-    assert failures.retry_automatically(Kind.UNKNOWN, 1, 3)
-    assert not failures.retry_automatically(Kind.UNKNOWN, 2, 3)
-    assert failures.retry_automatically(Kind.TRANSIENT, 2, 3)
-    assert not failures.retry_automatically(Kind.TRANSIENT, 3, 3)
-    assert not failures.retry_automatically(Kind.PERMANENT, 1, 3)
+    assert failures.retry_automatically(FailureKind.UNKNOWN, 1, 3)
+    assert not failures.retry_automatically(FailureKind.UNKNOWN, 2, 3)
+    assert failures.retry_automatically(FailureKind.TRANSIENT, 2, 3)
+    assert not failures.retry_automatically(FailureKind.TRANSIENT, 3, 3)
+    assert not failures.retry_automatically(FailureKind.PERMANENT, 1, 3)
 
 
 def test_backoff_is_full_jitter_under_the_cap_and_sqs_limit() -> None:
@@ -157,7 +166,7 @@ def test_backoff_is_full_jitter_under_the_cap_and_sqs_limit() -> None:
 def test_a_transient_failure_is_retried_for_free_and_completes_paid_once() -> None:
     svc, job_id = setup(DownloadError(detail="connection refused"))
     outcomes = run_queue(svc)
-    assert outcomes == [worker.Outcome.RETRYING, worker.Outcome.COMPLETED]
+    assert outcomes == [worker.Handled.RETRYING, worker.Handled.COMPLETED]
     repo = repo_of(svc)
     first, auto = repo.attempts[(job_id, 1)], repo.attempts[(job_id, 2)]
     assert (first.outcome, first.error_code) == (Outcome.FAILED, "R2_DOWNLOAD_FAILED")
@@ -170,7 +179,7 @@ def test_a_transient_failure_is_retried_for_free_and_completes_paid_once() -> No
 def test_the_retry_message_is_delayed_by_the_backoff_and_the_job_waits_queued() -> None:
     svc, job_id = setup(FFmpegCrashedError())
     queue = queue_of(svc)
-    assert worker.process(svc, queue.sent.pop(0)) == worker.Outcome.RETRYING
+    assert worker.process(svc, queue.sent.pop(0)) == worker.Handled.RETRYING
     job = repo_of(svc).jobs[job_id]
     assert job.status == JobStatus.QUEUED and job.attempt == 2 and job.auto_attempts == 1
     assert job.next_attempt_at is not None
@@ -182,7 +191,7 @@ def test_the_retry_message_is_delayed_by_the_backoff_and_the_job_waits_queued() 
 
 def test_after_the_last_automatic_try_the_job_fails_and_the_credit_is_refunded() -> None:
     svc, job_id = setup(FFmpegNotFoundError(), FFmpegNotFoundError(), FFmpegNotFoundError())
-    assert run_queue(svc) == [worker.Outcome.RETRYING, worker.Outcome.RETRYING, worker.Outcome.FAILED]
+    assert run_queue(svc) == [worker.Handled.RETRYING, worker.Handled.RETRYING, worker.Handled.FAILED]
     repo = repo_of(svc)
     job = repo.jobs[job_id]
     assert (job.status, job.error, job.error_code) == (
@@ -202,23 +211,25 @@ def test_after_the_last_automatic_try_the_job_fails_and_the_credit_is_refunded()
 
 def test_a_permanent_failure_fails_at_once_without_a_refund() -> None:
     svc, job_id = setup(InvalidVideoError())
-    assert run_queue(svc) == [worker.Outcome.FAILED]
+    assert run_queue(svc) == [worker.Handled.FAILED]
     repo = repo_of(svc)
     assert len(repo.attempts_of(job_id)) == 1 and not repo.attempts[(job_id, 1)].refunded
     assert repo.workspaces["ws-a"].credits == 9
     assert_invariants(svc)
 
 
-def test_an_unknown_failure_is_retried_once_then_kept_without_a_refund() -> None:
+def test_an_unknown_failure_is_retried_once_then_refunded() -> None:
+    # Only a failure proven to be the input's keeps the credit; nobody can tell whose this is.
     svc, job_id = setup(TranscodeFailedError(), TranscodeFailedError())
-    assert run_queue(svc) == [worker.Outcome.RETRYING, worker.Outcome.FAILED]
-    assert repo_of(svc).workspaces["ws-a"].credits == 9
+    assert run_queue(svc) == [worker.Handled.RETRYING, worker.Handled.FAILED]
+    assert repo_of(svc).attempts[(job_id, 1)].refunded
+    assert repo_of(svc).workspaces["ws-a"].credits == 10
     assert_invariants(svc)
 
 
 def test_max_auto_attempts_1_fails_the_charged_attempt_itself_with_a_refund() -> None:
     svc, job_id = setup(FFmpegCrashedError(), max_auto_attempts=1)
-    assert run_queue(svc) == [worker.Outcome.FAILED]
+    assert run_queue(svc) == [worker.Handled.FAILED]
     assert repo_of(svc).attempts[(job_id, 1)].refunded
     assert repo_of(svc).workspaces["ws-a"].credits == 10
     assert_invariants(svc)
@@ -228,7 +239,7 @@ def test_a_lost_retry_message_leaves_the_job_queued_for_the_sweeper() -> None:
     svc, job_id = setup(FFmpegCrashedError())
     message = queue_of(svc).sent.pop(0)
     queue_of(svc).fail = True
-    assert worker.process(svc, message) == worker.Outcome.RETRYING
+    assert worker.process(svc, message) == worker.Handled.RETRYING
     job = repo_of(svc).jobs[job_id]
     assert job.status == JobStatus.QUEUED and job.attempt == 2  # committed; the sweeper re-sends
 
@@ -252,11 +263,11 @@ def test_the_heartbeat_renews_the_lease_and_the_message_visibility_while_ffmpeg_
     svc, job_id = setup(heartbeat_seconds=0.05)
     svc.transcoder = ScriptedTranscoder(seconds=0.4)
     message = queue_of(svc).sent.pop(0)
-    outcome = worker.process(svc, message, worker.Delivery("receipt-1"))
-    assert outcome == worker.Outcome.COMPLETED
-    assert len(repo_of(svc).leases) >= 3
+    outcome = worker.process(svc, message, worker.Receipt("receipt-1"))
+    assert outcome == worker.Handled.COMPLETED
+    leases = [t.jobs[0].changes["lease_until"] for t in repo_of(svc).committed if t.move is Move.HEARTBEAT]
+    assert len(leases) >= 3
     assert queue_of(svc).visibility[0] == ("receipt-1", svc.settings.claim_lease_seconds)
-    leases = repo_of(svc).leases
     assert leases == sorted(leases)
 
 
@@ -275,7 +286,7 @@ def _failed(svc: Services) -> str:
 
 def test_first_free_makes_only_the_first_manual_retry_free() -> None:
     svc = make_services()
-    svc.settings = svc.settings.model_copy(update={"retry_pricing": "first_free"})
+    svc.settings = svc.settings.model_copy(update={"retry_pricing": RetryPricing.FIRST_FREE})
     job_id = _failed(svc)
     before = repo_of(svc).workspaces["ws-a"].credits
     first = retry.retry_job(svc, ALICE, job_id)
@@ -302,7 +313,7 @@ def test_a_workspace_override_wins_over_the_deployment_setting() -> None:
 
 def test_a_free_retry_needs_no_credit() -> None:
     svc = make_services(credits=1)
-    svc.settings = svc.settings.model_copy(update={"retry_pricing": "first_free"})
+    svc.settings = svc.settings.model_copy(update={"retry_pricing": RetryPricing.FIRST_FREE})
     job_id = _failed(svc)
     assert repo_of(svc).workspaces["ws-a"].credits == 0
     assert retry.retry_job(svc, ALICE, job_id).credits_charged == 0
@@ -450,10 +461,12 @@ def test_a_malformed_body_goes_to_the_dlq_and_the_rest_of_the_batch_runs(
 
 
 class ExplodingRepository(FakeRepository):
-    """complete() fails as if DynamoDB were down: the outcome cannot be recorded."""
+    """Completing fails as if DynamoDB were down: the outcome cannot be recorded."""
 
-    def complete(self, ref: QueueMessage, output_key: str, now: Any) -> bool:
-        raise RuntimeError("the database is down")
+    def commit(self, transition: Transition) -> None:
+        if transition.move is Move.COMPLETE:
+            raise RuntimeError("the database is down")
+        super().commit(transition)
 
 
 def test_the_last_delivery_that_still_fails_gives_the_job_up_with_a_refund(

@@ -16,7 +16,7 @@ from typing import Any
 
 from chalicelib.bootstrap import LazyServices
 from chalicelib.config import Settings
-from tests.unit.fakes import FakeQueue, FakeRepository, FakeStore
+from tests.support.fakes import FakeQueue, FakeRepository, FakeStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

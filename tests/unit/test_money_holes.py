@@ -10,14 +10,28 @@ import pytest
 
 from chalicelib.domain import Job, JobStatus, QueueMessage
 from chalicelib.errors import QueueSendError, ServiceUnavailableError, TransactionConflictError
+from chalicelib.lifecycle import Move, Transition
 from chalicelib.processing import jobs, retry, sweeper
 from chalicelib.processing.context import Services
-from chalicelib.processing.dispatch import Delivery
-from tests.unit.fakes import ALICE, FakeQueue, make_services
+from chalicelib.processing.dispatch import Dispatch
+from tests.support.fakes import ALICE, FakeQueue, make_services
+from tests.support.lifecycle import claim, claim_and_fail
 
 
-def failing_first(svc: Services, method: str, *errors: BaseException) -> None:
-    """The repository's `method` raises `errors`, one per call, then works again."""
+def failing_first(svc: Services, move: Move, *errors: BaseException) -> None:
+    """Committing a transition of `move` raises `errors`, one per commit, then works again."""
+    real, pending = svc.repo.commit, list(errors)
+
+    def flaky(transition: Transition) -> None:
+        if transition.move is move and pending:
+            raise pending.pop(0)
+        real(transition)
+
+    svc.repo.commit = flaky  # type: ignore[method-assign]
+
+
+def failing_reads(svc: Services, method: str, *errors: BaseException) -> None:
+    """The repository's read `method` raises `errors`, one per call, then works again."""
     real, pending = getattr(svc.repo, method), list(errors)
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -37,11 +51,7 @@ def uploaded_job(svc: Services) -> str:
 def failed_job(svc: Services) -> str:
     job_id = uploaded_job(svc)
     jobs.start_job(svc, ALICE, job_id, None)
-    repo = svc.repo
-    ref = QueueMessage(job_id, "ws-a", 1)
-    assert repo.claim(ref, svc.clock(), svc.clock()) and repo.fail(
-        ref, "bad", "INVALID_VIDEO", None, svc.clock()
-    )
+    claim_and_fail(svc.repo, QueueMessage(job_id, "ws-a", 1))
     return job_id
 
 
@@ -69,7 +79,7 @@ def job_of(svc: Services, job_id: str) -> Job:
 def test_start_is_tried_again_after_a_transaction_conflict() -> None:
     svc = make_services()
     job_id = uploaded_job(svc)
-    failing_first(svc, "start_job", TransactionConflictError(), TransactionConflictError())
+    failing_first(svc, Move.START, TransactionConflictError(), TransactionConflictError())
     started = jobs.start_job(svc, ALICE, job_id, None)
     assert started.job.status == JobStatus.QUEUED == job_of(svc, job_id).status
     assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]
@@ -81,7 +91,7 @@ def test_start_is_tried_again_after_a_transaction_conflict() -> None:
 def test_a_refund_that_meets_a_conflict_is_tried_again_and_the_answer_is_refunded() -> None:
     svc = make_services()
     job_id = failed_job(svc)
-    failing_first(svc, "undo_queueing", TransactionConflictError())
+    failing_first(svc, Move.UNDO, TransactionConflictError())
     svc.queue = FakeQueue(fail=True)
     with pytest.raises(QueueSendError, match="refunded"):
         retry.retry_job(svc, ALICE, job_id)
@@ -92,10 +102,10 @@ def test_a_refund_that_meets_a_conflict_is_tried_again_and_the_answer_is_refunde
 def test_when_the_send_and_the_refund_fail_the_answer_is_deferred_and_the_sweeper_sends_it() -> None:
     svc = make_services()
     job_id = failed_job(svc)
-    failing_first(svc, "undo_queueing", ServiceUnavailableError())
+    failing_first(svc, Move.UNDO, ServiceUnavailableError())
     svc.queue = FakeQueue(fail=True)
     queued = retry.retry_job(svc, ALICE, job_id)
-    assert queued.delivery == Delivery.DEFERRED
+    assert queued.delivery == Dispatch.DEFERRED
     assert job_of(svc, job_id).status == JobStatus.QUEUED
     assert svc.repo.get_workspace("ws-a").credits == 8  # type: ignore[union-attr]
     svc.queue = FakeQueue()
@@ -109,18 +119,18 @@ def test_a_batch_counts_only_what_is_really_charged() -> None:
     svc = make_services()
     sent, refunded, deferred = failed_job(svc), failed_job(svc), failed_job(svc)
     svc.queue = QueueFailingFor(deferred, refunded)  # type: ignore[assignment]
-    real_undo = svc.repo.undo_queueing
+    real_commit = svc.repo.commit
 
-    def undo_unless_deferred(job: Job, *args: Any) -> None:  # DynamoDB fails for one refund only
-        if job.id == deferred:
+    def undo_unless_deferred(transition: Transition) -> None:  # DynamoDB fails for one refund only
+        if transition.move is Move.UNDO and transition.jobs[0].job_id == deferred:
             raise ServiceUnavailableError()
-        real_undo(job, *args)
+        real_commit(transition)
 
-    svc.repo.undo_queueing = undo_unless_deferred  # type: ignore[method-assign,assignment]
+    svc.repo.commit = undo_unless_deferred  # type: ignore[method-assign]
     result = retry.retry_jobs(svc, ALICE, [sent, refunded, deferred])
     by_id = {r.job_id: r for r in result.results}
-    assert by_id[sent].success and by_id[sent].delivery == Delivery.SENT
-    assert by_id[deferred].success and by_id[deferred].delivery == Delivery.DEFERRED
+    assert by_id[sent].success and by_id[sent].delivery == Dispatch.SENT
+    assert by_id[deferred].success and by_id[deferred].delivery == Dispatch.DEFERRED
     assert not by_id[refunded].success and by_id[refunded].code == "SERVICE_UNAVAILABLE"
     assert (result.credits_charged, result.credits) == (2, 10 - 3 - 2)  # 3 starts, then 2 retries
     assert job_of(svc, deferred).status == JobStatus.QUEUED
@@ -130,13 +140,14 @@ def test_a_batch_counts_only_what_is_really_charged() -> None:
 def test_a_batch_whose_balance_cannot_be_read_after_the_commit_still_answers_what_it_charged() -> None:
     svc = make_services()
     one, two = failed_job(svc), failed_job(svc)
-    real_retry = svc.repo.retry_jobs
+    real_commit = svc.repo.commit
 
-    def retry_then_break(*args: Any, **kwargs: Any) -> None:  # DynamoDB fails right after the commit
-        real_retry(*args, **kwargs)
-        failing_first(svc, "get_workspace", ServiceUnavailableError())
+    def retry_then_break(transition: Transition) -> None:  # DynamoDB fails right after the commit
+        real_commit(transition)
+        if transition.move is Move.RETRY:
+            failing_reads(svc, "get_workspace", ServiceUnavailableError())
 
-    svc.repo.retry_jobs = retry_then_break  # type: ignore[method-assign]
+    svc.repo.commit = retry_then_break  # type: ignore[method-assign]
     result = retry.retry_jobs(svc, ALICE, [one, two])
     assert (result.credits_charged, result.credits) == (2, None)
     assert all(r.success for r in result.results)
@@ -154,9 +165,9 @@ def test_one_jobs_error_does_not_cut_the_sweeper_pass_short() -> None:
     past = svc.clock() - timedelta(seconds=1)
     for job_id in expired:
         jobs.start_job(svc, ALICE, job_id, None)
-        assert svc.repo.claim(QueueMessage(job_id, "ws-a", 1), past, past)
-    failing_first(svc, "mark_dispatched", ServiceUnavailableError())
-    failing_first(svc, "reschedule", RuntimeError("boom"))  # an interrupted attempt is retried
+        assert claim(svc.repo, QueueMessage(job_id, "ws-a", 1), past, past)
+    failing_first(svc, Move.DISPATCH, ServiceUnavailableError())
+    failing_first(svc, Move.INTERRUPT, RuntimeError("boom"))  # an interrupted attempt is retried
     svc.queue = FakeQueue()
     later: datetime = svc.clock() + timedelta(seconds=svc.settings.sweeper_requeue_after_seconds + 1)
     svc.clock = lambda: later

@@ -19,8 +19,9 @@ from chalicelib.processing.context import Services
 from chalicelib.processing.ports import SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span, plan_segments
 from chalicelib.processing.segmented import StoredPlan
-from chalicelib.processing.worker import Delivery, Outcome
-from tests.unit.fakes import ALICE, FakeQueue, make_services
+from chalicelib.processing.worker import Handled, Receipt
+from tests.support.fakes import ALICE, FakeQueue, make_services
+from tests.support.lifecycle import fail
 from tests.unit.test_service_rules import repo_of, started_job, store_of
 
 
@@ -87,13 +88,13 @@ def segmented_services(duration: float = 12.0, audio: bool = True) -> tuple[Serv
     return svc, seg
 
 
-def drain(svc: Services, receive_count: int = 1) -> list[Outcome]:
+def drain(svc: Services, receive_count: int = 1) -> list[Handled]:
     """Deliver every queued message once, in order, as SQS would (messages may queue more)."""
     queue = svc.queue
     assert isinstance(queue, FakeQueue)
     outcomes = []
     while queue.sent:
-        outcomes.append(worker.process(svc, queue.sent.pop(0), Delivery("r", receive_count)))
+        outcomes.append(worker.process(svc, queue.sent.pop(0), Receipt("r", receive_count)))
     return outcomes
 
 
@@ -101,9 +102,9 @@ def test_a_long_video_is_planned_into_segment_and_audio_tasks_and_stitched_once(
     svc, seg = segmented_services()
     job_id = started_job(svc)
     outcomes = drain(svc)
-    assert outcomes[0] == Outcome.PLANNED
+    assert outcomes[0] == Handled.PLANNED
     assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]
-    assert outcomes.count(Outcome.COMPLETED) == 1 and seg.stitched == 1
+    assert outcomes.count(Handled.COMPLETED) == 1 and seg.stitched == 1
     job = repo_of(svc).jobs[job_id]
     assert job.status == JobStatus.COMPLETED
     assert (job.segments_total, job.segments_done) == (3, 3)
@@ -169,7 +170,7 @@ def test_a_short_video_keeps_the_single_pass() -> None:
     single = FakeTranscoder()
     svc.transcoder = single
     job_id = started_job(svc)
-    assert drain(svc) == [Outcome.COMPLETED]
+    assert drain(svc) == [Handled.COMPLETED]
     assert single.calls == 1 and seg.encoded == [] and seg.stitched == 0
     assert repo_of(svc).jobs[job_id].segments_total is None
 
@@ -204,7 +205,7 @@ def test_a_redelivered_task_is_counted_once_and_the_job_completes_once() -> None
     tasks = list(queue.sent)
     queue.sent.clear()
     outcomes = [worker.process(svc, m) for m in tasks + tasks]  # every task delivered twice
-    assert outcomes.count(Outcome.COMPLETED) == 1 and seg.stitched == 1
+    assert outcomes.count(Handled.COMPLETED) == 1 and seg.stitched == 1
     assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]
     assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
 
@@ -219,10 +220,10 @@ def test_a_segment_failing_for_a_system_reason_is_delivered_again_then_succeeds_
     failing = next(m for m in queue.sent if m.task == 1)
     queue.sent.remove(failing)
     with pytest.raises(TaskRetryError):
-        worker.process(svc, failing, Delivery("r", 1))
+        worker.process(svc, failing, Receipt("r", 1))
     drain(svc)
     assert repo_of(svc).jobs[job_id].status == JobStatus.PROCESSING  # segment 1 not done yet
-    assert worker.process(svc, failing, Delivery("r", 2)) == Outcome.COMPLETED  # SQS's redelivery
+    assert worker.process(svc, failing, Receipt("r", 2)) == Handled.COMPLETED  # SQS's redelivery
     assert sorted(seg.encoded) == [AUDIO_TASK, 0, 1, 2]  # the others were not redone
     assert svc.repo.get_workspace("ws-a").credits == 9  # type: ignore[union-attr]
 
@@ -288,8 +289,8 @@ def test_tasks_of_a_failed_attempt_do_nothing() -> None:
     queue = svc.queue
     assert isinstance(queue, FakeQueue)
     worker.process(svc, queue.sent.pop(0))
-    repo_of(svc).fail(QueueMessage(job_id, "ws-a", 1), "stopped", "X", None, svc.clock())
-    assert set(drain(svc)) == {Outcome.SKIPPED}
+    assert fail(repo_of(svc), QueueMessage(job_id, "ws-a", 1), "stopped", "X")
+    assert set(drain(svc)) == {Handled.SKIPPED}
     assert seg.encoded == [] and seg.stitched == 0
 
 
@@ -303,11 +304,11 @@ def test_a_stitch_failing_for_a_system_reason_is_released_and_done_by_the_redeli
     tasks = list(queue.sent)
     queue.sent.clear()
     for message in tasks[:-1]:
-        assert worker.process(svc, message) == Outcome.ENCODED
+        assert worker.process(svc, message) == Handled.ENCODED
     with pytest.raises(TaskRetryError):
         worker.process(svc, tasks[-1])  # the last task stitches, and the stitch fails
     assert repo_of(svc).jobs[job_id].status == JobStatus.PROCESSING
-    assert worker.process(svc, tasks[-1], Delivery("r", 2)) == Outcome.COMPLETED  # SQS's redelivery
+    assert worker.process(svc, tasks[-1], Receipt("r", 2)) == Handled.COMPLETED  # SQS's redelivery
     assert seg.stitched == 1 and len(seg.encoded) == 4  # nothing encoded twice
 
 

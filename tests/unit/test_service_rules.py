@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -19,9 +20,11 @@ from chalicelib.errors import (
     ValidationError,
     WorkspaceAmbiguousError,
 )
+from chalicelib.lifecycle import transitions
 from chalicelib.processing import jobs, retry, sweeper
 from chalicelib.processing.context import Services
-from tests.unit.fakes import ALICE, BOB, FakeQueue, FakeRepository, FakeStore, make_services
+from tests.support.fakes import ALICE, BOB, Clock, FakeQueue, FakeRepository, FakeStore, make_services
+from tests.support.lifecycle import claim, claim_and_fail
 
 
 def repo_of(svc: Services) -> FakeRepository:
@@ -43,9 +46,7 @@ def started_job(svc: Services) -> str:
 def failed_job(svc: Services) -> str:
     job_id = started_job(svc)
     ref = QueueMessage(job_id, "ws-a", 1)
-    repo = repo_of(svc)
-    repo.claim(ref, svc.clock(), svc.clock())
-    repo.fail(ref, "The file is not a readable video", "INVALID_VIDEO", None, svc.clock())
+    claim_and_fail(svc.repo, ref)
     return job_id
 
 
@@ -108,7 +109,7 @@ def test_a_workspace_is_ambiguous_for_a_member_of_two() -> None:
     svc = make_services()
     from chalicelib.domain import Membership, Role
 
-    svc.repo.put_membership(Membership(ALICE.user_id, "ws-b", Role.MEMBER))
+    svc.repo.commit(transitions.add_member(Membership(ALICE.user_id, "ws-b", Role.MEMBER), svc.clock()))
     with pytest.raises(WorkspaceAmbiguousError):
         jobs.create_job(svc, ALICE, "a.mp4", "video/mp4", 1, None)
     assert jobs.create_job(svc, ALICE, "a.mp4", "video/mp4", 1, "ws-b").job.workspace_id == "ws-b"
@@ -211,9 +212,11 @@ def test_batch_charges_only_eligible_jobs_and_reports_the_rest() -> None:
 
 
 def test_sweeper_resends_only_jobs_queued_past_the_threshold() -> None:
-    svc = make_services()
-    old, fresh = started_job(svc), started_job(svc)
-    repo_of(svc).jobs[old].dispatched_at = svc.clock() - timedelta(seconds=600)
+    clock = Clock()
+    svc = make_services(clock=clock)
+    old = started_job(svc)
+    clock.advance(600)
+    fresh = started_job(svc)
     svc.queue = FakeQueue()
     report = sweeper.sweep(svc)
     assert report.requeued == 1
@@ -222,9 +225,11 @@ def test_sweeper_resends_only_jobs_queued_past_the_threshold() -> None:
 
 
 def test_sweeper_turns_an_expired_lease_into_a_free_automatic_retry() -> None:
-    svc = make_services()
+    clock = Clock()
+    svc = make_services(clock=clock)
     job_id = started_job(svc)
-    repo_of(svc).claim(QueueMessage(job_id, "ws-a", 1), svc.clock(), svc.clock() - timedelta(seconds=1))
+    assert claim(svc.repo, QueueMessage(job_id, "ws-a", 1), clock(), clock() + timedelta(seconds=60))
+    clock.advance(61)  # the worker died: its lease ran out
     svc.queue = FakeQueue()
     assert sweeper.sweep(svc).interrupted == 1
     repo = repo_of(svc)
@@ -237,16 +242,15 @@ def test_sweeper_turns_an_expired_lease_into_a_free_automatic_retry() -> None:
 
 
 def test_the_sweeper_waits_twice_as_long_after_each_resend_up_to_an_hour() -> None:
-    svc = make_services()
+    clock = Clock()
+    svc = make_services(clock=clock)
     job_id = started_job(svc)
     base = timedelta(seconds=svc.settings.sweeper_requeue_after_seconds)
-    start = repo_of(svc).jobs[job_id].dispatched_at
-    assert start is not None
+    start = clock()
     svc.queue = FakeQueue()
     resent_at = []
     for minute in range(0, 24 * 60):
-        now = start + timedelta(minutes=minute, seconds=1)
-        svc.clock = lambda now=now: now  # type: ignore[misc]
+        now = clock.advance(60 if minute else 1)
         if sweeper.sweep(svc).requeued:
             resent_at.append(now - start)
     gaps = [b - a for a, b in zip([timedelta(0), *resent_at], resent_at, strict=False)]
@@ -260,6 +264,6 @@ def test_the_sweeper_waits_twice_as_long_after_each_resend_up_to_an_hour() -> No
 def test_a_new_attempt_starts_the_sweeper_wait_over() -> None:
     svc = make_services()
     job_id = failed_job(svc)
-    repo_of(svc).jobs[job_id].resends = 5
+    repo_of(svc).jobs[job_id] = dataclasses.replace(repo_of(svc).jobs[job_id], resends=5)
     assert retry.retry_job(svc, ALICE, job_id).job.resends == 0
     assert repo_of(svc).jobs[job_id].resends == 0

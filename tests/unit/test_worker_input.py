@@ -14,7 +14,7 @@ from chalicelib.domain import JobStatus, QueueMessage
 from chalicelib.processing import jobs, worker
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import TranscodeResult
-from tests.unit.fakes import ALICE, FakeRepository, FakeStore, make_services
+from tests.support.fakes import ALICE, FakeRepository, FakeStore, make_services
 
 SIZE = 4096
 
@@ -60,7 +60,7 @@ def status(svc: Services, job_id: str) -> tuple[JobStatus, str | None]:
 def test_by_default_ffmpeg_reads_a_local_copy_in_work_dir_that_is_gone_afterwards(tmp_path: Path) -> None:
     svc, ref, transcoder = queued(tmp_path, "download")
 
-    assert worker.process(svc, ref) is worker.Outcome.COMPLETED
+    assert worker.process(svc, ref) is worker.Handled.COMPLETED
 
     [seen] = transcoder.inputs
     assert Path(seen).is_relative_to(tmp_path) and transcoder.local_sizes == [SIZE]
@@ -74,7 +74,7 @@ def test_with_transcode_input_url_ffmpeg_reads_the_presigned_url_and_nothing_is_
 ) -> None:
     svc, ref, transcoder = queued(tmp_path, "url")
 
-    assert worker.process(svc, ref) is worker.Outcome.COMPLETED
+    assert worker.process(svc, ref) is worker.Handled.COMPLETED
 
     assert transcoder.inputs[0].startswith("https://r2.test/") and transcoder.local_sizes == [None]
     assert isinstance(svc.store, FakeStore) and svc.store.downloaded == []
@@ -95,7 +95,7 @@ def test_a_copy_that_fails_is_a_download_error_retried_and_ffmpeg_never_runs(
     monkeypatch.setattr(store, "download_file", broken)
 
     # A download failure is the system's, not the input's: retried automatically (issue 7).
-    assert worker.process(svc, ref) is worker.Outcome.RETRYING
+    assert worker.process(svc, ref) is worker.Handled.RETRYING
 
     assert transcoder.inputs == []
     assert status(svc, ref.job_id)[0] is JobStatus.QUEUED

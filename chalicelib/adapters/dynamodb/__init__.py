@@ -1,14 +1,15 @@
-"""DynamoDB through pynamodb: the tables, and the repository that owns every write.
+"""DynamoDB through pynamodb: the tables, the reads, and the one place every write is made.
 
-Each state change that touches more than one item is ONE TransactWriteItems call built in
-`transitions.py` (or `accounts.py`), with its conditions as pynamodb expressions. When DynamoDB
-cancels a transaction, the CancellationReasons (one per item, in request order) say which
-condition failed, and that is what decides the domain error: the item is never read again.
+Every write is a lifecycle Transition (chalicelib.lifecycle) that `commit.py` turns into ONE
+conditional write (a TransactWriteItems, or one UpdateItem/PutItem for a single item), with its
+guards as pynamodb conditions. When DynamoDB cancels it, the CancellationReasons (one per item,
+in request order) say which guard failed, and the transition's refusal says what that means:
+the item is never read again.
 
 - `models.py`: the tables; `connection.py`: the one shared client, table creation;
-- `mapping.py`: models <-> domain, cursors; `transactions.py`: the transaction helper;
-- `accounts.py`, `jobs.py`, `transitions.py`, `sweeps.py`: the repository's parts;
-  `repository.py` assembles them into DynamoRepository.
+- `mapping.py`: models <-> domain (and the attribute of each field a transition may change),
+  cursors; `transactions.py`: the transaction helper; `commit.py`: Transition -> one write;
+- `accounts.py`, `jobs.py`, `answers.py`: the reads; `repository.py` assembles DynamoRepository.
 """
 
 from chalicelib.adapters.dynamodb.connection import bind, create_tables, reset

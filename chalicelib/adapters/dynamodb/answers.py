@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.adapters.dynamodb.models import AnswerModel
 from chalicelib.adapters.dynamodb.transactions import Tx
-from chalicelib.processing.ports import KeyedAnswer, Release
+from chalicelib.lifecycle.model import KeyedAnswer, Release
 
 RELEASED_KEPT = timedelta(minutes=10)  # a released record's TTL when it has none of its own
 
@@ -55,8 +56,12 @@ def put_answer(tx: Tx, answer: KeyedAnswer, now: datetime) -> None:
     )
 
 
-def release_answer(tx: Tx, release: Release, job_id: str, now: datetime) -> None:
+def release_answer(tx: Tx, release: Release, now: datetime) -> None:
     """In a refund's transaction: free the key (a whole request undone) or note the refunded job."""
     keep = AnswerModel.expiration.set(AnswerModel.expiration | int((now + RELEASED_KEPT).timestamp()))
-    action = AnswerModel.released.set(True) if release.whole else AnswerModel.refunded.add({job_id})
-    tx.update("answer", AnswerModel(id=release.record_id), [action, keep], None)
+    actions: list[Any] = [keep]
+    if release.whole:
+        actions.append(AnswerModel.released.set(True))
+    else:
+        actions.append(AnswerModel.refunded.add({release.job_id}))
+    tx.update("release", AnswerModel(id=release.record_id), actions, None)

@@ -1,37 +1,27 @@
-"""The repository's reads of jobs and attempts."""
+"""The repository's reads of jobs and attempts, and the sweeper's query."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.adapters.dynamodb.mapping import (
     attempt_from,
     decode_cursor,
     encode_cursor,
     job_from,
-    job_model,
     page_of,
     ws_status,
 )
 from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel
-from chalicelib.adapters.dynamodb.transactions import is_condition_failure
 from chalicelib.domain import Attempt, Job, JobStatus
-from chalicelib.errors import JobExistsError
 from chalicelib.processing.ports import Page
 
 
 class JobReads:
-    """Creating and reading jobs and their attempts."""
-
-    def create_job(self, job: Job) -> None:
-        try:
-            job_model(job).save(JobModel.id.does_not_exist())
-        except PutError as exc:
-            if is_condition_failure(exc):
-                raise JobExistsError() from exc
-            raise
+    """Reading jobs and their attempts."""
 
     def get_job(self, job_id: str) -> Job | None:
         try:
@@ -68,6 +58,12 @@ class JobReads:
             return attempt_from(AttemptModel.get(job_id, n, consistent_read=True))
         except DoesNotExist:
             return None
+
+    def jobs_to_sweep(self, status: JobStatus, before: datetime, limit: int) -> list[Job]:
+        """Queued or processing jobs whose `sweepAt` is before `before` (the sparse `to-sweep` index)."""
+        return [
+            job_from(m) for m in JobModel.to_sweep.query(status.value, JobModel.sweepAt < before, limit=limit)
+        ]
 
 
 def _job_of(cursor: str | None) -> str:

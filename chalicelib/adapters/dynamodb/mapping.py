@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from datetime import datetime
 from typing import Any
 
+from pynamodb.attributes import Attribute
 from pynamodb.exceptions import QueryError
 from pynamodb.pagination import ResultIterator
 
-from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel, LedgerModel
+from chalicelib.adapters.dynamodb.models import (
+    AttemptModel,
+    JobModel,
+    LedgerModel,
+    MemberModel,
+    WorkspaceModel,
+)
 from chalicelib.domain import (
     CURSOR_PATTERN,
     Attempt,
+    FreeRetry,
     Job,
     JobStatus,
     LedgerEntry,
     LedgerReason,
+    Membership,
     Outcome,
+    RetryPricing,
+    Role,
     Trigger,
+    Workspace,
     utcnow,
 )
 from chalicelib.errors import ServiceUnavailableError, ValidationError
@@ -54,11 +67,19 @@ def job_from(m: JobModel) -> Job:
         dispatched_at=m.dispatchedAt,
         resends=int(m.resends or 0),
         lease_until=m.leaseUntil,
+        lease_owner=m.leaseOwner,
+        sweep_at=m.sweepAt,
+        segment_plan=m.segPlan,
+        segment_tasks=int(m.segTasks) if m.segTasks is not None else None,
         segments_total=int(m.segTotal) if m.segTotal is not None else None,
-        segments_done=sum(1 for task in (m.segDone or ()) if task >= 0),
+        tasks_done=frozenset(int(t) for t in m.segDone or ()),
+        stitch_until=m.stitchUntil,
         auto_attempts=int(m.autoAttempts or 0),
         next_attempt_at=m.nextAttemptAt,
         charged_attempt=int(m.chargedAttempt or 0),
+        # A job written before creditsPaid was kept: a started one paid its start.
+        credits_paid=int(m.creditsPaid) if m.creditsPaid is not None else min(int(m.attempt), 1),
+        free_retry=FreeRetry(m.freeRetry) if m.freeRetry else FreeRetry.AVAILABLE,
     )
 
 
@@ -82,6 +103,40 @@ def job_model(job: Job) -> JobModel:
         createdBy=job.created_by,
         attempt=job.attempt,
         retryCount=job.retry_count,
+        creditsPaid=job.credits_paid,
+    )
+
+
+def workspace_from(m: WorkspaceModel) -> Workspace:
+    pricing = m.retryPricing if m.retryPricing in tuple(RetryPricing) else None
+    return Workspace(
+        id=m.id,
+        name=m.name,
+        credits=int(m.credits),
+        retry_pricing=RetryPricing(pricing) if pricing else None,
+    )
+
+
+def workspace_model(workspace: Workspace, created_at: datetime) -> WorkspaceModel:
+    return WorkspaceModel(
+        id=workspace.id,
+        name=workspace.name,
+        credits=workspace.credits,
+        createdAt=created_at,
+        retryPricing=workspace.retry_pricing.value if workspace.retry_pricing else None,
+    )
+
+
+def membership_from(m: MemberModel) -> Membership:
+    return Membership(user_id=m.userId, workspace_id=m.workspaceId, role=Role(m.role), email=m.email)
+
+
+def member_model(membership: Membership) -> MemberModel:
+    return MemberModel(
+        userId=membership.user_id,
+        workspaceId=membership.workspace_id,
+        role=membership.role.value,
+        email=membership.email,
     )
 
 
@@ -114,6 +169,56 @@ def attempt_model(a: Attempt) -> AttemptModel:
         queuedAt=a.queued_at,
         outcome=a.outcome.value,
     )
+
+
+# The attribute each domain field a transition may change is stored in (chalicelib.lifecycle
+# names the domain's fields; tests/unit/test_lifecycle.py checks every one has its attribute).
+JOB_ATTRIBUTES: dict[str, Attribute[Any]] = {
+    "status": JobModel.status,
+    "output_file_key": JobModel.outputFileKey,
+    "error": JobModel.error,
+    "error_code": JobModel.errorCode,
+    "updated_at": JobModel.updatedAt,
+    "completed_at": JobModel.completedAt,
+    "attempt": JobModel.attempt,
+    "retry_count": JobModel.retryCount,
+    "progress": JobModel.progress,
+    "dispatched_at": JobModel.dispatchedAt,
+    "resends": JobModel.resends,
+    "lease_until": JobModel.leaseUntil,
+    "lease_owner": JobModel.leaseOwner,
+    "sweep_at": JobModel.sweepAt,
+    "segment_plan": JobModel.segPlan,
+    "segment_tasks": JobModel.segTasks,
+    "segments_total": JobModel.segTotal,
+    "tasks_done": JobModel.segDone,
+    "stitch_until": JobModel.stitchUntil,
+    "auto_attempts": JobModel.autoAttempts,
+    "next_attempt_at": JobModel.nextAttemptAt,
+    "charged_attempt": JobModel.chargedAttempt,
+    "credits_paid": JobModel.creditsPaid,
+    "free_retry": JobModel.freeRetry,
+}
+ATTEMPT_ATTRIBUTES: dict[str, Attribute[Any]] = {
+    "outcome": AttemptModel.outcome,
+    "started_at": AttemptModel.startedAt,
+    "finished_at": AttemptModel.finishedAt,
+    "error": AttemptModel.error,
+    "error_code": AttemptModel.errorCode,
+    "stderr_tail": AttemptModel.stderrTail,
+    "plan": AttemptModel.plan,
+    "refunded": AttemptModel.refunded,
+}
+WORKSPACE_ATTRIBUTES: dict[str, Attribute[Any]] = {"retry_pricing": WorkspaceModel.retryPricing}
+
+
+def stored(value: Any) -> Any:
+    """A domain value as its attribute stores it (None and an empty set: no attribute)."""
+    if isinstance(value, frozenset | set):
+        return set(value) or None
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 def ledger_model(e: LedgerEntry) -> LedgerModel:

@@ -116,6 +116,7 @@ class JobModel(_Base):
     dispatchedAt = UTCDateTimeAttribute(null=True)
     resends = NumberAttribute(default=0)
     leaseUntil = UTCDateTimeAttribute(null=True)
+    leaseOwner = UnicodeAttribute(null=True)  # whose claim the lease is (one token per delivery)
     sweepAt = UTCDateTimeAttribute(null=True)
     # The segmented path, for the current attempt: the plan (JSON), how many tasks it has
     # (segments + audio), the tasks done (AUDIO_TASK for the audio), who stitches until when.
@@ -127,6 +128,8 @@ class JobModel(_Base):
     autoAttempts = NumberAttribute(default=0)
     nextAttemptAt = UTCDateTimeAttribute(null=True)
     chargedAttempt = NumberAttribute(default=0)
+    creditsPaid = NumberAttribute(null=True)  # None: a job written before it was kept
+    freeRetry = UnicodeAttribute(null=True)  # None: available
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()

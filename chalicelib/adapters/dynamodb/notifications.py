@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from chalicelib.adapters.dynamodb.accounts import AccountsRepository
+from chalicelib.adapters.dynamodb.accounts import AccountReads
 from chalicelib.adapters.dynamodb.connection import bind
 from chalicelib.adapters.dynamodb.jobs import JobReads
 from chalicelib.adapters.dynamodb.models import (
@@ -95,7 +95,7 @@ def delivery_from(m: DeliveryModel) -> Delivery:
     )
 
 
-class DynamoNotifications(AccountsRepository, JobReads):
+class DynamoNotifications(AccountReads, JobReads):
     """The NotificationStore port on DynamoDB."""
 
     def __init__(self, settings: Settings | None = None) -> None:

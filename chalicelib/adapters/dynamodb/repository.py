@@ -1,22 +1,27 @@
-"""The Repository port on DynamoDB, assembled from its parts."""
+"""The Repository port on DynamoDB: the reads, and `commit` for every write."""
 
 from __future__ import annotations
 
-from chalicelib.adapters.dynamodb.accounts import AccountsRepository
+from chalicelib.adapters.dynamodb.accounts import AccountReads
+from chalicelib.adapters.dynamodb.answers import Answers
+from chalicelib.adapters.dynamodb.commit import commit
 from chalicelib.adapters.dynamodb.connection import bind
-from chalicelib.adapters.dynamodb.segments import SegmentTransitions
-from chalicelib.adapters.dynamodb.sweeps import SweeperQueries
+from chalicelib.adapters.dynamodb.jobs import JobReads
 from chalicelib.adapters.dynamodb.transactions import translating
-from chalicelib.adapters.dynamodb.transitions import Transitions
 from chalicelib.config import Settings
+from chalicelib.lifecycle.model import Transition
 
 
 @translating
-class DynamoRepository(AccountsRepository, Transitions, SegmentTransitions, SweeperQueries):
+class DynamoRepository(AccountReads, JobReads, Answers):
     """The Repository port on DynamoDB. Every public method translates: DynamoDB unavailable
-    (throttled, timed out, down) is ServiceUnavailableError; a failed condition is the method's
-    own domain error (or False/None where the port says so)."""
+    (throttled, timed out, down) is ServiceUnavailableError; a failed condition is the
+    transition's own refusal."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         # Build the client now: the first requests of a cold process would each build one.
         bind(settings).client  # noqa: B018
+
+    def commit(self, transition: Transition) -> None:
+        """One conditional write of the whole transition (chalicelib.adapters.dynamodb.commit)."""
+        commit(transition)

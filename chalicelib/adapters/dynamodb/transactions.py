@@ -46,7 +46,14 @@ class Tx:
         self.updates.append((label, model, actions, condition))
 
     def commit(self) -> None:
-        """Run the transaction; on cancellation raise Cancelled with the failed labels."""
+        """Run the writes; on a failed condition raise Cancelled with the failed labels.
+
+        One item alone is one UpdateItem or PutItem (half the write capacity of a transaction,
+        the same condition); anything more is one TransactWriteItems.
+        """
+        if len(self.checks) + len(self.puts) + len(self.updates) == 1 and not self.checks:
+            self._commit_one()
+            return
         labels = [c[0] for c in self.checks] + [p[0] for p in self.puts] + [u[0] for u in self.updates]
         try:
             with TransactWrite(connection=connection(), client_request_token=self.token) as tx:
@@ -67,6 +74,19 @@ class Tx:
             if not failed:  # TransactionConflict: another transaction held an item
                 raise TransactionConflictError() from exc
             raise Cancelled(failed) from exc
+
+    def _commit_one(self) -> None:
+        try:
+            if self.puts:
+                label, model, condition = self.puts[0]
+                model.save(condition=condition, add_version_condition=False)
+            else:
+                label, model, actions, condition = self.updates[0]
+                model.update(actions=actions, condition=condition, add_version_condition=False)
+        except PynamoDBException as exc:
+            if is_condition_failure(exc):
+                raise Cancelled({label}) from exc
+            raise ServiceUnavailableError(UNAVAILABLE) from exc
 
 
 class Cancelled(Exception):

@@ -1,0 +1,695 @@
+"""Every transition of a job, its attempts and its workspace's credits, as a pure function.
+
+Each takes what it is decided from (the job or the message's reference to it, the attempt, the
+workspace's figures, the time, the policy) and returns the Transition to commit: the changes,
+the ledger entries, the guards and the refusal. Nothing here reads or writes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.domain import (
+    Attempt,
+    FailureKind,
+    FreeRetry,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    LedgerReason,
+    Membership,
+    Outcome,
+    QueueMessage,
+    Trigger,
+    Workspace,
+)
+from chalicelib.errors import (
+    AnswerExistsError,
+    ConflictError,
+    InsufficientCreditsError,
+    InsufficientCreditsForRetryError,
+    JobExistsError,
+    JobNotStartableError,
+    JobsChangedError,
+    NotAMemberError,
+    WorkspaceNotFoundError,
+)
+from chalicelib.lifecycle.model import (
+    AttemptWrite,
+    Changes,
+    JobGuard,
+    JobWrite,
+    KeyedAnswer,
+    Lease,
+    RecordedError,
+    Release,
+    Transition,
+    WorkspaceWrite,
+    job_ids_of,
+)
+from chalicelib.lifecycle.moves import MOVES, Move
+from chalicelib.lifecycle.pricing import (
+    START_PRICE,
+    PricingBasis,
+    free_retry_after,
+    keeps_credit,
+    retry_price,
+)
+
+SYSTEM = "system"  # the actor of what the platform does by itself
+OPEN = frozenset({Outcome.QUEUED, Outcome.PROCESSING})  # an attempt that has no outcome yet
+DETAIL_KEPT = 4000  # characters of an operator's detail (stderr tail) kept on the attempt
+
+
+# --- guards and change sets ---------------------------------------------------------------------
+
+
+def guard(move: Move, attempt: int | None, lease: Lease | None = None, **more: Any) -> JobGuard:
+    """The job guard of `move`: its source statuses from the table, the attempt, and (for a move
+    whose table row says so) the lease condition on a processing job."""
+    row = MOVES[move]
+    states = {s: (lease if row.lease and s is JobStatus.PROCESSING else None) for s in row.sources}
+    return JobGuard(states=states, attempt=attempt, **more)
+
+
+def _segments_reset() -> Changes:
+    """A new attempt plans its segments afresh (finished segment files are reused by key)."""
+    return {
+        "segment_plan": None,
+        "segment_tasks": None,
+        "segments_total": None,
+        "tasks_done": frozenset(),
+        "stitch_until": None,
+    }
+
+
+def _queued(now: datetime, due: datetime | None = None) -> Changes:
+    return {
+        "status": JobStatus.QUEUED,
+        "updated_at": now,
+        "dispatched_at": now,
+        "sweep_at": due or now,  # the sweeper re-sends it only once it is due and unclaimed
+        "resends": 0,
+        "lease_until": None,
+        "lease_owner": None,
+        "progress": None,
+        **_segments_reset(),
+    }
+
+
+def _new_round(n: int) -> Changes:
+    """A charged attempt opens a round of automatic tries, and is the one a refund pays back."""
+    return {"attempt": n, "charged_attempt": n, "auto_attempts": 0, "next_attempt_at": None}
+
+
+def _ended(status: JobStatus, now: datetime) -> Changes:
+    return {
+        "status": status,
+        "updated_at": now,
+        "lease_until": None,
+        "lease_owner": None,
+        "sweep_at": None,
+        "next_attempt_at": None,
+        "stitch_until": None,
+    }
+
+
+def _failed(error: RecordedError, now: datetime) -> Changes:
+    return {
+        **_ended(JobStatus.FAILED, now),
+        "error": error.message,
+        "error_code": error.code,
+        "progress": None,
+    }
+
+
+def _attempt_failed(error: RecordedError, now: datetime) -> Changes:
+    changes: dict[str, Any] = {
+        "outcome": Outcome.FAILED,
+        "finished_at": now,
+        "error": error.message,
+        "error_code": error.code,
+    }
+    if error.detail:
+        changes["stderr_tail"] = error.detail[-DETAIL_KEPT:]
+    return changes
+
+
+def _processing(ref: QueueMessage, move: Move, **more: Any) -> JobGuard:
+    return guard(move, ref.attempt, **more)
+
+
+# --- refusals: the seed's errors, in the seed's order -----------------------------------------
+
+
+def _charge_refusal(labels: frozenset[str]) -> Exception | None:
+    if "answer" in labels:
+        return AnswerExistsError()
+    if "member" in labels:
+        return NotAMemberError()
+    return None
+
+
+def _start_refused(labels: frozenset[str]) -> Exception:
+    refusal = _charge_refusal(labels)
+    if refusal is not None:
+        return refusal
+    if job_ids_of(labels):
+        return JobNotStartableError()
+    return InsufficientCreditsError()
+
+
+def _retry_refused(labels: frozenset[str]) -> Exception:
+    refusal = _charge_refusal(labels)
+    if refusal is not None:
+        return refusal
+    lost = job_ids_of(labels)
+    if lost:
+        return JobsChangedError(lost)
+    return InsufficientCreditsForRetryError()
+
+
+def _undo_refused(labels: frozenset[str]) -> Exception:
+    # A worker claimed it after all (the send did go through): nothing to undo.
+    return ConflictError("The job was picked up after all; nothing was refunded")
+
+
+def _cancel_refused(labels: frozenset[str]) -> Exception:
+    if "member" in labels:
+        return NotAMemberError()
+    return JobsChangedError(job_ids_of(labels))
+
+
+# --- the workspace ---------------------------------------------------------------------------
+
+
+def open_workspace(workspace: Workspace, entry: LedgerEntry | None, now: datetime) -> Transition:
+    """A new workspace with its opening balance (and the ledger entry that explains it)."""
+    return Transition(
+        Move.OPEN_WORKSPACE,
+        now,
+        workspace=WorkspaceWrite(workspace.id, create=workspace),
+        entries=(entry,) if entry else (),
+    )
+
+
+def add_member(membership: Membership, now: datetime) -> Transition:
+    return Transition(Move.ADD_MEMBER, now, membership=membership)
+
+
+def change_credits(entry: LedgerEntry, expected: int | None = None) -> Transition:
+    """An operator's grant or adjustment: the balance never goes below 0; with `expected`, it
+    must still be that balance."""
+    return Transition(
+        Move.CREDITS,
+        entry.created_at,
+        workspace=WorkspaceWrite(
+            entry.workspace_id,
+            credits=entry.delta,
+            at_least=-entry.delta if entry.delta < 0 else None,
+            balance=expected,
+        ),
+        entries=(entry,),
+        refusal=lambda _: ConflictError("The balance changed or would go below 0; nothing was changed"),
+    )
+
+
+def set_pricing(workspace_id: str, pricing: Any, now: datetime) -> Transition:
+    """An operator's RETRY_PRICING override for one workspace (None removes it)."""
+    return Transition(
+        Move.PRICING,
+        now,
+        workspace=WorkspaceWrite(workspace_id, changes={"retry_pricing": pricing}),
+        refusal=lambda _: WorkspaceNotFoundError(),
+    )
+
+
+# --- charging: create, start, retry, undo ---------------------------------------------------------
+
+
+def create_job(job: Job) -> Transition:
+    return Transition(
+        Move.CREATE,
+        job.created_at,
+        jobs=(JobWrite(job.id, job.workspace_id, create=job),),
+        refusal=lambda _: JobExistsError(),
+    )
+
+
+def start(job: Job, actor: str, now: datetime, answer: KeyedAnswer | None = None) -> Transition:
+    """uploading → queued: 1 credit, a `job_start` entry and the first attempt, if the actor is
+    still a member and the key (if any) has no answer yet."""
+    n = job.attempt + 1
+    attempt = Attempt(job.id, n, Trigger.INITIAL, START_PRICE, now, requested_by=actor)
+    entry = LedgerEntry(job.workspace_id, -START_PRICE, LedgerReason.JOB_START, job.id, actor, now)
+    return Transition(
+        Move.START,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(Move.START, job.attempt),
+                changes={**_queued(now), **_new_round(n)},
+                adds={"credits_paid": START_PRICE},
+            ),
+        ),
+        attempts=(AttemptWrite(job.id, n, create=attempt),),
+        workspace=WorkspaceWrite(job.workspace_id, credits=-START_PRICE, at_least=START_PRICE),
+        entries=(entry,),
+        member=(actor, job.workspace_id),
+        answer=answer,
+        refusal=_start_refused,
+    )
+
+
+def retry(
+    jobs: Sequence[Job],
+    basis: PricingBasis,
+    trigger: Trigger,
+    actor: str,
+    member: str | None,
+    now: datetime,
+    answer: KeyedAnswer | None = None,
+    granted: bool = False,
+) -> Transition:
+    """failed → queued for every job, each at its price under `basis`, in one transaction.
+
+    The workspace pays the sum (credits ≥ it), under the pricing the prices were decided from;
+    with `granted` an operator pays (a charge and an `operator_grant` of the same amount, so the
+    workspace's balance does not move). `member` (None: an operator) must still be a member.
+    Each job must still be failed at the attempt and retry count read: two retries of one job
+    can never both win. The reset is the seed's: error, errorCode, completedAt, outputFileKey
+    cleared; inputFileKey, originalFilename, createdAt kept.
+    """
+    workspace_id = jobs[0].workspace_id
+    job_writes, attempt_writes, entries, paid = [], [], [], 0
+    for job in jobs:
+        price = retry_price(basis.pricing, job)
+        n = job.attempt + 1
+        workspace_pays = 0 if granted else price
+        paid += workspace_pays
+        attempt_writes.append(
+            AttemptWrite(
+                job.id, n, create=Attempt(job.id, n, trigger, workspace_pays, now, requested_by=actor)
+            )
+        )
+        if price:
+            entries.append(LedgerEntry(workspace_id, -price, LedgerReason.RETRY, job.id, actor, now))
+        if price and granted:
+            entries.append(LedgerEntry(workspace_id, price, LedgerReason.OPERATOR_GRANT, job.id, actor, now))
+        changes: dict[str, Any] = {
+            **_queued(now),
+            **_new_round(n),
+            "error": None,
+            "error_code": None,
+            "completed_at": None,
+            "output_file_key": None,
+        }
+        if price == 0:
+            changes["free_retry"] = FreeRetry.RUNNING
+        job_writes.append(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(Move.RETRY, job.attempt, retry_count=job.retry_count),
+                changes=changes,
+                adds={"retry_count": 1, "credits_paid": workspace_pays},
+            )
+        )
+    return Transition(
+        Move.RETRY,
+        now,
+        jobs=tuple(job_writes),
+        attempts=tuple(attempt_writes),
+        workspace=WorkspaceWrite(workspace_id, credits=-paid, at_least=paid, pricing_in=basis.overrides),
+        entries=tuple(entries),
+        member=(member, workspace_id) if member is not None else None,
+        answer=answer,
+        refusal=_retry_refused,
+    )
+
+
+def undo(
+    job: Job,
+    attempt: Attempt,
+    reason: LedgerReason,
+    error: RecordedError,
+    actor: str,
+    now: datetime,
+    release: Release | None = None,
+) -> Transition:
+    """The message of the job's new attempt could not be sent: the attempt failed, the job back
+    to failed, what the attempt charged refunded, the retry not counted, the free retry (if this
+    was it) available again, and the request's Idempotency-Key record released: one transaction.
+
+    `job` is the job as the charge left it (queued at `attempt`)."""
+    refund = attempt.credits_charged
+    entries, workspace = _refund(job, refund, reason, actor, now)
+    changes = {**_failed(error, now), "free_retry": free_retry_after(job, kept=False)}
+    return Transition(
+        Move.UNDO,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(Move.UNDO, job.attempt),
+                changes=changes,
+                adds={
+                    "credits_paid": -refund,
+                    "retry_count": -1 if attempt.trigger is not Trigger.INITIAL else 0,
+                },
+            ),
+        ),
+        attempts=(
+            AttemptWrite(
+                job.id, attempt.n, outcomes=frozenset({Outcome.QUEUED}), changes=_attempt_failed(error, now)
+            ),
+        ),
+        workspace=workspace,
+        entries=entries,
+        release=release,
+        refusal=_undo_refused,
+    )
+
+
+def dispatched(job: Job, now: datetime, hold: timedelta) -> Transition:
+    """The sweeper re-sent the attempt's message at `now`: counted, and not due again for `hold` more."""
+    return Transition(
+        Move.DISPATCH,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(Move.DISPATCH, job.attempt),
+                changes={"dispatched_at": now, "sweep_at": now + hold},
+                adds={"resends": 1},
+            ),
+        ),
+    )
+
+
+# --- the worker ------------------------------------------------------------------------------
+
+
+def claim(ref: QueueMessage, now: datetime, lease_until: datetime, owner: str) -> Transition:
+    """queued → processing for the message's attempt, or a processing claim whose lease ran out."""
+    return Transition(
+        Move.CLAIM,
+        now,
+        jobs=(
+            JobWrite(
+                ref.job_id,
+                ref.workspace_id,
+                guard=_processing(ref, Move.CLAIM, lease=Lease(now)),
+                changes={
+                    "status": JobStatus.PROCESSING,
+                    "updated_at": now,
+                    "lease_until": lease_until,
+                    "lease_owner": owner,
+                    "sweep_at": lease_until,
+                    "next_attempt_at": None,
+                },
+            ),
+        ),
+        attempts=(
+            AttemptWrite(
+                ref.job_id,
+                ref.attempt,
+                outcomes=OPEN,
+                changes={"outcome": Outcome.PROCESSING, "started_at": now},
+            ),
+        ),
+    )
+
+
+def progress(ref: QueueMessage, fraction: float, now: datetime) -> Transition:
+    return _touch(ref, Move.PROGRESS, now, {"progress": round(min(max(fraction, 0.0), 1.0), 3)})
+
+
+def heartbeat(ref: QueueMessage, now: datetime, lease_until: datetime) -> Transition:
+    """The worker's claim renewed: it runs until `lease_until`."""
+    return _touch(ref, Move.HEARTBEAT, now, {"lease_until": lease_until, "sweep_at": lease_until})
+
+
+def _touch(ref: QueueMessage, move: Move, now: datetime, changes: Changes) -> Transition:
+    return Transition(
+        move,
+        now,
+        jobs=(JobWrite(ref.job_id, ref.workspace_id, guard=_processing(ref, move), changes=changes),),
+    )
+
+
+def complete(ref: QueueMessage, output_key: str, now: datetime) -> Transition:
+    return Transition(
+        Move.COMPLETE,
+        now,
+        jobs=(
+            JobWrite(
+                ref.job_id,
+                ref.workspace_id,
+                guard=_processing(ref, Move.COMPLETE),
+                changes={
+                    **_ended(JobStatus.COMPLETED, now),
+                    "output_file_key": output_key,
+                    "completed_at": now,
+                    "progress": 1.0,
+                    "error": None,
+                    "error_code": None,
+                },
+            ),
+        ),
+        attempts=(
+            AttemptWrite(
+                ref.job_id,
+                ref.attempt,
+                outcomes=OPEN,
+                changes={"outcome": Outcome.SUCCEEDED, "finished_at": now},
+            ),
+        ),
+    )
+
+
+def refund_due(kind: FailureKind | None, charged: Attempt | None) -> int:
+    """What ending the round gives back of its charged attempt: everything, unless a failure is
+    proven to be the input's (`kind` None: not a failure, a cancel)."""
+    if charged is None or charged.refunded or charged.credits_charged <= 0:
+        return 0
+    if kind is not None and keeps_credit(kind):
+        return 0
+    return charged.credits_charged
+
+
+def _settled(
+    job_id: str, n: int, changes: Changes, charged: Attempt | None, refund: int
+) -> tuple[AttemptWrite, ...]:
+    """The current attempt's outcome, and the round's charged attempt marked refunded (one write
+    when they are the same attempt: a transaction may touch an item only once)."""
+    same = bool(refund) and charged is not None and charged.n == n
+    writes = []
+    if n > 0:
+        writes.append(
+            AttemptWrite(
+                job_id,
+                n,
+                outcomes=OPEN,
+                not_refunded=same,
+                changes={**changes, "refunded": True} if same else changes,
+            )
+        )
+    if refund and charged is not None and not same:
+        writes.append(AttemptWrite(job_id, charged.n, not_refunded=True, changes={"refunded": True}))
+    return tuple(writes)
+
+
+def _refund(
+    job: Job, refund: int, reason: LedgerReason, actor: str, now: datetime
+) -> tuple[tuple[LedgerEntry, ...], WorkspaceWrite | None]:
+    if not refund:
+        return (), None
+    entry = LedgerEntry(job.workspace_id, refund, reason, job.id, actor, now)
+    return (entry,), WorkspaceWrite(job.workspace_id, credits=refund)
+
+
+def fail(
+    job: Job,
+    error: RecordedError,
+    kind: FailureKind,
+    now: datetime,
+    charged: Attempt | None = None,
+    lease: Lease | None = None,
+    move: Move = Move.FAIL,
+) -> Transition:
+    """The job's current attempt failed for good: the attempt and the job failed, and (unless
+    the input is proven at fault) the round's charged attempt refunded, in one transaction.
+
+    `charged`: the round's charged attempt as read (None: nothing to refund). `lease`: the
+    condition on the worker's claim (the sweeper's: it ran out; the give-up's: ran out or ours).
+    """
+    refund = refund_due(kind, charged)
+    entries, workspace = _refund(job, refund, LedgerReason.SYSTEM_FAILURE_REFUND, SYSTEM, now)
+    return Transition(
+        move,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(move, job.attempt, lease=lease),
+                changes={**_failed(error, now), "free_retry": free_retry_after(job, kept=keeps_credit(kind))},
+                adds={"credits_paid": -refund},
+            ),
+        ),
+        attempts=_settled(job.id, job.attempt, _attempt_failed(error, now), charged, refund),
+        workspace=workspace,
+        entries=entries,
+    )
+
+
+def reschedule(
+    job: Job,
+    error: RecordedError,
+    now: datetime,
+    due: datetime,
+    lease: Lease | None = None,
+    move: Move = Move.RESCHEDULE,
+) -> Transition:
+    """A free automatic retry, in one transaction: the attempt failed with `error`, a free
+    attempt created, and the job queued again for it, due at `due`."""
+    n = job.attempt
+    again = Attempt(job.id, n + 1, Trigger.AUTO, 0, now, requested_by=SYSTEM)
+    return Transition(
+        move,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(move, n, lease=lease),
+                changes={
+                    **_queued(now, due),
+                    "attempt": n + 1,
+                    "next_attempt_at": due,
+                    "error": None,
+                    "error_code": None,
+                },
+                adds={"auto_attempts": 1},
+            ),
+        ),
+        attempts=(
+            AttemptWrite(job.id, n, outcomes=OPEN, changes=_attempt_failed(error, now)),
+            AttemptWrite(job.id, n + 1, create=again),
+        ),
+    )
+
+
+def cancel(job: Job, charged: Attempt | None, actor: str, now: datetime) -> Transition:
+    """uploading, queued or processing → cancelled, by a member: the attempt's outcome, and what
+    the round charged refunded (`cancel_refund`), in one transaction. Final."""
+    refund = refund_due(None, charged)
+    entries, workspace = _refund(job, refund, LedgerReason.CANCEL_REFUND, actor, now)
+    return Transition(
+        Move.CANCEL,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(Move.CANCEL, job.attempt),
+                changes={
+                    **_ended(JobStatus.CANCELLED, now),
+                    "progress": None,
+                    "free_retry": free_retry_after(job, kept=False),
+                },
+                adds={"credits_paid": -refund},
+            ),
+        ),
+        attempts=_settled(
+            job.id, job.attempt, {"outcome": Outcome.CANCELLED, "finished_at": now}, charged, refund
+        ),
+        workspace=workspace,
+        entries=entries,
+        member=(actor, job.workspace_id),
+        refusal=_cancel_refused,
+    )
+
+
+# --- the segmented path --------------------------------------------------------------------------
+
+
+def plan(
+    ref: QueueMessage,
+    plan_json: str,
+    words: str,
+    tasks: int,
+    segments: int,
+    now: datetime,
+    lease_until: datetime,
+) -> Transition:
+    """Record the segment plan on the job (JSON) and in words on the attempt. A re-plan after a
+    crash keeps the tasks already done."""
+    return Transition(
+        Move.PLAN,
+        now,
+        jobs=(
+            JobWrite(
+                ref.job_id,
+                ref.workspace_id,
+                guard=_processing(ref, Move.PLAN),
+                changes={
+                    "segment_plan": plan_json,
+                    "segment_tasks": tasks,
+                    "segments_total": segments,
+                    "progress": 0.0,
+                    "lease_until": lease_until,
+                    "sweep_at": lease_until,
+                },
+            ),
+        ),
+        attempts=(
+            AttemptWrite(
+                ref.job_id, ref.attempt, outcomes=frozenset({Outcome.PROCESSING}), changes={"plan": words}
+            ),
+        ),
+    )
+
+
+def finish_task(ref: QueueMessage, task: int, now: datetime, lease_until: datetime) -> Transition:
+    """One task recorded done, once however often SQS delivers it; every finished task renews the lease."""
+    return Transition(
+        Move.FINISH_TASK,
+        now,
+        jobs=(
+            JobWrite(
+                ref.job_id,
+                ref.workspace_id,
+                guard=_processing(ref, Move.FINISH_TASK, has_plan=True, task_not_done=task),
+                changes={"updated_at": now, "lease_until": lease_until, "sweep_at": lease_until},
+                add_task=task,
+            ),
+        ),
+    )
+
+
+def claim_stitch(ref: QueueMessage, now: datetime, until: datetime) -> Transition:
+    """Only one caller stitches while its claim lasts; a crashed stitcher's claim runs out."""
+    return Transition(
+        Move.CLAIM_STITCH,
+        now,
+        jobs=(
+            JobWrite(
+                ref.job_id,
+                ref.workspace_id,
+                guard=_processing(ref, Move.CLAIM_STITCH, stitch_free_at=now),
+                changes={"stitch_until": until, "lease_until": until, "sweep_at": until},
+            ),
+        ),
+    )
+
+
+def release_stitch(ref: QueueMessage, now: datetime) -> Transition:
+    return _touch(ref, Move.RELEASE_STITCH, now, {"stitch_until": None})

@@ -1,0 +1,240 @@
+"""In-memory fakes of the ports, for unit tests of the service layer (no I/O).
+
+The fake repository commits the lifecycle's transitions with the lifecycle's own guard and apply
+functions; the real transactions and their concurrency are proven on DynamoDB Local in
+tests/integration (test_contract.py runs one suite against both).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from chalicelib.config import Settings
+from chalicelib.domain import (
+    Attempt,
+    Job,
+    JobStatus,
+    LedgerEntry,
+    LedgerReason,
+    Membership,
+    Principal,
+    QueueMessage,
+    Role,
+    Workspace,
+    utcnow,
+)
+from chalicelib.errors import QueueSendError, StorageError
+from chalicelib.lifecycle import KeyedAnswer, Release, Transition, apply, transitions
+from chalicelib.processing.context import Services
+from chalicelib.processing.ports import LedgerPage, Page, PresignedRequest, StoredObject
+
+
+class FakeRepository:
+    """The Repository port in memory. `commit` finds the writes whose guards fail and applies the
+    transition only when none does, with the lifecycle's own guard and apply functions: it holds no
+    rule of its own. tests/integration/test_contract.py proves it refuses what DynamoDB refuses."""
+
+    def __init__(self) -> None:
+        self.workspaces: dict[str, Workspace] = {}
+        self.members: dict[tuple[str, str], Membership] = {}
+        self.jobs: dict[str, Job] = {}
+        self.attempts: dict[tuple[str, int], Attempt] = {}
+        self.entries: list[LedgerEntry] = []
+        self.answers: dict[str, tuple[KeyedAnswer, bool]] = {}  # record id -> (answer, released)
+        self.committed: list[Transition] = []
+
+    def commit(self, t: Transition) -> None:
+        failed = frozenset(self._refusing(t))
+        if failed:
+            raise t.refused(failed)
+        self._apply(t)
+        self.committed.append(t)
+
+    def _refusing(self, t: Transition) -> Iterator[str]:
+        if t.member is not None and t.member not in self.members:
+            yield "member"
+        if t.answer is not None and self.get_answer(t.answer.record_id, t.at) is not None:
+            yield "answer"
+        if t.workspace is not None and not apply.workspace_write_holds(
+            t.workspace, self.workspaces.get(t.workspace.workspace_id)
+        ):
+            yield t.workspace.label
+        for a in t.attempts:
+            if not apply.attempt_write_holds(a, self.attempts.get((a.job_id, a.n))):
+                yield a.label
+        for j in t.jobs:
+            if not apply.job_write_holds(j, self.jobs.get(j.job_id)):
+                yield j.label
+
+    def _apply(self, t: Transition) -> None:
+        if t.membership is not None:
+            m = t.membership
+            self.members[(m.user_id, m.workspace_id)] = m
+        if t.answer is not None:
+            self.answers[t.answer.record_id] = (t.answer, False)
+        if t.release is not None and t.release.record_id in self.answers:
+            self._release(t.release)
+        if t.workspace is not None:
+            w = t.workspace
+            self.workspaces[w.workspace_id] = apply.apply_workspace(self.workspaces.get(w.workspace_id), w)
+        self.entries.extend(t.entries)
+        for a in t.attempts:
+            self.attempts[(a.job_id, a.n)] = apply.apply_attempt(self.attempts.get((a.job_id, a.n)), a)
+        for j in t.jobs:
+            self.jobs[j.job_id] = apply.apply_job(self.jobs.get(j.job_id), j)
+
+    def _release(self, release: Release) -> None:
+        stored, released = self.answers[release.record_id]
+        if release.whole:
+            self.answers[release.record_id] = (stored, True)
+            return
+        noted = dataclasses.replace(stored, refunded=stored.refunded | {release.job_id})
+        self.answers[release.record_id] = (noted, released)
+
+    # reads
+    def get_workspace(self, workspace_id: str) -> Workspace | None:
+        return copy.copy(self.workspaces.get(workspace_id))
+
+    def get_workspaces(self, workspace_ids: Sequence[str]) -> dict[str, Workspace]:
+        return {i: copy.copy(self.workspaces[i]) for i in workspace_ids if i in self.workspaces}
+
+    def memberships_of(self, user_id: str) -> list[Membership]:
+        return [m for (u, _), m in self.members.items() if u == user_id]
+
+    def get_membership(self, user_id: str, workspace_id: str) -> Membership | None:
+        return self.members.get((user_id, workspace_id))
+
+    def ledger(self, workspace_id: str, limit: int, cursor: str | None) -> LedgerPage:
+        mine = [e for e in reversed(self.entries) if e.workspace_id == workspace_id]
+        return LedgerPage(entries=mine[:limit], cursor=None)
+
+    def ledger_sum(self, workspace_id: str) -> int:
+        return sum(e.delta for e in self.entries if e.workspace_id == workspace_id)
+
+    def get_job(self, job_id: str) -> Job | None:
+        return copy.copy(self.jobs.get(job_id))
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        return {i: copy.copy(self.jobs[i]) for i in job_ids if i in self.jobs}
+
+    def list_jobs(self, workspace_id: str, status: JobStatus | None, limit: int, cursor: str | None) -> Page:
+        mine = [
+            j for j in self.jobs.values() if j.workspace_id == workspace_id and status in (None, j.status)
+        ]
+        return Page(jobs=sorted(mine, key=lambda j: j.created_at, reverse=True)[:limit], cursor=None)
+
+    def attempts_of(self, job_id: str) -> list[Attempt]:
+        return sorted((a for (j, _), a in self.attempts.items() if j == job_id), key=lambda a: a.n)
+
+    def get_attempt(self, job_id: str, n: int) -> Attempt | None:
+        return copy.copy(self.attempts.get((job_id, n)))
+
+    def jobs_to_sweep(self, status: JobStatus, before: datetime, limit: int) -> list[Job]:
+        due = [j for j in self.jobs.values() if j.status == status and j.sweep_at and j.sweep_at < before]
+        return sorted(due, key=lambda j: j.sweep_at or before)[:limit]
+
+    def get_answer(self, record_id: str, now: datetime) -> KeyedAnswer | None:
+        stored = self.answers.get(record_id)
+        if stored is None or not apply.answer_is_live(stored[0], stored[1], now):
+            return None
+        return stored[0]
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, int] = {}
+        self.uploaded: dict[str, Path] = {}
+        self.downloaded: list[str] = []
+
+    def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
+        return PresignedRequest(
+            url=f"https://r2.test/{key}?put",
+            method="PUT",
+            headers={"Content-Type": content_type, "Content-Length": str(size)},
+        )
+
+    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str:
+        return f"https://r2.test/{key}?get"
+
+    def head(self, key: str) -> StoredObject | None:
+        return (
+            StoredObject(key=key, size=self.objects[key], content_type=None) if key in self.objects else None
+        )
+
+    def upload_file(self, path: Path, key: str, content_type: str) -> None:
+        self.uploaded[key] = path
+        self.objects[key] = 1
+
+    def download_file(self, key: str, path: Path, size: int | None = None) -> None:
+        # As the adapter: a missing object is a StorageError (R2 answers 404 to the ranged GET).
+        if key not in self.objects:
+            raise StorageError(f"no object {key}")
+        path.write_bytes(b"\0" * self.objects[key])
+        self.downloaded.append(key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self.objects if key.startswith(prefix)]
+        for key in doomed:
+            del self.objects[key]
+            self.uploaded.pop(key, None)
+        return len(doomed)
+
+
+class FakeQueue:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[QueueMessage] = []
+        self.delays: list[int] = []
+        self.visibility: list[tuple[str, int]] = []
+        self.dead: list[tuple[str, str]] = []
+        self.fail = fail
+
+    def send(self, message: QueueMessage, delay_seconds: int = 0) -> None:
+        if self.fail:
+            raise QueueSendError()
+        if not 0 <= delay_seconds <= 900:
+            raise QueueSendError("DelaySeconds must be 0..900")
+        self.sent.append(message)
+        self.delays.append(delay_seconds)
+
+    def extend_visibility(self, receipt_handle: str, seconds: int) -> None:
+        if self.fail:
+            raise QueueSendError()
+        self.visibility.append((receipt_handle, seconds))
+
+    def dead_letter(self, body: str, reason: str) -> None:
+        if self.fail:
+            raise QueueSendError()
+        self.dead.append((body, reason))
+
+
+class Clock:
+    """A clock the test moves by hand (Services.clock): nothing waits on the real one."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+ALICE = Principal(user_id="alice-sub", email="alice@example.com")
+BOB = Principal(user_id="bob-sub", email="bob@example.com")
+
+
+def make_services(credits: int = 10, queue: FakeQueue | None = None, clock: Clock | None = None) -> Services:
+    repo, now = FakeRepository(), clock() if clock else utcnow()
+    for ws, balance, owner in (("ws-a", credits, ALICE), ("ws-b", 10, BOB)):
+        entry = LedgerEntry(ws, balance, LedgerReason.GRANT, created_at=now)
+        repo.commit(transitions.open_workspace(Workspace(ws, ws[-1].upper(), balance), entry, now))
+        repo.commit(transitions.add_member(Membership(owner.user_id, ws, Role.OWNER), now))
+    return Services(
+        settings=Settings(), repo=repo, store=FakeStore(), queue=queue or FakeQueue(), clock=clock or utcnow
+    )
