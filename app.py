@@ -13,12 +13,10 @@ from typing import Any
 from chalice import Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib.handlers import (
-    middleware,
-    notify_api,  # noqa: F401  (registers the notification routes)
-)
+from chalicelib.handlers import middleware
 from chalicelib.handlers.api import api
 from chalicelib.handlers.http import ThreadSafeChalice
+from chalicelib.notifications import routes as notification_routes  # noqa: F401  (registers its routes)
 
 JOBS_QUEUE = "vidproc-jobs"  # the deployed queue's name (infra/); the code reads JOBS_QUEUE_URL
 NOTIFICATIONS_QUEUE = "vidproc-notifications"  # the code reads NOTIFICATIONS_QUEUE_URL
@@ -49,13 +47,13 @@ def sweep_stuck_jobs(event: CloudWatchEvent) -> dict[str, int]:
 @app.lambda_function(name="handle_table_changes")
 def handle_table_changes(event: dict[str, Any], context: Any) -> dict[str, int]:
     # Its event sources (the jobs, attempts and workspaces streams) are in infra/chalice-merge.yaml.
-    from chalicelib.handlers import notifications
+    from chalicelib.notifications import handlers
 
-    return notifications.handle_changes(event)
+    return handlers.handle_changes(event)
 
 
 @app.on_sqs_message(queue=NOTIFICATIONS_QUEUE, batch_size=10)
 def handle_notifications(event: SQSEvent) -> dict[str, Any]:
-    from chalicelib.handlers import notifications
+    from chalicelib.notifications import handlers
 
-    return notifications.handle_messages(event.to_dict(), event.context)
+    return handlers.handle_messages(event.to_dict(), event.context)

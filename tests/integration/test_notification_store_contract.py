@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib.domain import Role
 from chalicelib.errors import NotFoundError
-from chalicelib.notices import Delivery, DeliveryStatus, Endpoint, EventType
+from chalicelib.notifications.domain import Delivery, DeliveryStatus, Endpoint, EventType
 from tests.unit.notify_fakes import FakeStore
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def store(request: pytest.FixtureRequest) -> Any:
     if request.param == "fake":
         return FakeStore()
     request.getfixturevalue("aws_stack")
-    from chalicelib.adapters.dynamodb.notifications import DynamoNotifications
+    from chalicelib.notifications.adapters.dynamodb import DynamoNotifications
 
     return DynamoNotifications()
 

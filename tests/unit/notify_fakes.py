@@ -10,7 +10,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.domain import Job, Membership, Role
 from chalicelib.errors import NotFoundError
-from chalicelib.notices import (
+from chalicelib.notifications.domain import (
     Delivery,
     DeliveryMessage,
     DeliveryStatus,
@@ -20,7 +20,7 @@ from chalicelib.notices import (
     MemberAddress,
     PostResult,
 )
-from chalicelib.processing.notify_ports import NotifyServices
+from chalicelib.notifications.ports import NotifyServices
 
 
 class FakeStore:

@@ -20,10 +20,14 @@ from tests.unit.fakes import FakeQueue, FakeRepository, FakeStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# What only the worker or the sweeper use, and what costs a cold start without being needed by it.
+# What only the worker, the sweeper or the notifier use, and what costs a cold start without being
+# needed by it.
 NOT_ON_THE_API_IMPORT_PATH = (
     "chalicelib.handlers.worker",
     "chalicelib.handlers.sweeper",
+    "chalicelib.notifications.handlers",
+    "chalicelib.notifications.events",
+    "chalicelib.notifications.adapters",
     "chalicelib.processing.worker",
     "chalicelib.processing.sweeper",
     "chalicelib.adapters.ffmpeg",

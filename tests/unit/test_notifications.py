@@ -11,9 +11,9 @@ import pytest
 
 from chalicelib.domain import Attempt, Job, JobStatus, Principal, Role, Trigger
 from chalicelib.errors import ConflictError, ForbiddenError, ServiceUnavailableError, ValidationError
-from chalicelib.notices import DeliveryMessage, DeliveryStatus, EventType, PostResult
-from chalicelib.processing import emails, events, notify, preferences, webhooks
-from chalicelib.processing.endpoint_urls import check_url, classify
+from chalicelib.notifications import emails, events, fanout, preferences, webhooks
+from chalicelib.notifications.domain import DeliveryMessage, DeliveryStatus, EventType, PostResult
+from chalicelib.notifications.endpoint_urls import check_url, classify
 from tests.unit.notify_fakes import FakeSender, notify_context, public_resolver
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -224,18 +224,18 @@ def _registered(**settings: Any) -> tuple[Any, ...]:
 def test_fan_out_twice_makes_one_delivery_and_one_email() -> None:
     ctx, store, mailer, sender, queue, _clock, endpoint = _registered()
     payload = json.dumps(_event())
-    first = notify.fan_out(ctx, _event(), payload)
+    first = fanout.fan_out(ctx, _event(), payload)
     assert (first.emails, first.deliveries) == (1, 1)
     message, delay = queue.deliveries[0]
     assert (message.endpoint_id, message.attempt, delay) == (endpoint.id, 1, 0)
 
     # Redelivered before the delivery was tried (the first run may have died before sending its
     # message): the message goes again, and the two messages make one try.
-    again = notify.fan_out(ctx, _event(), payload)
+    again = fanout.fan_out(ctx, _event(), payload)
     assert (again.emails, again.deliveries) == (0, 1)
     assert [webhooks.deliver(ctx, m) for m, _ in queue.deliveries] == ["delivered", "stale"]
     # Redelivered after: nothing more.
-    late = notify.fan_out(ctx, _event(), payload)
+    late = fanout.fan_out(ctx, _event(), payload)
     assert (late.emails, late.deliveries) == (0, 0)
     assert len(mailer.sent) == 1 and len(sender.posts) == 1 and len(store.deliveries) == 1
 
@@ -244,18 +244,18 @@ def test_a_failed_email_is_released_for_the_redelivery() -> None:
     ctx, store, mailer, *_ = _registered()
     mailer.fail = True
     with pytest.raises(ServiceUnavailableError):
-        notify.fan_out(ctx, _event(), json.dumps(_event()))
+        fanout.fan_out(ctx, _event(), json.dumps(_event()))
     mailer.fail = False
-    assert notify.fan_out(ctx, _event(), json.dumps(_event())).emails == 1
+    assert fanout.fan_out(ctx, _event(), json.dumps(_event())).emails == 1
 
 
 def test_members_get_only_what_they_chose_and_jobs_only_email_who_started_them() -> None:
     ctx, store, mailer, *_ = _registered()
     store.add_member("other", "ws", role=Role.MEMBER)
     store.set_email_events("owner-1", "ws", ["job.completed"])
-    notify.fan_out(ctx, _event("job.failed"), "{}")
+    fanout.fan_out(ctx, _event("job.failed"), "{}")
     assert mailer.sent == []
-    notify.fan_out(ctx, {**_event("job.completed"), "id": "evt_2"}, "{}")
+    fanout.fan_out(ctx, {**_event("job.completed"), "id": "evt_2"}, "{}")
     assert [m.to for m in mailer.sent] == ["owner@x.test"]
 
 
@@ -271,7 +271,7 @@ def test_the_schedule_doubles_with_jitter_caps_and_hops_over_15_minutes() -> Non
 
 
 def _delivery_message(ctx: Any, queue: Any, endpoint: Any) -> DeliveryMessage:
-    notify.fan_out(ctx, _event(), json.dumps(_event()))
+    fanout.fan_out(ctx, _event(), json.dumps(_event()))
     return queue.deliveries.pop()[0]
 
 
@@ -383,7 +383,7 @@ def test_unsubscribe_tokens_are_signed_and_turn_off_one_event_type() -> None:
 
 # --- stream records ------------------------------------------------------------------------------
 def test_a_stream_record_as_lambda_delivers_it_becomes_a_change() -> None:
-    from chalicelib.adapters.dynamodb.stream_records import change_of
+    from chalicelib.notifications.adapters.stream_records import change_of
     from devstack.lambda_events import stream_record
 
     image = {

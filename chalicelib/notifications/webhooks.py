@@ -22,12 +22,19 @@ from datetime import datetime, timedelta
 
 from chalicelib.domain import Principal, Role, new_id
 from chalicelib.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from chalicelib.notices import Delivery, DeliveryMessage, DeliveryStatus, Endpoint, EventType, PostResult
+from chalicelib.notifications.domain import (
+    Delivery,
+    DeliveryMessage,
+    DeliveryStatus,
+    Endpoint,
+    EventType,
+    PostResult,
+)
+from chalicelib.notifications.endpoint_urls import check_url
+from chalicelib.notifications.fanout import fan_out
+from chalicelib.notifications.ports import NotifyServices
+from chalicelib.notifications.preferences import parse_events
 from chalicelib.processing.access import resolve_workspace
-from chalicelib.processing.endpoint_urls import check_url
-from chalicelib.processing.notify import fan_out
-from chalicelib.processing.notify_ports import NotifyServices
-from chalicelib.processing.preferences import parse_events
 
 SQS_MAX_DELAY = 900
 MAX_DESCRIPTION = 200

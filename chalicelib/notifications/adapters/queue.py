@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings
 from chalicelib.errors import QueueSendError, ValidationError
-from chalicelib.notices import DeliveryMessage
+from chalicelib.notifications.domain import DeliveryMessage
 
 
 def encode_delivery(message: DeliveryMessage) -> str:

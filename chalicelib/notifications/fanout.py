@@ -12,10 +12,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import Role
-from chalicelib.notices import Delivery, DeliveryMessage, DeliveryStatus, Endpoint, EventType, MemberAddress
-from chalicelib.processing import emails
-from chalicelib.processing.notify_ports import NotifyServices
-from chalicelib.processing.preferences import unsubscribe_url
+from chalicelib.notifications import emails
+from chalicelib.notifications.domain import (
+    Delivery,
+    DeliveryMessage,
+    DeliveryStatus,
+    Endpoint,
+    EventType,
+    MemberAddress,
+)
+from chalicelib.notifications.ports import NotifyServices
+from chalicelib.notifications.preferences import unsubscribe_url
 
 EMAIL_MARK_DAYS = 7
 DELIVERY_KEEP_DAYS = 30

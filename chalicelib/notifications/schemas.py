@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from chalicelib.handlers.schemas import Schema, WorkspaceIn
-from chalicelib.notices import SUBSCRIBABLE, Delivery, Endpoint, Preferences
+from chalicelib.notifications.domain import SUBSCRIBABLE, Delivery, Endpoint, Preferences
 
 EventName = Literal["job.completed", "job.failed", "job.retried", "credits.low"]
 

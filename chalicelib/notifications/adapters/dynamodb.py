@@ -22,7 +22,7 @@ from chalicelib.adapters.dynamodb.transactions import is_condition_failure
 from chalicelib.config import Settings
 from chalicelib.domain import Role
 from chalicelib.errors import NotFoundError, ServiceUnavailableError
-from chalicelib.notices import Delivery, DeliveryStatus, Endpoint, EventType, MemberAddress
+from chalicelib.notifications.domain import Delivery, DeliveryStatus, Endpoint, EventType, MemberAddress
 
 T = TypeVar("T")
 _KEEP = timedelta(days=30)  # the delivery log keeps a delivery this long (TTL)

@@ -9,7 +9,14 @@ from typing import Any, Protocol
 
 from chalicelib.config import Settings
 from chalicelib.domain import Job, Membership, utcnow
-from chalicelib.notices import Delivery, DeliveryMessage, Endpoint, Mail, MemberAddress, PostResult
+from chalicelib.notifications.domain import (
+    Delivery,
+    DeliveryMessage,
+    Endpoint,
+    Mail,
+    MemberAddress,
+    PostResult,
+)
 
 
 class NotificationStore(Protocol):

@@ -13,7 +13,9 @@ from chalicelib.bootstrap import notify_services
 from chalicelib.domain import Principal
 from chalicelib.errors import DomainError, ValidationError
 from chalicelib.handlers.http import api, error_response, route
-from chalicelib.handlers.notify_schemas import (
+from chalicelib.handlers.schemas import WorkspaceIn
+from chalicelib.notifications import preferences, webhooks
+from chalicelib.notifications.schemas import (
     DeletedOut,
     DeliveryEnvelope,
     DeliveryLogOut,
@@ -27,8 +29,6 @@ from chalicelib.handlers.notify_schemas import (
     SettingsIn,
     SettingsOut,
 )
-from chalicelib.handlers.schemas import WorkspaceIn
-from chalicelib.processing import preferences, webhooks
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
