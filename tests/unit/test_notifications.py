@@ -12,7 +12,12 @@ import pytest
 from chalicelib.domain import Attempt, Job, JobStatus, Principal, Role, Trigger
 from chalicelib.errors import ConflictError, ForbiddenError, ServiceUnavailableError, ValidationError
 from chalicelib.notifications import emails, events, fanout, preferences, webhooks
-from chalicelib.notifications.domain import DeliveryMessage, DeliveryStatus, EventType, PostResult
+from chalicelib.notifications.domain import (
+    EventType,
+    PostResult,
+    WebhookDeliveryMessage,
+    WebhookDeliveryStatus,
+)
 from chalicelib.notifications.endpoint_urls import check_url, classify
 from tests.unit.notify_fakes import FakeSender, notify_context, public_resolver
 
@@ -270,7 +275,7 @@ def test_the_schedule_doubles_with_jitter_caps_and_hops_over_15_minutes() -> Non
     assert webhooks.hop_delay(T0 - timedelta(seconds=5), T0) == 0
 
 
-def _delivery_message(ctx: Any, queue: Any, endpoint: Any) -> DeliveryMessage:
+def _delivery_message(ctx: Any, queue: Any, endpoint: Any) -> WebhookDeliveryMessage:
     fanout.fan_out(ctx, _event(), json.dumps(_event()))
     return queue.deliveries.pop()[0]
 
@@ -292,7 +297,7 @@ def test_a_failure_schedules_the_next_try_and_a_2xx_delivers() -> None:
     assert webhooks.deliver(ctx, third) == "delivered"
     d = store.get_delivery(endpoint.id, message.delivery_id)
     assert d is not None and (d.status, d.attempts, d.last_response_code) == (
-        DeliveryStatus.DELIVERED,
+        WebhookDeliveryStatus.DELIVERED,
         3,
         204,
     )
@@ -303,7 +308,7 @@ def test_a_failure_schedules_the_next_try_and_a_2xx_delivers() -> None:
 def test_an_early_message_hops_without_trying() -> None:
     ctx, _store, _m, sender, queue, clock, endpoint = _registered()
     message = _delivery_message(ctx, queue, endpoint)
-    early = DeliveryMessage(
+    early = WebhookDeliveryMessage(
         message.workspace_id, message.endpoint_id, message.delivery_id, 1, clock.now + timedelta(hours=2)
     )
 
@@ -321,7 +326,7 @@ def test_after_the_window_the_delivery_fails_and_enough_failures_disable_and_tel
 
     assert webhooks.deliver(ctx, message) == "failed"
     d = store.get_delivery(endpoint.id, message.delivery_id)
-    assert d is not None and d.status == DeliveryStatus.FAILED and d.next_try_at is None
+    assert d is not None and d.status == WebhookDeliveryStatus.FAILED and d.next_try_at is None
     e = store.get_endpoint("ws", endpoint.id)
     assert e is not None and not e.enabled and "1 deliveries in a row failed" in (e.disabled_reason or "")
     assert [m.subject for m in mailer.sent] == ["A webhook endpoint was disabled"]
@@ -334,7 +339,7 @@ def test_resend_restarts_a_finished_delivery_once() -> None:
     assert webhooks.deliver(ctx, message) == "delivered"
 
     restarted = webhooks.resend(ctx, OWNER, "ws", endpoint.id, message.delivery_id)
-    assert restarted.status == DeliveryStatus.PENDING and queue.deliveries[-1][0].attempt == 2
+    assert restarted.status == WebhookDeliveryStatus.PENDING and queue.deliveries[-1][0].attempt == 2
     with pytest.raises(ConflictError):
         webhooks.resend(ctx, OWNER, "ws", endpoint.id, message.delivery_id)
     assert webhooks.deliver(ctx, queue.deliveries[-1][0]) == "delivered"
