@@ -11,6 +11,7 @@ from chalice import Blueprint
 from chalicelib.bootstrap import services
 from chalicelib.domain import JobStatus, Principal
 from chalicelib.handlers.http import idempotently, route
+from chalicelib.handlers.params import parse_job_id
 from chalicelib.handlers.schemas import (
     BatchRetryIn,
     BatchRetryOut,
@@ -68,7 +69,7 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     errors=(400, 403, 404, 409, 503),
 )
 def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut:  # noqa: N803
-    job_id = retry.parse_job_id(jobId)
+    job_id = parse_job_id(jobId)
 
     def act(key: Key[Queued] | None) -> Queued:
         return jobs.start_job(services(), principal, job_id, body.workspace_id, key)
@@ -106,7 +107,7 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
     errors=(400, 404),
 )
 def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEnvelope:  # noqa: N803
-    detail = jobs.get_job(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
+    detail = jobs.get_job(services(), principal, parse_job_id(jobId), query.workspace_id)
     tries = services().settings.max_auto_attempts
     return JobDetailEnvelope(job=JobDetailOut.of_detail(detail.job, detail.attempts, detail.pricing, tries))
 
@@ -121,9 +122,7 @@ def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEn
     errors=(400, 404),
 )
 def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOut:  # noqa: N803
-    return DownloadOut(
-        url=jobs.download_url(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
-    )
+    return DownloadOut(url=jobs.download_url(services(), principal, parse_job_id(jobId), query.workspace_id))
 
 
 @route(
@@ -136,7 +135,7 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
     errors=(400, 403, 404, 409, 503),
 )
 def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
-    job_id = retry.parse_job_id(jobId)
+    job_id = parse_job_id(jobId)
 
     def act(key: Key[retry.Retried] | None) -> retry.Retried:
         return retry.retry_job(services(), principal, job_id, body.workspace_id, key)
