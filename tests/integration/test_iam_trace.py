@@ -11,7 +11,6 @@ call the role lacks fails in production; a grant no call needs is a door left op
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 import warnings
@@ -127,12 +126,11 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
     def phase(name: str, action: Any) -> Any:
         bootstrap.reset()  # every phase is a cold function of its own: it builds its own clients
         parameters_base.DEFAULT_PROVIDERS.clear()  # and reads the R2 secret again
-        me = threading.get_ident()
         with aws_calls.record() as rec:
             result = action()
         # This thread and the pools it starts (batch retry, boto3's transfers); not the test
         # stack's background pollers (the local notifier), which other test files start.
-        calls[name] += [c for c in rec.calls if c.thread == me or c.thread_name.startswith("ThreadPool")]
+        calls[name] += rec.own()
         return result
 
     good, bad = phase("api", lambda: [api.started(clip), api.started(b"not a video")])
