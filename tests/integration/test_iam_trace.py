@@ -24,8 +24,8 @@ from chalice.test import Client
 
 from chalicelib import bootstrap
 from chalicelib.domain import QueueMessage, utcnow
-from devstack.lambda_events import LocalLambdaContext, scheduled_event, sqs_event
-from tests.support import aws_calls
+from devstack.lambda_events import LocalLambdaContext, scheduled_event
+from tests.support import aws_calls, sqs_events
 from tests.support.media import make_clip
 from tests.support.stack import AwsStack
 from tests.unit.test_infra import merge_template
@@ -202,17 +202,16 @@ class _Api:
 
 
 def _deliver(app: Any, jobs: list[dict[str, Any]]) -> None:
-    messages = [
-        {
-            "MessageId": str(uuid.uuid4()),
-            "ReceiptHandle": "r",
-            "Body": json.dumps({"jobId": j["id"], "workspaceId": j["workspaceId"], "attempt": j["attempt"]}),
-            "Attributes": {"ApproximateReceiveCount": "1"},
-            "MD5OfBody": "",
-        }
-        for j in jobs
-    ]
-    event = sqs_event(messages, "arn:aws:sqs:us-east-1:000000000000:vidproc-jobs", "us-east-1")
+    event = sqs_events.event(
+        *(
+            sqs_events.record(
+                json.dumps({"jobId": j["id"], "workspaceId": j["workspaceId"], "attempt": j["attempt"]}),
+                receipt_handle="r",
+                queue_arn="arn:aws:sqs:us-east-1:000000000000:vidproc-jobs",
+            )
+            for j in jobs
+        )
+    )
     result = app.handle_job_messages(event, LocalLambdaContext("worker", region="us-east-1"))
     assert result == {"batchItemFailures": []}
 
