@@ -1,4 +1,5 @@
-"""Composition root: the Chalice app, its blueprint of routes, the worker, the sweeper, the notifier.
+"""Composition root: the Chalice app, one blueprint of routes per feature, the worker, the sweeper,
+the notifier.
 
 Chalice deploys this one module as every function (the API, the worker, the sweeper, the
 notifier's two), so each handler imports what only it uses inside its body: the API's cold start
@@ -13,18 +14,18 @@ from typing import Any
 from chalice import Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib.handlers import (
-    middleware,
-    notify_api,  # noqa: F401  (registers the notification routes)
-)
-from chalicelib.handlers.api import api
+from chalicelib.handlers import credits, jobs, meta, middleware
 from chalicelib.handlers.http import ThreadSafeChalice
+from chalicelib.notifications import routes as notification_routes
 
 JOBS_QUEUE = "vidproc-jobs"  # the deployed queue's name (infra/); the code reads JOBS_QUEUE_URL
 NOTIFICATIONS_QUEUE = "vidproc-notifications"  # the code reads NOTIFICATIONS_QUEUE_URL
 
 app = ThreadSafeChalice(app_name="vidproc")
-app.register_blueprint(api)
+app.register_blueprint(meta.blueprint)
+app.register_blueprint(credits.blueprint)
+app.register_blueprint(jobs.blueprint)
+app.register_blueprint(notification_routes.blueprint)
 app.register_middleware(middleware.http, "http")
 app.register_middleware(middleware.events, "sqs")
 app.register_middleware(middleware.events, "scheduled")
@@ -49,13 +50,13 @@ def sweep_stuck_jobs(event: CloudWatchEvent) -> dict[str, int]:
 @app.lambda_function(name="handle_table_changes")
 def handle_table_changes(event: dict[str, Any], context: Any) -> dict[str, int]:
     # Its event sources (the jobs, attempts and workspaces streams) are in infra/chalice-merge.yaml.
-    from chalicelib.handlers import notifications
+    from chalicelib.notifications import handlers
 
-    return notifications.handle_changes(event)
+    return handlers.handle_changes(event)
 
 
 @app.on_sqs_message(queue=NOTIFICATIONS_QUEUE, batch_size=10)
 def handle_notifications(event: SQSEvent) -> dict[str, Any]:
-    from chalicelib.handlers import notifications
+    from chalicelib.notifications import handlers
 
-    return notifications.handle_messages(event.to_dict(), event.context)
+    return handlers.handle_messages(event.to_dict(), event.context)

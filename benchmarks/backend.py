@@ -17,19 +17,10 @@ from dataclasses import dataclass, field
 from chalicelib import bootstrap
 from tests.support import aws_calls
 
-_PREFIX = {"dynamodb": "ddb", "sqs": "sqs", "s3": "s3"}
-
-
-@dataclass
-class Call:
-    op: str
-    seconds: float
-    started: float  # time.perf_counter() when it was sent
-
 
 @dataclass
 class Recording:
-    calls: list[Call] = field(default_factory=list)
+    calls: list[aws_calls.Call] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -50,23 +41,10 @@ class Recording:
         return total
 
     def counts(self) -> Counter[str]:
-        return Counter(c.op for c in self.calls)
+        return aws_calls.round_trips(self.calls)
 
     def signature(self) -> str:
-        return signature(self.counts())
-
-
-def signature(counts: Counter[str]) -> str:
-    """'ddb:GetItem x2, s3:HeadObject, sqs:SendMessage' (DynamoDB first, then S3, then SQS)."""
-    order = {"ddb": 0, "s3": 1, "sqs": 2}
-    parts = []
-    for op, n in sorted(counts.items(), key=lambda kv: (order.get(kv[0].split(":")[0], 9), kv[0])):
-        parts.append(op if n == 1 else f"{op} x{n}")
-    return ", ".join(parts) or "none"
-
-
-def _call(c: aws_calls.Call) -> Call:
-    return Call(f"{_PREFIX.get(c.service, c.service)}:{c.operation}", c.seconds, c.started)
+        return aws_calls.shape(self.counts())
 
 
 _installed = False
@@ -93,4 +71,4 @@ def record(all_threads: bool = False) -> Iterator[Recording]:
         try:
             yield recording
         finally:
-            recording.calls[:] = [_call(c) for c in raw.calls if all_threads or c.thread == me]
+            recording.calls[:] = [c for c in raw.calls if all_threads or c.thread == me]

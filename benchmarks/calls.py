@@ -28,7 +28,7 @@ from benchmarks.fixtures import (
     tenant,
     upload,
 )
-from tests.support.awscalls import counting, shape
+from tests.support.aws_calls import counting, shape
 
 NAME = "calls"
 TITLE = "Backend round trips per request (routes run in-process)"

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Settings, get_settings, reset_settings
 from chalicelib.domain import utcnow
+from chalicelib.notifications.ports import NotifyServices
 from chalicelib.processing.context import Services
-from chalicelib.processing.notify_ports import NotifyServices
 
 if TYPE_CHECKING:
     from chalicelib.processing.accounts import AddedUser
@@ -228,11 +228,11 @@ _notify_override: NotifyServices | None = None
 
 @cache
 def _default_notify_services() -> NotifyServices:
-    from chalicelib.adapters.dynamodb.notifications import DynamoNotifications
-    from chalicelib.adapters.notification_queue import SqsNotificationQueue
-    from chalicelib.adapters.resolver import resolve
-    from chalicelib.adapters.ses import SesMailer
-    from chalicelib.adapters.webhook_http import HttpWebhookSender
+    from chalicelib.notifications.adapters.dynamodb import DynamoNotifications
+    from chalicelib.notifications.adapters.queue import SqsNotificationQueue
+    from chalicelib.notifications.adapters.resolver import resolve
+    from chalicelib.notifications.adapters.ses import SesMailer
+    from chalicelib.notifications.adapters.webhook_http import HttpWebhookSender
 
     settings = get_settings()
     return NotifyServices(

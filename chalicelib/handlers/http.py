@@ -1,7 +1,11 @@
 """The HTTP edge: one route decorator that authenticates, parses and translates errors.
 
-A view gets the verified Principal and pydantic-validated input, makes one call into
-chalicelib.processing, and returns a pydantic model. Domain errors become
+Each feature has its own Chalice Blueprint (handlers/jobs.py, handlers/credits.py,
+handlers/meta.py, notifications/routes.py); app.py registers them. `route(blueprint, ...)`
+registers a view on the blueprint it is given and records it for /openapi.json.
+
+A view gets the verified Principal and pydantic-validated input, makes one call into the
+service layer, and returns a pydantic model. Domain errors become
 `{"code", "message"}` through the one table in chalicelib.errors; a client's mistake never
 becomes a 500.
 """
@@ -29,7 +33,6 @@ from chalicelib.observability import logger
 from chalicelib.processing.idempotency import Key, once
 from chalicelib.processing.ports import KeyedAnswer
 
-api = Blueprint(__name__)
 R = TypeVar("R")
 
 
@@ -87,10 +90,11 @@ class RouteDoc:
     errors: tuple[int, ...]
 
 
-ROUTES: list[RouteDoc] = []
+ROUTES: list[RouteDoc] = []  # every route of every blueprint, for the OpenAPI document
 
 
 def route(
+    blueprint: Blueprint,
     path: str,
     method: str,
     *,
@@ -107,7 +111,7 @@ def route(
 
         @functools.wraps(view)
         def handler(**params: str) -> Response:
-            request = api.current_request
+            request = blueprint.current_request
             try:
                 kwargs: dict[str, Any] = dict(params)
                 if auth:
@@ -128,7 +132,7 @@ def route(
                 status, result.model_dump(mode="json", by_alias=True) if result is not None else None
             )
 
-        api.route(path, methods=[method], cors=CORS, content_types=["application/json", "text/plain"])(
+        blueprint.route(path, methods=[method], cors=CORS, content_types=["application/json", "text/plain"])(
             handler
         )
         return handler
@@ -142,6 +146,7 @@ def authenticate(request: Request) -> Principal:
 
 
 def idempotently(
+    blueprint: Blueprint,
     principal: Principal,
     route: str,
     target: str,
@@ -152,8 +157,9 @@ def idempotently(
     """Run `action` once per Idempotency-Key (when the request has one), replaying its answer.
 
     `action` gets the key to commit with its charge; `render` turns its result into the answer.
+    The key is read from the request `blueprint` is serving.
     """
-    request = api.current_request
+    request = blueprint.current_request
     value = (request.headers.get("idempotency-key") or "").strip() or None
     if replay is None:
         return once(services(), principal, route, value, target, action, render)

@@ -20,7 +20,7 @@ from chalicelib.processing import worker
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import TranscodeResult
 from tests.support.api import Tenant, new_tenant, repository
-from tests.support.awscalls import counting
+from tests.support.aws_calls import counting
 from tests.support.lifecycle import claim, fail
 from tests.support.stack import AwsStack
 

@@ -31,6 +31,7 @@ from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from devstack import REPO_ROOT
 from devstack.lambda_events import LocalLambdaContext
+from tests.support import sqs_events
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.invariants import ledger_mismatches
 from tests.support.lifecycle import claim, complete, fail
@@ -245,7 +246,7 @@ def test_the_same_message_delivered_twice_at_once_runs_one_transcode(
     results: list[Any] = []
 
     def deliver(n: int) -> None:
-        event = {"Records": [_record(f"dup-{n}", body)]}
+        event = sqs_events.event(sqs_events.record(body, message_id=f"dup-{n}"))
         start.wait()
         results.append(app.handle_job_messages(event, LocalLambdaContext("worker")))
 
@@ -377,20 +378,6 @@ def test_the_sweeper_and_a_reclaim_racing_on_an_expired_lease_keep_the_live_work
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-def _record(message_id: str, body: str) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"rh-{message_id}",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:vidproc-jobs",
-        "awsRegion": "us-east-1",
-    }
 
 
 def _cli(stack: AwsStack, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

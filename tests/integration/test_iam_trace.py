@@ -11,7 +11,6 @@ call the role lacks fails in production; a grant no call needs is a door left op
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 import warnings
@@ -25,8 +24,8 @@ from chalice.test import Client
 
 from chalicelib import bootstrap
 from chalicelib.domain import QueueMessage, utcnow
-from devstack.lambda_events import LocalLambdaContext, scheduled_event, sqs_event
-from tests.support import aws_calls
+from devstack.lambda_events import LocalLambdaContext, scheduled_event
+from tests.support import aws_calls, sqs_events
 from tests.support.lifecycle import claim
 from tests.support.media import make_clip
 from tests.support.stack import AwsStack
@@ -128,12 +127,11 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
     def phase(name: str, action: Any) -> Any:
         bootstrap.reset()  # every phase is a cold function of its own: it builds its own clients
         parameters_base.DEFAULT_PROVIDERS.clear()  # and reads the R2 secret again
-        me = threading.get_ident()
         with aws_calls.record() as rec:
             result = action()
         # This thread and the pools it starts (batch retry, boto3's transfers); not the test
         # stack's background pollers (the local notifier), which other test files start.
-        calls[name] += [c for c in rec.calls if c.thread == me or c.thread_name.startswith("ThreadPool")]
+        calls[name] += rec.own()
         return result
 
     good, bad = phase("api", lambda: [api.started(clip), api.started(b"not a video")])
@@ -205,17 +203,16 @@ class _Api:
 
 
 def _deliver(app: Any, jobs: list[dict[str, Any]]) -> None:
-    messages = [
-        {
-            "MessageId": str(uuid.uuid4()),
-            "ReceiptHandle": "r",
-            "Body": json.dumps({"jobId": j["id"], "workspaceId": j["workspaceId"], "attempt": j["attempt"]}),
-            "Attributes": {"ApproximateReceiveCount": "1"},
-            "MD5OfBody": "",
-        }
-        for j in jobs
-    ]
-    event = sqs_event(messages, "arn:aws:sqs:us-east-1:000000000000:vidproc-jobs", "us-east-1")
+    event = sqs_events.event(
+        *(
+            sqs_events.record(
+                json.dumps({"jobId": j["id"], "workspaceId": j["workspaceId"], "attempt": j["attempt"]}),
+                receipt_handle="r",
+                queue_arn="arn:aws:sqs:us-east-1:000000000000:vidproc-jobs",
+            )
+            for j in jobs
+        )
+    )
     result = app.handle_job_messages(event, LocalLambdaContext("worker", region="us-east-1"))
     assert result == {"batchItemFailures": []}
 

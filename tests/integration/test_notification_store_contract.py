@@ -13,8 +13,8 @@ import pytest
 
 from chalicelib.domain import Role
 from chalicelib.errors import NotFoundError
-from chalicelib.notices import Delivery, DeliveryStatus, Endpoint, EventType
-from tests.unit.notify_fakes import FakeStore
+from chalicelib.notifications.domain import Endpoint, EventType, WebhookDelivery, WebhookDeliveryStatus
+from tests.support.notify_fakes import FakeStore
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -25,7 +25,7 @@ def store(request: pytest.FixtureRequest) -> Any:
     if request.param == "fake":
         return FakeStore()
     request.getfixturevalue("aws_stack")
-    from chalicelib.adapters.dynamodb.notifications import DynamoNotifications
+    from chalicelib.notifications.adapters.dynamodb import DynamoNotifications
 
     return DynamoNotifications()
 
@@ -36,15 +36,15 @@ def _endpoint(ws: str) -> Endpoint:
     )
 
 
-def _delivery(endpoint_id: str) -> Delivery:
-    return Delivery(
+def _delivery(endpoint_id: str) -> WebhookDelivery:
+    return WebhookDelivery(
         endpoint_id,
         f"0001-{uuid.uuid4().hex}",
         "ws",
         "evt_1",
         "job.failed",
         "{}",
-        DeliveryStatus.PENDING,
+        WebhookDeliveryStatus.PENDING,
         T0,
         next_try_at=T0,
     )
@@ -54,18 +54,18 @@ def test_a_delivery_is_created_once_and_each_try_is_recorded_once(store: Any) ->
     d = _delivery(str(uuid.uuid4()))
     assert store.create_delivery(d) is True
     assert store.create_delivery(d) is False
-    tried = Delivery(**{**d.__dict__, "attempts": 1, "last_try_at": T0, "last_response_code": 500})
+    tried = WebhookDelivery(**{**d.__dict__, "attempts": 1, "last_try_at": T0, "last_response_code": 500})
     assert store.record_try(tried, expected_attempts=0) is True
     assert store.record_try(tried, expected_attempts=0) is False  # a second message for try 1
-    done = Delivery(
-        **{**tried.__dict__, "attempts": 2, "status": DeliveryStatus.DELIVERED, "next_try_at": None}
+    done = WebhookDelivery(
+        **{**tried.__dict__, "attempts": 2, "status": WebhookDeliveryStatus.DELIVERED, "next_try_at": None}
     )
     assert store.record_try(done, expected_attempts=1) is True
-    after = Delivery(**{**done.__dict__, "attempts": 3, "status": DeliveryStatus.PENDING})
+    after = WebhookDelivery(**{**done.__dict__, "attempts": 3, "status": WebhookDeliveryStatus.PENDING})
     assert store.record_try(after, expected_attempts=2) is False  # finished: no more tries
     got = store.get_delivery(d.endpoint_id, d.id)
     assert (got.status, got.attempts, got.last_response_code, got.next_try_at) == (
-        DeliveryStatus.DELIVERED,
+        WebhookDeliveryStatus.DELIVERED,
         2,
         500,
         None,
@@ -77,13 +77,15 @@ def test_resend_restarts_only_a_finished_delivery(store: Any) -> None:
     store.create_delivery(d)
     assert store.restart_delivery(d.endpoint_id, d.id, T0) is None  # still pending
     assert store.restart_delivery(d.endpoint_id, "0001-missing", T0) is None
-    failed = Delivery(**{**d.__dict__, "attempts": 1, "status": DeliveryStatus.FAILED, "last_try_at": T0})
+    failed = WebhookDelivery(
+        **{**d.__dict__, "attempts": 1, "status": WebhookDeliveryStatus.FAILED, "last_try_at": T0}
+    )
     assert store.record_try(failed, expected_attempts=0)
     later = T0 + timedelta(hours=1)
     restarted = store.restart_delivery(d.endpoint_id, d.id, later)
     assert (
         restarted is not None
-        and restarted.status == DeliveryStatus.PENDING
+        and restarted.status == WebhookDeliveryStatus.PENDING
         and restarted.first_try_at == later
     )
     assert [x.id for x in store.deliveries_of(d.endpoint_id, 10)] == [d.id]

@@ -12,6 +12,7 @@ import requests
 
 from chalicelib import bootstrap
 from chalicelib.processing.context import Services
+from tests.support import sqs_events
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.media import make_clip, make_corrupt_file, probe_streams, top_level_boxes
 from tests.support.stack import AwsStack, Workers
@@ -156,7 +157,10 @@ def test_a_message_that_is_not_a_job_goes_to_the_dead_letter_queue_not_dropped(a
     import app
 
     sqs, dlq = aws_stack.client("sqs"), aws_stack.env["JOBS_DLQ_URL"]
-    event = {"Records": [_record("m-1", "not json"), _record("m-2", json.dumps({"hello": 1}))]}
+    event = sqs_events.event(
+        sqs_events.record("not json", message_id="m-1"),
+        sqs_events.record(json.dumps({"hello": 1}), message_id="m-2"),
+    )
     result = app.handle_job_messages(event, None)
     assert result["batchItemFailures"] == []  # nothing to retry: they can never succeed
     bodies = []
@@ -165,17 +169,3 @@ def test_a_message_that_is_not_a_job_goes_to_the_dead_letter_queue_not_dropped(a
             bodies.append(m["Body"])
             sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
     assert "not json" in bodies and json.dumps({"hello": 1}) in bodies
-
-
-def _record(message_id: str, body: str) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"rh-{message_id}",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:vidproc-jobs",
-        "awsRegion": "us-east-1",
-    }

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chalicelib.adapters.webhook_http import HttpWebhookSender
-from chalicelib.processing.webhooks import new_secret
+from chalicelib.notifications.adapters.webhook_http import HttpWebhookSender
+from chalicelib.notifications.webhooks import new_secret
 from tests.support.notify import Receiver, signed_by
 
 pytestmark = pytest.mark.integration

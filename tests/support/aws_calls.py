@@ -1,23 +1,37 @@
 """Every AWS call this process makes, seen through botocore's own event hooks.
 
-The one place where tests and benchmarks see the calls the code makes: `install()` registers
-`before-call` / `after-call` handlers on every botocore client created from then on (boto3's,
-pynamodb's and Powertools' alike), and `record()` collects the calls made inside a block.
-`iam_actions()` turns calls into the IAM actions and resources they need (each item of a
-TransactWriteItems is authorised as its own PutItem / UpdateItem / DeleteItem /
-ConditionCheckItem).
+The one place where tests and benchmarks see the calls the code makes. A hooked client records
+each call that gets an answer: its service and operation, its parameters, when it started, how
+long it took, the thread that made it, and how many HTTP round trips it took (`before-send`
+fires once per try, so a retry is counted).
+
+- `install()` hooks every botocore client created from then on (boto3's, pynamodb's and
+  Powertools' alike); `record()` collects the calls made inside a block, in any thread.
+- `counting(svc)` counts the round trips of the calling thread (and the thread pools it starts)
+  inside a block, as {"ddb:GetItem": 1, ...}, hooking the services' clients for the block when
+  `install()` did not (they may have been built before).
+- `iam_actions()` turns calls into the IAM actions and resources they need (each item of a
+  TransactWriteItems is authorised as its own PutItem / UpdateItem / DeleteItem /
+  ConditionCheckItem); `shape()` writes counts on one line.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.session
+
+from chalicelib.processing.context import Services
+
+_SHORT = {"dynamodb": "ddb"}  # how an operation is written: "ddb:GetItem", "s3:HeadObject", ...
+_ORDER = {"ddb": 0, "s3": 1, "sqs": 2}  # shape(): DynamoDB first, then S3, then SQS, then the rest
 
 
 @dataclass(frozen=True)
@@ -29,23 +43,47 @@ class Call:
     seconds: float
     thread: int  # threading.get_ident() of the caller
     thread_name: str
+    round_trips: int = 1  # HTTP requests sent for it (botocore's retries included)
+
+    @property
+    def op(self) -> str:
+        """'ddb:GetItem', 's3:HeadObject', 'sqs:SendMessage', ..."""
+        return f"{_SHORT.get(self.service, self.service)}:{self.operation}"
 
 
 @dataclass
 class Recording:
     calls: list[Call] = field(default_factory=list)
+    thread: int = field(default_factory=threading.get_ident)  # the thread that opened it
 
     def operations(self) -> list[str]:
         return [f"{c.service}:{c.operation}" for c in self.calls]
 
+    def own(self) -> list[Call]:
+        """The calls of the thread that opened the recording and of the thread pools code starts
+        (batch retry, boto3's transfers); not the test stack's background pollers (the local
+        worker and notifier), which share the clients."""
+        return [c for c in self.calls if c.thread == self.thread or c.thread_name.startswith("ThreadPool")]
+
 
 _lock = threading.Lock()
 _recordings: list[Recording] = []
+_hooked: weakref.WeakSet[Any] = weakref.WeakSet()
 _installed = False
+
+
+def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context["aws_calls_params"] = params
 
 
 def _before(context: dict[str, Any], **_: Any) -> None:
     context["aws_calls_started"] = time.perf_counter()
+    context["aws_calls_round_trips"] = 0
+
+
+def _sending(request: Any, **_: Any) -> None:
+    context = request.context  # the operation's context (the one before-call and after-call get)
+    context["aws_calls_round_trips"] = context.get("aws_calls_round_trips", 0) + 1
 
 
 def _after(model: Any, context: dict[str, Any], **_: Any) -> None:
@@ -58,21 +96,37 @@ def _after(model: Any, context: dict[str, Any], **_: Any) -> None:
         seconds=time.perf_counter() - started,
         thread=threading.get_ident(),
         thread_name=threading.current_thread().name,
+        round_trips=context.get("aws_calls_round_trips", 1),
     )
     with _lock:
         for recording in _recordings:
             recording.calls.append(call)
 
 
-def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    context["aws_calls_params"] = params
+_HANDLERS = (
+    ("provide-client-params", _keep_params, "aws_calls.params"),
+    ("before-call", _before, "aws_calls.before"),
+    ("before-send", _sending, "aws_calls.send"),
+    ("after-call", _after, "aws_calls.after"),
+)
 
 
-def _register(client: Any) -> None:
-    events = client.meta.events
-    events.register("provide-client-params", _keep_params, unique_id="aws_calls.params")
-    events.register("before-call", _before, unique_id="aws_calls.before")
-    events.register("after-call", _after, unique_id="aws_calls.after")
+def hook(client: Any) -> bool:
+    """Record the client's calls; False when it already was hooked."""
+    with _lock:
+        if client in _hooked:
+            return False
+        _hooked.add(client)
+    for event, handler, unique_id in _HANDLERS:
+        client.meta.events.register(event, handler, unique_id=unique_id)
+    return True
+
+
+def unhook(client: Any) -> None:
+    with _lock:
+        _hooked.discard(client)
+    for event, _handler, unique_id in _HANDLERS:
+        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 def install() -> None:
@@ -86,7 +140,7 @@ def install() -> None:
 
         def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
             client = original(self, *args, **kwargs)
-            _register(client)
+            hook(client)
             return client
 
         botocore.session.Session.create_client = create_client
@@ -95,7 +149,7 @@ def install() -> None:
 
 @contextmanager
 def record() -> Iterator[Recording]:
-    """The calls made (in any thread) while the block runs."""
+    """The calls made (in any thread) through hooked clients while the block runs."""
     recording = Recording()
     with _lock:
         _recordings.append(recording)
@@ -104,6 +158,44 @@ def record() -> Iterator[Recording]:
     finally:
         with _lock:
             _recordings.remove(recording)
+
+
+def clients_of(svc: Services) -> list[Any]:
+    """The clients the services call AWS with: the one DynamoDB client every model and
+    transaction shares, the R2 client, the SQS client."""
+    from chalicelib.adapters.dynamodb.connection import connection
+
+    clients = [connection().client, getattr(svc.store, "client", None), getattr(svc.queue, "client", None)]
+    return [c for c in clients if c is not None]
+
+
+def round_trips(calls: Iterable[Call]) -> Counter[str]:
+    """{"ddb:GetItem": 2, "s3:HeadObject": 1, ...}: HTTP round trips per operation."""
+    counts: Counter[str] = Counter()
+    for call in calls:
+        counts[call.op] += call.round_trips
+    return counts
+
+
+@contextmanager
+def counting(svc: Services) -> Iterator[Counter[str]]:
+    """Count the round trips this thread (and the pools it starts) makes inside the block, as
+    {"ddb:GetItem": 1, "s3:HeadObject": 1, ...}; the counter is filled when the block ends."""
+    added = [client for client in clients_of(svc) if hook(client)]
+    counts: Counter[str] = Counter()
+    try:
+        with record() as recording:
+            yield counts
+        counts.update(round_trips(recording.own()))
+    finally:
+        for client in added:
+            unhook(client)
+
+
+def shape(counts: Counter[str]) -> str:
+    """'ddb:GetItem x2, s3:HeadObject, sqs:SendMessage' (DynamoDB first, then S3, then SQS)."""
+    ordered = sorted(counts.items(), key=lambda kv: (_ORDER.get(kv[0].split(":")[0], 9), kv[0]))
+    return ", ".join(op if n == 1 else f"{op} x{n}" for op, n in ordered) or "none"
 
 
 _TRANSACT_ITEM_ACTIONS = {

@@ -37,6 +37,7 @@ from chalicelib.lifecycle import Move, Transition
 from chalicelib.processing import autoretry, failures, jobs, pricing, reprocess, retry, worker
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import TranscodeResult
+from tests.support import sqs_events
 from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, make_services
 
 
@@ -400,20 +401,6 @@ class LambdaContext:
         return self.remaining_ms
 
 
-def record(message_id: str, body: str, receive_count: int = 1) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"rh-{message_id}",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "0"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:vidproc-jobs",
-        "awsRegion": "us-east-1",
-    }
-
-
 @pytest.fixture
 def installed() -> Iterator[Callable[[Services], None]]:
     yield lambda svc: bootstrap.override(svc)
@@ -433,14 +420,15 @@ def test_a_record_without_time_for_a_transcode_is_handed_back_unclaimed(
     installed(svc)
     body = _body(queue_of(svc).sent.pop(0))
     short = LambdaContext(remaining_ms=(svc.settings.transcode_timeout_seconds + 30) * 1000)
-    result = handler.handle({"Records": [record("m-1", body)]}, short)
+    result = handler.handle(sqs_events.event(sqs_events.record(body, message_id="m-1")), short)
     assert result["batchItemFailures"] == [{"itemIdentifier": "m-1"}]
     job = repo_of(svc).jobs[job_id]
     assert job.status == JobStatus.QUEUED and repo_of(svc).attempts[(job_id, 1)].outcome == Outcome.QUEUED
     assert ("rh-m-1", 0) in queue_of(svc).visibility  # back at once, to an invocation with time
     assert svc.transcoder is not None and svc.transcoder.calls == 0  # type: ignore[attr-defined]
     plenty = LambdaContext(remaining_ms=900_000)
-    assert handler.handle({"Records": [record("m-1", body, 2)]}, plenty)["batchItemFailures"] == []
+    again = sqs_events.event(sqs_events.record(body, 2, message_id="m-1"))  # SQS's redelivery
+    assert handler.handle(again, plenty)["batchItemFailures"] == []
     assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
 
 
@@ -452,7 +440,9 @@ def test_a_malformed_body_goes_to_the_dlq_and_the_rest_of_the_batch_runs(
     svc, job_id = setup()
     installed(svc)
     body = _body(queue_of(svc).sent.pop(0))
-    event = {"Records": [record("bad", "{not json"), record("good", body)]}
+    event = sqs_events.event(
+        sqs_events.record("{not json", message_id="bad"), sqs_events.record(body, message_id="good")
+    )
     result = handler.handle(event, LambdaContext(900_000))
     assert result["batchItemFailures"] == []
     assert [b for b, _ in queue_of(svc).dead] == ["{not json"]
@@ -480,11 +470,13 @@ def test_the_last_delivery_that_still_fails_gives_the_job_up_with_a_refund(
     svc.repo = exploding
     installed(svc)
     body = _body(queue_of(svc).sent.pop(0))
-    early = handler.handle({"Records": [record("m", body, 1)]}, LambdaContext(900_000))
+    first = sqs_events.event(sqs_events.record(body, 1, message_id="m"))
+    early = handler.handle(first, LambdaContext(900_000))
     assert early["batchItemFailures"] == [{"itemIdentifier": "m"}]
     assert exploding.jobs[job_id].status == JobStatus.PROCESSING  # the sweeper's, or a later delivery's
     exploding.jobs[job_id].lease_until = svc.clock()  # the first invocation died
-    last = handler.handle({"Records": [record("m", body, 5)]}, LambdaContext(900_000))
+    fifth = sqs_events.event(sqs_events.record(body, 5, message_id="m"))
+    last = handler.handle(fifth, LambdaContext(900_000))
     assert last["batchItemFailures"] == [{"itemIdentifier": "m"}]  # to the DLQ, for an operator
     job = exploding.jobs[job_id]
     assert (job.status, job.error) == (
@@ -502,7 +494,8 @@ def test_a_reprocess_message_requeues_through_the_handler(installed: Callable[[S
     job_id = _failed(svc)
     installed(svc)
     body = json.dumps({"type": "reprocess", "workspaceId": "ws-a", "errorCode": "INVALID_VIDEO"})
-    assert handler.handle({"Records": [record("r", body)]}, LambdaContext(900_000))["batchItemFailures"] == []
+    event = sqs_events.event(sqs_events.record(body, message_id="r"))
+    assert handler.handle(event, LambdaContext(900_000))["batchItemFailures"] == []
     assert repo_of(svc).jobs[job_id].status == JobStatus.QUEUED
     assert repo_of(svc).attempts[(job_id, 2)].trigger == Trigger.REPROCESS
 

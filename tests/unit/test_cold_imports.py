@@ -20,10 +20,14 @@ from tests.support.fakes import FakeQueue, FakeRepository, FakeStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# What only the worker or the sweeper use, and what costs a cold start without being needed by it.
+# What only the worker, the sweeper or the notifier use, and what costs a cold start without being
+# needed by it.
 NOT_ON_THE_API_IMPORT_PATH = (
     "chalicelib.handlers.worker",
     "chalicelib.handlers.sweeper",
+    "chalicelib.notifications.handlers",
+    "chalicelib.notifications.events",
+    "chalicelib.notifications.adapters",
     "chalicelib.processing.worker",
     "chalicelib.processing.sweeper",
     "chalicelib.adapters.ffmpeg",
@@ -37,6 +41,13 @@ NOT_ON_THE_API_IMPORT_PATH = (
     "pynamodb",
     "jwt",
     "pydantic_settings",
+)
+
+ROUTE_MODULES = (
+    "chalicelib.handlers.meta",
+    "chalicelib.handlers.credits",
+    "chalicelib.handlers.jobs",
+    "chalicelib.notifications.routes",
 )
 
 
@@ -54,7 +65,8 @@ def test_importing_app_loads_no_worker_sweeper_batch_ffmpeg_or_sdk_code() -> Non
     loaded = _fresh("import app, sys, json; print(json.dumps(sorted(sys.modules)))")
 
     assert [m for m in NOT_ON_THE_API_IMPORT_PATH if m in loaded] == []
-    assert "chalicelib.handlers.api" in loaded  # the routes themselves are registered
+    # the routes themselves are registered, one blueprint per feature
+    assert [m for m in ROUTE_MODULES if m not in loaded] == []
 
 
 def test_the_worker_and_sweeper_handlers_load_their_modules_when_called() -> None:

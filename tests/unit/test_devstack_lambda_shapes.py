@@ -6,9 +6,11 @@ import base64
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from devstack.lambda_events import LocalLambdaContext, scheduled_event, sqs_event
 from devstack.worker import failed_ids
+from tests.support import sqs_events
 
 MESSAGE: dict[str, Any] = {
     "MessageId": "m-1",
@@ -36,6 +38,17 @@ def test_sqs_event_has_lambdas_record_shape() -> None:
     assert record["messageAttributes"]["kind"]["stringValue"] == "job"
     assert record["messageAttributes"]["blob"]["binaryValue"] == base64.b64encode(b"\x00\x01").decode()
     assert record["messageAttributes"]["blob"]["dataType"] == "Binary"
+
+
+def test_the_tests_sqs_records_are_the_local_stacks_records_with_defaults() -> None:
+    event = sqs_events.event(sqs_events.record('{"jobId": "j"}', 3, message_id="m-9"), sqs_events.record("x"))
+
+    first, second = (SQSRecord(r) for r in event["Records"])
+    assert (first.message_id, first.receipt_handle, first.body) == ("m-9", "rh-m-9", '{"jobId": "j"}')
+    assert first.attributes.approximate_receive_count == "3"
+    assert first.event_source_arn == sqs_events.JOBS_QUEUE_ARN and first.aws_region == "us-east-1"
+    assert second.attributes.approximate_receive_count == "1"
+    assert second.receipt_handle == f"rh-{second.message_id}" and second.message_id != first.message_id
 
 
 def test_scheduled_event_and_context_look_like_lambdas() -> None:

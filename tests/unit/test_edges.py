@@ -10,6 +10,7 @@ from chalicelib.adapters.sqs import decode, encode
 from chalicelib.auth import bearer_token
 from chalicelib.config import Settings
 from chalicelib.domain import AUDIO_TASK, QueueMessage
+from chalicelib.handlers.params import parse_job_id
 from chalicelib.handlers.schemas import CreateJobIn, JobOut
 
 
@@ -23,6 +24,13 @@ def test_every_domain_error_maps_to_a_status_and_code() -> None:
     assert errors.http_error_for(errors.InsufficientCreditsForRetryError()) == (403, "FORBIDDEN")
     assert errors.http_error_for(errors.UploadGoneError()) == (409, "CONFLICT")
     assert errors.http_error_for(errors.JobsChangedError({"x"})) == (400, "BAD_REQUEST")
+
+
+def test_a_job_id_in_a_path_is_a_uuid_made_canonical() -> None:
+    assert parse_job_id("0B8E6F1E-7D0A-4F7E-9D5C-1F2A3B4C5D6E") == "0b8e6f1e-7d0a-4f7e-9d5c-1f2a3b4c5d6e"
+    for wrong in ("not-a-uuid", "0b8e6f1e7d0a4f7e9d5c1f2a3b4c5d6e", "{0b8e6f1e-7d0a-4f7e-9d5c-1f2a3b4c5d6e}"):
+        with pytest.raises(errors.ValidationError, match="jobId must be a UUID"):
+            parse_job_id(wrong)
 
 
 def test_the_seeds_messages_are_the_defaults() -> None:

@@ -11,10 +11,15 @@ import pytest
 
 from chalicelib.domain import Attempt, Job, JobStatus, Principal, Role, Trigger
 from chalicelib.errors import ConflictError, ForbiddenError, ServiceUnavailableError, ValidationError
-from chalicelib.notices import DeliveryMessage, DeliveryStatus, EventType, PostResult
-from chalicelib.processing import emails, events, notify, preferences, webhooks
-from chalicelib.processing.endpoint_urls import check_url, classify
-from tests.unit.notify_fakes import FakeSender, notify_context, public_resolver
+from chalicelib.notifications import emails, events, fanout, preferences, webhooks
+from chalicelib.notifications.domain import (
+    EventType,
+    PostResult,
+    WebhookDeliveryMessage,
+    WebhookDeliveryStatus,
+)
+from chalicelib.notifications.endpoint_urls import check_url, classify
+from tests.support.notify_fakes import FakeSender, notify_context, public_resolver
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 OWNER = Principal(user_id="owner-1", email="owner@x.test")
@@ -224,18 +229,18 @@ def _registered(**settings: Any) -> tuple[Any, ...]:
 def test_fan_out_twice_makes_one_delivery_and_one_email() -> None:
     ctx, store, mailer, sender, queue, _clock, endpoint = _registered()
     payload = json.dumps(_event())
-    first = notify.fan_out(ctx, _event(), payload)
+    first = fanout.fan_out(ctx, _event(), payload)
     assert (first.emails, first.deliveries) == (1, 1)
     message, delay = queue.deliveries[0]
     assert (message.endpoint_id, message.attempt, delay) == (endpoint.id, 1, 0)
 
     # Redelivered before the delivery was tried (the first run may have died before sending its
     # message): the message goes again, and the two messages make one try.
-    again = notify.fan_out(ctx, _event(), payload)
+    again = fanout.fan_out(ctx, _event(), payload)
     assert (again.emails, again.deliveries) == (0, 1)
     assert [webhooks.deliver(ctx, m) for m, _ in queue.deliveries] == ["delivered", "stale"]
     # Redelivered after: nothing more.
-    late = notify.fan_out(ctx, _event(), payload)
+    late = fanout.fan_out(ctx, _event(), payload)
     assert (late.emails, late.deliveries) == (0, 0)
     assert len(mailer.sent) == 1 and len(sender.posts) == 1 and len(store.deliveries) == 1
 
@@ -244,18 +249,18 @@ def test_a_failed_email_is_released_for_the_redelivery() -> None:
     ctx, store, mailer, *_ = _registered()
     mailer.fail = True
     with pytest.raises(ServiceUnavailableError):
-        notify.fan_out(ctx, _event(), json.dumps(_event()))
+        fanout.fan_out(ctx, _event(), json.dumps(_event()))
     mailer.fail = False
-    assert notify.fan_out(ctx, _event(), json.dumps(_event())).emails == 1
+    assert fanout.fan_out(ctx, _event(), json.dumps(_event())).emails == 1
 
 
 def test_members_get_only_what_they_chose_and_jobs_only_email_who_started_them() -> None:
     ctx, store, mailer, *_ = _registered()
     store.add_member("other", "ws", role=Role.MEMBER)
     store.set_email_events("owner-1", "ws", ["job.completed"])
-    notify.fan_out(ctx, _event("job.failed"), "{}")
+    fanout.fan_out(ctx, _event("job.failed"), "{}")
     assert mailer.sent == []
-    notify.fan_out(ctx, {**_event("job.completed"), "id": "evt_2"}, "{}")
+    fanout.fan_out(ctx, {**_event("job.completed"), "id": "evt_2"}, "{}")
     assert [m.to for m in mailer.sent] == ["owner@x.test"]
 
 
@@ -270,8 +275,8 @@ def test_the_schedule_doubles_with_jitter_caps_and_hops_over_15_minutes() -> Non
     assert webhooks.hop_delay(T0 - timedelta(seconds=5), T0) == 0
 
 
-def _delivery_message(ctx: Any, queue: Any, endpoint: Any) -> DeliveryMessage:
-    notify.fan_out(ctx, _event(), json.dumps(_event()))
+def _delivery_message(ctx: Any, queue: Any, endpoint: Any) -> WebhookDeliveryMessage:
+    fanout.fan_out(ctx, _event(), json.dumps(_event()))
     return queue.deliveries.pop()[0]
 
 
@@ -292,7 +297,7 @@ def test_a_failure_schedules_the_next_try_and_a_2xx_delivers() -> None:
     assert webhooks.deliver(ctx, third) == "delivered"
     d = store.get_delivery(endpoint.id, message.delivery_id)
     assert d is not None and (d.status, d.attempts, d.last_response_code) == (
-        DeliveryStatus.DELIVERED,
+        WebhookDeliveryStatus.DELIVERED,
         3,
         204,
     )
@@ -303,7 +308,7 @@ def test_a_failure_schedules_the_next_try_and_a_2xx_delivers() -> None:
 def test_an_early_message_hops_without_trying() -> None:
     ctx, _store, _m, sender, queue, clock, endpoint = _registered()
     message = _delivery_message(ctx, queue, endpoint)
-    early = DeliveryMessage(
+    early = WebhookDeliveryMessage(
         message.workspace_id, message.endpoint_id, message.delivery_id, 1, clock.now + timedelta(hours=2)
     )
 
@@ -321,7 +326,7 @@ def test_after_the_window_the_delivery_fails_and_enough_failures_disable_and_tel
 
     assert webhooks.deliver(ctx, message) == "failed"
     d = store.get_delivery(endpoint.id, message.delivery_id)
-    assert d is not None and d.status == DeliveryStatus.FAILED and d.next_try_at is None
+    assert d is not None and d.status == WebhookDeliveryStatus.FAILED and d.next_try_at is None
     e = store.get_endpoint("ws", endpoint.id)
     assert e is not None and not e.enabled and "1 deliveries in a row failed" in (e.disabled_reason or "")
     assert [m.subject for m in mailer.sent] == ["A webhook endpoint was disabled"]
@@ -334,7 +339,7 @@ def test_resend_restarts_a_finished_delivery_once() -> None:
     assert webhooks.deliver(ctx, message) == "delivered"
 
     restarted = webhooks.resend(ctx, OWNER, "ws", endpoint.id, message.delivery_id)
-    assert restarted.status == DeliveryStatus.PENDING and queue.deliveries[-1][0].attempt == 2
+    assert restarted.status == WebhookDeliveryStatus.PENDING and queue.deliveries[-1][0].attempt == 2
     with pytest.raises(ConflictError):
         webhooks.resend(ctx, OWNER, "ws", endpoint.id, message.delivery_id)
     assert webhooks.deliver(ctx, queue.deliveries[-1][0]) == "delivered"
@@ -383,7 +388,7 @@ def test_unsubscribe_tokens_are_signed_and_turn_off_one_event_type() -> None:
 
 # --- stream records ------------------------------------------------------------------------------
 def test_a_stream_record_as_lambda_delivers_it_becomes_a_change() -> None:
-    from chalicelib.adapters.dynamodb.stream_records import change_of
+    from chalicelib.notifications.adapters.stream_records import change_of
     from devstack.lambda_events import stream_record
 
     image = {

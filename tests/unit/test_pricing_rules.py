@@ -24,6 +24,7 @@ from chalicelib.lifecycle import Move, Transition, transitions
 from chalicelib.processing import jobs, retry, worker
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import TranscodeResult
+from tests.support import sqs_events
 from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, make_services
 from tests.support.lifecycle import claim
 
@@ -214,20 +215,6 @@ def installed() -> Iterator[Any]:
     bootstrap.override(None)
 
 
-def sqs_record(message_id: str, body: str, receive_count: int) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"rh-{message_id}-{receive_count}",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "0"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:vidproc-jobs",
-        "awsRegion": "us-east-1",
-    }
-
-
 class Context:
     function_name, aws_request_id, memory_limit_in_mb = "worker", "req", 2048
     invoked_function_arn = "arn:aws:lambda:us-east-1:1:function:worker"
@@ -243,15 +230,17 @@ def test_a_reprocess_message_delivered_twice_charges_each_job_once(installed: An
     job_id = failed_for_its_input(svc)
     installed(svc)
     body = json.dumps({"type": "reprocess", "workspaceId": "ws-a"})
-    handler.handle({"Records": [sqs_record("m-1", body, 1)]}, Context())
+    handler.handle(sqs_events.event(sqs_events.record(body, 1, "m-1")), Context())
     assert credits(svc) == 8 and repo_of(svc).jobs[job_id].attempt == 2
     assert run(svc, InvalidVideoError()) == [worker.Handled.FAILED]  # it fails again, quickly
-    handler.handle({"Records": [sqs_record("m-1", body, 2)]}, Context())  # SQS delivers it again
+    handler.handle(sqs_events.event(sqs_events.record(body, 2, "m-1")), Context())  # SQS delivers it again
     assert credits(svc) == 8 and repo_of(svc).jobs[job_id].status == JobStatus.FAILED
     retries = [e for e in repo_of(svc).entries if e.job_id == job_id and e.reason == LedgerReason.RETRY]
     assert len(retries) == 1
     other = json.dumps({"type": "reprocess", "workspaceId": "ws-a", "requestId": "another"})
-    handler.handle({"Records": [sqs_record("m-2", other, 1)]}, Context())  # a new request is a new intent
+    handler.handle(
+        sqs_events.event(sqs_events.record(other, 1, "m-2")), Context()
+    )  # a new request is a new intent
     assert credits(svc) == 7
 
 

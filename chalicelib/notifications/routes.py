@@ -1,5 +1,6 @@
-"""The notification routes: email settings, unsubscribe (no sign-in), webhook endpoints and their
-delivery log. Each one translates: input model in, one service call, response model out."""
+"""The notification routes, on their own blueprint: email settings, unsubscribe (no sign-in),
+webhook endpoints and their delivery log. Each one translates: input model in, one service call,
+response model out."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import html
 import re
 from urllib.parse import quote
 
-from chalice import Response
+from chalice import Blueprint, Response
 
 from chalicelib.bootstrap import notify_services
 from chalicelib.domain import Principal
 from chalicelib.errors import DomainError, ValidationError
-from chalicelib.handlers.http import api, error_response, route
-from chalicelib.handlers.notify_schemas import (
+from chalicelib.handlers.http import error_response, route
+from chalicelib.handlers.schemas import WorkspaceIn
+from chalicelib.notifications import preferences, webhooks
+from chalicelib.notifications.schemas import (
     DeletedOut,
     DeliveryEnvelope,
     DeliveryLogOut,
@@ -27,9 +30,8 @@ from chalicelib.handlers.notify_schemas import (
     SettingsIn,
     SettingsOut,
 )
-from chalicelib.handlers.schemas import WorkspaceIn
-from chalicelib.processing import preferences, webhooks
 
+blueprint = Blueprint(__name__)
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
@@ -40,6 +42,7 @@ def _id(name: str, value: str) -> str:
 
 
 @route(
+    blueprint,
     "/notifications/settings",
     "GET",
     summary="Your email notification settings",
@@ -54,6 +57,7 @@ def get_settings(principal: Principal, query: WorkspaceIn) -> SettingsOut:
 
 
 @route(
+    blueprint,
     "/notifications/settings",
     "PUT",
     summary="Choose which events email you (owners: the low-credit threshold)",
@@ -86,14 +90,14 @@ def _page(status: int, title: str, text: str, form_token: str | None = None) -> 
     return Response(body=page, status_code=status, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
-@api.route(
+@blueprint.route(
     "/notifications/unsubscribe",
     methods=["GET", "POST"],
     content_types=["application/x-www-form-urlencoded", "application/json", "text/plain"],
 )
 def unsubscribe() -> Response:
     # GET only asks (mail scanners open links); POST (the page's button) unsubscribes.
-    request = api.current_request
+    request = blueprint.current_request
     params: dict[str, str] = dict(request.query_params or {})
     token = params.get("token", "")
     ctx = notify_services()
@@ -111,6 +115,7 @@ def unsubscribe() -> Response:
 
 # --- webhooks (owners) -----------------------------------------------------------------------
 @route(
+    blueprint,
     "/webhooks",
     "POST",
     summary="Register a webhook endpoint (the signing secret is shown once)",
@@ -127,6 +132,7 @@ def register_webhook(principal: Principal, body: EndpointIn) -> RegisteredOut:
 
 
 @route(
+    blueprint,
     "/webhooks",
     "GET",
     summary="The workspace's webhook endpoints",
@@ -140,6 +146,7 @@ def list_webhooks(principal: Principal, query: WorkspaceIn) -> EndpointListOut:
 
 
 @route(
+    blueprint,
     "/webhooks/{endpointId}",
     "DELETE",
     summary="Delete a webhook endpoint",
@@ -153,6 +160,7 @@ def delete_webhook(principal: Principal, query: WorkspaceIn, endpointId: str) ->
 
 
 @route(
+    blueprint,
     "/webhooks/{endpointId}/rotate",
     "POST",
     summary="A new signing secret (the old one stays valid 24 h)",
@@ -168,6 +176,7 @@ def rotate_webhook(principal: Principal, body: WorkspaceIn, endpointId: str) -> 
 
 
 @route(
+    blueprint,
     "/webhooks/{endpointId}/enable",
     "POST",
     summary="Enable a disabled endpoint again",
@@ -181,6 +190,7 @@ def enable_webhook(principal: Principal, body: WorkspaceIn, endpointId: str) -> 
 
 
 @route(
+    blueprint,
     "/webhooks/{endpointId}/deliveries",
     "GET",
     summary="The endpoint's delivery log, newest first",
@@ -196,6 +206,7 @@ def webhook_deliveries(principal: Principal, query: WorkspaceIn, endpointId: str
 
 
 @route(
+    blueprint,
     "/webhooks/{endpointId}/deliveries/{deliveryId}/resend",
     "POST",
     summary="Deliver this event to the endpoint again",

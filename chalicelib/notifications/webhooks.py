@@ -22,12 +22,19 @@ from datetime import datetime, timedelta
 
 from chalicelib.domain import Principal, Role, new_id
 from chalicelib.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from chalicelib.notices import Delivery, DeliveryMessage, DeliveryStatus, Endpoint, EventType, PostResult
+from chalicelib.notifications.domain import (
+    Endpoint,
+    EventType,
+    PostResult,
+    WebhookDelivery,
+    WebhookDeliveryMessage,
+    WebhookDeliveryStatus,
+)
+from chalicelib.notifications.endpoint_urls import check_url
+from chalicelib.notifications.fanout import fan_out
+from chalicelib.notifications.ports import NotifyServices
+from chalicelib.notifications.preferences import parse_events
 from chalicelib.processing.access import resolve_workspace
-from chalicelib.processing.endpoint_urls import check_url
-from chalicelib.processing.notify import fan_out
-from chalicelib.processing.notify_ports import NotifyServices
-from chalicelib.processing.preferences import parse_events
 
 SQS_MAX_DELAY = 900
 MAX_DESCRIPTION = 200
@@ -38,7 +45,7 @@ class EndpointNotFoundError(NotFoundError):
     default_message = "Webhook endpoint not found"
 
 
-class DeliveryNotFoundError(NotFoundError):
+class WebhookDeliveryNotFoundError(NotFoundError):
     default_message = "Delivery not found"
 
 
@@ -131,7 +138,7 @@ def enable(ctx: NotifyServices, principal: Principal, workspace_id: str | None, 
 
 def deliveries(
     ctx: NotifyServices, principal: Principal, workspace_id: str | None, endpoint_id: str
-) -> tuple[Endpoint, list[Delivery]]:
+) -> tuple[Endpoint, list[WebhookDelivery]]:
     ws = _owner_workspace(ctx, principal, workspace_id)
     endpoint = _endpoint(ctx, ws, endpoint_id)
     return endpoint, ctx.store.deliveries_of(endpoint_id, DELIVERY_LOG_LIMIT)
@@ -139,16 +146,16 @@ def deliveries(
 
 def resend(
     ctx: NotifyServices, principal: Principal, workspace_id: str | None, endpoint_id: str, delivery_id: str
-) -> Delivery:
+) -> WebhookDelivery:
     """Try a finished delivery again, as a new series of tries (409 while one is under way)."""
     ws = _owner_workspace(ctx, principal, workspace_id)
     _endpoint(ctx, ws, endpoint_id)
     if ctx.store.get_delivery(endpoint_id, delivery_id) is None:
-        raise DeliveryNotFoundError()
+        raise WebhookDeliveryNotFoundError()
     restarted = ctx.store.restart_delivery(endpoint_id, delivery_id, ctx.clock())
     if restarted is None:
         raise ConflictError("This delivery is still being tried")
-    message = DeliveryMessage(ws, endpoint_id, delivery_id, attempt=restarted.attempts + 1)
+    message = WebhookDeliveryMessage(ws, endpoint_id, delivery_id, attempt=restarted.attempts + 1)
     ctx.queue.send_delivery(message, delay_seconds=0)
     return restarted
 
@@ -167,12 +174,12 @@ def hop_delay(until: datetime, now: datetime) -> int:
     return max(0, min(SQS_MAX_DELAY, int(remaining + 0.999)))
 
 
-def deliver(ctx: NotifyServices, message: DeliveryMessage) -> str:
+def deliver(ctx: NotifyServices, message: WebhookDeliveryMessage) -> str:
     """One try of one delivery (or one hop of a long wait). Returns what happened, for the logs."""
     delivery = ctx.store.get_delivery(message.endpoint_id, message.delivery_id)
     if (
         delivery is None
-        or delivery.status != DeliveryStatus.PENDING
+        or delivery.status != WebhookDeliveryStatus.PENDING
         or delivery.attempts != message.attempt - 1
     ):
         return "stale"  # done already, or another message carries this delivery
@@ -183,17 +190,17 @@ def deliver(ctx: NotifyServices, message: DeliveryMessage) -> str:
     endpoint = ctx.store.get_endpoint(message.workspace_id, message.endpoint_id)
     if endpoint is None or not endpoint.enabled:
         reason = "The endpoint was deleted" if endpoint is None else "The endpoint is disabled"
-        _finish(ctx, delivery, PostResult(None, reason), DeliveryStatus.FAILED, now)
+        _finish(ctx, delivery, PostResult(None, reason), WebhookDeliveryStatus.FAILED, now)
         return "endpoint gone"
     result = _post(ctx, endpoint, delivery, now)
     if result.ok:
-        if _finish(ctx, delivery, result, DeliveryStatus.DELIVERED, now):
+        if _finish(ctx, delivery, result, WebhookDeliveryStatus.DELIVERED, now):
             ctx.store.reset_failed_streak(endpoint.workspace_id, endpoint.id)
         return "delivered"
     return _after_failure(ctx, endpoint, delivery, message, result, now)
 
 
-def _post(ctx: NotifyServices, endpoint: Endpoint, delivery: Delivery, now: datetime) -> PostResult:
+def _post(ctx: NotifyServices, endpoint: Endpoint, delivery: WebhookDelivery, now: datetime) -> PostResult:
     try:
         addresses = check_url(endpoint.url, ctx.resolve, ctx.settings.webhook_allow_local)
     except ValidationError as exc:
@@ -203,7 +210,11 @@ def _post(ctx: NotifyServices, endpoint: Endpoint, delivery: Delivery, now: date
 
 
 def _finish(
-    ctx: NotifyServices, delivery: Delivery, result: PostResult, status: DeliveryStatus, now: datetime
+    ctx: NotifyServices,
+    delivery: WebhookDelivery,
+    result: PostResult,
+    status: WebhookDeliveryStatus,
+    now: datetime,
 ) -> bool:
     done = replace(
         delivery,
@@ -220,15 +231,15 @@ def _finish(
 def _after_failure(
     ctx: NotifyServices,
     endpoint: Endpoint,
-    delivery: Delivery,
-    message: DeliveryMessage,
+    delivery: WebhookDelivery,
+    message: WebhookDeliveryMessage,
     result: PostResult,
     now: datetime,
 ) -> str:
     next_at = now + timedelta(seconds=backoff_seconds(ctx, delivery.attempts + 1))
     window = timedelta(seconds=ctx.settings.webhook_retry_window_seconds)
     if next_at - delivery.first_try_at > window:
-        if _finish(ctx, delivery, result, DeliveryStatus.FAILED, now):
+        if _finish(ctx, delivery, result, WebhookDeliveryStatus.FAILED, now):
             _count_failure(ctx, endpoint, delivery)
         return "failed"
     pending = replace(
@@ -240,14 +251,14 @@ def _after_failure(
         last_error=result.error,
     )
     if ctx.store.record_try(pending, expected_attempts=delivery.attempts):
-        follow = DeliveryMessage(
+        follow = WebhookDeliveryMessage(
             message.workspace_id, message.endpoint_id, message.delivery_id, message.attempt + 1, next_at
         )
         ctx.queue.send_delivery(follow, hop_delay(next_at, now))
     return "retrying"
 
 
-def _count_failure(ctx: NotifyServices, endpoint: Endpoint, delivery: Delivery) -> None:
+def _count_failure(ctx: NotifyServices, endpoint: Endpoint, delivery: WebhookDelivery) -> None:
     streak = ctx.store.count_failed_delivery(endpoint.workspace_id, endpoint.id)
     if streak < ctx.settings.webhook_disable_after_failures:
         return

@@ -8,7 +8,7 @@ from typing import Any
 from chalicelib.adapters.dynamodb.mapping import attempt_from, job_from
 from chalicelib.adapters.dynamodb.models import AttemptModel, JobModel
 from chalicelib.domain import Attempt, Job
-from chalicelib.processing.events import Balance, TableChange
+from chalicelib.notifications.events import Balance, TableChange
 
 
 def table_of(record: dict[str, Any]) -> str:

@@ -13,15 +13,15 @@ from urllib.parse import quote
 from chalicelib.config import Settings
 from chalicelib.domain import Principal, Role
 from chalicelib.errors import ForbiddenError, ServiceUnavailableError, ValidationError
-from chalicelib.notices import (
+from chalicelib.notifications.domain import (
     DEFAULT_LOW_CREDITS_THRESHOLD,
     SUBSCRIBABLE,
     EventType,
     Preferences,
     default_email_events,
 )
+from chalicelib.notifications.ports import NotifyServices
 from chalicelib.processing.access import resolve_workspace
-from chalicelib.processing.notify_ports import NotifyServices
 
 MAX_THRESHOLD = 1_000_000
 

@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.notices import EventType, Mail
+from chalicelib.notifications.domain import EventType, Mail
 
 
 def job_link(dashboard_url: str, workspace_id: str, job_id: str) -> str:

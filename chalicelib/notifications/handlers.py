@@ -17,12 +17,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.adapters.notification_queue import decode
 from chalicelib.bootstrap import notify_services
 from chalicelib.domain import Job
 from chalicelib.handlers.schemas import JobOut
+from chalicelib.notifications import events, fanout, webhooks
+from chalicelib.notifications.adapters.queue import decode
 from chalicelib.observability import logger
-from chalicelib.processing import events, notify, webhooks
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def handle_changes(raw_event: dict[str, Any]) -> dict[str, int]:
 def _change(record: dict[str, Any]) -> events.TableChange | None:
     # A record this code cannot read would fail the same way on every retry and hold up its
     # shard for a day: it is logged (for an operator) and skipped.
-    from chalicelib.adapters.dynamodb.stream_records import change_of  # pynamodb: only this function
+    from chalicelib.notifications.adapters.stream_records import change_of  # pynamodb: only this function
 
     try:
         return change_of(record)
@@ -64,7 +64,7 @@ def _record(record: SQSRecord) -> str:
     ctx = notify_services()
     if isinstance(message, dict):
         payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-        outcome = notify.fan_out(ctx, message, payload)
+        outcome = fanout.fan_out(ctx, message, payload)
         logger().info(
             "event fanned out",
             extra={"event_id": message["id"], "emails": outcome.emails, "deliveries": outcome.deliveries},

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
-from chalicelib.notices import PostResult
+from chalicelib.notifications.domain import PostResult
 
 USER_AGENT = "vidproc-webhooks/1"
 

@@ -22,7 +22,13 @@ from chalicelib.adapters.dynamodb.transactions import is_condition_failure
 from chalicelib.config import Settings
 from chalicelib.domain import Role
 from chalicelib.errors import NotFoundError, ServiceUnavailableError
-from chalicelib.notices import Delivery, DeliveryStatus, Endpoint, EventType, MemberAddress
+from chalicelib.notifications.domain import (
+    Endpoint,
+    EventType,
+    MemberAddress,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+)
 
 T = TypeVar("T")
 _KEEP = timedelta(days=30)  # the delivery log keeps a delivery this long (TTL)
@@ -77,15 +83,15 @@ def endpoint_from(m: WebhookModel) -> Endpoint:
     )
 
 
-def delivery_from(m: DeliveryModel) -> Delivery:
-    return Delivery(
+def webhook_delivery_from(m: DeliveryModel) -> WebhookDelivery:
+    return WebhookDelivery(
         endpoint_id=m.endpointId,
         id=m.id,
         workspace_id=m.workspaceId,
         event_id=m.eventId,
         event_type=m.eventType,
         payload=m.payload,
-        status=DeliveryStatus(m.status),
+        status=WebhookDeliveryStatus(m.status),
         first_try_at=m.firstTryAt,
         attempts=int(m.attempts or 0),
         next_try_at=m.nextTryAt,
@@ -231,7 +237,7 @@ class DynamoNotifications(AccountReads, JobReads):
         )
 
     # --- deliveries --------------------------------------------------------------------------
-    def create_delivery(self, delivery: Delivery) -> bool:
+    def create_delivery(self, delivery: WebhookDelivery) -> bool:
         model = DeliveryModel(
             endpointId=delivery.endpoint_id,
             id=delivery.id,
@@ -249,22 +255,22 @@ class DynamoNotifications(AccountReads, JobReads):
             lambda: model.save(DeliveryModel.id.does_not_exist(), add_version_condition=False)
         )
 
-    def get_delivery(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
+    def get_delivery(self, endpoint_id: str, delivery_id: str) -> WebhookDelivery | None:
         try:
-            return delivery_from(
+            return webhook_delivery_from(
                 guarded(lambda: DeliveryModel.get(endpoint_id, delivery_id, consistent_read=True))
             )
         except DoesNotExist:
             return None
 
-    def deliveries_of(self, endpoint_id: str, limit: int) -> list[Delivery]:
-        def query() -> list[Delivery]:
+    def deliveries_of(self, endpoint_id: str, limit: int) -> list[WebhookDelivery]:
+        def query() -> list[WebhookDelivery]:
             result = DeliveryModel.query(endpoint_id, scan_index_forward=False, limit=limit)
-            return [delivery_from(m) for m in result]
+            return [webhook_delivery_from(m) for m in result]
 
         return guarded(query)
 
-    def record_try(self, delivery: Delivery, expected_attempts: int) -> bool:
+    def record_try(self, delivery: WebhookDelivery, expected_attempts: int) -> bool:
         actions: list[Any] = [
             DeliveryModel.status.set(delivery.status.value),
             DeliveryModel.attempts.set(delivery.attempts),
@@ -281,20 +287,22 @@ class DynamoNotifications(AccountReads, JobReads):
             lambda: DeliveryModel(endpointId=delivery.endpoint_id, id=delivery.id).update(
                 actions=actions,
                 condition=(DeliveryModel.attempts == expected_attempts)
-                & (DeliveryModel.status == DeliveryStatus.PENDING.value),
+                & (DeliveryModel.status == WebhookDeliveryStatus.PENDING.value),
                 add_version_condition=False,
             )
         )
 
-    def restart_delivery(self, endpoint_id: str, delivery_id: str, now: datetime) -> Delivery | None:
+    def restart_delivery(self, endpoint_id: str, delivery_id: str, now: datetime) -> WebhookDelivery | None:
         done = _conditional(
             lambda: DeliveryModel(endpointId=endpoint_id, id=delivery_id).update(
                 actions=[
-                    DeliveryModel.status.set(DeliveryStatus.PENDING.value),
+                    DeliveryModel.status.set(WebhookDeliveryStatus.PENDING.value),
                     DeliveryModel.firstTryAt.set(now),
                     DeliveryModel.nextTryAt.set(now),
                 ],
-                condition=DeliveryModel.id.exists() & (DeliveryModel.status != DeliveryStatus.PENDING.value),
+                condition=(
+                    DeliveryModel.id.exists() & (DeliveryModel.status != WebhookDeliveryStatus.PENDING.value)
+                ),
                 add_version_condition=False,
             )
         )

@@ -16,10 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings
 from chalicelib.errors import QueueSendError, ValidationError
-from chalicelib.notices import DeliveryMessage
+from chalicelib.notifications.domain import WebhookDeliveryMessage
 
 
-def encode_delivery(message: DeliveryMessage) -> str:
+def encode_delivery(message: WebhookDeliveryMessage) -> str:
     return json.dumps(
         {
             "kind": "delivery",
@@ -33,7 +33,7 @@ def encode_delivery(message: DeliveryMessage) -> str:
     )
 
 
-def decode(body: str) -> dict[str, Any] | DeliveryMessage:
+def decode(body: str) -> dict[str, Any] | WebhookDeliveryMessage:
     """An event (its JSON object) or a delivery message; ValidationError for anything else."""
     try:
         data = json.loads(body)
@@ -43,7 +43,7 @@ def decode(body: str) -> dict[str, Any] | DeliveryMessage:
                 raise ValueError("not an event")
             return event
         not_before = data.get("notBefore")
-        return DeliveryMessage(
+        return WebhookDeliveryMessage(
             workspace_id=str(data["workspaceId"]),
             endpoint_id=str(data["endpointId"]),
             delivery_id=str(data["deliveryId"]),
@@ -85,5 +85,5 @@ class SqsNotificationQueue:
     def send_event(self, payload: dict[str, Any]) -> None:
         self._send(json.dumps({"kind": "event", "event": payload}, separators=(",", ":")), 0)
 
-    def send_delivery(self, message: DeliveryMessage, delay_seconds: int) -> None:
+    def send_delivery(self, message: WebhookDeliveryMessage, delay_seconds: int) -> None:
         self._send(encode_delivery(message), max(0, min(900, delay_seconds)))

@@ -9,7 +9,14 @@ from typing import Any, Protocol
 
 from chalicelib.config import Settings
 from chalicelib.domain import Job, Membership, utcnow
-from chalicelib.notices import Delivery, DeliveryMessage, Endpoint, Mail, MemberAddress, PostResult
+from chalicelib.notifications.domain import (
+    Endpoint,
+    Mail,
+    MemberAddress,
+    PostResult,
+    WebhookDelivery,
+    WebhookDeliveryMessage,
+)
 
 
 class NotificationStore(Protocol):
@@ -45,17 +52,17 @@ class NotificationStore(Protocol):
 
     def reset_failed_streak(self, workspace_id: str, endpoint_id: str) -> None: ...
 
-    def create_delivery(self, delivery: Delivery) -> bool:
+    def create_delivery(self, delivery: WebhookDelivery) -> bool:
         """False when this event already has a delivery for this endpoint (a redelivered event)."""
         ...
 
-    def get_delivery(self, endpoint_id: str, delivery_id: str) -> Delivery | None: ...
-    def deliveries_of(self, endpoint_id: str, limit: int) -> list[Delivery]: ...
-    def record_try(self, delivery: Delivery, expected_attempts: int) -> bool:
+    def get_delivery(self, endpoint_id: str, delivery_id: str) -> WebhookDelivery | None: ...
+    def deliveries_of(self, endpoint_id: str, limit: int) -> list[WebhookDelivery]: ...
+    def record_try(self, delivery: WebhookDelivery, expected_attempts: int) -> bool:
         """Save the outcome of a try, if no other try was recorded since (attempts = expected)."""
         ...
 
-    def restart_delivery(self, endpoint_id: str, delivery_id: str, now: datetime) -> Delivery | None:
+    def restart_delivery(self, endpoint_id: str, delivery_id: str, now: datetime) -> WebhookDelivery | None:
         """A finished delivery back to pending (resend); None when it is still pending or missing."""
         ...
 
@@ -92,7 +99,7 @@ class NotificationQueue(Protocol):
     """The notifications queue on SQS. Raises QueueSendError when a message could not be sent."""
 
     def send_event(self, payload: dict[str, Any]) -> None: ...
-    def send_delivery(self, message: DeliveryMessage, delay_seconds: int) -> None: ...
+    def send_delivery(self, message: WebhookDeliveryMessage, delay_seconds: int) -> None: ...
 
 
 Resolver = Callable[[str], list[str]]  # host name -> its addresses (ValidationError if none)

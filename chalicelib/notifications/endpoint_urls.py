@@ -13,7 +13,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from chalicelib.errors import ValidationError
-from chalicelib.processing.notify_ports import Resolver
+from chalicelib.notifications.ports import Resolver
 
 MAX_URL_LENGTH = 2048
 

@@ -1,59 +1,44 @@
-"""The REST routes. Each one translates: input model in, one service call, response model out."""
+"""The job routes: create, start, list, get, download, retry, batch retry.
+
+Each one translates: input model in, one service call, response model out."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from chalice import Blueprint
+
 from chalicelib.bootstrap import services
 from chalicelib.domain import JobStatus, Principal
-from chalicelib.handlers.http import api, idempotently, route
-from chalicelib.handlers.openapi import openapi_document
+from chalicelib.handlers.http import idempotently, route
+from chalicelib.handlers.params import parse_job_id
 from chalicelib.handlers.schemas import (
     BatchRetryIn,
     BatchRetryOut,
     CreatedJobOut,
     CreateJobIn,
-    CreditsOut,
     DownloadOut,
-    HealthOut,
     JobDetailEnvelope,
     JobDetailOut,
     JobOut,
     JobPageOut,
-    LedgerEntryOut,
-    LedgerOut,
-    LedgerQuery,
     ListJobsQuery,
-    MeOut,
     RetryItemOut,
     RetryOut,
     StartedOut,
     UploadOut,
-    UserOut,
     WorkspaceIn,
-    WorkspaceOut,
 )
-from chalicelib.processing import accounts, jobs, retry
+from chalicelib.processing import jobs, retry
 from chalicelib.processing.dispatch import Dispatch, Queued
 from chalicelib.processing.idempotency import Key
 from chalicelib.processing.ports import KeyedAnswer
 
-
-@route("/health", "GET", summary="Liveness", response=HealthOut, auth=False)
-def health() -> HealthOut:
-    return HealthOut(status="ok")
-
-
-@route("/me", "GET", summary="The caller and their workspaces with balances", response=MeOut)
-def me(principal: Principal) -> MeOut:
-    views = accounts.my_workspaces(services(), principal)
-    return MeOut(
-        user=UserOut(id=principal.user_id, email=principal.email),
-        workspaces=[WorkspaceOut(id=v.id, name=v.name, role=v.role.value, credits=v.credits) for v in views],
-    )
+blueprint = Blueprint(__name__)
 
 
 @route(
+    blueprint,
     "/jobs",
     "POST",
     summary="Create a job and get a presigned upload",
@@ -74,6 +59,7 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
 
 
 @route(
+    blueprint,
     "/jobs/{jobId}/start",
     "POST",
     summary="Charge 1 credit and queue the uploaded job",
@@ -83,7 +69,7 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     errors=(400, 403, 404, 409, 503),
 )
 def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut:  # noqa: N803
-    job_id = retry.parse_job_id(jobId)
+    job_id = parse_job_id(jobId)
 
     def act(key: Key[Queued] | None) -> Queued:
         return jobs.start_job(services(), principal, job_id, body.workspace_id, key)
@@ -92,10 +78,11 @@ def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut
         job = JobOut.of(queued.job, max_tries=services().settings.max_auto_attempts)
         return StartedOut(job=job, delivery=_deferred(queued.delivery)).model_dump(mode="json", by_alias=True)
 
-    return StartedOut.model_validate(idempotently(principal, "start", job_id, act, render))
+    return StartedOut.model_validate(idempotently(blueprint, principal, "start", job_id, act, render))
 
 
 @route(
+    blueprint,
     "/jobs",
     "GET",
     summary="Jobs, newest first",
@@ -111,6 +98,7 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
 
 
 @route(
+    blueprint,
     "/jobs/{jobId}",
     "GET",
     summary="One job with its attempts",
@@ -119,12 +107,13 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
     errors=(400, 404),
 )
 def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEnvelope:  # noqa: N803
-    detail = jobs.get_job(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
+    detail = jobs.get_job(services(), principal, parse_job_id(jobId), query.workspace_id)
     tries = services().settings.max_auto_attempts
     return JobDetailEnvelope(job=JobDetailOut.of_detail(detail.job, detail.attempts, detail.pricing, tries))
 
 
 @route(
+    blueprint,
     "/jobs/{jobId}/download",
     "GET",
     summary="A presigned download URL of the result",
@@ -133,12 +122,11 @@ def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEn
     errors=(400, 404),
 )
 def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOut:  # noqa: N803
-    return DownloadOut(
-        url=jobs.download_url(services(), principal, retry.parse_job_id(jobId), query.workspace_id)
-    )
+    return DownloadOut(url=jobs.download_url(services(), principal, parse_job_id(jobId), query.workspace_id))
 
 
 @route(
+    blueprint,
     "/jobs/{jobId}/retry",
     "POST",
     summary="Retry a failed job (1 credit; free under RETRY_PRICING first_free for its first retry)",
@@ -147,7 +135,7 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
     errors=(400, 403, 404, 409, 503),
 )
 def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
-    job_id = retry.parse_job_id(jobId)
+    job_id = parse_job_id(jobId)
 
     def act(key: Key[retry.Retried] | None) -> retry.Retried:
         return retry.retry_job(services(), principal, job_id, body.workspace_id, key)
@@ -161,10 +149,11 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
         )
         return out.model_dump(mode="json", by_alias=True)
 
-    return RetryOut.model_validate(idempotently(principal, "retry", job_id, act, render))
+    return RetryOut.model_validate(idempotently(blueprint, principal, "retry", job_id, act, render))
 
 
 @route(
+    blueprint,
     "/jobs/retry",
     "POST",
     summary="Retry several failed jobs at once (at most 25)",
@@ -180,7 +169,7 @@ def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
         return _batch_replay(stored, retry.balance_if_readable(services(), principal, body.workspace_id))
 
     target = ",".join(sorted(body.job_ids))
-    answer = idempotently(principal, "retry-batch", target, act, _batch_answer, replay)
+    answer = idempotently(blueprint, principal, "retry-batch", target, act, _batch_answer, replay)
     return BatchRetryOut.model_validate(answer)
 
 
@@ -221,36 +210,3 @@ def _batch_replay(stored: KeyedAnswer, credits: int | None) -> dict[str, Any]:
             )
             answer.credits_charged -= price
     return answer.model_dump(mode="json", by_alias=True)
-
-
-@route(
-    "/credits",
-    "GET",
-    summary="The workspace's balance",
-    query=WorkspaceIn,
-    response=CreditsOut,
-    errors=(400, 403, 404),
-)
-def credits(principal: Principal, query: WorkspaceIn) -> CreditsOut:
-    ws = accounts.balance(services(), principal, query.workspace_id)
-    return CreditsOut(workspace_id=ws.id, credits=ws.credits)
-
-
-@route(
-    "/credits/ledger",
-    "GET",
-    summary="Ledger entries, newest first",
-    query=LedgerQuery,
-    response=LedgerOut,
-    errors=(400, 403, 404),
-)
-def ledger(principal: Principal, query: LedgerQuery) -> LedgerOut:
-    ws_id, page = accounts.ledger(services(), principal, query.workspace_id, query.limit, query.cursor)
-    return LedgerOut(
-        workspace_id=ws_id, entries=[LedgerEntryOut.of(e) for e in page.entries], cursor=page.cursor
-    )
-
-
-@api.route("/openapi.json", methods=["GET"], cors=True)
-def openapi() -> dict[str, Any]:
-    return openapi_document()

@@ -10,17 +10,17 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.domain import Job, Membership, Role
 from chalicelib.errors import NotFoundError
-from chalicelib.notices import (
-    Delivery,
-    DeliveryMessage,
-    DeliveryStatus,
+from chalicelib.notifications.domain import (
     Endpoint,
     EventType,
     Mail,
     MemberAddress,
     PostResult,
+    WebhookDelivery,
+    WebhookDeliveryMessage,
+    WebhookDeliveryStatus,
 )
-from chalicelib.processing.notify_ports import NotifyServices
+from chalicelib.notifications.ports import NotifyServices
 
 
 class FakeStore:
@@ -30,7 +30,7 @@ class FakeStore:
         self.choices: dict[tuple[str, str], list[str] | None] = {}
         self.thresholds: dict[str, int] = {}
         self.endpoints: dict[tuple[str, str], Endpoint] = {}
-        self.deliveries: dict[tuple[str, str], Delivery] = {}
+        self.deliveries: dict[tuple[str, str], WebhookDelivery] = {}
         self.emailed: set[tuple[str, str]] = set()
 
     def add_member(self, user_id: str, workspace_id: str, role: Role = Role.OWNER, email: str = "") -> None:
@@ -111,38 +111,38 @@ class FakeStore:
         if e is not None:
             e.failed_streak = 0
 
-    def create_delivery(self, delivery: Delivery) -> bool:
+    def create_delivery(self, delivery: WebhookDelivery) -> bool:
         key = (delivery.endpoint_id, delivery.id)
         if key in self.deliveries:
             return False
         self.deliveries[key] = dataclasses.replace(delivery)
         return True
 
-    def get_delivery(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
+    def get_delivery(self, endpoint_id: str, delivery_id: str) -> WebhookDelivery | None:
         found = self.deliveries.get((endpoint_id, delivery_id))
         return dataclasses.replace(found) if found else None
 
-    def deliveries_of(self, endpoint_id: str, limit: int) -> list[Delivery]:
+    def deliveries_of(self, endpoint_id: str, limit: int) -> list[WebhookDelivery]:
         mine = sorted((d for (e, _), d in self.deliveries.items() if e == endpoint_id), key=lambda d: d.id)
         return [dataclasses.replace(d) for d in reversed(mine)][:limit]
 
-    def record_try(self, delivery: Delivery, expected_attempts: int) -> bool:
+    def record_try(self, delivery: WebhookDelivery, expected_attempts: int) -> bool:
         key = (delivery.endpoint_id, delivery.id)
         current = self.deliveries.get(key)
         if (
             current is None
             or current.attempts != expected_attempts
-            or current.status != DeliveryStatus.PENDING
+            or current.status != WebhookDeliveryStatus.PENDING
         ):
             return False
         self.deliveries[key] = dataclasses.replace(delivery)
         return True
 
-    def restart_delivery(self, endpoint_id: str, delivery_id: str, now: datetime) -> Delivery | None:
+    def restart_delivery(self, endpoint_id: str, delivery_id: str, now: datetime) -> WebhookDelivery | None:
         current = self.deliveries.get((endpoint_id, delivery_id))
-        if current is None or current.status == DeliveryStatus.PENDING:
+        if current is None or current.status == WebhookDeliveryStatus.PENDING:
             return None
-        current.status, current.first_try_at, current.next_try_at = DeliveryStatus.PENDING, now, now
+        current.status, current.first_try_at, current.next_try_at = WebhookDeliveryStatus.PENDING, now, now
         return dataclasses.replace(current)
 
     def claim_email(self, event_id: str, recipient: str, expires: datetime) -> bool:
@@ -199,12 +199,12 @@ class FakeSender:
 class FakeQueue:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.deliveries: list[tuple[DeliveryMessage, int]] = []
+        self.deliveries: list[tuple[WebhookDeliveryMessage, int]] = []
 
     def send_event(self, payload: dict[str, Any]) -> None:
         self.events.append(payload)
 
-    def send_delivery(self, message: DeliveryMessage, delay_seconds: int) -> None:
+    def send_delivery(self, message: WebhookDeliveryMessage, delay_seconds: int) -> None:
         self.deliveries.append((message, delay_seconds))
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from chalicelib.handlers.schemas import Schema, WorkspaceIn
-from chalicelib.notices import SUBSCRIBABLE, Delivery, Endpoint, Preferences
+from chalicelib.notifications.domain import SUBSCRIBABLE, Endpoint, Preferences, WebhookDelivery
 
 EventName = Literal["job.completed", "job.failed", "job.retried", "credits.low"]
 
@@ -109,7 +109,7 @@ class DeliveryOut(Schema):
     next_try_at: datetime | None
 
     @classmethod
-    def of(cls, d: Delivery) -> DeliveryOut:
+    def of(cls, d: WebhookDelivery) -> DeliveryOut:
         return cls(
             id=d.id,
             event_id=d.event_id,

@@ -89,21 +89,21 @@ class Endpoint:
         return keys
 
 
-class DeliveryStatus(StrEnum):
+class WebhookDeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
 
 
 @dataclass
-class Delivery:
+class WebhookDelivery:
     endpoint_id: str
     id: str
     workspace_id: str
     event_id: str
     event_type: str
     payload: str
-    status: DeliveryStatus
+    status: WebhookDeliveryStatus
     first_try_at: datetime
     attempts: int = 0
     next_try_at: datetime | None = None
@@ -113,7 +113,7 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class DeliveryMessage:
+class WebhookDeliveryMessage:
     """What the notifications queue carries for one webhook try."""
 
     workspace_id: str

@@ -12,10 +12,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import Role
-from chalicelib.notices import Delivery, DeliveryMessage, DeliveryStatus, Endpoint, EventType, MemberAddress
-from chalicelib.processing import emails
-from chalicelib.processing.notify_ports import NotifyServices
-from chalicelib.processing.preferences import unsubscribe_url
+from chalicelib.notifications import emails
+from chalicelib.notifications.domain import (
+    Endpoint,
+    EventType,
+    MemberAddress,
+    WebhookDelivery,
+    WebhookDeliveryMessage,
+    WebhookDeliveryStatus,
+)
+from chalicelib.notifications.ports import NotifyServices
+from chalicelib.notifications.preferences import unsubscribe_url
 
 EMAIL_MARK_DAYS = 7
 DELIVERY_KEEP_DAYS = 30
@@ -78,23 +85,23 @@ def delivery_id(event: dict[str, Any]) -> str:
 
 def queue_delivery(ctx: NotifyServices, endpoint: Endpoint, event: dict[str, Any], payload: str) -> bool:
     now = ctx.clock()
-    delivery = Delivery(
+    delivery = WebhookDelivery(
         endpoint_id=endpoint.id,
         id=delivery_id(event),
         workspace_id=endpoint.workspace_id,
         event_id=event["id"],
         event_type=event["type"],
         payload=payload,
-        status=DeliveryStatus.PENDING,
+        status=WebhookDeliveryStatus.PENDING,
         first_try_at=now,
         next_try_at=now,
     )
     if not ctx.store.create_delivery(delivery):
         existing = ctx.store.get_delivery(endpoint.id, delivery.id)
-        if existing is None or existing.status != DeliveryStatus.PENDING or existing.attempts:
+        if existing is None or existing.status != WebhookDeliveryStatus.PENDING or existing.attempts:
             return False  # already under way: its own messages carry it
     # Created, or created by a run that died before it sent this: send (a duplicate is a no-op).
-    message = DeliveryMessage(endpoint.workspace_id, endpoint.id, delivery.id, attempt=1)
+    message = WebhookDeliveryMessage(endpoint.workspace_id, endpoint.id, delivery.id, attempt=1)
     ctx.queue.send_delivery(message, delay_seconds=0)
     return True
 

@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings
 from chalicelib.errors import ServiceUnavailableError
-from chalicelib.notices import Mail
+from chalicelib.notifications.domain import Mail
 
 
 class SesMailer:

@@ -23,8 +23,8 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain import Attempt, Job, JobStatus, Trigger
-from chalicelib.notices import DEFAULT_LOW_CREDITS_THRESHOLD, Event, EventType
-from chalicelib.processing.notify_ports import NotifyServices
+from chalicelib.notifications.domain import DEFAULT_LOW_CREDITS_THRESHOLD, Event, EventType
+from chalicelib.notifications.ports import NotifyServices
 
 JobJson = Callable[[Job], dict[str, Any]]  # the job as the API returns it
 
