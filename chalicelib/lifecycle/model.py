@@ -20,6 +20,8 @@ from chalicelib.domain import (
     LedgerEntry,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     RetryPricing,
     Workspace,
 )
@@ -137,6 +139,19 @@ class WorkspaceWrite:
     label = "workspace"
 
 
+@dataclass(frozen=True)
+class PurchaseWrite:
+    """A purchase recorded once per Checkout session and once per payment (`create`), or the
+    credits it has had taken back moved from `reversed_from` (still so) to `reversed_to`."""
+
+    session_id: str
+    create: Purchase | None = None
+    reversed_from: int = 0
+    reversed_to: int = 0
+
+    label = "purchase"
+
+
 def job_label(job_id: str) -> str:
     return f"job:{job_id}"
 
@@ -163,7 +178,8 @@ class Transition:
     """One change of state, committed as one conditional write or not at all.
 
     Labels name what refused: `member`, `answer`, `workspace`, `membership`, `ledger:<id>`,
-    `job:<id>`, `attempt:<job>:<n>`; `refusal` turns the set of them into the caller's error.
+    `job:<id>`, `attempt:<job>:<n>`, `event`, `purchase`; `refusal` turns the set of them into the
+    caller's error.
     """
 
     move: Move
@@ -176,6 +192,8 @@ class Transition:
     membership: Membership | None = None  # written as it is
     answer: KeyedAnswer | None = None  # written; refused while a live answer for the key exists
     release: Release | None = None
+    event: PaymentEvent | None = None  # recorded; refused while it already is (applied once)
+    purchase: PurchaseWrite | None = None
     refusal: Refusal = field(default=moved_on, compare=False, repr=False)
 
     def refused(self, labels: frozenset[str]) -> Exception:

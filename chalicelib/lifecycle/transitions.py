@@ -21,6 +21,8 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     QueueMessage,
     Trigger,
     Workspace,
@@ -34,6 +36,8 @@ from chalicelib.errors import (
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
+    PaymentAppliedError,
+    TransitionRefusedError,
     WorkspaceNotFoundError,
 )
 from chalicelib.lifecycle.model import (
@@ -43,6 +47,7 @@ from chalicelib.lifecycle.model import (
     JobWrite,
     KeyedAnswer,
     Lease,
+    PurchaseWrite,
     RecordedError,
     Release,
     Transition,
@@ -59,6 +64,7 @@ from chalicelib.lifecycle.pricing import (
 )
 
 SYSTEM = "system"  # the actor of what the platform does by itself
+PAYMENT_PROVIDER = "stripe"  # the actor of a reversal: the provider's refund or dispute
 OPEN = frozenset({Outcome.QUEUED, Outcome.PROCESSING})  # an attempt that has no outcome yet
 DETAIL_KEPT = 4000  # characters of an operator's detail (stderr tail) kept on the attempt
 
@@ -223,6 +229,77 @@ def set_pricing(workspace_id: str, pricing: Any, now: datetime) -> Transition:
         now,
         workspace=WorkspaceWrite(workspace_id, changes={"retry_pricing": pricing}),
         refusal=lambda _: WorkspaceNotFoundError(),
+    )
+
+
+# --- purchases: credits bought, and taken back ------------------------------------------------------
+
+
+def _purchase_refused(labels: frozenset[str]) -> Exception:
+    if labels & {"event", "purchase"}:
+        return PaymentAppliedError(labels)
+    return WorkspaceNotFoundError()
+
+
+def _reversal_refused(labels: frozenset[str]) -> Exception:
+    if "event" in labels:
+        return PaymentAppliedError(labels)
+    return TransitionRefusedError(labels)  # another reversal moved the purchase on: decide again
+
+
+def purchase(bought: Purchase, event: PaymentEvent, now: datetime) -> Transition:
+    """A paid Checkout session grants its pack: the credits, a `purchase` entry naming the session
+    and the payment, the purchase recorded (once per session, once per payment) and the event
+    recorded (once): one transaction, so a replayed event, a second event for the session, or
+    two deliveries at once grant nothing more."""
+    entry = LedgerEntry(
+        bought.workspace_id,
+        bought.credits,
+        LedgerReason.PURCHASE,
+        actor=bought.buyer,
+        created_at=now,
+        session_id=bought.session_id,
+        payment_id=bought.payment_id,
+    )
+    return Transition(
+        Move.PURCHASE,
+        now,
+        workspace=WorkspaceWrite(bought.workspace_id, credits=bought.credits),
+        entries=(entry,),
+        event=event,
+        purchase=PurchaseWrite(bought.session_id, create=bought),
+        refusal=_purchase_refused,
+    )
+
+
+def purchase_reversal(bought: Purchase, event: PaymentEvent, reversed_to: int, now: datetime) -> Transition:
+    """A refund or a dispute takes back what the purchase has not had taken back yet, up to
+    `reversed_to` of its credits: a `purchase_reversal` entry, the purchase's reversed credits
+    moved on (from what was read) and the event recorded, in one transaction. The balance may go
+    below 0: the workspace then owes credits, and no charge passes its `credits >= price` guard
+    until a purchase or an operator settles it."""
+    taken = reversed_to - bought.reversed_credits
+    if not 0 < taken <= bought.credits - bought.reversed_credits:
+        raise ValueError(f"a reversal takes back 1..{bought.credits - bought.reversed_credits}, not {taken}")
+    entry = LedgerEntry(
+        bought.workspace_id,
+        -taken,
+        LedgerReason.PURCHASE_REVERSAL,
+        actor=PAYMENT_PROVIDER,
+        created_at=now,
+        session_id=bought.session_id,
+        payment_id=bought.payment_id,
+    )
+    return Transition(
+        Move.PURCHASE_REVERSAL,
+        now,
+        workspace=WorkspaceWrite(bought.workspace_id, credits=-taken),
+        entries=(entry,),
+        event=event,
+        purchase=PurchaseWrite(
+            bought.session_id, reversed_from=bought.reversed_credits, reversed_to=reversed_to
+        ),
+        refusal=_reversal_refused,
     )
 
 
