@@ -1,11 +1,13 @@
 """`python -m devstack` (what `make dev` runs): the whole local stack, in the foreground.
 
-DynamoDB Local, a moto server (S3 for R2, SQS, Cognito), the API under `chalice local`, the
-frontend, WORKERS worker processes and the sweeper. Ctrl-C stops everything it started.
-When app.py or a file under chalicelib/ changes, the API, the workers and the sweeper restart.
+DynamoDB Local, a moto server (S3 for R2, SQS, Cognito, Secrets Manager), the Stripe stand-in,
+the API under `chalice local`, the frontend, WORKERS worker processes and the sweeper. Ctrl-C
+stops everything it started. When app.py or a file under chalicelib/ changes, the API, the
+workers and the sweeper restart.
 
-Environment: API_PORT (8000), WEB_PORT (8080), DDB_PORT (8002), MOTO_PORT (5001), WORKERS (1),
-FRESH=1 (start DynamoDB with no data), SWEEP_INTERVAL_SECONDS (60), DEVSTACK_STATE_DIR (.local).
+Environment: API_PORT (8000), WEB_PORT (8080), DDB_PORT (8002), MOTO_PORT (5001), STRIPE_PORT
+(12111), WORKERS (1), FRESH=1 (start DynamoDB with no data), SWEEP_INTERVAL_SECONDS (60),
+DEVSTACK_STATE_DIR (.local).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from devstack.services import (
     stop_all,
     wait_http,
 )
+from devstack.stripe_standin import StripeStandIn
 from devstack.web import WebServer, app_config
 
 log = logging.getLogger("devstack")
@@ -50,6 +53,7 @@ class Options:
     web_port: int
     ddb_port: int
     moto_port: int
+    stripe_port: int
     workers: int
     fresh: bool
 
@@ -63,12 +67,13 @@ class Options:
             web_port=int(os.environ.get("WEB_PORT", "8080")),
             ddb_port=int(os.environ.get("DDB_PORT", "8002")),
             moto_port=int(os.environ.get("MOTO_PORT", "5001")),
+            stripe_port=int(os.environ.get("STRIPE_PORT", "12111")),
             workers=int(os.environ.get("WORKERS", "1") or "1"),
             fresh=flag("FRESH"),
         )
 
     def check_ports(self) -> None:
-        for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT"):
+        for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT", "STRIPE_PORT"):
             port = getattr(self, name.lower())
             if port_in_use(port):
                 raise ServiceError(f"port {port} is taken (is another `make dev` running?): set {name}=...")
@@ -130,6 +135,10 @@ def _announce(options: Options, result: BootstrapResult) -> None:
     print(f"demo user: {result.demo_email}  password: {result.demo_password}  (workspace demo)", flush=True)
     print("CLI: .venv/bin/python -m cli token --user alice@example.com", flush=True)
     print(
+        f"payments: a Stripe stand-in on http://127.0.0.1:{options.stripe_port} (docs/payments.md)",
+        flush=True,
+    )
+    print(
         f"ready: api=http://127.0.0.1:{options.api_port} web=http://127.0.0.1:{options.web_port}",
         flush=True,
     )
@@ -158,9 +167,15 @@ def run(options: Options) -> int:
         moto.start()
         log.info("moto server on %s (%s)", moto.url, took())
         web_origin = f"http://127.0.0.1:{options.web_port}"
-        result = bootstrap(moto.url, ddb.url, web_origin)
-        log.info("bootstrapped: bucket, queues, user pool, tables, demo workspace (%s)", took())
+        stripe_url = f"http://127.0.0.1:{options.stripe_port}"
+        result = bootstrap(moto.url, ddb.url, web_origin, stripe_url=stripe_url)
+        log.info("bootstrapped: bucket, queues, user pool, secrets, tables, demo workspace (%s)", took())
         api_url = f"http://127.0.0.1:{options.api_port}"
+        keys = result.stripe_keys
+        stripe = StripeStandIn(
+            options.stripe_port, keys["apiKey"], keys["webhookSecret"], f"{api_url}/payments/stripe"
+        ).start()
+        stoppers.append(stripe)
         web = WebServer(options.web_port, app_config(result.env, api_url)).start()
         stoppers.append(web)
         os.environ["PUBLIC_API_URL"] = api_url  # unsubscribe links in emails

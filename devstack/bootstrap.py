@@ -1,8 +1,9 @@
 """Create, idempotently, what the app expects to exist, and write the stack's environment.
 
 On the moto server: the R2 bucket (with CORS for browser uploads), the jobs queue and its DLQ,
-the Cognito user pool and web client. In DynamoDB Local: the tables. Then the demo workspace
-and its owner. Running it twice changes nothing the second time.
+the Cognito user pool and web client, the Stripe secret (the stand-in's keys, in Secrets
+Manager as deployed). In DynamoDB Local: the tables. Then the demo workspace and its owner.
+Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ WEB_CLIENT_NAME = "vidproc-web"
 # Lambda needs the queue's visibility timeout >= the worker's timeout (900 s), with a margin.
 QUEUE_VISIBILITY_TIMEOUT = 960
 MAX_RECEIVE_COUNT = 5
+STRIPE_SECRET_NAME = "vidproc/local/stripe"  # what STRIPE_SECRET_ID names on the moto server
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class BootstrapResult:
     env: dict[str, str]
     demo_email: str | None
     demo_password: str | None
+    stripe_keys: dict[str, str]  # {"apiKey", "webhookSecret"}: the stand-in checks and signs with them
 
 
 # --- the stack's environment ----------------------------------------------------------------
@@ -111,6 +114,7 @@ def base_env(moto_url: str, ddb_url: str, web_origin: str, region: str) -> dict[
         "AWS_ENDPOINT_URL_SESV2": moto_url,
         "AWS_ENDPOINT_URL_SES": moto_url,
         "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb_url,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
         "R2_ENDPOINT_URL": moto_url,
         "R2_ACCESS_KEY_ID": DUMMY_KEY,
         "R2_SECRET_ACCESS_KEY": DUMMY_KEY,
@@ -273,6 +277,35 @@ def signing_key(state_dir: Path) -> str:
     return key
 
 
+def stripe_keys(state_dir: Path) -> dict[str, str]:
+    """The local Stripe stand-in's API key and webhook signing secret: made once, kept beside the
+    demo password (test-mode shapes; they mean nothing outside this machine)."""
+    path = state_dir / "stripe-test-keys.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    keys = {
+        "apiKey": f"sk_test_local_{secrets.token_hex(16)}",
+        "webhookSecret": f"whsec_local_{secrets.token_hex(16)}",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(keys) + "\n")
+    path.chmod(0o600)
+    return keys
+
+
+def ensure_stripe_secret(secretsmanager: Any, name: str, keys: Mapping[str, str]) -> str:
+    """The secret STRIPE_SECRET_ID names, holding the keys (the app reads them from here at run
+    time, as deployed: never from the environment)."""
+    value = json.dumps(dict(keys))
+    try:
+        secretsmanager.put_secret_value(SecretId=name, SecretString=value)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        secretsmanager.create_secret(Name=name, SecretString=value)
+    return name
+
+
 # --- the demo workspace ----------------------------------------------------------------------
 def demo_password(state_dir: Path) -> str:
     """alice's password: made once, kept under .local/ so it stays the same across runs."""
@@ -294,8 +327,12 @@ def bootstrap(
     state_dir: Path | None = None,
     demo: bool = True,
     write_env: bool = True,
+    stripe_url: str = "",
 ) -> BootstrapResult:
     """Create everything (idempotently), apply the stack's env to this process and return it.
+
+    `stripe_url`: where the Stripe stand-in will listen (STRIPE_API_BASE); its keys go into the
+    Stripe secret and come back in the result.
 
     `state_dir` (default: devstack.state_dir()) keeps the demo password and, when `write_env`,
     stack.env: the env as KEY=VALUE lines, which `load_stack_env` reads back.
@@ -319,8 +356,14 @@ def bootstrap(
         names.notifications_queue_name,
         names.notify_email_from,
     )
+    keys = stripe_keys(state)
+    stripe_secret = ensure_stripe_secret(
+        _client("secretsmanager", moto_url, region), STRIPE_SECRET_NAME, keys
+    )
     env.update(
         {
+            "STRIPE_SECRET_ID": stripe_secret,
+            "STRIPE_API_BASE": stripe_url,
             "JOBS_QUEUE_URL": queue_url,
             "JOBS_DLQ_URL": dlq_url,
             "NOTIFICATIONS_QUEUE_URL": notifications_url,
@@ -355,4 +398,4 @@ def bootstrap(
     if write_env:
         write_stack_env(env, state / "stack.env")
     log.info("bootstrapped: queue %s, user pool %s", queue_url, pool_id)
-    return BootstrapResult(env=env, demo_email=email, demo_password=password)
+    return BootstrapResult(env=env, demo_email=email, demo_password=password, stripe_keys=keys)

@@ -291,10 +291,20 @@ class LedgerEntryOut(Schema):
     reason: str
     job_id: str | None
     created_at: datetime
+    session_id: str | None  # a purchase or its reversal: the Stripe Checkout session ...
+    payment_id: str | None  # ... and the payment it names
 
     @classmethod
     def of(cls, e: LedgerEntry) -> LedgerEntryOut:
-        return cls(id=e.id, delta=e.delta, reason=e.reason.value, job_id=e.job_id, created_at=e.created_at)
+        return cls(
+            id=e.id,
+            delta=e.delta,
+            reason=e.reason.value,
+            job_id=e.job_id,
+            created_at=e.created_at,
+            session_id=e.session_id,
+            payment_id=e.payment_id,
+        )
 
 
 class LedgerOut(Schema):

@@ -42,6 +42,7 @@ def test_bootstrap_twice_changes_nothing(aws_stack: AwsStack) -> None:
         aws_stack.web_origin,
         state_dir=aws_stack.state_dir,
         write_env=False,
+        stripe_url=aws_stack.stripe.url,
     )
 
     # THEN it finds everything it made: same ids and URLs, no second pool, no second grant
@@ -426,7 +427,9 @@ def _alive(pid: int) -> bool:
 @pytest.mark.e2e
 def test_python_m_devstack_gets_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     # GIVEN free ports and a state dir of the test's own (a developer's `make dev` may be running)
-    ports = {name: str(free_port()) for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT")}
+    ports = {
+        name: str(free_port()) for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT", "STRIPE_PORT")
+    }
     env = {
         **os.environ,
         **ports,
@@ -468,8 +471,13 @@ def test_python_m_devstack_gets_ready_and_ctrl_c_stops_everything(tmp_path: Path
         health = requests.get(f"http://127.0.0.1:{ports['API_PORT']}/health", timeout=5)
         assert health.status_code == 200
         assert requests.get(f"http://127.0.0.1:{ports['WEB_PORT']}/config.js", timeout=5).status_code == 200
+        packs = requests.get(
+            f"http://127.0.0.1:{ports['STRIPE_PORT']}/v1/checkout/sessions/cs_none", timeout=5
+        )
+        assert packs.status_code == 401  # the Stripe stand-in answers, and wants its API key
         stack_env = (tmp_path / "stack.env").read_text()
         assert f"AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:{ports['DDB_PORT']}" in stack_env
+        assert f"STRIPE_API_BASE=http://127.0.0.1:{ports['STRIPE_PORT']}" in stack_env
         children = _children_of(process.pid)
         assert len(children) >= 5  # DynamoDB Local, chalice local, two workers, the sweeper (+ launchers)
 
