@@ -36,11 +36,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
+
+from devstack.services import LoopbackServer
 
 API_VERSION = "2026-10-28.endive"  # what the pinned library (stripe 16.1.0) asks for
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds between a failed delivery's next tries
@@ -86,9 +88,9 @@ class Delivery:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class StripeStandIn:
+class StripeStandIn(LoopbackServer):
     def __init__(self, port: int, api_key: str, webhook_secret: str, webhook_url: str) -> None:
-        self.port = port
+        super().__init__(port, _handler(self), "stripe-standin")
         self.api_key = api_key
         self.webhook_secret = webhook_secret
         self.webhook_url = webhook_url
@@ -96,24 +98,6 @@ class StripeStandIn:
         self.deliveries: list[Delivery] = []
         self._lock = threading.Lock()
         self._held: list[Delivery] | None = None
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> StripeStandIn:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stripe-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     # --- the API ---------------------------------------------------------------------------------
     def create_session(self, params: dict[str, Any]) -> dict[str, Any]:

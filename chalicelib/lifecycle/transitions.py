@@ -247,20 +247,27 @@ def _reversal_refused(labels: frozenset[str]) -> Exception:
     return TransitionRefusedError(labels)  # another reversal moved the purchase on: decide again
 
 
+def _purchase_entry(
+    bought: Purchase, delta: int, reason: LedgerReason, actor: str, now: datetime
+) -> LedgerEntry:
+    """A ledger entry about a purchase: it names the Checkout session and the payment."""
+    return LedgerEntry(
+        bought.workspace_id,
+        delta,
+        reason,
+        actor=actor,
+        created_at=now,
+        session_id=bought.session_id,
+        payment_id=bought.payment_id,
+    )
+
+
 def purchase(bought: Purchase, event: PaymentEvent, now: datetime) -> Transition:
     """A paid Checkout session grants its pack: the credits, a `purchase` entry naming the session
     and the payment, the purchase recorded (once per session, once per payment) and the event
     recorded (once): one transaction, so a replayed event, a second event for the session, or
     two deliveries at once grant nothing more."""
-    entry = LedgerEntry(
-        bought.workspace_id,
-        bought.credits,
-        LedgerReason.PURCHASE,
-        actor=bought.buyer,
-        created_at=now,
-        session_id=bought.session_id,
-        payment_id=bought.payment_id,
-    )
+    entry = _purchase_entry(bought, bought.credits, LedgerReason.PURCHASE, bought.buyer, now)
     return Transition(
         Move.PURCHASE,
         now,
@@ -281,15 +288,7 @@ def purchase_reversal(bought: Purchase, event: PaymentEvent, reversed_to: int, n
     taken = reversed_to - bought.reversed_credits
     if not 0 < taken <= bought.credits - bought.reversed_credits:
         raise ValueError(f"a reversal takes back 1..{bought.credits - bought.reversed_credits}, not {taken}")
-    entry = LedgerEntry(
-        bought.workspace_id,
-        -taken,
-        LedgerReason.PURCHASE_REVERSAL,
-        actor=PAYMENT_PROVIDER,
-        created_at=now,
-        session_id=bought.session_id,
-        payment_id=bought.payment_id,
-    )
+    entry = _purchase_entry(bought, -taken, LedgerReason.PURCHASE_REVERSAL, PAYMENT_PROVIDER, now)
     return Transition(
         Move.PURCHASE_REVERSAL,
         now,

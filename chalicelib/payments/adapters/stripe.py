@@ -17,15 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import stripe
-from aws_lambda_powertools.utilities import parameters
 
+from chalicelib.adapters.secrets import json_secret
 from chalicelib.config import Settings
 from chalicelib.domain import utcnow
 from chalicelib.errors import PaymentProviderError, PaymentsUnavailableError, WebhookRejectedError
 from chalicelib.payments.ports import CheckoutRequest, CheckoutSession, ProviderEvent
 
 TOLERANCE_SECONDS = 300  # Stripe's own default: an older signed timestamp is a replay
-SECRET_MAX_AGE = 300  # seconds Powertools caches the secret in a warm container
 TIMEOUT_SECONDS = 10  # per request (the library's default, 80 s, outlives API Gateway's 29 s)
 NETWORK_RETRIES = 2  # the library retries with the same Idempotency-Key
 
@@ -110,13 +109,7 @@ class StripeProvider:
     def _keys(self) -> dict[str, str]:
         if not self._secret_id:
             raise PaymentsUnavailableError()
-        try:
-            secret = parameters.get_secret(self._secret_id, transform="json", max_age=SECRET_MAX_AGE)
-        except parameters.exceptions.GetParameterError as exc:
-            raise PaymentProviderError("The payment service's keys could not be read") from exc
-        if not isinstance(secret, dict) or not secret.get("apiKey") or not secret.get("webhookSecret"):
-            raise PaymentProviderError("The Stripe secret must hold apiKey and webhookSecret")
-        return {"apiKey": str(secret["apiKey"]), "webhookSecret": str(secret["webhookSecret"])}
+        return json_secret(self._secret_id, ("apiKey", "webhookSecret"), PaymentProviderError, "Stripe keys")
 
     def _client(self) -> stripe.StripeClient:
         """The client for the API key the secret holds now (a rotated key is used within
