@@ -191,10 +191,9 @@ def test_an_owner_gets_a_checkout_that_comes_back_to_the_dashboard_in_the_worksp
         2000,
         "usd",
     )
-    assert request.success_url == (
-        "http://127.0.0.1:8080/?workspace=ws-a&purchase=success&session_id={CHECKOUT_SESSION_ID}"
-    )
-    assert request.cancel_url == "http://127.0.0.1:8080/?workspace=ws-a&purchase=cancelled"
+    back = f"{ctx.settings.dashboard_url}/?workspace=ws-a"  # DASHBOARD_URL
+    assert request.success_url == f"{back}&purchase=success&session_id={{CHECKOUT_SESSION_ID}}"
+    assert request.cancel_url == f"{back}&purchase=cancelled"
     assert session.url and request.buyer == ALICE.user_id and request.email == ALICE.email
 
 
