@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,6 +70,7 @@ class FFmpegSegmenter:
         video_stream: int,
         output_path: Path,
         on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> float:
         ff = self.ffmpeg
         args = build_segment_args(
@@ -82,14 +84,25 @@ class FFmpegSegmenter:
             preset=ff.preset,
             crf=ff.crf,
         )
-        return self._timed(args, input_url, span.duration, output_path, on_progress)
+        return self._timed(args, input_url, span.duration, output_path, on_progress, stop)
 
-    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path, copy: bool = False) -> float:
+    def encode_audio(
+        self,
+        input_url: str,
+        audio_stream: int,
+        output_path: Path,
+        copy: bool = False,
+        stop: threading.Event | None = None,
+    ) -> float:
         args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, copy=copy)
-        return self._timed(args, input_url, None, output_path, None)
+        return self._timed(args, input_url, None, output_path, None, stop)
 
     def stitch(
-        self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
+        self,
+        segments: Sequence[tuple[str, float]],
+        audio_url: str | None,
+        output_path: Path,
+        stop: threading.Event | None = None,
     ) -> TranscodeResult:
         started = time.monotonic()
         with tempfile.NamedTemporaryFile("w", suffix=".ffconcat", dir=output_path.parent) as script:
@@ -97,7 +110,7 @@ class FFmpegSegmenter:
             script.flush()
             args = build_stitch_args(self.ffmpeg.ffmpeg_path, script.name, audio_url, output_path)
             try:
-                self._timed(args, audio_url or "", None, output_path, None)
+                self._timed(args, audio_url or "", None, output_path, None, stop)
             except ProcessingError as error:  # the parts' presigned URLs stay out of the detail
                 for location, _ in segments:
                     error.detail = redact(error.detail or "", location)
@@ -117,10 +130,12 @@ class FFmpegSegmenter:
         duration: float | None,
         output_path: Path,
         on_progress: Callable[[float], None] | None,
+        stop: threading.Event | None = None,
     ) -> float:
         started = time.monotonic()
+        deadline = started + self.ffmpeg.timeout_seconds
         try:
-            self.ffmpeg.run(args, input_url, duration, started + self.ffmpeg.timeout_seconds, on_progress)
+            self.ffmpeg.run(args, input_url, duration, deadline, on_progress, stop=stop)
         except BaseException:
             _remove(output_path)
             raise
