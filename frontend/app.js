@@ -10,6 +10,7 @@ import { JobsView } from './jobs.js';
 import { CreditHistory } from './ledger.js';
 import { BrowserNotifier, NotificationPanel } from './notifications.js';
 import { Purchases } from './purchases.js';
+import { CancelController } from './cancel.js';
 import { RetryController } from './retry.js';
 import { config } from './settings.js';
 import { Uploader } from './upload.js';
@@ -30,6 +31,7 @@ const ctx = {
 
 let jobs;
 let retry;
+let canceller;
 let uploader;
 let notifier;
 let panel;
@@ -244,9 +246,15 @@ function wire() {
       listError: $('jobs-error'),
     },
     ctx,
-    { onRetry: (job) => retry.retryOne(job), onDownload: download, onBuyCredits: () => purchases.open() },
+    {
+      onRetry: (job) => retry.retryOne(job),
+      onCancel: (job) => canceller.cancelOne(job),
+      onDownload: download,
+      onBuyCredits: () => purchases.open(),
+    },
   );
   retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
+  canceller = new CancelController(ctx, jobs);
   notifier = new BrowserNotifier($('browser-notify'), $('browser-notify-status'));
   jobs.onChange((shown) => notifier.observe(shown));
   jobs.onChange(revealLinkedJob);

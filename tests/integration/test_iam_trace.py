@@ -12,10 +12,10 @@ call the role lacks fails in production; a grant no call needs is a door left op
 from __future__ import annotations
 
 import json
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,14 +151,15 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
     phase("api", api.buy_and_refund)
     phase("api", lambda: api.started(clip))  # its message is "lost": the sweeper re-sends it
     expired = phase("api", lambda: api.started(clip))
-    time.sleep(1.2)  # past SWEEPER_REQUEUE_AFTER_SECONDS
     _expire_lease(expired)
-    phase(
-        "sweeper",
-        lambda: app.sweep_stuck_jobs(
+
+    def sweep_later() -> Any:
+        bootstrap.services().clock = lambda: utcnow() + timedelta(seconds=2)  # past the sweeper's wait
+        return app.sweep_stuck_jobs(
             scheduled_event("us-east-1"), LocalLambdaContext("sweeper", region="us-east-1")
-        ),
-    )
+        )
+
+    phase("sweeper", sweep_later)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("JOBS_QUEUE_URL", stack.env["JOBS_QUEUE_URL"] + "-missing")  # every send fails
         phase("api", lambda: api.started(clip, expect=(202, 503)))
@@ -229,7 +230,8 @@ class _Api:
         self.webhook(paid, signature="t=1,v1=00", expect=400)
 
     def webhook(self, body: str, signature: str | None = None, expect: int = 200) -> None:
-        header = signature or signature_header(body, self.stack.stripe.webhook_secret, int(time.time()))
+        now = int(utcnow().timestamp())
+        header = signature or signature_header(body, self.stack.stripe.webhook_secret, now)
         r = self.client.http.post(
             "/payments/stripe",
             headers={"Stripe-Signature": header, "Content-Type": "application/json"},
