@@ -58,9 +58,7 @@ class Flow:
 
         receiver = Receiver().start()  # answers 200; kept running for `notify`
         self.receiver = receiver
-        status, body = self.call(
-            "post", "/webhooks", {"url": receiver.url, "eventTypes": ["job.completed"]}
-        )
+        status, body = self.call("post", "/webhooks", {"url": receiver.url, "eventTypes": ["job.completed"]})
         assert status == 201, body
         self.endpoint = body["endpoint"]["id"]
         self.seen["webhook secret"] = body["secret"]
