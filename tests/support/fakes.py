@@ -59,10 +59,8 @@ class FakeRepository:
             yield "member"
         if t.answer is not None and self.get_answer(t.answer.record_id, t.at) is not None:
             yield "answer"
-        if t.workspace is not None and not apply.workspace_write_holds(
-            t.workspace, self.workspaces.get(t.workspace.workspace_id)
-        ):
-            yield t.workspace.label
+        if t.workspace is not None:
+            yield from apply.workspace_refusals(t.workspace, self.workspaces.get(t.workspace.workspace_id))
         for a in t.attempts:
             if not apply.attempt_write_holds(a, self.attempts.get((a.job_id, a.n))):
                 yield a.label
