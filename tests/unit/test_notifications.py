@@ -436,6 +436,14 @@ def test_the_failed_email_has_both_parts_the_error_the_suggestion_and_the_job_li
     assert mail.html.startswith("<!doctype html>") and "<p>" not in mail.text
 
 
+def test_an_emails_html_part_escapes_what_a_user_wrote() -> None:
+    event = _event()
+    event["data"]["job"]["originalFilename"] = '<img src=x onerror="alert(1)">.mp4'
+    mail = emails.compose(event, "a@x.test", "https://app.test/?w=1&x=2", "https://api.test/u?token=t")
+    assert "<img" not in mail.html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.mp4" in mail.html
+    assert 'href="https://app.test/?w=1&amp;x=2"' in mail.html
+
+
 def test_unsubscribe_tokens_are_signed_and_turn_off_one_event_type() -> None:
     ctx, store, *_ = notify_context()
     store.add_member("owner-1", "ws")
