@@ -82,3 +82,7 @@ def test_r2_and_sqs_say_what_failed(outcomes: dict[str, str]) -> None:
     )  # signing is local
     assert outcomes["queue.from_settings"] == "ServiceUnavailableError"
     assert outcomes["queue.send"] == "QueueSendError"
+
+
+def test_the_rate_limit_and_the_try_slots_say_the_database_is_unavailable(outcomes: dict[str, str]) -> None:
+    assert outcomes["limits.hit"] == outcomes["slots.claim"] == "ServiceUnavailableError"
