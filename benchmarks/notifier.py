@@ -16,12 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import uuid
 from collections.abc import Iterator
 
 from benchmarks.core import BenchResult, Context, Latency, Table
 from benchmarks.fixtures import tenant
-from tests.support.notify import Receiver, Tarpit
+from tests.support.notify import Receiver, Tarpit, send_credits_low
 
 # The deployed defaults (the test stack's env shortens them): a try of up to 10 s, retries
 # after 5 s and more, an endpoint disabled after 3 failed deliveries.
@@ -38,28 +37,12 @@ TARPIT_EVENTS = 3  # as the issue's report: three failed jobs in the tarpit's wo
 GIVE_UP_SECONDS = 120.0
 
 
-def _send(workspace_id: str) -> str:
-    from chalicelib.bootstrap import notify_services
-
-    event_id = "evt_bench" + uuid.uuid4().hex
-    notify_services().queue.send_event(
-        {
-            "id": event_id,
-            "type": "credits.low",
-            "timestamp": "2026-12-01T00:00:00.000Z",
-            "workspaceId": workspace_id,
-            "data": {"credits": 1, "threshold": 2},
-        }
-    )
-    return event_id
-
-
 def _latencies(receiver: Receiver, workspace_id: str, count: int) -> tuple[list[float], int]:
     """B's events one at a time: (seconds from send to arrival, how many never arrived)."""
     samples, missing = [], 0
     for _ in range(count):
         sent = time.monotonic()
-        event_id = _send(workspace_id)
+        event_id = send_credits_low(workspace_id)
         while True:
             got = [r for r in receiver.received if r.event["id"] == event_id]
             if got:
@@ -120,7 +103,7 @@ def _run(ctx: Context, res: BenchResult) -> None:
                 r = a.api.post("/webhooks", {"url": tarpit.url, "eventTypes": ["credits.low"]})
                 assert r.status_code == 201, r.text
                 for _ in range(TARPIT_EVENTS):
-                    _send(a.workspace_id)
+                    send_credits_low(a.workspace_id)
                 deadline = time.monotonic() + 30
                 while tarpit.connections < 1 and time.monotonic() < deadline:
                     time.sleep(0.05)

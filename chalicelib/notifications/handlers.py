@@ -14,6 +14,7 @@ None runs in the worker: a slow or failing endpoint never delays or fails a job.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -54,12 +55,17 @@ def _change(record: dict[str, Any]) -> events.TableChange | None:
         return None
 
 
-def handle_messages(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _partial(raw_event: dict[str, Any], context: Any, handler: Callable[[SQSRecord], str]) -> dict[str, Any]:
+    """Each record through `handler`; the ones that raised are reported for SQS to deliver again."""
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     result = process_partial_response(
-        event=raw_event, record_handler=_record, processor=processor, context=context
+        event=raw_event, record_handler=handler, processor=processor, context=context
     )
     return dict(result)
+
+
+def handle_messages(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _partial(raw_event, context, _record)
 
 
 def _record(record: SQSRecord) -> str:
@@ -79,11 +85,7 @@ def _record(record: SQSRecord) -> str:
 
 
 def handle_deliveries(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    result = process_partial_response(
-        event=raw_event, record_handler=_try, processor=processor, context=context
-    )
-    return dict(result)
+    return _partial(raw_event, context, _try)
 
 
 def _try(record: SQSRecord) -> str:

@@ -17,7 +17,7 @@ from chalicelib.lifecycle import transitions
 from devstack.notifier import Notifier
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.media import make_clip, make_corrupt_file
-from tests.support.notify import Receiver, Tarpit, eventually, sent_mail, signed_by
+from tests.support.notify import Receiver, Tarpit, eventually, send_credits_low, sent_mail, signed_by
 from tests.support.stack import AwsStack, Workers
 
 pytestmark = pytest.mark.integration
@@ -170,24 +170,6 @@ def test_rotation_signs_with_both_secrets_and_the_new_one_is_shown_once(
     assert signed_by(hook["secret"], got.headers, got.body)
 
 
-def send_event(workspace_id: str, n: int) -> str:
-    """A credits.low event straight onto the notifications queue (as the stream's function sends
-    it); its id."""
-    from chalicelib.bootstrap import notify_services
-
-    event_id = f"evt_{workspace_id.replace('-', '')}{n}"
-    notify_services().queue.send_event(
-        {
-            "id": event_id,
-            "type": "credits.low",
-            "timestamp": "2026-12-01T00:00:00.000Z",
-            "workspaceId": workspace_id,
-            "data": {"credits": 1, "threshold": 2},
-        }
-    )
-    return event_id
-
-
 def test_one_workspaces_tarpit_endpoint_never_holds_up_another_workspaces_webhooks(
     aws_stack: AwsStack, api_server: str, tenant: Tenant, receiver: Receiver
 ) -> None:
@@ -198,11 +180,11 @@ def test_one_workspaces_tarpit_endpoint_never_holds_up_another_workspaces_webhoo
     try:
         register(tenant, tarpit.url, ["credits.low"])
         register(other, receiver.url, ["credits.low"])
-        for n in range(3):
-            send_event(tenant.workspace_id, n)
+        for _ in range(3):
+            send_credits_low(tenant.workspace_id)
         eventually(lambda: tarpit.connections >= 1, what="a try of the tarpit endpoint")
         # WHEN workspace B has an event
-        wanted = send_event(other.workspace_id, 0)
+        wanted = send_credits_low(other.workspace_id)
         # THEN B's webhook arrives, however long A's endpoint takes (the test stack's tries end
         # after 2 s; a try with a per-read limit only would hold the notifier for as long as A's
         # endpoint drips)

@@ -20,6 +20,7 @@ import pytest
 
 from devstack import REPO_ROOT
 from tests.support.api import new_tenant
+from tests.support.logs import json_lines
 from tests.support.stack import AwsStack
 from tests.support.traced_flow import EMAIL_ENV, TOKEN_ENV
 from tests.support.xray import XRayCollector, names
@@ -130,14 +131,3 @@ def test_a_whole_flow_leaves_no_secret_in_any_log_line_or_trace(
     stack_logs = "\n".join(p.read_text(errors="replace") for p in aws_stack.log_dir.rglob("*.log"))
     for where, text in (("logs", printed), ("traces", collector.text()), ("stack logs", stack_logs)):
         assert leaked(secrets, text) == [], where
-
-
-def json_lines(text: str) -> list[dict[str, object]]:
-    lines = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                lines.append(json.loads(line))
-            except ValueError:
-                continue
-    return lines

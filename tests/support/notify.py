@@ -165,6 +165,26 @@ class Tarpit:
         self._server.close()
 
 
+def send_credits_low(workspace_id: str, event_id: str | None = None) -> str:
+    """A credits.low event straight onto the notifications queue, as the stream's function puts
+    it there (the fan-out takes it from there); its id."""
+    import uuid
+
+    from chalicelib.bootstrap import notify_services
+
+    event_id = event_id or "evt_" + uuid.uuid4().hex
+    notify_services().queue.send_event(
+        {
+            "id": event_id,
+            "type": "credits.low",
+            "timestamp": "2026-12-01T00:00:00.000Z",
+            "workspaceId": workspace_id,
+            "data": {"credits": 1, "threshold": 2},
+        }
+    )
+    return event_id
+
+
 def eventually(check: Callable[[], T | None], timeout: float = 30, what: str = "the condition") -> T:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
