@@ -23,7 +23,14 @@ from chalicelib.processing.context import Services
 
 if TYPE_CHECKING:
     from chalicelib.processing.accounts import AddedUser
-    from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Segmenter, Transcoder
+    from chalicelib.processing.ports import (
+        JobQueue,
+        ObjectStore,
+        RateLimiter,
+        Repository,
+        Segmenter,
+        Transcoder,
+    )
 
 _override: Services | None = None
 _lazy: LazyServices | None = None
@@ -62,12 +69,19 @@ def _segmenter(settings: Settings) -> Segmenter:
     return FFmpegSegmenter.from_settings(settings)
 
 
+def _limits(settings: Settings) -> RateLimiter:
+    from chalicelib.adapters.dynamodb.limits import DynamoRateLimiter
+
+    return DynamoRateLimiter(settings)
+
+
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": _repo,
     "store": _store,
     "queue": _queue,
     "transcoder": _transcoder,
     "segmenter": _segmenter,
+    "limits": _limits,
 }
 
 
@@ -145,6 +159,14 @@ class LazyServices(Services):
     @segmenter.setter
     def segmenter(self, value: Segmenter | None) -> None:
         self._built["segmenter"] = value
+
+    @property
+    def limits(self) -> RateLimiter | None:
+        return self._adapter("limits")
+
+    @limits.setter
+    def limits(self, value: RateLimiter | None) -> None:
+        self._built["limits"] = value
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -235,6 +257,7 @@ def _default_notify_services() -> NotifyServices:
     from chalicelib.notifications.adapters.queue import SqsNotificationQueue
     from chalicelib.notifications.adapters.resolver import resolve
     from chalicelib.notifications.adapters.ses import SesMailer
+    from chalicelib.notifications.adapters.signing_key import signing_key
     from chalicelib.notifications.adapters.webhook_http import HttpWebhookSender
 
     settings = get_settings()
@@ -246,6 +269,7 @@ def _default_notify_services() -> NotifyServices:
         queue=SqsNotificationQueue.from_settings(settings),
         resolve=resolve,
         random=random.random,
+        signing_key=lambda: signing_key(settings),
     )
 
 

@@ -110,6 +110,15 @@ class Settings(BaseModel):
     jobs_page_max: int = 100
     batch_retry_max: int = 25
     idempotency_ttl_seconds: int = 600
+    # Abuse limits. A workspace's jobs queued or processing at once (start and retry answer 429
+    # past it, charging nothing); what a 429 tells the client to wait (Retry-After) when nothing
+    # better is known; a user's requests on the job-creating routes per window (429 past it);
+    # the largest request body any route reads (413 above it, before any work).
+    max_active_jobs: int = Field(default=50, gt=0)
+    retry_after_seconds: int = Field(default=60, gt=0)
+    rate_limit_requests: int = Field(default=60, ge=0)  # 0: no per-user limit
+    rate_limit_window_seconds: int = Field(default=60, gt=0)
+    request_body_max_bytes: int = Field(default=64 * 1024, gt=0)
 
     # --- Worker --------------------------------------------------------------------------------
     ffmpeg_path: str = "ffmpeg"
@@ -150,16 +159,30 @@ class Settings(BaseModel):
     sweeper_requeue_after_seconds: int = Field(default=120, gt=0)
 
     # --- Notifications (email, webhooks) -------------------------------------------------------
+    # Events to fan out (emails, and a delivery per endpoint); the webhook tries go to their own
+    # queue, consumed by a function of their own, so a slow endpoint never holds up a fan-out.
     notifications_queue_name: str = "vidproc-notifications"
     notifications_queue_url: str = ""  # resolved from notifications_queue_name when empty
+    webhook_queue_name: str = "vidproc-webhooks"
+    webhook_queue_url: str = ""  # resolved from webhook_queue_name when empty
     notify_email_from: str = "notifications@vidproc.local"  # an SES-verified sender
     # Signs unsubscribe links (HMAC-SHA256); the local stack writes a random one into stack.env.
     notify_signing_key: SecretStr = SecretStr("")
+    # Deployed: a Secrets Manager secret holding that key, read at run time (Powertools
+    # Parameters, cached) by the functions that sign or verify links; it wins over the above.
+    notify_signing_secret_id: str = ""
+    # An unsubscribe link works this long (and only until the member's email choices change).
+    unsubscribe_link_days: int = Field(default=60, gt=0, le=365)
     dashboard_url: str = "http://127.0.0.1:8080"  # links in emails
     public_api_url: str = "http://127.0.0.1:8000"  # unsubscribe links (an API route)
     # Local stack only: accept http:// endpoints on loopback (127.0.0.1, ::1, localhost).
     webhook_allow_local: bool = False
+    # A try's whole deadline (connect, TLS, sending, the answer), not a limit per socket read.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    # Tries of one workspace's endpoints under way at once; a try beyond it waits its turn. With
+    # the delivery function's reserved concurrency above it, one workspace's slow endpoints never
+    # hold every delivery up.
+    webhook_max_concurrent_tries: int = Field(default=2, gt=0, le=20)
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_delay_seconds: float = Field(default=3 * 3600, gt=0)
     webhook_retry_window_seconds: float = Field(default=24 * 3600, gt=0)

@@ -116,6 +116,10 @@ class Workspace:
     retry_pricing: RetryPricing | None = (
         None  # an operator's override of RETRY_PRICING; None: the deployment's
     )
+    # Jobs queued or processing now (MAX_ACTIVE_JOBS caps it): counted up by start and retry,
+    # down by every move that leaves queued/processing for good. A workspace stored before it
+    # was kept has none: 0.
+    active_jobs: int = 0
 
 
 @dataclass

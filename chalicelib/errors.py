@@ -160,6 +160,30 @@ class PayloadTooLargeError(DomainError):
     default_message = "The file is too large"
 
 
+# --- 429 -------------------------------------------------------------------------------------
+class TooManyRequestsError(DomainError):
+    """Not now: answered 429 with `Retry-After` (`retry_after` seconds; None: RETRY_AFTER_SECONDS)."""
+
+    default_message = "Too many requests. Try again shortly."
+
+    def __init__(self, message: str | None = None, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ActiveJobsLimitError(TooManyRequestsError):
+    """The workspace has MAX_ACTIVE_JOBS jobs queued or processing: nothing was charged."""
+
+    default_message = (
+        "This workspace has as many jobs queued or processing as it may have at once. "
+        "Try again when some have finished; nothing was charged."
+    )
+
+
+class RateLimitedError(TooManyRequestsError):
+    default_message = "Too many requests from you in a short time. Try again shortly."
+
+
 # --- 5xx: ours, not the client's ----------------------------------------------------------
 class ServiceUnavailableError(DomainError):
     default_message = "A dependency is unavailable. Try again shortly."
@@ -212,6 +236,7 @@ ERROR_TABLE: dict[type[DomainError], HttpError] = {
     NotFoundError: HttpError(404, "NOT_FOUND"),
     ConflictError: HttpError(409, "CONFLICT"),
     PayloadTooLargeError: HttpError(413, "PAYLOAD_TOO_LARGE"),
+    TooManyRequestsError: HttpError(429, "TOO_MANY_REQUESTS"),
     ServiceUnavailableError: HttpError(503, "SERVICE_UNAVAILABLE"),
     DomainError: HttpError(500, "INTERNAL_SERVER_ERROR"),
 }

@@ -1,9 +1,9 @@
 """Create, idempotently, what the app expects to exist, and write the stack's environment.
 
 On the moto server: the R2 bucket (with CORS for browser uploads), the jobs queue and its DLQ,
-the Cognito user pool and web client, the Stripe secret (the stand-in's keys, in Secrets
-Manager as deployed). In DynamoDB Local: the tables. Then the demo workspace and its owner.
-Running it twice changes nothing the second time.
+the Cognito user pool and web client, the notifications and webhook queues, the Stripe secret
+(the stand-in's keys, in Secrets Manager as deployed). In DynamoDB Local: the tables. Then the
+demo workspace and its owner. Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -247,13 +247,12 @@ def ensure_user_pool(cognito: Any) -> tuple[str, str]:
     return str(pool_id), str(client_id)
 
 
-def ensure_notifications(sqs: Any, ses: Any, name: str, sender: str) -> str:
-    """The notifications queue (+ DLQ) and the SES sender identity (moto: verified at once)."""
+def _queue_with_dlq(sqs: Any, name: str) -> str:
     dlq_url = _ensure_queue(sqs, f"{name}-dlq", {"MessageRetentionPeriod": str(14 * 24 * 3600)})
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    url = _ensure_queue(
+    return _ensure_queue(
         sqs,
         name,
         {
@@ -261,8 +260,14 @@ def ensure_notifications(sqs: Any, ses: Any, name: str, sender: str) -> str:
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}),
         },
     )
+
+
+def ensure_notifications(sqs: Any, ses: Any, events: str, webhooks: str, sender: str) -> tuple[str, str]:
+    """The notifications queue and the webhook queue (each with its DLQ), and the SES sender
+    identity (moto: verified at once): (notifications URL, webhook URL)."""
+    urls = _queue_with_dlq(sqs, events), _queue_with_dlq(sqs, webhooks)
     ses.verify_email_identity(EmailAddress=sender)
-    return url
+    return urls
 
 
 def signing_key(state_dir: Path) -> str:
@@ -350,10 +355,11 @@ def bootstrap(
     ensure_bucket(_client("s3", moto_url, region), names.r2_bucket, region, web_origin)
     queue_url, dlq_url = ensure_queues(_client("sqs", moto_url, region), names.jobs_queue_name)
     pool_id, client_id = ensure_user_pool(_client("cognito-idp", moto_url, region))
-    notifications_url = ensure_notifications(
+    notifications_url, webhook_url = ensure_notifications(
         _client("sqs", moto_url, region),
         _client("ses", moto_url, region),
         names.notifications_queue_name,
+        names.webhook_queue_name,
         names.notify_email_from,
     )
     keys = stripe_keys(state)
@@ -368,6 +374,8 @@ def bootstrap(
             "JOBS_DLQ_URL": dlq_url,
             "NOTIFICATIONS_QUEUE_URL": notifications_url,
             "NOTIFICATIONS_QUEUE_NAME": names.notifications_queue_name,
+            "WEBHOOK_QUEUE_URL": webhook_url,
+            "WEBHOOK_QUEUE_NAME": names.webhook_queue_name,
             "NOTIFY_SIGNING_KEY": signing_key(state),
             "COGNITO_USER_POOL_ID": pool_id,
             "COGNITO_CLIENT_ID": client_id,

@@ -1,10 +1,13 @@
-"""The local stand-in for the notifier's two event sources: the tables' streams and the queue.
+"""The local stand-in for the notifier's event sources: the tables' streams and the two queues.
 
 - Lambda's DynamoDB stream event source: poll the streams of the jobs, attempts and workspaces
   tables (DynamoDB Local supports Streams) and call `app.handle_table_changes` with real-shaped
   records; a batch whose handler raised is read again from its first record (as Lambda retries).
 - Lambda's SQS event source on the notifications queue: `app.handle_notifications`, through the
   same poller the workers use (partial batch responses honoured).
+- Lambda's SQS event source on the webhook queue: `app.handle_webhook_deliveries`, one message
+  per invocation, on NOTIFIER_WEBHOOK_WORKERS threads at once (default 4), as Lambda runs that
+  function with a reserved concurrency: a slow endpoint holds one of them, not all.
 
 Run it as `python -m devstack.notifier`. It starts reading the streams at their end (LATEST):
 changes made while it was not running make no events locally (deployed, the event source
@@ -14,10 +17,12 @@ mapping keeps its place in the stream for 24 hours).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
 STREAM_FUNCTION = "vidproc-dev-handle_table_changes"
 SHARD_REFRESH_SECONDS = 5.0
+WEBHOOK_WORKERS = 4  # NOTIFIER_WEBHOOK_WORKERS: the webhook function's concurrency, locally
 
 
 class StreamPoller:
@@ -100,12 +106,17 @@ class StreamPoller:
         return True
 
 
-def default_handlers() -> tuple[Handler, Handler]:
+@dataclass(frozen=True)
+class Handlers:
+    changes: Handler
+    messages: Handler
+    deliveries: Handler
+
+
+def default_handlers() -> Handlers:
     import app  # the Chalice app: imported when the notifier starts
 
-    changes: Handler = app.handle_table_changes
-    messages: Handler = app.handle_notifications
-    return changes, messages
+    return Handlers(app.handle_table_changes, app.handle_notifications, app.handle_webhook_deliveries)
 
 
 def stream_tables() -> list[str]:
@@ -116,16 +127,33 @@ def stream_tables() -> list[str]:
     return [settings.table_name(kind) for kind in STREAM_KINDS]
 
 
-def notifications_poller(handler: Handler, wait_seconds: int = 1) -> Poller:
+def queue_poller(handler: Handler, url: str, name: str, batch_size: int, wait_seconds: int = 1) -> Poller:
     from chalicelib.config import get_settings
 
     settings = get_settings()
     sqs = boto3.session.Session().client("sqs", region_name=settings.aws_region)
-    url = (
-        settings.notifications_queue_url
-        or sqs.get_queue_url(QueueName=settings.notifications_queue_name)["QueueUrl"]
-    )
-    return Poller(handler, sqs, url, settings.aws_region, wait_seconds=wait_seconds, batch_size=10)
+    url = url or sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    return Poller(handler, sqs, url, settings.aws_region, wait_seconds=wait_seconds, batch_size=batch_size)
+
+
+def notifications_poller(handler: Handler, wait_seconds: int = 1) -> Poller:
+    """The notifications queue, as app.py's event source: batches of 10."""
+    from chalicelib.config import get_settings
+
+    s = get_settings()
+    return queue_poller(handler, s.notifications_queue_url, s.notifications_queue_name, 10, wait_seconds)
+
+
+def webhook_poller(handler: Handler, wait_seconds: int = 1) -> Poller:
+    """The webhook queue, as app.py's event source: one message per invocation."""
+    from chalicelib.config import get_settings
+
+    s = get_settings()
+    return queue_poller(handler, s.webhook_queue_url, s.webhook_queue_name, 1, wait_seconds)
+
+
+def _polling(poller: Poller) -> Callable[[], int]:
+    return lambda: poller.poll_once().received
 
 
 def _loop(name: str, step: Callable[[], Any], stop: threading.Event, idle: float) -> None:
@@ -139,26 +167,31 @@ def _loop(name: str, step: Callable[[], Any], stop: threading.Event, idle: float
 
 
 class Notifier:
-    """Both pollers on threads of this process (the local stack, and the tests' fixture)."""
+    """Every poller on threads of this process (the local stack, and the tests' fixture): the
+    streams, the notifications queue, and `webhook_workers` pollers of the webhook queue."""
 
-    def __init__(self, handlers: tuple[Handler, Handler] | None = None, idle_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        handlers: Handlers | None = None,
+        idle_seconds: float = 0.2,
+        webhook_workers: int | None = None,
+    ) -> None:
         from chalicelib.config import get_settings
 
-        changes, messages = handlers or default_handlers()
+        chosen = handlers or default_handlers()
+        workers = webhook_workers or int(os.environ.get("NOTIFIER_WEBHOOK_WORKERS") or WEBHOOK_WORKERS)
         self.stop_event = threading.Event()
-        self.streams = StreamPoller(changes, stream_tables(), get_settings().aws_region)
-        self.queue = notifications_poller(messages)
+        self.streams = StreamPoller(chosen.changes, stream_tables(), get_settings().aws_region)
+        self.queue = notifications_poller(chosen.messages)
+        self.webhooks = [webhook_poller(chosen.deliveries) for _ in range(workers)]
+        steps: list[tuple[str, Callable[[], Any], float]] = [
+            ("streams", self.streams.poll_once, idle_seconds),
+            ("queue", lambda: self.queue.poll_once().received, 0),
+        ]
+        steps += [(f"webhooks-{n}", _polling(p), 0) for n, p in enumerate(self.webhooks, 1)]
         self.threads = [
-            threading.Thread(
-                target=_loop,
-                args=("streams", self.streams.poll_once, self.stop_event, idle_seconds),
-                daemon=True,
-            ),
-            threading.Thread(
-                target=_loop,
-                args=("queue", lambda: self.queue.poll_once().received, self.stop_event, 0),
-                daemon=True,
-            ),
+            threading.Thread(target=_loop, args=(name, step, self.stop_event, idle), name=name, daemon=True)
+            for name, step, idle in steps
         ]
 
     def start(self) -> Notifier:
@@ -181,7 +214,7 @@ def main() -> None:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: done.set())
     signal.signal(signal.SIGINT, lambda signum, frame: done.set())
-    log.info("notifier: reading the table streams and the notifications queue")
+    log.info("notifier: reading the table streams, the notifications queue and the webhook queue")
     done.wait()
     notifier.stop()
 

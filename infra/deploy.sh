@@ -187,6 +187,8 @@ res() { stack_output "$RESOURCES_STACK" "$1"; }
 ARTIFACTS_BUCKET="$(res ArtifactsBucketName)"
 JOBS_QUEUE_ARN="$(res JobsQueueArn)"
 JOBS_QUEUE_URL="$(res JobsQueueUrl)"
+JOBS_DLQ_ARN="$(res JobsDeadLetterQueueArn)"
+JOBS_DLQ_URL="$(res JobsDeadLetterQueueUrl)"
 USER_POOL_ID="$(res UserPoolId)"
 USER_POOL_CLIENT_ID="$(res UserPoolClientId)"
 R2_SECRET_ARN="$(res R2SecretArn)"
@@ -195,6 +197,8 @@ ATTEMPTS_STREAM_ARN="$(res AttemptsStreamArn)"
 WORKSPACES_STREAM_ARN="$(res WorkspacesStreamArn)"
 NOTIFICATIONS_QUEUE_ARN="$(res NotificationsQueueArn)"
 NOTIFICATIONS_QUEUE_URL="$(res NotificationsQueueUrl)"
+WEBHOOK_QUEUE_ARN="$(res WebhookQueueArn)"
+WEBHOOK_QUEUE_URL="$(res WebhookQueueUrl)"
 NOTIFY_SIGNING_SECRET_ARN="$(res NotifySigningSecretArn)"
 STRIPE_SECRET_ARN="$(res StripeSecretArn)"
 FRONTEND_BUCKET="$(res FrontendBucketName)"
@@ -291,6 +295,8 @@ app_params=(
   "TablePrefix=$TABLE_PREFIX"
   "JobsQueueArn=$JOBS_QUEUE_ARN"
   "JobsQueueUrl=$JOBS_QUEUE_URL"
+  "JobsDeadLetterQueueArn=$JOBS_DLQ_ARN"
+  "JobsDeadLetterQueueUrl=$JOBS_DLQ_URL"
   "UserPoolId=$USER_POOL_ID"
   "UserPoolClientId=$USER_POOL_CLIENT_ID"
   "FrontendOrigin=$FRONTEND_ORIGIN"
@@ -304,6 +310,8 @@ app_params=(
   "WorkspacesStreamArn=$WORKSPACES_STREAM_ARN"
   "NotificationsQueueArn=$NOTIFICATIONS_QUEUE_ARN"
   "NotificationsQueueUrl=$NOTIFICATIONS_QUEUE_URL"
+  "WebhookQueueArn=$WEBHOOK_QUEUE_ARN"
+  "WebhookQueueUrl=$WEBHOOK_QUEUE_URL"
   "NotifySigningSecretArn=$NOTIFY_SIGNING_SECRET_ARN"
   "NotifyEmailFrom=$NOTIFY_EMAIL_FROM"
   "StripeSecretArn=$STRIPE_SECRET_ARN"
@@ -313,6 +321,10 @@ app_params=(
 [[ -z "${ALARM_TOPIC_ARN:-}" ]] || app_params+=("AlarmTopicArn=$ALARM_TOPIC_ARN")
 [[ -z "${WORKER_MEMORY_SIZE:-}" ]] || app_params+=("WorkerMemorySize=$WORKER_MEMORY_SIZE")
 [[ -z "${WORKER_MAX_CONCURRENCY:-}" ]] || app_params+=("WorkerMaxConcurrency=$WORKER_MAX_CONCURRENCY")
+[[ -z "${FAN_OUT_CONCURRENCY:-}" ]] || app_params+=("FanOutConcurrency=$FAN_OUT_CONCURRENCY")
+[[ -z "${WEBHOOK_CONCURRENCY:-}" ]] || app_params+=("WebhookConcurrency=$WEBHOOK_CONCURRENCY")
+[[ -z "${API_THROTTLING_RATE_LIMIT:-}" ]] || app_params+=("ApiThrottlingRateLimit=$API_THROTTLING_RATE_LIMIT")
+[[ -z "${API_THROTTLING_BURST_LIMIT:-}" ]] || app_params+=("ApiThrottlingBurstLimit=$API_THROTTLING_BURST_LIMIT")
 run aws cloudformation deploy \
   --stack-name "$APP_STACK" \
   --template-file "$APP_DIR/packaged.yaml" \

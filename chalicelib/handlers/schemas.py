@@ -6,10 +6,11 @@ They validate what clients send and generate /openapi.json.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -32,6 +33,21 @@ from chalicelib.lifecycle.pricing import retry_price
 from chalicelib.processing.failures import describe
 
 StatusName = Literal["uploading", "queued", "processing", "completed", "failed", "cancelled"]
+
+
+def _whole(value: Any) -> Any:
+    """A JSON number without a fraction (10 or 10.0, as JSON Schema's `integer`); not `true`, not
+    "10" (lax pydantic would take both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
 
 
 class Schema(BaseModel):
@@ -67,7 +83,7 @@ class CreateJobIn(WorkspaceIn):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=1, max_length=127, json_schema_extra={"pattern": VIDEO_TYPE_PATTERN})
     # documented: at least 1, at most UPLOAD_MAX_BYTES (413 above it)
-    size: int = Field(json_schema_extra={"minimum": 1})
+    size: WholeNumber = Field(json_schema_extra={"minimum": 1})
 
     @field_validator("filename")
     @classmethod

@@ -64,16 +64,27 @@ def attempt_write_holds(write: AttemptWrite, attempt: Attempt | None) -> bool:
     return not (write.not_refunded and attempt.refunded)
 
 
-def workspace_write_holds(write: WorkspaceWrite, workspace: Workspace | None) -> bool:
+def workspace_refusals(write: WorkspaceWrite, workspace: Workspace | None) -> frozenset[str]:
+    """The labels of the write's guards that `workspace` fails (empty: the write may happen):
+    `workspace` for its existence, balance and pricing, `workspace:active` for the cap."""
     if write.create is not None:
-        return workspace is None
+        return frozenset() if workspace is None else frozenset({write.label})
     if workspace is None:
-        return False
+        return frozenset({write.label})
+    failed = set()
     if write.at_least is not None and write.at_least > 0 and workspace.credits < write.at_least:
-        return False
+        failed.add(write.label)
     if write.balance is not None and workspace.credits != write.balance:
-        return False
-    return write.pricing_in is None or workspace.retry_pricing in write.pricing_in
+        failed.add(write.label)
+    if write.pricing_in is not None and workspace.retry_pricing not in write.pricing_in:
+        failed.add(write.label)
+    if write.active_at_most is not None and workspace.active_jobs > write.active_at_most:
+        failed.add(write.cap_label)
+    return frozenset(failed)
+
+
+def workspace_write_holds(write: WorkspaceWrite, workspace: Workspace | None) -> bool:
+    return not workspace_refusals(write, workspace)
 
 
 def purchase_write_holds(write: PurchaseWrite, purchase: Purchase | None, payment_recorded: bool) -> bool:
@@ -123,7 +134,14 @@ def apply_workspace(workspace: Workspace | None, write: WorkspaceWrite) -> Works
     if write.create is not None:
         return write.create
     assert workspace is not None
-    return _changed(workspace, {**write.changes, "credits": workspace.credits + write.credits})
+    return _changed(
+        workspace,
+        {
+            **write.changes,
+            "credits": workspace.credits + write.credits,
+            "active_jobs": workspace.active_jobs + write.active,
+        },
+    )
 
 
 def project(job: Job, transition: Transition) -> Job:

@@ -127,7 +127,10 @@ class AttemptWrite:
 
 @dataclass(frozen=True)
 class WorkspaceWrite:
-    """A new workspace (`create`), or its balance and settings changed under guards."""
+    """A new workspace (`create`), or its balance, active jobs and settings changed under guards.
+
+    Refused, it names `workspace` (it is missing, or a guard on its balance or pricing failed)
+    and/or `workspace:active` (the cap on its active jobs)."""
 
     workspace_id: str
     create: Workspace | None = None
@@ -137,9 +140,12 @@ class WorkspaceWrite:
     # The operator's RETRY_PRICING override is one of these (None: no override): a retry's price
     # holds only under what it was decided from.
     pricing_in: frozenset[RetryPricing | None] | None = None
+    active: int = 0  # added to the jobs queued or processing
+    active_at_most: int | None = None  # ... which are at most this before the write (the cap)
     changes: Changes = field(default_factory=dict)
 
     label = "workspace"
+    cap_label = "workspace:active"
 
 
 @dataclass(frozen=True)
@@ -180,9 +186,9 @@ def moved_on(labels: frozenset[str]) -> Exception:
 class Transition:
     """One change of state, committed as one conditional write or not at all.
 
-    Labels name what refused: `member`, `answer`, `workspace`, `membership`, `ledger:<id>`,
-    `job:<id>`, `attempt:<job>:<n>`, `event`, `purchase`; `refusal` turns the set of them into the
-    caller's error.
+    Labels name what refused: `member`, `answer`, `workspace`, `workspace:active`, `membership`,
+    `ledger:<id>`, `job:<id>`, `attempt:<job>:<n>`, `event`, `purchase`; `refusal` turns the set of
+    them into the caller's error.
     """
 
     move: Move

@@ -7,6 +7,7 @@ the ledger entries, the guards and the refusal. Nothing here reads or writes any
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from chalicelib.domain import (
     Workspace,
 )
 from chalicelib.errors import (
+    ActiveJobsLimitError,
     AnswerExistsError,
     ConflictError,
     InsufficientCreditsError,
@@ -66,6 +68,7 @@ from chalicelib.lifecycle.pricing import (
 SYSTEM = "system"  # the actor of what the platform does by itself
 PAYMENT_PROVIDER = "stripe"  # the actor of a reversal: the provider's refund or dispute
 OPEN = frozenset({Outcome.QUEUED, Outcome.PROCESSING})  # an attempt that has no outcome yet
+ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})  # what MAX_ACTIVE_JOBS counts
 DETAIL_KEPT = 4000  # characters of an operator's detail (stderr tail) kept on the attempt
 
 
@@ -164,6 +167,8 @@ def _start_refused(labels: frozenset[str]) -> Exception:
         return refusal
     if job_ids_of(labels):
         return JobNotStartableError()
+    if labels == {WorkspaceWrite.cap_label}:  # the balance held: only the cap refused it
+        return ActiveJobsLimitError()
     return InsufficientCreditsError()
 
 
@@ -174,6 +179,8 @@ def _retry_refused(labels: frozenset[str]) -> Exception:
     lost = job_ids_of(labels)
     if lost:
         return JobsChangedError(lost)
+    if labels == {WorkspaceWrite.cap_label}:
+        return ActiveJobsLimitError()
     return InsufficientCreditsForRetryError()
 
 
@@ -314,9 +321,17 @@ def create_job(job: Job) -> Transition:
     )
 
 
-def start(job: Job, actor: str, now: datetime, answer: KeyedAnswer | None = None) -> Transition:
+def _cap(cap: int | None, jobs: int) -> int | None:
+    """The most active jobs a workspace may have before `jobs` more join them."""
+    return None if cap is None else cap - jobs
+
+
+def start(
+    job: Job, actor: str, now: datetime, answer: KeyedAnswer | None = None, cap: int | None = None
+) -> Transition:
     """uploading → queued: 1 credit, a `job_start` entry and the first attempt, if the actor is
-    still a member and the key (if any) has no answer yet."""
+    still a member, the key (if any) has no answer yet and the workspace has fewer than `cap`
+    jobs queued or processing (the job joins them)."""
     n = job.attempt + 1
     attempt = Attempt(job.id, n, Trigger.INITIAL, START_PRICE, now, requested_by=actor)
     entry = LedgerEntry(job.workspace_id, -START_PRICE, LedgerReason.JOB_START, job.id, actor, now)
@@ -333,7 +348,13 @@ def start(job: Job, actor: str, now: datetime, answer: KeyedAnswer | None = None
             ),
         ),
         attempts=(AttemptWrite(job.id, n, create=attempt),),
-        workspace=WorkspaceWrite(job.workspace_id, credits=-START_PRICE, at_least=START_PRICE),
+        workspace=WorkspaceWrite(
+            job.workspace_id,
+            credits=-START_PRICE,
+            at_least=START_PRICE,
+            active=1,
+            active_at_most=_cap(cap, 1),
+        ),
         entries=(entry,),
         member=(actor, job.workspace_id),
         answer=answer,
@@ -350,9 +371,11 @@ def retry(
     now: datetime,
     answer: KeyedAnswer | None = None,
     granted: bool = False,
+    cap: int | None = None,
 ) -> Transition:
     """failed → queued for every job, each at its price under `basis`, in one transaction.
 
+    The jobs join the workspace's active ones, which must stay within `cap`.
     The workspace pays the sum (credits ≥ it), under the pricing the prices were decided from;
     with `granted` an operator pays (a charge and an `operator_grant` of the same amount, so the
     workspace's balance does not move). `member` (None: an operator) must still be a member.
@@ -400,7 +423,14 @@ def retry(
         now,
         jobs=tuple(job_writes),
         attempts=tuple(attempt_writes),
-        workspace=WorkspaceWrite(workspace_id, credits=-paid, at_least=paid, pricing_in=basis.overrides),
+        workspace=WorkspaceWrite(
+            workspace_id,
+            credits=-paid,
+            at_least=paid,
+            pricing_in=basis.overrides,
+            active=len(jobs),
+            active_at_most=_cap(cap, len(jobs)),
+        ),
         entries=tuple(entries),
         member=(member, workspace_id) if member is not None else None,
         answer=answer,
@@ -423,7 +453,7 @@ def undo(
 
     `job` is the job as the charge left it (queued at `attempt`)."""
     refund = attempt.credits_charged
-    entries, workspace = _refund(job, refund, reason, actor, now)
+    entries, workspace = _refund(job, refund, reason, actor, now, ended=True)
     changes = {**_failed(error, now), "free_retry": free_retry_after(job, kept=False)}
     return Transition(
         Move.UNDO,
@@ -557,6 +587,7 @@ def complete(ref: QueueMessage, output_key: str, now: datetime) -> Transition:
                 changes={"outcome": Outcome.SUCCEEDED, "finished_at": now},
             ),
         ),
+        workspace=WorkspaceWrite(ref.workspace_id, active=-1),  # it leaves the active jobs
     )
 
 
@@ -593,12 +624,14 @@ def _settled(
 
 
 def _refund(
-    job: Job, refund: int, reason: LedgerReason, actor: str, now: datetime
+    job: Job, refund: int, reason: LedgerReason, actor: str, now: datetime, ended: bool
 ) -> tuple[tuple[LedgerEntry, ...], WorkspaceWrite | None]:
-    if not refund:
-        return (), None
-    entry = LedgerEntry(job.workspace_id, refund, reason, job.id, actor, now)
-    return (entry,), WorkspaceWrite(job.workspace_id, credits=refund)
+    """The refund's entry, and the workspace write: the credit back, and (`ended`: the job left
+    queued/processing for good) one active job fewer."""
+    entries = (LedgerEntry(job.workspace_id, refund, reason, job.id, actor, now),) if refund else ()
+    if not refund and not ended:
+        return entries, None
+    return entries, WorkspaceWrite(job.workspace_id, credits=refund, active=-1 if ended else 0)
 
 
 def fail(
@@ -617,7 +650,7 @@ def fail(
     condition on the worker's claim (the sweeper's: it ran out; the give-up's: ran out or ours).
     """
     refund = refund_due(kind, charged)
-    entries, workspace = _refund(job, refund, LedgerReason.SYSTEM_FAILURE_REFUND, SYSTEM, now)
+    entries, workspace = _refund(job, refund, LedgerReason.SYSTEM_FAILURE_REFUND, SYSTEM, now, ended=True)
     return Transition(
         move,
         now,
@@ -676,9 +709,16 @@ def reschedule(
 def cancel(job: Job, charged: Attempt | None, actor: str, member: str | None, now: datetime) -> Transition:
     """uploading, queued or processing → cancelled: the attempt's outcome, and what the round
     charged refunded (`cancel_refund`), in one transaction, if `member` (None: an operator) is
-    still a member. Final."""
+    still a member. Final.
+
+    A queued or processing job leaves the active jobs; an uploading one never joined them. The
+    guard holds the job to the side it was read on (a job started since is cancelled again,
+    read afresh), so the count moves exactly when the job leaves."""
     refund = refund_due(None, charged)
-    entries, workspace = _refund(job, refund, LedgerReason.CANCEL_REFUND, actor, now)
+    active = job.status in ACTIVE
+    entries, workspace = _refund(job, refund, LedgerReason.CANCEL_REFUND, actor, now, ended=active)
+    cancelling = guard(Move.CANCEL, job.attempt)
+    side = {s: lease for s, lease in cancelling.states.items() if (s in ACTIVE) == active}
     return Transition(
         Move.CANCEL,
         now,
@@ -686,7 +726,7 @@ def cancel(job: Job, charged: Attempt | None, actor: str, member: str | None, no
             JobWrite(
                 job.id,
                 job.workspace_id,
-                guard=guard(Move.CANCEL, job.attempt),
+                guard=dataclasses.replace(cancelling, states=side),
                 changes={
                     **_ended(JobStatus.CANCELLED, now),
                     "progress": None,

@@ -13,6 +13,7 @@ from typing import Any
 from chalicelib.domain import Role
 
 DEFAULT_LOW_CREDITS_THRESHOLD = 2
+MAX_LOW_CREDITS_THRESHOLD = 1_000_000
 
 
 class EventType(StrEnum):
@@ -70,6 +71,7 @@ class Preferences:
     email: str
     email_events: frozenset[EventType]
     chosen: bool  # False: the defaults for the role apply
+    version: int = 0  # how often the choice changed (an unsubscribe link is bound to one)
 
 
 @dataclass
@@ -158,6 +160,7 @@ class MemberAddress:
     email: str
     role: Role
     chosen: frozenset[EventType] | None = None
+    version: int = 0  # how often the choice changed
 
     @property
     def email_events(self) -> frozenset[EventType]:

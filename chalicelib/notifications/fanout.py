@@ -62,7 +62,7 @@ def email_once(ctx: NotifyServices, event: dict[str, Any], member: MemberAddress
     kind = EventType(event["type"])
     # The disabled-endpoint notice is an owner's duty, not a choice: its link goes to the settings.
     unsubscribe = (
-        unsubscribe_url(ctx.settings, member.user_id, event["workspaceId"], kind)
+        unsubscribe_url(ctx, member.user_id, event["workspaceId"], kind, member.version)
         if kind != EventType.WEBHOOK_DISABLED
         else f"{ctx.settings.dashboard_url.rstrip('/')}/#notification-settings"
     )

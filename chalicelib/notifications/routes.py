@@ -13,7 +13,7 @@ from chalice import Blueprint, Response
 from chalicelib.bootstrap import notify_services
 from chalicelib.domain import Principal
 from chalicelib.errors import DomainError, ValidationError
-from chalicelib.handlers.http import error_response, route
+from chalicelib.handlers.http import error_response, refuse_large_body, route
 from chalicelib.handlers.schemas import WorkspaceIn
 from chalicelib.notifications import preferences, webhooks
 from chalicelib.notifications.schemas import (
@@ -100,9 +100,13 @@ def unsubscribe() -> Response:
     request = blueprint.current_request
     params: dict[str, str] = dict(request.query_params or {})
     token = params.get("token", "")
+    try:
+        refuse_large_body(request)
+    except DomainError as error:
+        return error_response(error)
     ctx = notify_services()
     try:
-        _user, _ws, event = preferences.read_token(ctx.settings, token)
+        event = preferences.check_link(ctx, token).event
         if request.method == "GET":
             return _page(200, "Unsubscribe", f"Stop emails about {event.value}?", form_token=token)
         preferences.unsubscribe(ctx, token)

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
-from chalicelib.handlers.schemas import Schema, WorkspaceIn
-from chalicelib.notifications.domain import SUBSCRIBABLE, Endpoint, Preferences, WebhookDelivery
+from chalicelib.handlers.schemas import Schema, WholeNumber, WorkspaceIn
+from chalicelib.notifications.domain import (
+    MAX_LOW_CREDITS_THRESHOLD,
+    SUBSCRIBABLE,
+    Endpoint,
+    Preferences,
+    WebhookDelivery,
+)
 
-EventName = Literal["job.completed", "job.failed", "job.cancelled", "job.retried", "credits.low"]
+# An event type a list may name, documented (the service refuses others in its own words).
+EventName = Annotated[str, WithJsonSchema({"type": "string", "enum": [e.value for e in SUBSCRIBABLE]})]
+# A whole number (not `false`, not "3") within the bounds the service holds it to.
+Threshold = Annotated[
+    WholeNumber,
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_LOW_CREDITS_THRESHOLD}),
+]
 
 
 class SettingsIn(WorkspaceIn):
-    email_events: list[str] | None = Field(default=None, max_length=len(SUBSCRIBABLE))
-    low_credits_threshold: int | None = None
+    email_events: list[EventName] | None = Field(default=None, max_length=len(SUBSCRIBABLE))
+    low_credits_threshold: Threshold | None = None
 
 
 class SettingsOut(Schema):
@@ -42,7 +54,7 @@ class SettingsOut(Schema):
 
 class EndpointIn(WorkspaceIn):
     url: str = Field(min_length=1, max_length=2048)
-    event_types: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
+    event_types: list[EventName] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
     description: str = Field(default="", max_length=200)
 
 

@@ -32,6 +32,7 @@ from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import Queued, dispatch
 from chalicelib.processing.idempotency import Key
+from chalicelib.processing.limits import check_rate
 from chalicelib.processing.ports import PresignedRequest
 from chalicelib.processing.pricing import pricing_of
 from chalicelib.processing.storage import input_key
@@ -67,7 +68,9 @@ def create_job(
     size: int,
     workspace_id: str | None,
 ) -> NewUpload:
-    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet."""
+    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet: the caller's
+    rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create."""
+    check_rate(svc, principal, "create-job")
     if not re.fullmatch(VIDEO_TYPE_PATTERN, content_type):
         raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
     content_type = content_type.lower()
@@ -128,7 +131,7 @@ def _start_once(
             f"The upload has {stored.size} bytes but {job.size} were declared. Upload the whole file again."
         )
     now = svc.clock()
-    started = transitions.start(job, principal.user_id, now)
+    started = transitions.start(job, principal.user_id, now, cap=svc.settings.max_active_jobs)
     queued = project(job, started)
     if key:
         started = dataclasses.replace(started, answer=key.answer(svc, Queued(queued)))

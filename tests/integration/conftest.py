@@ -36,6 +36,7 @@ def in_process() -> Iterator[Any]:
             "store": real.store,
             "queue": real.queue,
             "transcoder": real.transcoder,
+            "limits": real.limits,
         } | changes
         bootstrap.override(Services(**fields))
         return Client(app.app)

@@ -102,3 +102,7 @@ def test_the_payment_provider_says_the_payment_service_is_unavailable(
     # Stripe unreachable: the API calls are 503s; a webhook is verified locally (this one is forged)
     expected = "WebhookRejectedError" if call == "provider.verify_event" else "PaymentProviderError"
     assert outcomes[f"{call}.stripe"] == expected
+
+
+def test_the_rate_limit_and_the_try_slots_say_the_database_is_unavailable(outcomes: dict[str, str]) -> None:
+    assert outcomes["limits.hit"] == outcomes["slots.claim"] == "ServiceUnavailableError"

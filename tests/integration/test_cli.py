@@ -68,3 +68,39 @@ def test_credits_set_and_add_go_through_the_ledger(cli: Cli, aws_stack: AwsStack
     assert reasons == ["grant", "adjustment", "grant"]
     missing = cli("credits", "--workspace", "no-such-workspace", "--set", "1")
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_token_never_resets_a_password_on_a_cognito_off_this_machine_without_the_flag(
+    aws_stack: AwsStack, tmp_path: Path
+) -> None:
+    # An endpoint that is not loopback (0.0.0.0: nothing leaves this machine, and nothing answers).
+    env = {
+        **os.environ,
+        **aws_stack.env,
+        "DEVSTACK_STATE_DIR": str(tmp_path),
+        "AWS_ENDPOINT_URL_COGNITO_IDP": "http://0.0.0.0:9",
+    }
+
+    def token(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                "--no-local-stack",
+                "token",
+                "--user",
+                "someone@example.com",
+                *flags,
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    refused = token()
+    assert refused.returncode == 2 and "--reset-password" in refused.stderr, refused.stderr
+    forced = token("--reset-password")  # it tries (and finds nothing there)
+    assert forced.returncode == 1 and "Cognito is unavailable" in forced.stderr, forced.stderr

@@ -34,6 +34,7 @@ from chalicelib.domain import (
     utcnow,
 )
 from chalicelib.errors import (
+    ActiveJobsLimitError,
     AnswerExistsError,
     ConflictError,
     DomainError,
@@ -83,6 +84,7 @@ def repo(request: pytest.FixtureRequest) -> Iterator[Repository]:
 class World:
     repo: Repository
     workspace: str
+    job_ids: list[str] = dataclasses.field(default_factory=list)
 
     def commit(self, transition: Transition) -> bool:
         return committed(self.repo, transition)
@@ -94,7 +96,18 @@ class World:
             job_id, self.workspace, JobStatus.UPLOADING, "a.mp4", "video/mp4", 10, f"k/{job_id}", now, now
         )
         self.repo.commit(transitions.create_job(job))
+        self.job_ids.append(job_id)
         return job
+
+    def active(self) -> int:
+        ws = self.repo.get_workspace(self.workspace)
+        assert ws is not None
+        return ws.active_jobs
+
+    def counted(self) -> bool:
+        """The workspace's active-job count is its jobs queued or processing, exactly."""
+        live = sum(1 for j in self.job_ids if self.read(j).status in (JobStatus.QUEUED, JobStatus.PROCESSING))
+        return self.active() == live
 
     def job(self, status: JobStatus = JobStatus.UPLOADING, lease: timedelta = timedelta(minutes=15)) -> Job:
         """A job of the workspace, brought to `status` through the port itself (processing: with a
@@ -785,6 +798,78 @@ def test_a_reversal_of_a_purchase_never_recorded_is_refused(world: World) -> Non
     assert world.credits() == 5 and world.balanced()
 
 
+# --- the cap on active jobs (MAX_ACTIVE_JOBS) -------------------------------------------------
+
+
+def test_start_and_retry_count_a_job_in_and_every_move_out_of_queued_or_processing_counts_it_out(
+    world: World,
+) -> None:
+    queued = world.job(JobStatus.QUEUED)
+    processing = world.job(JobStatus.PROCESSING)
+    assert world.active() == 2 and world.counted()
+    now = utcnow()
+    assert world.commit(transitions.reschedule(processing, CRASHED, now, now))  # a free try: kept
+    assert world.active() == 2
+    world.repo.commit(world.cancel_of(queued.id))
+    assert world.active() == 1
+    failed = world.job(JobStatus.FAILED)  # started, claimed, failed: in, then out
+    completed = world.job(JobStatus.COMPLETED)
+    world.repo.commit(world.cancel_of(world.job().id))  # an upload never counted: nothing out
+    assert world.active() == 1 and world.counted()
+    world.repo.commit(world.retry(failed))
+    assert world.active() == 2 and completed.status == JobStatus.COMPLETED and world.counted()
+
+
+def test_at_the_cap_start_and_retry_are_refused_and_charge_nothing(world: World) -> None:
+    failed = world.job(JobStatus.FAILED)
+    world.job(JobStatus.QUEUED)
+    waiting, credits = world.job(), world.credits()
+    with pytest.raises(ActiveJobsLimitError):
+        world.repo.commit(transitions.start(waiting, USER, utcnow(), cap=1))
+    with pytest.raises(ActiveJobsLimitError):
+        world.repo.commit(world.retry(failed, cap=1))
+    assert world.credits() == credits and unchanged(world, waiting) and unchanged(world, failed)
+    assert world.active() == 1
+    world.repo.commit(transitions.start(waiting, USER, utcnow(), cap=2))  # one more fits
+    assert world.active() == 2 and world.credits() == credits - 1 and world.counted()
+
+
+def test_a_batch_fits_the_cap_whole_or_not_at_all(world: World) -> None:
+    jobs = [world.job(JobStatus.FAILED) for _ in range(3)]
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, 5, LedgerReason.GRANT)))
+    with pytest.raises(ActiveJobsLimitError):
+        world.repo.commit(world.retry(*jobs, cap=2))
+    assert world.active() == 0 and all(unchanged(world, j) for j in jobs)
+    world.repo.commit(world.retry(*jobs, cap=3))
+    assert world.active() == 3 and world.counted()
+
+
+def test_short_of_credits_and_at_the_cap_the_credits_are_named(world: World) -> None:
+    world.job(JobStatus.QUEUED)
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, -4, LedgerReason.ADJUSTMENT)))
+    with pytest.raises(InsufficientCreditsError) as refused:
+        world.repo.commit(transitions.start(world.job(), USER, utcnow(), cap=1))
+    assert not isinstance(refused.value, ActiveJobsLimitError)
+
+
+def test_a_workspace_stored_before_the_count_was_kept_counts_from_zero(
+    world: World, request: pytest.FixtureRequest
+) -> None:
+    if isinstance(world.repo, FakeRepository):
+        world.repo.workspaces[world.workspace].active_jobs = 0
+    else:
+        from chalicelib.adapters.dynamodb.models import WorkspaceModel
+
+        WorkspaceModel(id=world.workspace).update(
+            actions=[WorkspaceModel.activeJobs.remove()], add_version_condition=False
+        )
+    assert world.active() == 0
+    world.repo.commit(transitions.start(world.job(), USER, utcnow(), cap=1))
+    assert world.active() == 1
+    with pytest.raises(ActiveJobsLimitError):
+        world.repo.commit(transitions.start(world.job(), USER, utcnow(), cap=1))
+
+
 # --- the sweeper's query ----------------------------------------------------------------------
 
 
@@ -877,7 +962,7 @@ def test_a_move_the_table_leaves_out_is_refused(world: World, move: Move, status
     built = BUILDERS[move](world, dataclasses.replace(job, status=source), utcnow())
     with pytest.raises(DomainError):  # the move's own refusal (a 400 or a 409)
         world.repo.commit(built)
-    assert unchanged(world, job) and world.credits() == credits
+    assert unchanged(world, job) and world.credits() == credits and world.counted()
 
 
 @pytest.mark.parametrize(
@@ -890,4 +975,4 @@ def test_a_move_the_table_allows_arrives_where_the_table_says(
     built = BUILDERS[move](world, job, utcnow())
     world.repo.commit(built)
     assert world.read(job.id).status in MOVES[move].targets
-    assert world.balanced()
+    assert world.balanced() and world.counted()

@@ -146,3 +146,18 @@ def test_email_choices_need_a_membership(store: Any) -> None:
     store.set_email_events(user, ws, None)
     [member] = [m for m in store.members_of(ws) if m.user_id == user]
     assert member.chosen is None and member.email_events == {EventType.JOB_COMPLETED, EventType.JOB_FAILED}
+
+
+def test_a_workspace_has_only_so_many_try_slots_and_a_dead_holders_slot_frees_itself(store: Any) -> None:
+    ws, until = f"ws-{uuid.uuid4().hex[:8]}", T0 + timedelta(seconds=40)
+    first = store.claim_try_slot(ws, "a", T0, until, 2)
+    second = store.claim_try_slot(ws, "b", T0, until, 2)
+    assert first and second and first != second
+    assert store.claim_try_slot(ws, "c", T0, until, 2) is None  # every slot held
+    assert store.claim_try_slot(f"{ws}-other", "d", T0, until, 2)  # another workspace: its own slots
+    store.free_try_slot(first, "not-the-holder")  # only its holder gives a slot back
+    assert store.claim_try_slot(ws, "c", T0, until, 2) is None
+    store.free_try_slot(first, "a")
+    assert store.claim_try_slot(ws, "c", T0, until + timedelta(minutes=5), 2) == first
+    later = until + timedelta(seconds=1)  # b died holding its slot: its lease ran out
+    assert store.claim_try_slot(ws, "e", later, later + timedelta(seconds=40), 2) == second

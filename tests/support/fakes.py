@@ -66,10 +66,8 @@ class FakeRepository:
             yield "member"
         if t.answer is not None and self.get_answer(t.answer.record_id, t.at) is not None:
             yield "answer"
-        if t.workspace is not None and not apply.workspace_write_holds(
-            t.workspace, self.workspaces.get(t.workspace.workspace_id)
-        ):
-            yield t.workspace.label
+        if t.workspace is not None:
+            yield from apply.workspace_refusals(t.workspace, self.workspaces.get(t.workspace.workspace_id))
         if t.event is not None and t.event.id in self.events:
             yield "event"
         if t.purchase is not None:

@@ -28,10 +28,12 @@ class FakeStore:
         self.jobs: dict[str, Job] = {}
         self.members: dict[tuple[str, str], Membership] = {}
         self.choices: dict[tuple[str, str], list[str] | None] = {}
+        self.versions: dict[tuple[str, str], int] = {}
         self.thresholds: dict[str, int] = {}
         self.endpoints: dict[tuple[str, str], Endpoint] = {}
         self.deliveries: dict[tuple[str, str], WebhookDelivery] = {}
         self.emailed: set[tuple[str, str]] = set()
+        self.slots: dict[str, tuple[str, datetime]] = {}  # slot -> (holder, until)
 
     def add_member(self, user_id: str, workspace_id: str, role: Role = Role.OWNER, email: str = "") -> None:
         self.members[(user_id, workspace_id)] = Membership(
@@ -53,13 +55,24 @@ class FakeStore:
             if ws == workspace_id:
                 chosen = self.choices.get((user, ws))
                 events = frozenset(EventType(e) for e in chosen) if chosen is not None else None
-                found.append(MemberAddress(user, m.email, m.role, events))
+                found.append(MemberAddress(user, m.email, m.role, events, self.versions.get((user, ws), 0)))
         return found
 
-    def set_email_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
-        if (user_id, workspace_id) not in self.members:
+    def set_email_events(
+        self,
+        user_id: str,
+        workspace_id: str,
+        events: Sequence[str] | None,
+        expected_version: int | None = None,
+    ) -> bool:
+        key = (user_id, workspace_id)
+        if key not in self.members:
             raise NotFoundError("Workspace not found")
-        self.choices[(user_id, workspace_id)] = list(events) if events is not None else None
+        if expected_version is not None and self.versions.get(key, 0) != expected_version:
+            return False
+        self.choices[key] = list(events) if events is not None else None
+        self.versions[key] = self.versions.get(key, 0) + 1
+        return True
 
     def get_low_credits_threshold(self, workspace_id: str) -> int | None:
         return self.thresholds.get(workspace_id)
@@ -144,6 +157,21 @@ class FakeStore:
             return None
         current.status, current.first_try_at, current.next_try_at = WebhookDeliveryStatus.PENDING, now, now
         return dataclasses.replace(current)
+
+    def claim_try_slot(
+        self, workspace_id: str, holder: str, now: datetime, until: datetime, slots: int
+    ) -> str | None:
+        for n in range(slots):
+            slot = f"tries#{workspace_id}#{n}"
+            held = self.slots.get(slot)
+            if held is None or held[1] < now:
+                self.slots[slot] = (holder, until)
+                return slot
+        return None
+
+    def free_try_slot(self, slot: str, holder: str) -> None:
+        if self.slots.get(slot, ("", None))[0] == holder:
+            del self.slots[slot]
 
     def claim_email(self, event_id: str, recipient: str, expires: datetime) -> bool:
         if (event_id, recipient) in self.emailed:

@@ -34,6 +34,9 @@ from devstack.web import WebServer, app_config
 from devstack.worker import Handler, run_worker
 
 TEST_RETRY_ENV = {"AUTO_RETRY_BASE_SECONDS": "0"}
+# The per-user limit on creating jobs stays on (every POST /jobs counts, as deployed) but far
+# above what a test makes; tests of the limit itself set their own.
+LIMITS_TEST_ENV = {"RATE_LIMIT_REQUESTS": "100000"}
 # Webhook retries in seconds, not hours, so the suite stays quick: the first retry after ~1 s,
 # a delivery gives up after 6 s, and one failed delivery disables its endpoint.
 NOTIFY_TEST_ENV = {
@@ -146,6 +149,7 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
             {
                 **result.env,
                 **TEST_RETRY_ENV,
+                **LIMITS_TEST_ENV,
                 **NOTIFY_TEST_ENV,
                 "PUBLIC_API_URL": f"http://127.0.0.1:{api_port}",
             }

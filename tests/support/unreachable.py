@@ -155,8 +155,10 @@ def outcome(call: Any, *args: Any) -> str:
 
 def main() -> None:
     from chalicelib.adapters.dynamodb import DynamoRepository
+    from chalicelib.adapters.dynamodb.limits import DynamoRateLimiter
     from chalicelib.adapters.r2 import R2Store
     from chalicelib.adapters.sqs import SqsJobQueue
+    from chalicelib.notifications.adapters.dynamodb import DynamoNotifications
 
     settings = Settings()
     repo = DynamoRepository(settings)
@@ -175,6 +177,9 @@ def main() -> None:
     queue = SqsJobQueue.from_settings(settings)
     seen["queue.send"] = outcome(queue.send, QueueMessage("j", "w", 1))
     seen |= payment_outcomes(settings)
+    seen["limits.hit"] = outcome(DynamoRateLimiter(settings).hit, "k", 1, 60, utcnow())
+    notes = DynamoNotifications(settings)
+    seen["slots.claim"] = outcome(notes.claim_try_slot, "w", "h", utcnow(), utcnow(), 2)
     print(json.dumps(seen))
 
 

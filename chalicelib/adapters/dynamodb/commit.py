@@ -29,6 +29,7 @@ from chalicelib.adapters.dynamodb.mapping import (
     purchase_model,
     session_key,
     stored,
+    workspace_from,
     workspace_model,
     ws_status,
 )
@@ -42,6 +43,7 @@ from chalicelib.adapters.dynamodb.models import (
 )
 from chalicelib.adapters.dynamodb.transactions import Cancelled, Tx
 from chalicelib.domain import JobStatus, RetryPricing
+from chalicelib.lifecycle.apply import workspace_refusals
 from chalicelib.lifecycle.model import (
     AttemptWrite,
     JobGuard,
@@ -79,7 +81,20 @@ def commit(transition: Transition) -> None:
     try:
         tx.commit()
     except Cancelled as exc:
-        raise transition.refused(frozenset(exc.labels)) from exc
+        raise transition.refused(_labels(transition, exc)) from exc
+
+
+def _labels(transition: Transition, refused: Cancelled) -> frozenset[str]:
+    """The failed writes' labels; for the workspace, which of its guards failed, read from the
+    item DynamoDB returned with the cancellation (its balance, or the cap on its active jobs)."""
+    labels = set(refused.labels)
+    write = transition.workspace
+    raw = refused.items.get(WorkspaceWrite.label)
+    if write is not None and write.create is None and raw is not None:
+        precise = workspace_refusals(write, workspace_from(WorkspaceModel.from_raw_data(raw)))
+        if precise:  # (empty: it changed between the two; the plain label stands)
+            labels = (labels - {WorkspaceWrite.label}) | precise
+    return frozenset(labels)
 
 
 def _workspace(tx: Tx, write: WorkspaceWrite, at: datetime) -> None:
@@ -93,13 +108,25 @@ def _workspace(tx: Tx, write: WorkspaceWrite, at: datetime) -> None:
         condition &= WorkspaceModel.credits == write.balance
     if write.pricing_in is not None:
         condition &= _pricing_in(write.pricing_in)
+    if write.active_at_most is not None:
+        condition &= _active_at_most(write.active_at_most)
     actions = _actions(WORKSPACE_ATTRIBUTES, write.changes)
     if write.credits:
         actions.append(WorkspaceModel.credits.add(write.credits))
+    if write.active:  # ADD on a missing number starts it at 0
+        actions.append(WorkspaceModel.activeJobs.add(write.active))
     if not actions:  # only guards: a condition check
         tx.check(write.label, WorkspaceModel, write.workspace_id, None, condition)
         return
-    tx.update(write.label, WorkspaceModel(id=write.workspace_id), actions, condition)
+    guarded = write.active_at_most is not None
+    tx.update(write.label, WorkspaceModel(id=write.workspace_id), actions, condition, return_old=guarded)
+
+
+def _active_at_most(most: int) -> Condition:
+    """The workspace's active jobs are at most `most` (no attribute: 0, a workspace stored before
+    the count was kept)."""
+    within = WorkspaceModel.activeJobs <= most
+    return within | WorkspaceModel.activeJobs.does_not_exist() if most >= 0 else within
 
 
 def _purchase(tx: Tx, write: PurchaseWrite) -> None:

@@ -117,6 +117,7 @@ def workspace_from(m: WorkspaceModel) -> Workspace:
         name=m.name,
         credits=int(m.credits),
         retry_pricing=RetryPricing(pricing) if pricing else None,
+        active_jobs=int(m.activeJobs or 0),
     )
 
 
@@ -127,6 +128,7 @@ def workspace_model(workspace: Workspace, created_at: datetime) -> WorkspaceMode
         credits=workspace.credits,
         createdAt=created_at,
         retryPricing=workspace.retry_pricing.value if workspace.retry_pricing else None,
+        activeJobs=workspace.active_jobs or None,
     )
 
 

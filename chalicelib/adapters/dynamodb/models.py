@@ -36,6 +36,7 @@ class WorkspaceModel(_Base):
     createdAt = UTCDateTimeAttribute()
     retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
     lowCreditsThreshold = NumberAttribute(null=True)  # credits.low; None: the default (2)
+    activeJobs = NumberAttribute(null=True)  # jobs queued or processing; None (stored before): 0
 
 
 class _MembersByWorkspace(GlobalSecondaryIndex["MemberModel"]):
@@ -56,6 +57,9 @@ class MemberModel(_Base):
     role = UnicodeAttribute()
     email = UnicodeAttribute(default="")
     emailEvents = ListAttribute(of=UnicodeAttribute, null=True)  # None: the defaults for the role
+    # +1 at every change of emailEvents; an unsubscribe link names the version it was made at.
+    # None (a member who never chose since it was kept): version 0.
+    emailEventsVersion = NumberAttribute(null=True)
 
     by_workspace = _MembersByWorkspace()
 
@@ -250,6 +254,21 @@ class SentEmailModel(_Base):
     expiresAt = TTLAttribute(null=True)
 
 
+class LimitModel(_Base):
+    """Short-lived counters and leases, each one item that expires: a webhook try slot of a
+    workspace (`tries#{workspace}#{n}`: who holds it, until when) and a user's request count in
+    one rate-limit window (`rate#{user}#{route group}#{window start}`)."""
+
+    class Meta(_Base.Meta):
+        kind = "limits"
+
+    id = UnicodeAttribute(hash_key=True)
+    holder = UnicodeAttribute(null=True)
+    until = NumberAttribute(null=True)  # epoch seconds: a slot is free again after this
+    hits = NumberAttribute(null=True)  # requests counted in the window
+    expiresAt = TTLAttribute(null=True)
+
+
 IDEMPOTENCY_KIND = "idempotency"
 
 
@@ -283,6 +302,7 @@ MODELS: tuple[type[_Base], ...] = (
     DeliveryModel,
     SentEmailModel,
     AnswerModel,
+    LimitModel,
     PaymentModel,
 )
 STREAM_KINDS = ("jobs", "attempts", "workspaces")  # the tables whose changes become events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from chalicelib.adapters.dynamodb.connection import bind
 from chalicelib.adapters.dynamodb.jobs import JobReads
 from chalicelib.adapters.dynamodb.models import (
     DeliveryModel,
+    LimitModel,
     MemberModel,
     SentEmailModel,
     WebhookModel,
@@ -111,23 +113,46 @@ class DynamoNotifications(AccountReads, JobReads):
     def members_of(self, workspace_id: str) -> list[MemberAddress]:
         def query() -> list[MemberAddress]:
             return [
-                MemberAddress(m.userId, m.email, Role(m.role), _events(_names(m.emailEvents)))
+                MemberAddress(
+                    m.userId,
+                    m.email,
+                    Role(m.role),
+                    _events(_names(m.emailEvents)),
+                    int(m.emailEventsVersion or 0),
+                )
                 for m in MemberModel.by_workspace.query(workspace_id)
             ]
 
         return guarded(query)
 
-    def set_email_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
-        action = (
+    def set_email_events(
+        self,
+        user_id: str,
+        workspace_id: str,
+        events: Sequence[str] | None,
+        expected_version: int | None = None,
+    ) -> bool:
+        choice = (
             MemberModel.emailEvents.remove() if events is None else MemberModel.emailEvents.set(list(events))  # type: ignore[arg-type]
         )
+        condition = MemberModel.userId.exists()
+        if expected_version is not None:
+            version = MemberModel.emailEventsVersion == expected_version
+            if expected_version == 0:
+                version |= MemberModel.emailEventsVersion.does_not_exist()
+            condition &= version
         done = _conditional(
             lambda: MemberModel(userId=user_id, workspaceId=workspace_id).update(
-                actions=[action], condition=MemberModel.userId.exists(), add_version_condition=False
+                actions=[choice, MemberModel.emailEventsVersion.add(1)],
+                condition=condition,
+                add_version_condition=False,
             )
         )
-        if not done:
+        if done:
+            return True
+        if self.get_membership(user_id, workspace_id) is None:
             raise NotFoundError("Workspace not found")
+        return False
 
     def get_low_credits_threshold(self, workspace_id: str) -> int | None:
         try:
@@ -307,6 +332,33 @@ class DynamoNotifications(AccountReads, JobReads):
             )
         )
         return self.get_delivery(endpoint_id, delivery_id) if done else None
+
+    # --- webhook try slots ------------------------------------------------------------------------
+    def claim_try_slot(
+        self, workspace_id: str, holder: str, now: datetime, until: datetime, slots: int
+    ) -> str | None:
+        # One item per slot, taken with a conditional put: free (never taken, or its lease ran
+        # out). Tried from a random one, so concurrent claims rarely race for the same item.
+        start = random.randrange(slots)
+        for n in range(slots):
+            slot = f"tries#{workspace_id}#{(start + n) % slots}"
+            model = LimitModel(
+                id=slot, holder=holder, until=until.timestamp(), expiresAt=until + timedelta(days=1)
+            )
+            if self._take(model, LimitModel.id.does_not_exist() | (LimitModel.until < now.timestamp())):
+                return slot
+        return None
+
+    @staticmethod
+    def _take(model: LimitModel, free: Any) -> bool:
+        return _conditional(lambda: model.save(condition=free, add_version_condition=False))
+
+    def free_try_slot(self, slot: str, holder: str) -> None:
+        _conditional(
+            lambda: LimitModel(id=slot).delete(
+                condition=LimitModel.holder == holder, add_version_condition=False
+            )
+        )
 
     # --- emails ------------------------------------------------------------------------------
     def claim_email(self, event_id: str, recipient: str, expires: datetime) -> bool:
