@@ -35,12 +35,13 @@ WORKERS ?= 1
 FRESH ?=
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help install system-packages dev test lint bench layer package cfn-lint clean distclean
+.PHONY: help install system-packages dev test lint docs bench layer package cfn-lint clean distclean
 
 help:
 	@echo "make dev      install what is missing, then run the local stack (WORKERS=0, FRESH=1)"
-	@echo "make test     install what is missing, then ruff + mypy + pytest (PYTEST_ARGS=...)"
+	@echo "make test     install what is missing, then the docs build, ruff + mypy + pytest (PYTEST_ARGS=...)"
 	@echo "make lint     ruff + mypy"
+	@echo "make docs     the documentation site (mkdocs build --strict) into build/site"
 	@echo "make install  the install steps alone (idempotent)"
 	@echo "make bench    the benchmarks"
 	@echo "make layer    build the FFmpeg Lambda layer (once per change of its build script)"
@@ -85,7 +86,7 @@ $(DDB_STAMP):
 dev: install
 	WORKERS=$(WORKERS) FRESH=$(FRESH) $(PY) -m devstack
 
-test: install cfn-lint
+test: install cfn-lint docs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -93,6 +94,11 @@ test: install cfn-lint
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# A broken link, a missing anchor or a page left out of mkdocs.yml's nav fails the build.
+# (Never with -q: mkdocs counts the warnings that --strict turns into errors only when it logs them.)
+docs: $(VENV_STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 bench: install
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
