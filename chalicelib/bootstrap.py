@@ -233,6 +233,7 @@ def _default_notify_services() -> NotifyServices:
     from chalicelib.notifications.adapters.resolver import resolve
     from chalicelib.notifications.adapters.ses import SesMailer
     from chalicelib.notifications.adapters.webhook_http import HttpWebhookSender
+    from chalicelib.notifications.adapters.webpush import WebPushSender
 
     settings = get_settings()
     return NotifyServices(
@@ -243,6 +244,7 @@ def _default_notify_services() -> NotifyServices:
         queue=SqsNotificationQueue.from_settings(settings),
         resolve=resolve,
         random=random.random,
+        pusher=WebPushSender(settings) if settings.vapid_secret_id else None,
     )
 
 

@@ -111,6 +111,7 @@ def base_env(moto_url: str, ddb_url: str, web_origin: str, region: str) -> dict[
         "AWS_ENDPOINT_URL_SESV2": moto_url,
         "AWS_ENDPOINT_URL_SES": moto_url,
         "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb_url,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
         "R2_ENDPOINT_URL": moto_url,
         "R2_ACCESS_KEY_ID": DUMMY_KEY,
         "R2_SECRET_ACCESS_KEY": DUMMY_KEY,
@@ -273,6 +274,48 @@ def signing_key(state_dir: Path) -> str:
     return key
 
 
+VAPID_SECRET_NAME = "vidproc-local/vapid"
+
+
+def vapid_keys(state_dir: Path) -> dict[str, str]:
+    """The Web Push (VAPID) key pair: made once, kept beside the demo password, so browsers
+    subscribed with its public key stay subscribed across restarts."""
+    path = state_dir / "vapid-key.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    pair = {
+        "privateKey": _b64url(key.private_numbers().private_value.to_bytes(32, "big")),
+        "publicKey": _b64url(point),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(pair) + "\n")
+    path.chmod(0o600)
+    return pair
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def ensure_vapid_secret(secrets_manager: Any, pair: dict[str, str]) -> str:
+    """The key pair in (moto's) Secrets Manager, where the app reads it as deployed: its name."""
+    value = json.dumps(pair)
+    try:
+        secrets_manager.put_secret_value(SecretId=VAPID_SECRET_NAME, SecretString=value)
+    except ClientError:
+        secrets_manager.create_secret(Name=VAPID_SECRET_NAME, SecretString=value)
+    return VAPID_SECRET_NAME
+
+
 # --- the demo workspace ----------------------------------------------------------------------
 def demo_password(state_dir: Path) -> str:
     """alice's password: made once, kept under .local/ so it stays the same across runs."""
@@ -326,6 +369,10 @@ def bootstrap(
             "NOTIFICATIONS_QUEUE_URL": notifications_url,
             "NOTIFICATIONS_QUEUE_NAME": names.notifications_queue_name,
             "NOTIFY_SIGNING_KEY": signing_key(state),
+            # A secret's name, not the keys: the app reads them from Secrets Manager, as deployed.
+            "VAPID_SECRET_ID": ensure_vapid_secret(
+                _client("secretsmanager", moto_url, region), vapid_keys(state)
+            ),
             "COGNITO_USER_POOL_ID": pool_id,
             "COGNITO_CLIENT_ID": client_id,
             # moto's tokens say this `iss`, as Cognito's do; their keys are served by moto itself.

@@ -190,6 +190,7 @@ WORKSPACES_STREAM_ARN="$(res WorkspacesStreamArn)"
 NOTIFICATIONS_QUEUE_ARN="$(res NotificationsQueueArn)"
 NOTIFICATIONS_QUEUE_URL="$(res NotificationsQueueUrl)"
 NOTIFY_SIGNING_SECRET_ARN="$(res NotifySigningSecretArn)"
+VAPID_SECRET_ARN="$(res VapidSecretArn)"
 FRONTEND_BUCKET="$(res FrontendBucketName)"
 DISTRIBUTION_ID="$(res FrontendDistributionId)"
 FRONTEND_ORIGIN="$(res FrontendOrigin)"
@@ -211,6 +212,25 @@ r2_secret_json="$(capture '{"accessKeyId": "FROM_THE_SECRET", "secretAccessKey":
 r2_key_id="$(printf '%s' "$r2_secret_json" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin).get("accessKeyId", ""))' 2>/dev/null || true)"
 if ((!DRY_RUN)) && [[ -z "$r2_key_id" || "$r2_key_id" == "REPLACE_ME" ]]; then
   die "the R2 secret still holds its placeholder: run again with R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY set"
+fi
+
+# The Web Push (VAPID) key pair: generated here once, the first time the secret holds its placeholder
+# (changing it would orphan every browser subscribed with the old public key).
+vapid_json="$(capture '{"privateKey": "FROM_THE_SECRET"}' \
+  aws secretsmanager get-secret-value --secret-id "$VAPID_SECRET_ARN" --query SecretString --output text)"
+if [[ "$vapid_json" == *REPLACE_ME* ]]; then
+  vapid_file="$tmp/vapid-secret.json"
+  (umask 077 && "$PYTHON" -c '
+import base64, json
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+key = ec.generate_private_key(ec.SECP256R1())
+point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+print(json.dumps({"privateKey": b64(key.private_numbers().private_value.to_bytes(32, "big")), "publicKey": b64(point)}))
+' >"$vapid_file")
+  run aws secretsmanager put-secret-value --secret-id "$VAPID_SECRET_ARN" --secret-string "file://$vapid_file" \
+    --query VersionId --output text
 fi
 
 # --- 3. FFmpeg layer ---------------------------------------------------------------------------------------
@@ -288,6 +308,7 @@ app_params=(
   "NotificationsQueueArn=$NOTIFICATIONS_QUEUE_ARN"
   "NotificationsQueueUrl=$NOTIFICATIONS_QUEUE_URL"
   "NotifySigningSecretArn=$NOTIFY_SIGNING_SECRET_ARN"
+  "VapidSecretArn=$VAPID_SECRET_ARN"
   "NotifyEmailFrom=$NOTIFY_EMAIL_FROM"
 )
 [[ -z "${ALARM_TOPIC_ARN:-}" ]] || app_params+=("AlarmTopicArn=$ALARM_TOPIC_ARN")

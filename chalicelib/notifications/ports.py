@@ -14,6 +14,7 @@ from chalicelib.notifications.domain import (
     Mail,
     MemberAddress,
     PostResult,
+    PushSubscription,
     WebhookDelivery,
     WebhookDeliveryMessage,
 )
@@ -72,6 +73,16 @@ class NotificationStore(Protocol):
 
     def release_email(self, event_id: str, recipient: str) -> None: ...
 
+    def set_push_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        """The member's push choice (None: the defaults). NotFoundError when not a member."""
+        ...
+
+    def put_push_subscription(self, subscription: PushSubscription) -> None: ...
+    def push_subscriptions_of(self, user_id: str) -> list[PushSubscription]: ...
+    def delete_push_subscription(self, user_id: str, subscription_id: str) -> bool:
+        """False when there was none."""
+        ...
+
 
 class Mailer(Protocol):
     """SES. Raises ServiceUnavailableError when the mail could not be handed over."""
@@ -95,6 +106,20 @@ class WebhookSender(Protocol):
         ...
 
 
+class PushSender(Protocol):
+    """Web Push (RFC 8030) with VAPID (RFC 8292) and an encrypted payload (RFC 8291). Never
+    raises for what the push service does: PostResult says it (404/410: the subscription is gone)."""
+
+    def public_key(self) -> str:
+        """The VAPID public key (base64url, uncompressed P-256 point): the browser's
+        applicationServerKey. ServiceUnavailableError when push is not configured."""
+        ...
+
+    def push(
+        self, subscription: PushSubscription, addresses: Sequence[str], payload: bytes
+    ) -> PostResult: ...
+
+
 class NotificationQueue(Protocol):
     """The notifications queue on SQS. Raises QueueSendError when a message could not be sent."""
 
@@ -115,3 +140,4 @@ class NotifyServices:
     resolve: Resolver
     clock: Callable[[], datetime] = field(default=utcnow)
     random: Callable[[], float] = field(default=lambda: 0.5)  # jitter in [0, 1)
+    pusher: PushSender | None = None  # None: no Web Push (its routes answer 503)

@@ -8,7 +8,14 @@ from typing import Literal
 from pydantic import Field
 
 from chalicelib.handlers.schemas import Schema, WorkspaceIn
-from chalicelib.notifications.domain import SUBSCRIBABLE, Endpoint, Preferences, WebhookDelivery
+from chalicelib.notifications.domain import (
+    PUSHABLE,
+    SUBSCRIBABLE,
+    Endpoint,
+    Preferences,
+    PushSubscription,
+    WebhookDelivery,
+)
 
 EventName = Literal["job.completed", "job.failed", "job.retried", "credits.low"]
 
@@ -16,6 +23,7 @@ EventName = Literal["job.completed", "job.failed", "job.retried", "credits.low"]
 class SettingsIn(WorkspaceIn):
     email_events: list[str] | None = Field(default=None, max_length=len(SUBSCRIBABLE))
     low_credits_threshold: int | None = None
+    push_events: list[str] | None = Field(default=None, max_length=len(PUSHABLE))
 
 
 class SettingsOut(Schema):
@@ -26,6 +34,8 @@ class SettingsOut(Schema):
     customized: bool  # False: the defaults for the role
     low_credits_threshold: int
     event_types: list[str]
+    push_events: list[str]  # what this member's browsers get (Web Push)
+    push_event_types: list[str]
 
     @classmethod
     def of(cls, p: Preferences, threshold: int) -> SettingsOut:
@@ -37,6 +47,8 @@ class SettingsOut(Schema):
             customized=p.chosen,
             low_credits_threshold=threshold,
             event_types=[e.value for e in SUBSCRIBABLE],
+            push_events=sorted(e.value for e in p.push_events),
+            push_event_types=[e.value for e in PUSHABLE],
         )
 
 
@@ -131,3 +143,40 @@ class DeliveryLogOut(Schema):
 
 class DeliveryEnvelope(Schema):
     delivery: DeliveryOut
+
+
+# --- Web Push -------------------------------------------------------------------------------------
+class PublicKeyOut(Schema):
+    public_key: str  # the VAPID public key: the browser's applicationServerKey (base64url)
+
+
+class PushKeysIn(Schema):
+    p256dh: str = Field(min_length=1, max_length=200)
+    auth: str = Field(min_length=1, max_length=100)
+
+
+class PushSubscriptionIn(Schema):
+    """What the browser's PushSubscription.toJSON() gives (expirationTime is ignored)."""
+
+    endpoint: str = Field(min_length=1, max_length=2048)
+    keys: PushKeysIn
+    expiration_time: int | None = None
+
+
+class PushSubscriptionOut(Schema):
+    id: str
+    endpoint: str
+    created_at: datetime
+    user_agent: str
+
+    @classmethod
+    def of(cls, s: PushSubscription) -> PushSubscriptionOut:
+        return cls(id=s.id, endpoint=s.endpoint, created_at=s.created_at, user_agent=s.user_agent)
+
+
+class PushSubscriptionEnvelope(Schema):
+    subscription: PushSubscriptionOut
+
+
+class PushSubscriptionListOut(Schema):
+    subscriptions: list[PushSubscriptionOut]

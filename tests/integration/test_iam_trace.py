@@ -54,6 +54,8 @@ JOB_FLOW = {
     "idempotency",
     "queue",
     "secret",
+    "push-subscriptions",
+    "vapid-secret",
 }
 # Granted for a path these flows do not run: the member's own email preferences (issue 11),
 # which IAM limits to that attribute (test_infra checks the condition).
@@ -82,7 +84,8 @@ def _resource_name(target: Any) -> str:
         tail = str(target["Fn::Sub"]).split(":table/${TablePrefix}-", 1)[1]
         return tail.replace("/index/*", "/index")
     ref = target.get("Ref") if isinstance(target, dict) else None
-    return {"JobsQueueArn": "queue", "R2SecretArn": "secret"}.get(str(ref), str(target))
+    names = {"JobsQueueArn": "queue", "R2SecretArn": "secret", "VapidSecretArn": "vapid-secret"}
+    return names.get(str(ref), str(target))
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +145,7 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
         env.setenv("AUTO_RETRY_BASE_SECONDS", "0")
         phase("worker", lambda: _deliver(app, [broken]))
     phase("api", lambda: api.browse(good, bad))
+    phase("api", api.push)  # a browser subscribes to Web Push, is listed, unsubscribes
     phase("api", lambda: api.started(clip))  # its message is "lost": the sweeper re-sends it
     expired = phase("api", lambda: api.started(clip))
     time.sleep(1.2)  # past SWEEPER_REQUEUE_AFTER_SECONDS
@@ -200,6 +204,14 @@ class _Api:
         self.call("post", f"/jobs/{bad['id']}/retry", key=key)  # replayed from the idempotency record
         self.call("post", f"/jobs/{good['id']}/retry", expect=(400,), key=uuid.uuid4().hex)
         self.call("post", "/jobs/retry", {"jobIds": [bad["id"]]}, expect=(200, 400))
+
+    def push(self) -> None:
+        self.call("get", "/push/public-key")
+        keys = {"p256dh": "B" + "A" * 86, "auth": "A" * 22}
+        body = {"endpoint": "https://93.184.216.34/push/iam", "keys": keys}  # an address: no lookup
+        subscribed = self.call("post", "/push/subscriptions", body, expect=(201,))
+        self.call("get", "/push/subscriptions")
+        self.call("delete", f"/push/subscriptions/{subscribed['subscription']['id']}")
 
 
 def _deliver(app: Any, jobs: list[dict[str, Any]]) -> None:

@@ -208,7 +208,8 @@ _TRANSACT_ITEM_ACTIONS = {
 
 def iam_actions(calls: list[Call], table_prefix: str) -> set[tuple[str, str]]:
     """(IAM action, resource) pairs the calls need. Resources: a table's kind ("jobs"), an
-    index ("jobs/index"), "queue" for SQS, "secret" for Secrets Manager. S3 calls go to R2,
+    index ("jobs/index"), "queue" for SQS, "secret" for Secrets Manager (the R2 keys) and
+    "vapid-secret" (the Web Push key pair). S3 calls go to R2,
     which IAM does not govern: they are left out."""
     needed: set[tuple[str, str]] = set()
 
@@ -234,7 +235,8 @@ def iam_actions(calls: list[Call], table_prefix: str) -> set[tuple[str, str]]:
         elif call.service == "sqs":
             needed.add((f"sqs:{call.operation}", "queue"))
         elif call.service == "secretsmanager":
-            needed.add((f"secretsmanager:{call.operation}", "secret"))
+            secret = "vapid-secret" if "vapid" in str(p.get("SecretId", "")) else "secret"
+            needed.add((f"secretsmanager:{call.operation}", secret))
         elif call.service != "s3":
             needed.add((f"{call.service}:{call.operation}", "?"))
     return needed

@@ -189,7 +189,7 @@ def test_every_table_is_on_demand_with_point_in_time_recovery_and_kept_on_delete
     tables = {k: r for k, r in resources()["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
     kinds = {m.Meta.kind for m in dynamodb.MODELS} | {dynamodb.IDEMPOTENCY_KIND}  # type: ignore[attr-defined]
 
-    assert len(tables) == len(kinds) == 9
+    assert len(tables) == len(kinds) == 10
     for name, table in tables.items():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", name
@@ -349,7 +349,7 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
             tables |= {t.rsplit("}-", 1)[1] for t in _granted(statements[role], action)}
         return tables
 
-    # members: UpdateItem of the member's own emailEvents only (the notification preferences)
+    # members: UpdateItem of the member's own emailEvents and pushEvents only (their choices)
     assert written("ApiRole") == {
         "jobs",
         "attempts",
@@ -359,11 +359,14 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
         "members",
         "webhooks",
         "deliveries",
+        "push-subscriptions",  # a person's own browsers (Web Push)
     }
     [prefs] = [s for s in statements["ApiRole"] if s.get("Sid") == "MemberEmailPreferences"]
     assert prefs["Action"] == "dynamodb:UpdateItem"
     assert prefs["Condition"] == {
-        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["userId", "workspaceId", "emailEvents"]}
+        "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": ["userId", "workspaceId", "emailEvents", "pushEvents"]
+        }
     }
     assert not {"dynamodb:PutItem", "dynamodb:DeleteItem"} & {
         a for s in statements["ApiRole"] for a in _as_list(s["Action"]) if "members" in str(s["Resource"])

@@ -56,6 +56,7 @@ class MemberModel(_Base):
     role = UnicodeAttribute()
     email = UnicodeAttribute(default="")
     emailEvents = ListAttribute(of=UnicodeAttribute, null=True)  # None: the defaults for the role
+    pushEvents = ListAttribute(of=UnicodeAttribute, null=True)  # None: both job events
 
     by_workspace = _MembersByWorkspace()
 
@@ -225,6 +226,21 @@ class SentEmailModel(_Base):
     expiresAt = TTLAttribute(null=True)
 
 
+class PushSubscriptionModel(_Base):
+    """One browser of a person subscribed to Web Push (notifications/push.py)."""
+
+    class Meta(_Base.Meta):
+        kind = "push-subscriptions"
+
+    userId = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)  # from the endpoint: the same browser replaces itself
+    endpoint = UnicodeAttribute()
+    p256dh = UnicodeAttribute()
+    auth = UnicodeAttribute()
+    createdAt = UTCDateTimeAttribute()
+    userAgent = UnicodeAttribute(default="")
+
+
 IDEMPOTENCY_KIND = "idempotency"
 
 
@@ -257,6 +273,7 @@ MODELS: tuple[type[_Base], ...] = (
     WebhookModel,
     DeliveryModel,
     SentEmailModel,
+    PushSubscriptionModel,
     AnswerModel,
 )
 STREAM_KINDS = ("jobs", "attempts", "workspaces")  # the tables whose changes become events

@@ -14,6 +14,7 @@ from chalicelib.adapters.dynamodb.jobs import JobReads
 from chalicelib.adapters.dynamodb.models import (
     DeliveryModel,
     MemberModel,
+    PushSubscriptionModel,
     SentEmailModel,
     WebhookModel,
     WorkspaceModel,
@@ -26,6 +27,7 @@ from chalicelib.notifications.domain import (
     Endpoint,
     EventType,
     MemberAddress,
+    PushSubscription,
     WebhookDelivery,
     WebhookDeliveryStatus,
 )
@@ -111,16 +113,28 @@ class DynamoNotifications(AccountReads, JobReads):
     def members_of(self, workspace_id: str) -> list[MemberAddress]:
         def query() -> list[MemberAddress]:
             return [
-                MemberAddress(m.userId, m.email, Role(m.role), _events(_names(m.emailEvents)))
+                MemberAddress(
+                    m.userId,
+                    m.email,
+                    Role(m.role),
+                    _events(_names(m.emailEvents)),
+                    _events(_names(m.pushEvents)),
+                )
                 for m in MemberModel.by_workspace.query(workspace_id)
             ]
 
         return guarded(query)
 
     def set_email_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
-        action = (
-            MemberModel.emailEvents.remove() if events is None else MemberModel.emailEvents.set(list(events))  # type: ignore[arg-type]
-        )
+        self._set_member_events(MemberModel.emailEvents, user_id, workspace_id, events)
+
+    def set_push_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        self._set_member_events(MemberModel.pushEvents, user_id, workspace_id, events)
+
+    def _set_member_events(
+        self, attribute: Any, user_id: str, workspace_id: str, events: Sequence[str] | None
+    ) -> None:
+        action = attribute.remove() if events is None else attribute.set(list(events))
         done = _conditional(
             lambda: MemberModel(userId=user_id, workspaceId=workspace_id).update(
                 actions=[action], condition=MemberModel.userId.exists(), add_version_condition=False
@@ -318,4 +332,33 @@ class DynamoNotifications(AccountReads, JobReads):
     def release_email(self, event_id: str, recipient: str) -> None:
         guarded(
             lambda: SentEmailModel(eventId=event_id, recipient=recipient).delete(add_version_condition=False)
+        )
+
+    # --- push subscriptions --------------------------------------------------------------------
+    def put_push_subscription(self, subscription: PushSubscription) -> None:
+        model = PushSubscriptionModel(
+            userId=subscription.user_id,
+            id=subscription.id,
+            endpoint=subscription.endpoint,
+            p256dh=subscription.p256dh,
+            auth=subscription.auth,
+            createdAt=subscription.created_at,
+            userAgent=subscription.user_agent,
+        )
+        guarded(lambda: model.save(add_version_condition=False))
+
+    def push_subscriptions_of(self, user_id: str) -> list[PushSubscription]:
+        def query() -> list[PushSubscription]:
+            return [
+                PushSubscription(m.userId, m.id, m.endpoint, m.p256dh, m.auth, m.createdAt, m.userAgent)
+                for m in PushSubscriptionModel.query(user_id, consistent_read=True)
+            ]
+
+        return guarded(query)
+
+    def delete_push_subscription(self, user_id: str, subscription_id: str) -> bool:
+        return _conditional(
+            lambda: PushSubscriptionModel(userId=user_id, id=subscription_id).delete(
+                condition=PushSubscriptionModel.id.exists(), add_version_condition=False
+            )
         )

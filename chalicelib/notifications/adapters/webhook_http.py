@@ -47,6 +47,29 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
+def pinned_post(url: str, address: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
+    """POST `body` to `url`, connected to `address` (the one checked), the URL's host for TLS and
+    Host; no redirects. What the other side did is the result, never an exception."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection_type = _PinnedHTTPS if https else _PinnedHTTP
+    connection = connection_type(host, port, address, timeout)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read(64 * 1024)  # the answer's body is not kept
+        return PostResult(response.status)
+    except TimeoutError:
+        return PostResult(None, f"No answer within {timeout:g} s")
+    except (OSError, http.client.HTTPException) as exc:
+        return PostResult(None, f"Could not connect: {type(exc).__name__}")
+    finally:
+        connection.close()
+
+
 class HttpWebhookSender:
     def __init__(self, timeout_seconds: float) -> None:
         self.timeout = timeout_seconds
@@ -60,11 +83,6 @@ class HttpWebhookSender:
         secrets: Sequence[str],
         at: datetime,
     ) -> PostResult:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        https = parts.scheme == "https"
-        port = parts.port or (443 if https else 80)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -72,16 +90,4 @@ class HttpWebhookSender:
             "webhook-timestamp": str(int(at.timestamp())),
             "webhook-signature": signature_header(message_id, at, body, secrets),
         }
-        connection_type = _PinnedHTTPS if https else _PinnedHTTP
-        connection = connection_type(host, port, addresses[0], self.timeout)
-        try:
-            connection.request("POST", path, body=body.encode(), headers=headers)
-            response = connection.getresponse()
-            response.read(64 * 1024)  # the answer's body is not kept
-            return PostResult(response.status)
-        except TimeoutError:
-            return PostResult(None, f"No answer within {self.timeout:g} s")
-        except (OSError, http.client.HTTPException) as exc:
-            return PostResult(None, f"Could not connect: {type(exc).__name__}")
-        finally:
-            connection.close()
+        return pinned_post(url, addresses[0], body.encode(), headers, self.timeout)
