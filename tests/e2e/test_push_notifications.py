@@ -49,15 +49,6 @@ STAND_IN_PUSH_MANAGER = """
 
 
 @pytest.fixture
-def service() -> Iterator[PushService]:
-    running = PushService().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
 def context(browser: Browser, web_server: str) -> Iterator[BrowserContext]:
     context = browser.new_context(base_url=web_server)
     context.grant_permissions(["notifications"], origin=web_server)
@@ -95,7 +86,7 @@ def _deliver(context: BrowserContext, host: Page, web_server: str, data: dict[st
 
 def test_a_push_reaches_the_closed_dashboard_as_a_notification_whose_click_opens_the_jobs_card(
     context: BrowserContext,
-    service: PushService,
+    push_service: PushService,
     aws_stack: AwsStack,
     api_server: str,
     web_server: str,
@@ -107,7 +98,7 @@ def test_a_push_reaches_the_closed_dashboard_as_a_notification_whose_click_opens
     email = f"push-{uuid.uuid4().hex[:8]}@example.com"
     added = aws_stack.add_user(email, f"ws-push-{uuid.uuid4().hex[:8]}", credits=3)
     assert added.password
-    keys, endpoint = BrowserKeys(), service.endpoint()
+    keys, endpoint = BrowserKeys(), push_service.endpoint()
     page = context.new_page()
     page.add_init_script(STAND_IN_PUSH_MANAGER % json.dumps(keys.subscription(endpoint)))
     _sign_in(page, email, added.password)
@@ -126,8 +117,8 @@ def test_a_push_reaches_the_closed_dashboard_as_a_notification_whose_click_opens
         make_clip(tmp_path / "clip.mp4", seconds=1, width=320, height=240).read_bytes(), "trip.mp4"
     )
     api.wait_for(job["id"], "completed")
-    [pushed] = eventually(lambda: service.to(endpoint), what="the push")
-    message = opened(pushed, keys, service, api.get("/push/public-key").json()["publicKey"])
+    [pushed] = eventually(lambda: push_service.to(endpoint), what="the push")
+    message = opened(pushed, keys, push_service, api.get("/push/public-key").json()["publicKey"])
 
     # ... and the push service hands the push to the browser (no dashboard tab is open)
     host = context.new_page()  # about:blank: only a place for the DevTools session

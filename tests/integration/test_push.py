@@ -5,7 +5,6 @@ is removed; the person's push choice holds; bad subscriptions are a clear 400.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,15 +31,6 @@ def tenant(aws_stack: AwsStack, api_server: str, notifier: Notifier) -> Tenant:
     return new_tenant(aws_stack, api_server)
 
 
-@pytest.fixture
-def service() -> Iterator[PushService]:
-    running = PushService().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 def subscribe(tenant: Tenant, browser: BrowserKeys, endpoint: str) -> dict[str, Any]:
     answer = tenant.api.post("/push/subscriptions", browser.subscription(endpoint))
     assert answer.status_code == 201, answer.text
@@ -48,31 +38,31 @@ def subscribe(tenant: Tenant, browser: BrowserKeys, endpoint: str) -> dict[str, 
 
 
 def test_each_browser_gets_its_jobs_outcomes_encrypted_and_signed_and_a_gone_one_is_removed(
-    tenant: Tenant, service: PushService, worker: Workers, clip: bytes, aws_stack: AwsStack
+    tenant: Tenant, push_service: PushService, worker: Workers, clip: bytes, aws_stack: AwsStack
 ) -> None:
     # GIVEN two browsers of one person, subscribed with the application server key
     key = tenant.api.get("/push/public-key")
     assert key.status_code == 200, key.text
     server_key = key.json()["publicKey"]
     laptop, phone = BrowserKeys(), BrowserKeys()
-    laptop_url, phone_url = service.endpoint(), service.endpoint()
+    laptop_url, phone_url = push_service.endpoint(), push_service.endpoint()
     subscribe(tenant, laptop, laptop_url)
     gone = subscribe(tenant, phone, phone_url)
     assert subscribe(tenant, phone, phone_url)["id"] == gone["id"]  # the same browser again: replaced
-    service.script[phone_url.removeprefix(service.origin)] = [410]  # the phone unsubscribed meanwhile
+    push_service.scripted[phone_url.removeprefix(push_service.origin)] = [410]  # unsubscribed meanwhile
 
     # WHEN a job completes
     done = tenant.api.submit(clip, "holiday.mp4")
     tenant.api.wait_for(done["id"], "completed")
 
     # THEN each browser got one push, sealed for it alone, signed with the application server key
-    pushed = eventually(lambda: service.to(laptop_url), what="the laptop's push")
-    message = opened(pushed[0], laptop, service, server_key)
+    pushed = eventually(lambda: push_service.to(laptop_url), what="the laptop's push")
+    message = opened(pushed[0], laptop, push_service, server_key)
     assert message["type"] == "job.completed" and message["jobId"] == done["id"]
     assert message["title"] == "Ready: holiday.mp4"
     assert message["url"] == f"{aws_stack.web_origin}/?workspace={tenant.workspace_id}#job-{done['id']}"
-    phone_got = eventually(lambda: service.to(phone_url), what="the phone's push")
-    assert opened(phone_got[0], phone, service, server_key)["jobId"] == done["id"]
+    phone_got = eventually(lambda: push_service.to(phone_url), what="the phone's push")
+    assert opened(phone_got[0], phone, push_service, server_key)["jobId"] == done["id"]
 
     # ... and the phone's push service said 410: that subscription is gone
     def listed() -> list[str]:
@@ -84,18 +74,18 @@ def test_each_browser_gets_its_jobs_outcomes_encrypted_and_signed_and_a_gone_one
     # WHEN a job fails, THEN the remaining browser hears why
     bad = tenant.api.submit(b"not a video at all" * 40, "broken.mp4")
     tenant.api.wait_for(bad["id"], "failed")
-    failed = eventually(lambda: [p for p in service.to(laptop_url)[1:]], what="the failure's push")
-    message = opened(failed[0], laptop, service, server_key)
+    failed = eventually(lambda: [p for p in push_service.to(laptop_url)[1:]], what="the failure's push")
+    message = opened(failed[0], laptop, push_service, server_key)
     assert message["type"] == "job.failed" and message["title"] == "Failed: broken.mp4"
     assert "not a readable video" in message["body"]
-    assert len(service.to(phone_url)) == 1  # removed: nothing more was sent to it
+    assert len(push_service.to(phone_url)) == 1  # removed: nothing more was sent to it
 
 
 def test_the_push_choice_holds_and_bad_subscriptions_are_a_clear_400(
-    tenant: Tenant, service: PushService, worker: Workers, clip: bytes
+    tenant: Tenant, push_service: PushService, worker: Workers, clip: bytes
 ) -> None:
     # GIVEN a browser of a person who wants pushes about failures only
-    browser, endpoint = BrowserKeys(), service.endpoint()
+    browser, endpoint = BrowserKeys(), push_service.endpoint()
     subscribe(tenant, browser, endpoint)
     chosen = tenant.api.call("PUT", "/notifications/settings", json={"pushEvents": ["job.failed"]})
     assert chosen.status_code == 200 and chosen.json()["pushEvents"] == ["job.failed"], chosen.text
@@ -109,12 +99,12 @@ def test_the_push_choice_holds_and_bad_subscriptions_are_a_clear_400(
     tenant.api.wait_for(bad["id"], "failed")
 
     # THEN only the failure was pushed
-    pushed = eventually(lambda: service.to(endpoint), what="the failure's push")
+    pushed = eventually(lambda: push_service.to(endpoint), what="the failure's push")
     server_key = tenant.api.get("/push/public-key").json()["publicKey"]
-    assert [opened(p, browser, service, server_key)["jobId"] for p in pushed] == [bad["id"]]
+    assert [opened(p, browser, push_service, server_key)["jobId"] for p in pushed] == [bad["id"]]
 
     # AND a subscription that is not one is refused with its reason, and nothing is stored
-    good = browser.subscription(service.endpoint())
+    good = browser.subscription(push_service.endpoint())
     refusals = {
         "a private address": {**good, "endpoint": "https://10.0.0.7/push/x"},
         "plain http to a host": {**good, "endpoint": "http://push.example.com/x"},

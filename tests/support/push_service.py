@@ -1,10 +1,11 @@
 """A Web Push service stand-in on 127.0.0.1, and a browser's side of a subscription.
 
-The service takes POSTs as a real push service does (RFC 8030) and answers each with the next
-scripted status (201 by default). The test then checks, independently of the code that sent it:
-the VAPID JWT (RFC 8292) with PyJWT against the public key it names, which must be the
-application server key the browser subscribed with; and the payload (RFC 8291), decrypted both
-with `http_ece` and with the key schedule written out below from the RFC.
+The service (the webhook tests' receiver) takes POSTs as a real push service does (RFC 8030)
+and answers each with the next status scripted for its endpoint (201 by default). The test then
+checks, independently of the code that sent it: the VAPID JWT (RFC 8292) with PyJWT against the
+public key it names, which must be the application server key the browser subscribed with; and
+the payload (RFC 8291), decrypted both with `http_ece` and with the key schedule written out
+below from the RFC.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ import hashlib
 import hmac
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import http_ece
@@ -25,6 +24,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from tests.support.notify import Received, Receiver
 
 
 def b64url(data: bytes) -> str:
@@ -110,66 +111,32 @@ def vapid_claims(authorization: str, audience: str, application_server_key: str)
 
 
 @dataclass
-class Push:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
+class PushService(Receiver):
+    """The webhook tests' receiver, as a push service: 201 by default, a script per endpoint."""
 
-
-@dataclass
-class PushService:
     default: int = 201
-    script: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer first
-    received: list[Push] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    scripted: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer first
+
+    def answer(self, path: str) -> int:
+        queued = self.scripted.get(path) or []
+        return queued.pop(0) if queued else self.default
 
     def start(self) -> PushService:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with service._lock:
-                    queued = service.script.get(self.path) or []
-                    status = queued.pop(0) if queued else service.default
-                    headers = {k.lower(): v for k, v in self.headers.items()}
-                    service.received.append(Push(self.path, headers, body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        super().start()
         return self
-
-    @property
-    def origin(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def endpoint(self) -> str:
         """A new subscription's URL on this service."""
         return f"{self.origin}/push/{b64url(os.urandom(12))}"
 
-    def to(self, endpoint: str) -> list[Push]:
+    def to(self, endpoint: str) -> list[Received]:
         path = endpoint.removeprefix(self.origin)
         with self._lock:
             return [p for p in self.received if p.path == path]
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
 
 def opened(
-    push: Push, browser: BrowserKeys, service: PushService, application_server_key: str
+    push: Received, browser: BrowserKeys, service: PushService, application_server_key: str
 ) -> dict[str, Any]:
     """A received push checked as the test's browser and push service would: its headers, its
     VAPID JWT, and its payload decrypted."""
