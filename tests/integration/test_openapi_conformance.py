@@ -42,11 +42,12 @@ def test_the_api_passes_every_schemathesis_check(
             "all",
             "--header",
             f"Authorization: Bearer {tenant.api.token}",
-            # The notification routes (issue 11) register webhook URLs, whose host names the API
-            # resolves and whose endpoints it calls: fuzzed URLs would send lookups and traffic
-            # off this machine. They have their own tests (tests/integration/test_notifications.py).
+            # The notification routes (issue 11) register webhook URLs and push subscriptions, whose
+            # host names the API resolves and whose endpoints it calls: fuzzed URLs would send
+            # lookups and traffic off this machine. They have their own tests
+            # (tests/integration/test_notifications.py, test_push.py).
             "--exclude-path-regex",
-            "^/(webhooks|notifications)",
+            "^/(webhooks|notifications|push)",
             "--max-examples",
             str(MAX_EXAMPLES),
             "--seed",
