@@ -1,5 +1,5 @@
-"""Composition root: the Chalice app, one blueprint of routes per feature, the worker, the sweeper,
-the notifier.
+"""Composition root: the Chalice app, one blueprint of routes per feature (jobs, credits,
+notifications, payments), the worker, the sweeper, the notifier.
 
 Chalice deploys this one module as every function (the API, the worker, the sweeper, the
 notifier's two), so each handler imports what only it uses inside its body: the API's cold start
@@ -17,6 +17,7 @@ from chalice.app import CloudWatchEvent, SQSEvent
 from chalicelib.handlers import credits, jobs, meta, middleware
 from chalicelib.handlers.http import ThreadSafeChalice
 from chalicelib.notifications import routes as notification_routes
+from chalicelib.payments import routes as payment_routes
 
 JOBS_QUEUE = "vidproc-jobs"  # the deployed queue's name (infra/); the code reads JOBS_QUEUE_URL
 NOTIFICATIONS_QUEUE = "vidproc-notifications"  # the code reads NOTIFICATIONS_QUEUE_URL
@@ -26,6 +27,7 @@ app.register_blueprint(meta.blueprint)
 app.register_blueprint(credits.blueprint)
 app.register_blueprint(jobs.blueprint)
 app.register_blueprint(notification_routes.blueprint)
+app.register_blueprint(payment_routes.blueprint)
 app.register_middleware(middleware.http, "http")
 app.register_middleware(middleware.events, "sqs")
 app.register_middleware(middleware.events, "scheduled")

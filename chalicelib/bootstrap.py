@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.config import Settings, get_settings, reset_settings
 from chalicelib.domain import utcnow
 from chalicelib.notifications.ports import NotifyServices
+from chalicelib.payments.ports import PaymentServices
 from chalicelib.processing.context import Services
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ _override: Services | None = None
 _lazy: LazyServices | None = None
 _creating = threading.Lock()
 _building = threading.Lock()  # the notifier's collaborators, built together on first use
+_paying = threading.Lock()  # the payment routes' collaborators, likewise
 
 
 def _repo(settings: Settings) -> Repository:
@@ -193,6 +195,7 @@ def reset() -> None:
     reset_settings()
     _lazy = None
     _default_notify_services.cache_clear()
+    _default_payment_services.cache_clear()
     user_directory.cache_clear()
     from chalicelib.adapters import dynamodb
 
@@ -259,3 +262,34 @@ def notify_services() -> NotifyServices:
 def override_notify(replacement: NotifyServices | None) -> None:
     global _notify_override
     _notify_override = replacement
+
+
+_payment_override: PaymentServices | None = None
+
+
+@cache
+def _default_payment_services() -> PaymentServices:
+    from chalicelib.payments.adapters.dynamodb import DynamoPurchaseRecords
+    from chalicelib.payments.adapters.stripe import StripeProvider
+
+    settings = get_settings()
+    repo = services().repo
+    return PaymentServices(
+        settings=settings,
+        repo=repo,
+        records=DynamoPurchaseRecords(),
+        provider=StripeProvider.from_settings(settings),
+    )
+
+
+def payment_services() -> PaymentServices:
+    """The payment use cases' collaborators (the payment routes)."""
+    if _payment_override is not None:
+        return _payment_override
+    with _paying:
+        return _default_payment_services()
+
+
+def override_payments(replacement: PaymentServices | None) -> None:
+    global _payment_override
+    _payment_override = replacement

@@ -14,15 +14,41 @@ Values given to the constructor win over the environment, as with BaseSettings.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from chalicelib.domain import RetryPricing
 
 GIB = 1024**3
+
+
+class CreditPack(BaseModel):
+    """A pack of credits the dashboard offers for sale (CREDIT_PACKS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    credits: int = Field(gt=0, le=100_000)
+    price: int = Field(gt=0)  # in the currency's smallest unit (cents for usd)
+
+
+DEFAULT_CREDIT_PACKS = (
+    CreditPack(id="small", credits=10, price=500),
+    CreditPack(id="medium", credits=50, price=2000),
+    CreditPack(id="large", credits=200, price=6000),
+)
 
 
 class Settings(BaseModel):
@@ -97,9 +123,12 @@ class Settings(BaseModel):
     # local file (one HTTP stream read by ffmpeg was 16 % slower, and its probe re-read the file
     # end over HTTP). "url": ffmpeg reads the presigned URL itself (no /tmp for the input).
     transcode_input: Literal["download", "url"] = "download"
-    # A worker's claim on an attempt; the heartbeat renews it (and the message's visibility)
-    # every `heartbeat_seconds` while ffmpeg runs, so a long transcode is never taken for a dead one.
+    # A worker's claim on an attempt. While an attempt (or a segment task) runs, one conditional
+    # write every `pulse_seconds` renews the claim and records the progress, so a long transcode is
+    # never taken for a dead one; a refused write (the job was cancelled) stops ffmpeg within it.
+    # The message's visibility is extended every `heartbeat_seconds`.
     claim_lease_seconds: int = Field(default=900, gt=0, le=43200)
+    pulse_seconds: float = Field(default=2.0, gt=0, le=5)
     heartbeat_seconds: float = Field(default=60, gt=0)
     # A record is claimed only if the invocation has the transcode limit + this margin left.
     invocation_margin_seconds: int = Field(default=60, ge=0)
@@ -146,6 +175,29 @@ class Settings(BaseModel):
     push_ttl_seconds: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)  # kept for an offline device
     push_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     push_max_subscriptions: int = Field(default=10, gt=0)  # devices per person
+    # --- Payments (Stripe Checkout) -------------------------------------------------------------
+    # A Secrets Manager secret {"apiKey", "webhookSecret"}, read at run time (Powertools Parameters);
+    # the keys are never in the environment or a template. Empty: buying credits is unavailable.
+    stripe_secret_id: str = ""
+    stripe_api_base: str = ""  # empty: Stripe's own API; the local stack points it at its stand-in
+    credit_packs: tuple[CreditPack, ...] = DEFAULT_CREDIT_PACKS  # CREDIT_PACKS: a JSON list
+    credit_currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")  # ISO 4217, lower case
+
+    @field_validator("credit_packs", mode="before")
+    @classmethod
+    def _packs_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the environment's JSON; empty: the defaults
+            return json.loads(value) if value.strip() else DEFAULT_CREDIT_PACKS
+        return value
+
+    @field_validator("credit_packs")
+    @classmethod
+    def _packs_are_distinct(cls, packs: tuple[CreditPack, ...]) -> tuple[CreditPack, ...]:
+        if not packs:
+            raise ValueError("at least one credit pack")
+        if len({p.id for p in packs}) != len(packs):
+            raise ValueError("credit pack ids must be distinct")
+        return packs
 
     def table_name(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"

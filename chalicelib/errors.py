@@ -56,6 +56,16 @@ class JobNotCancellableError(DomainError):
     default_message = "Only queued or processing jobs can be cancelled"
 
 
+class UnknownPackError(ValidationError):
+    default_message = "There is no such credit pack"
+
+
+class WebhookRejectedError(ValidationError):
+    """A webhook request whose signature, timestamp or body did not verify: nothing is written."""
+
+    default_message = "The webhook's signature could not be verified"
+
+
 # --- 401 / 403 -------------------------------------------------------------------------------
 class UnauthorizedError(DomainError):
     default_message = "Authentication required"
@@ -84,6 +94,10 @@ class JobNotFoundError(NotFoundError):
 
 class WorkspaceNotFoundError(NotFoundError):
     default_message = "Workspace not found"
+
+
+class CheckoutNotFoundError(NotFoundError):
+    default_message = "Checkout not found"
 
 
 class NotAMemberError(JobNotFoundError):
@@ -130,6 +144,17 @@ class TransitionRefusedError(ConflictError):
         super().__init__()
 
 
+class PaymentAppliedError(ConflictError):
+    """A payment event's change is recorded already (the same event again, or another event for
+    the same Checkout session): nothing more is granted or taken back."""
+
+    default_message = "This payment event was applied already"
+
+    def __init__(self, labels: frozenset[str] = frozenset()) -> None:
+        self.labels = labels
+        super().__init__()
+
+
 # --- 413 -------------------------------------------------------------------------------------
 class PayloadTooLargeError(DomainError):
     default_message = "The file is too large"
@@ -148,10 +173,23 @@ class StorageError(ServiceUnavailableError):
     default_message = "Storage is unavailable. Try again shortly."
 
 
+class PaymentsUnavailableError(ServiceUnavailableError):
+    default_message = "Buying credits is not available right now. Try again later."
+
+
+class PaymentProviderError(ServiceUnavailableError):
+    default_message = "The payment service is unavailable. Try again shortly."
+
+
 class TaskRetryError(ServiceUnavailableError):
     """A segmented attempt's task failed for a system reason: SQS delivers it again (free)."""
 
     default_message = "The task failed for a system reason and will be retried"
+
+
+class StoppedError(Exception):
+    """The attempt's work was stopped while it ran (a member cancelled the job, or the attempt is
+    no longer this worker's): nothing more is done or recorded. Not a failure of the job."""
 
 
 class HttpError(NamedTuple):

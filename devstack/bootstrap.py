@@ -1,8 +1,9 @@
 """Create, idempotently, what the app expects to exist, and write the stack's environment.
 
 On the moto server: the R2 bucket (with CORS for browser uploads), the jobs queue and its DLQ,
-the Cognito user pool and web client. In DynamoDB Local: the tables. Then the demo workspace
-and its owner. Running it twice changes nothing the second time.
+the Cognito user pool and web client, the Stripe secret (the stand-in's keys, in Secrets
+Manager as deployed). In DynamoDB Local: the tables. Then the demo workspace and its owner.
+Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ WEB_CLIENT_NAME = "vidproc-web"
 # Lambda needs the queue's visibility timeout >= the worker's timeout (900 s), with a margin.
 QUEUE_VISIBILITY_TIMEOUT = 960
 MAX_RECEIVE_COUNT = 5
+STRIPE_SECRET_NAME = "vidproc/local/stripe"  # what STRIPE_SECRET_ID names on the moto server
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class BootstrapResult:
     env: dict[str, str]
     demo_email: str | None
     demo_password: str | None
+    stripe_keys: dict[str, str]  # {"apiKey", "webhookSecret"}: the stand-in checks and signs with them
 
 
 # --- the stack's environment ----------------------------------------------------------------
@@ -274,6 +277,40 @@ def signing_key(state_dir: Path) -> str:
     return key
 
 
+def stripe_keys(state_dir: Path) -> dict[str, str]:
+    """The local Stripe stand-in's API key and webhook signing secret: made once, kept beside the
+    demo password (test-mode shapes; they mean nothing outside this machine)."""
+    path = state_dir / "stripe-test-keys.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    keys = {
+        "apiKey": f"sk_test_local_{secrets.token_hex(16)}",
+        "webhookSecret": f"whsec_local_{secrets.token_hex(16)}",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(keys) + "\n")
+    path.chmod(0o600)
+    return keys
+
+
+def ensure_stripe_secret(secretsmanager: Any, name: str, keys: Mapping[str, str]) -> str:
+    """The secret STRIPE_SECRET_ID names, holding the keys (the app reads them from here at run
+    time, as deployed: never from the environment)."""
+    return ensure_secret(secretsmanager, name, keys)
+
+
+def ensure_secret(secretsmanager: Any, name: str, keys: Mapping[str, str]) -> str:
+    """A JSON secret in (moto's) Secrets Manager, created or updated: its name."""
+    value = json.dumps(dict(keys))
+    try:
+        secretsmanager.put_secret_value(SecretId=name, SecretString=value)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        secretsmanager.create_secret(Name=name, SecretString=value)
+    return name
+
+
 VAPID_SECRET_NAME = "vidproc-local/vapid"
 
 
@@ -308,12 +345,7 @@ def _b64url(data: bytes) -> str:
 
 def ensure_vapid_secret(secrets_manager: Any, pair: dict[str, str]) -> str:
     """The key pair in (moto's) Secrets Manager, where the app reads it as deployed: its name."""
-    value = json.dumps(pair)
-    try:
-        secrets_manager.put_secret_value(SecretId=VAPID_SECRET_NAME, SecretString=value)
-    except ClientError:
-        secrets_manager.create_secret(Name=VAPID_SECRET_NAME, SecretString=value)
-    return VAPID_SECRET_NAME
+    return ensure_secret(secrets_manager, VAPID_SECRET_NAME, pair)
 
 
 # --- the demo workspace ----------------------------------------------------------------------
@@ -337,8 +369,12 @@ def bootstrap(
     state_dir: Path | None = None,
     demo: bool = True,
     write_env: bool = True,
+    stripe_url: str = "",
 ) -> BootstrapResult:
     """Create everything (idempotently), apply the stack's env to this process and return it.
+
+    `stripe_url`: where the Stripe stand-in will listen (STRIPE_API_BASE); its keys go into the
+    Stripe secret and come back in the result.
 
     `state_dir` (default: devstack.state_dir()) keeps the demo password and, when `write_env`,
     stack.env: the env as KEY=VALUE lines, which `load_stack_env` reads back.
@@ -362,8 +398,14 @@ def bootstrap(
         names.notifications_queue_name,
         names.notify_email_from,
     )
+    keys = stripe_keys(state)
+    stripe_secret = ensure_stripe_secret(
+        _client("secretsmanager", moto_url, region), STRIPE_SECRET_NAME, keys
+    )
     env.update(
         {
+            "STRIPE_SECRET_ID": stripe_secret,
+            "STRIPE_API_BASE": stripe_url,
             "JOBS_QUEUE_URL": queue_url,
             "JOBS_DLQ_URL": dlq_url,
             "NOTIFICATIONS_QUEUE_URL": notifications_url,
@@ -402,4 +444,4 @@ def bootstrap(
     if write_env:
         write_stack_env(env, state / "stack.env")
     log.info("bootstrapped: queue %s, user pool %s", queue_url, pool_id)
-    return BootstrapResult(env=env, demo_email=email, demo_password=password)
+    return BootstrapResult(env=env, demo_email=email, demo_password=password, stripe_keys=keys)

@@ -15,12 +15,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from devstack import LOCAL_DIR
 
@@ -192,6 +194,33 @@ def stop_all(processes: Sequence[ManagedProcess], grace: float = 10.0) -> None:
         process.wait(deadline - time.monotonic())
     for process in processes:
         process.stop(grace=0.1)
+
+
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1, serving from a background thread of this process (the
+    frontend, the Stripe stand-in)."""
+
+    def __init__(self, port: int, handler: Callable[..., BaseHTTPRequestHandler], name: str) -> None:
+        self.port = port
+        self._name = name
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self._name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 class DynamoDBLocal:

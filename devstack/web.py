@@ -7,15 +7,15 @@ endpoint (the moto server locally), region, app client id and the upload size li
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from devstack import REPO_ROOT
+from devstack.services import LoopbackServer
 
 FRONTEND_DIR = REPO_ROOT / "frontend"
 # Third-party code the pages use, from the pinned npm packages `make install` put in
@@ -81,28 +81,10 @@ class FrontendHandler(SimpleHTTPRequestHandler):
         pass  # one line per static file is noise next to the API's and worker's logs
 
 
-class WebServer:
-    """A threaded static server in a background thread of this process."""
+class WebServer(LoopbackServer):
+    """The frontend, served by a threaded static server in a background thread of this process."""
 
     def __init__(self, port: int, config: Mapping[str, Any], directory: Path = FRONTEND_DIR) -> None:
-        self.port = port
         self.directory = directory
         handler = partial(FrontendHandler, directory=str(directory), config_body=config_js(config))
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> WebServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="web", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        super().__init__(port, handler, "web")

@@ -1,13 +1,16 @@
 /**
  * The dashboard's entry point: wires sign-in, the header (workspace, credits, account),
- * the upload panel, the job list and retries together.
+ * the upload panel, the job list, retries, buying credits and the credit history together.
  */
 
 import { onUnauthorized, request, SESSION_EXPIRED_MESSAGE } from './api.js';
 import { getToken, hasExpiredSession, signIn, signOut, signedInEmail } from './auth.js';
 import { plural } from './format.js';
 import { JobsView } from './jobs.js';
+import { CreditHistory } from './ledger.js';
 import { BrowserNotifier, NotificationPanel } from './notifications.js';
+import { Purchases } from './purchases.js';
+import { CancelController } from './cancel.js';
 import { RetryController } from './retry.js';
 import { config } from './settings.js';
 import { Uploader } from './upload.js';
@@ -21,15 +24,19 @@ const ctx = {
   workspaceQuery: () => (state.workspaceId ? { workspaceId: state.workspaceId } : {}),
   workspaceBody: () => (state.workspaceId ? { workspaceId: state.workspaceId } : {}),
   credits: () => state.credits,
+  canBuy: () => Boolean(purchases && purchases.canBuy),
   refreshCredits,
   announce,
 };
 
 let jobs;
 let retry;
+let canceller;
 let uploader;
 let notifier;
 let panel;
+let purchases;
+let creditHistory;
 
 /** Say something in the polite live region (and show it in the status line). */
 function announce(message) {
@@ -55,6 +62,8 @@ function showSignIn(message = '') {
   retry.reset();
   uploader.reset();
   notifier.reset();
+  purchases.reset();
+  creditHistory.reset();
   state.workspaceId = null;
   state.credits = null;
   showView('signin');
@@ -86,12 +95,21 @@ function currentWorkspace() {
 
 function renderCredits() {
   const credits = $('credits');
+  const owed = typeof state.credits === 'number' && state.credits < 0;
   if (typeof state.credits === 'number') {
-    credits.textContent = plural(state.credits, 'credit');
+    // Below 0 only after a purchase was refunded or disputed: the workspace owes credits.
+    credits.textContent = owed ? `Owes ${plural(-state.credits, 'credit')}` : plural(state.credits, 'credit');
     credits.dataset.credits = String(state.credits);
   } else {
     credits.textContent = '…';
     delete credits.dataset.credits;
+  }
+  credits.classList.toggle('credits-owed', owed);
+  const notice = $('credits-owed');
+  notice.hidden = !owed;
+  if (owed) {
+    notice.textContent = `This workspace owes ${plural(-state.credits, 'credit')}: a purchase was refunded or `
+      + 'disputed. Jobs cannot be started or retried until credits are bought to cover it.';
   }
 }
 
@@ -128,6 +146,7 @@ async function refreshCredits() {
     const workspace = currentWorkspace();
     if (workspace) workspace.credits = data.credits;
     renderCredits();
+    creditHistory.refresh();
   } catch {
     // The header keeps the last known balance; the action that needed it shows its own error.
   }
@@ -153,6 +172,9 @@ function selectWorkspace(id) {
   uploader.reset();
   notifier.reset();
   panel.reset();
+  purchases.reset();
+  creditHistory.reset();
+  purchases.load();
   jobs.start();
   refreshCredits();
 }
@@ -183,6 +205,7 @@ async function enterDashboard() {
     return;
   }
   selectWorkspace(chooseWorkspace(state.workspaces));
+  purchases.handleReturn();
 }
 
 async function download(job) {
@@ -223,13 +246,44 @@ function wire() {
       listError: $('jobs-error'),
     },
     ctx,
-    { onRetry: (job) => retry.retryOne(job), onDownload: download },
+    {
+      onRetry: (job) => retry.retryOne(job),
+      onCancel: (job) => canceller.cancelOne(job),
+      onDownload: download,
+      onBuyCredits: () => purchases.open(),
+    },
   );
   retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
+  canceller = new CancelController(ctx, jobs);
   notifier = new BrowserNotifier($('browser-notify'), $('browser-notify-status'));
   jobs.onChange((shown) => notifier.observe(shown));
   jobs.onChange(revealLinkedJob);
   panel = new NotificationPanel(ctx);
+  creditHistory = new CreditHistory(ctx, {
+    panel: $('credit-history'),
+    list: $('ledger-list'),
+    more: $('ledger-more'),
+    error: $('ledger-error'),
+  });
+  purchases = new Purchases(
+    {
+      workspaceId: () => state.workspaceId,
+      workspaceName: () => (currentWorkspace() ? currentWorkspace().name || state.workspaceId : ''),
+      role: () => (currentWorkspace() ? currentWorkspace().role : null),
+      refreshCredits,
+      onCredited: () => jobs.refresh(),
+      announce,
+    },
+    {
+      button: $('buy-credits'),
+      dialog: $('buy-dialog'),
+      workspace: $('buy-workspace'),
+      list: $('pack-list'),
+      error: $('buy-error'),
+      close: $('buy-close'),
+      status: $('purchase-status'),
+    },
+  );
   uploader = new Uploader(
     {
       input: $('upload-input'),

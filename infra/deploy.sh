@@ -25,6 +25,9 @@
 #   NOTIFY_EMAIL_FROM [notifications@vidproc.example] (the sender of notification emails: an
 #     address of an identity verified in SES in AWS_REGION)
 #   R2_ACCESS_KEY_ID + R2_SECRET_ACCESS_KEY (the app's R2 token: stored into the secret)
+#   STRIPE_API_KEY + STRIPE_WEBHOOK_SECRET (Stripe's secret key and the webhook endpoint's signing
+#     secret: stored into the Stripe secret; without them buying credits answers 503)
+#   CREDIT_PACKS [the defaults, docs/payments.md]  CREDIT_CURRENCY [usd]
 #   R2_ADMIN_ACCESS_KEY_ID + R2_ADMIN_SECRET_ACCESS_KEY (an R2 token allowed to set bucket CORS;
 #     default: the app's keys from the secret)
 #   FFMPEG_LAYER_ARN (use this layer version; skips building and publishing)
@@ -129,6 +132,9 @@ fi
 if [[ -n "${R2_ACCESS_KEY_ID:-}" && -z "${R2_SECRET_ACCESS_KEY:-}" ]] || [[ -z "${R2_ACCESS_KEY_ID:-}" && -n "${R2_SECRET_ACCESS_KEY:-}" ]]; then
   die "set both R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY, or neither"
 fi
+if [[ -n "${STRIPE_API_KEY:-}" && -z "${STRIPE_WEBHOOK_SECRET:-}" ]] || [[ -z "${STRIPE_API_KEY:-}" && -n "${STRIPE_WEBHOOK_SECRET:-}" ]]; then
+  die "set both STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET, or neither"
+fi
 for f in infra/resources.yaml "$MERGE_TEMPLATE" infra/finalize_template.py app.py .chalice/config.json frontend/index.html; do
   [[ -f "$f" ]] || die "missing $f (run from a full checkout)"
 done
@@ -191,6 +197,7 @@ NOTIFICATIONS_QUEUE_ARN="$(res NotificationsQueueArn)"
 NOTIFICATIONS_QUEUE_URL="$(res NotificationsQueueUrl)"
 NOTIFY_SIGNING_SECRET_ARN="$(res NotifySigningSecretArn)"
 VAPID_SECRET_ARN="$(res VapidSecretArn)"
+STRIPE_SECRET_ARN="$(res StripeSecretArn)"
 FRONTEND_BUCKET="$(res FrontendBucketName)"
 DISTRIBUTION_ID="$(res FrontendDistributionId)"
 FRONTEND_ORIGIN="$(res FrontendOrigin)"
@@ -212,6 +219,16 @@ r2_secret_json="$(capture '{"accessKeyId": "FROM_THE_SECRET", "secretAccessKey":
 r2_key_id="$(printf '%s' "$r2_secret_json" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin).get("accessKeyId", ""))' 2>/dev/null || true)"
 if ((!DRY_RUN)) && [[ -z "$r2_key_id" || "$r2_key_id" == "REPLACE_ME" ]]; then
   die "the R2 secret still holds its placeholder: run again with R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY set"
+fi
+
+# The Stripe keys, when given (the same step: secrets into Secrets Manager, never into a template).
+if [[ -n "${STRIPE_API_KEY:-}" ]]; then
+  stripe_file="$tmp/stripe-secret.json"
+  (umask 077 && "$PYTHON" -c 'import json, os; print(json.dumps({"apiKey": os.environ["STRIPE_API_KEY"], "webhookSecret": os.environ["STRIPE_WEBHOOK_SECRET"]}))' >"$stripe_file")
+  run aws secretsmanager put-secret-value --secret-id "$STRIPE_SECRET_ARN" --secret-string "file://$stripe_file" \
+    --query VersionId --output text
+elif ((!DRY_RUN)) && aws secretsmanager get-secret-value --secret-id "$STRIPE_SECRET_ARN" --query SecretString --output text | grep -q REPLACE_ME; then
+  echo "note: the Stripe secret still holds its placeholder: buying credits answers 503 until STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET are given"
 fi
 
 # The Web Push (VAPID) key pair: generated here once, the first time the secret holds its placeholder
@@ -310,7 +327,10 @@ app_params=(
   "NotifySigningSecretArn=$NOTIFY_SIGNING_SECRET_ARN"
   "VapidSecretArn=$VAPID_SECRET_ARN"
   "NotifyEmailFrom=$NOTIFY_EMAIL_FROM"
+  "StripeSecretArn=$STRIPE_SECRET_ARN"
+  "CreditCurrency=${CREDIT_CURRENCY:-usd}"
 )
+[[ -z "${CREDIT_PACKS:-}" ]] || app_params+=("CreditPacks=$CREDIT_PACKS")
 [[ -z "${ALARM_TOPIC_ARN:-}" ]] || app_params+=("AlarmTopicArn=$ALARM_TOPIC_ARN")
 [[ -z "${WORKER_MEMORY_SIZE:-}" ]] || app_params+=("WorkerMemorySize=$WORKER_MEMORY_SIZE")
 [[ -z "${WORKER_MAX_CONCURRENCY:-}" ]] || app_params+=("WorkerMaxConcurrency=$WORKER_MAX_CONCURRENCY")

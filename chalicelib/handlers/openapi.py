@@ -99,6 +99,8 @@ def _configured_limits(components: dict[str, Any]) -> None:
     settings = get_settings()
     components["CreateJobIn"]["properties"]["size"]["maximum"] = settings.upload_max_bytes
     components["BatchRetryIn"]["properties"]["jobIds"]["maxItems"] = settings.batch_retry_max
+    if "CheckoutIn" in components:  # the packs on sale here (CREDIT_PACKS)
+        components["CheckoutIn"]["properties"]["pack"]["enum"] = [p.id for p in settings.credit_packs]
 
 
 def _ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:

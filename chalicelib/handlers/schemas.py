@@ -248,6 +248,13 @@ class RetryOut(_Sparse):
     delivery: Delivery | None = None
 
 
+class CancelOut(Schema):
+    success: bool
+    job_id: str
+    status: Literal["cancelled"]
+    credits_refunded: int  # 0 when the job was cancelled before, or nothing was charged
+
+
 class RetryItemOut(_Sparse):
     job_id: str
     success: bool
@@ -291,10 +298,20 @@ class LedgerEntryOut(Schema):
     reason: str
     job_id: str | None
     created_at: datetime
+    session_id: str | None  # a purchase or its reversal: the Stripe Checkout session ...
+    payment_id: str | None  # ... and the payment it names
 
     @classmethod
     def of(cls, e: LedgerEntry) -> LedgerEntryOut:
-        return cls(id=e.id, delta=e.delta, reason=e.reason.value, job_id=e.job_id, created_at=e.created_at)
+        return cls(
+            id=e.id,
+            delta=e.delta,
+            reason=e.reason.value,
+            job_id=e.job_id,
+            created_at=e.created_at,
+            session_id=e.session_id,
+            payment_id=e.payment_id,
+        )
 
 
 class LedgerOut(Schema):

@@ -12,12 +12,13 @@ import dataclasses
 from datetime import datetime
 from typing import Any, TypeVar
 
-from chalicelib.domain import Attempt, Job, Workspace
+from chalicelib.domain import Attempt, Job, Purchase, Workspace
 from chalicelib.lifecycle.model import (
     AttemptWrite,
     JobGuard,
     JobWrite,
     KeyedAnswer,
+    PurchaseWrite,
     Transition,
     WorkspaceWrite,
 )
@@ -73,6 +74,21 @@ def workspace_write_holds(write: WorkspaceWrite, workspace: Workspace | None) ->
     if write.balance is not None and workspace.credits != write.balance:
         return False
     return write.pricing_in is None or workspace.retry_pricing in write.pricing_in
+
+
+def purchase_write_holds(write: PurchaseWrite, purchase: Purchase | None, payment_recorded: bool) -> bool:
+    """A new purchase: its session has none yet, nor its payment another one. A reversal: the
+    purchase exists and has had exactly `reversed_from` credits taken back."""
+    if write.create is not None:
+        return purchase is None and not payment_recorded
+    return purchase is not None and purchase.reversed_credits == write.reversed_from
+
+
+def apply_purchase(purchase: Purchase | None, write: PurchaseWrite) -> Purchase:
+    if write.create is not None:
+        return write.create
+    assert purchase is not None
+    return dataclasses.replace(purchase, reversed_credits=write.reversed_to)
 
 
 def answer_is_live(answer: KeyedAnswer | None, released: bool, now: datetime) -> bool:

@@ -20,6 +20,8 @@ from chalicelib.domain import (
     LedgerEntry,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     RetryPricing,
     Workspace,
 )
@@ -98,6 +100,9 @@ class JobWrite:
     def __post_init__(self) -> None:
         if (self.create is None) == (self.guard is None):
             raise ValueError("a job write either creates the job or is guarded")
+        # One write may not both set and add to a field (DynamoDB refuses overlapping paths).
+        if set(self.changes) & set(self.adds) or (self.add_task is not None and "tasks_done" in self.changes):
+            raise ValueError("a job write sets and adds to the same field")
 
     @property
     def label(self) -> str:
@@ -137,6 +142,19 @@ class WorkspaceWrite:
     label = "workspace"
 
 
+@dataclass(frozen=True)
+class PurchaseWrite:
+    """A purchase recorded once per Checkout session and once per payment (`create`), or the
+    credits it has had taken back moved from `reversed_from` (still so) to `reversed_to`."""
+
+    session_id: str
+    create: Purchase | None = None
+    reversed_from: int = 0
+    reversed_to: int = 0
+
+    label = "purchase"
+
+
 def job_label(job_id: str) -> str:
     return f"job:{job_id}"
 
@@ -163,7 +181,8 @@ class Transition:
     """One change of state, committed as one conditional write or not at all.
 
     Labels name what refused: `member`, `answer`, `workspace`, `membership`, `ledger:<id>`,
-    `job:<id>`, `attempt:<job>:<n>`; `refusal` turns the set of them into the caller's error.
+    `job:<id>`, `attempt:<job>:<n>`, `event`, `purchase`; `refusal` turns the set of them into the
+    caller's error.
     """
 
     move: Move
@@ -176,6 +195,8 @@ class Transition:
     membership: Membership | None = None  # written as it is
     answer: KeyedAnswer | None = None  # written; refused while a live answer for the key exists
     release: Release | None = None
+    event: PaymentEvent | None = None  # recorded; refused while it already is (applied once)
+    purchase: PurchaseWrite | None = None
     refusal: Refusal = field(default=moved_on, compare=False, repr=False)
 
     def refused(self, labels: frozenset[str]) -> Exception:

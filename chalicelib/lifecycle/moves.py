@@ -40,6 +40,8 @@ class Move(StrEnum):
     ADD_MEMBER = "add_member"
     CREDITS = "credits"  # an operator's grant or adjustment
     PRICING = "pricing"  # an operator's RETRY_PRICING override
+    PURCHASE = "purchase"  # a paid Checkout session grants its pack's credits
+    PURCHASE_REVERSAL = "purchase_reversal"  # a refund or a dispute takes them back
 
 
 @dataclass(frozen=True)

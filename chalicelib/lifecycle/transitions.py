@@ -21,6 +21,8 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     QueueMessage,
     Trigger,
     Workspace,
@@ -34,6 +36,8 @@ from chalicelib.errors import (
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
+    PaymentAppliedError,
+    TransitionRefusedError,
     WorkspaceNotFoundError,
 )
 from chalicelib.lifecycle.model import (
@@ -43,6 +47,7 @@ from chalicelib.lifecycle.model import (
     JobWrite,
     KeyedAnswer,
     Lease,
+    PurchaseWrite,
     RecordedError,
     Release,
     Transition,
@@ -59,6 +64,7 @@ from chalicelib.lifecycle.pricing import (
 )
 
 SYSTEM = "system"  # the actor of what the platform does by itself
+PAYMENT_PROVIDER = "stripe"  # the actor of a reversal: the provider's refund or dispute
 OPEN = frozenset({Outcome.QUEUED, Outcome.PROCESSING})  # an attempt that has no outcome yet
 DETAIL_KEPT = 4000  # characters of an operator's detail (stderr tail) kept on the attempt
 
@@ -179,7 +185,7 @@ def _undo_refused(labels: frozenset[str]) -> Exception:
 def _cancel_refused(labels: frozenset[str]) -> Exception:
     if "member" in labels:
         return NotAMemberError()
-    return JobsChangedError(job_ids_of(labels))
+    return TransitionRefusedError(labels)  # the job moved on since it was read
 
 
 # --- the workspace ---------------------------------------------------------------------------
@@ -223,6 +229,76 @@ def set_pricing(workspace_id: str, pricing: Any, now: datetime) -> Transition:
         now,
         workspace=WorkspaceWrite(workspace_id, changes={"retry_pricing": pricing}),
         refusal=lambda _: WorkspaceNotFoundError(),
+    )
+
+
+# --- purchases: credits bought, and taken back ------------------------------------------------------
+
+
+def _purchase_refused(labels: frozenset[str]) -> Exception:
+    if labels & {"event", "purchase"}:
+        return PaymentAppliedError(labels)
+    return WorkspaceNotFoundError()
+
+
+def _reversal_refused(labels: frozenset[str]) -> Exception:
+    if "event" in labels:
+        return PaymentAppliedError(labels)
+    return TransitionRefusedError(labels)  # another reversal moved the purchase on: decide again
+
+
+def _purchase_entry(
+    bought: Purchase, delta: int, reason: LedgerReason, actor: str, now: datetime
+) -> LedgerEntry:
+    """A ledger entry about a purchase: it names the Checkout session and the payment."""
+    return LedgerEntry(
+        bought.workspace_id,
+        delta,
+        reason,
+        actor=actor,
+        created_at=now,
+        session_id=bought.session_id,
+        payment_id=bought.payment_id,
+    )
+
+
+def purchase(bought: Purchase, event: PaymentEvent, now: datetime) -> Transition:
+    """A paid Checkout session grants its pack: the credits, a `purchase` entry naming the session
+    and the payment, the purchase recorded (once per session, once per payment) and the event
+    recorded (once): one transaction, so a replayed event, a second event for the session, or
+    two deliveries at once grant nothing more."""
+    entry = _purchase_entry(bought, bought.credits, LedgerReason.PURCHASE, bought.buyer, now)
+    return Transition(
+        Move.PURCHASE,
+        now,
+        workspace=WorkspaceWrite(bought.workspace_id, credits=bought.credits),
+        entries=(entry,),
+        event=event,
+        purchase=PurchaseWrite(bought.session_id, create=bought),
+        refusal=_purchase_refused,
+    )
+
+
+def purchase_reversal(bought: Purchase, event: PaymentEvent, reversed_to: int, now: datetime) -> Transition:
+    """A refund or a dispute takes back what the purchase has not had taken back yet, up to
+    `reversed_to` of its credits: a `purchase_reversal` entry, the purchase's reversed credits
+    moved on (from what was read) and the event recorded, in one transaction. The balance may go
+    below 0: the workspace then owes credits, and no charge passes its `credits >= price` guard
+    until a purchase or an operator settles it."""
+    taken = reversed_to - bought.reversed_credits
+    if not 0 < taken <= bought.credits - bought.reversed_credits:
+        raise ValueError(f"a reversal takes back 1..{bought.credits - bought.reversed_credits}, not {taken}")
+    entry = _purchase_entry(bought, -taken, LedgerReason.PURCHASE_REVERSAL, PAYMENT_PROVIDER, now)
+    return Transition(
+        Move.PURCHASE_REVERSAL,
+        now,
+        workspace=WorkspaceWrite(bought.workspace_id, credits=-taken),
+        entries=(entry,),
+        event=event,
+        purchase=PurchaseWrite(
+            bought.session_id, reversed_from=bought.reversed_credits, reversed_to=reversed_to
+        ),
+        refusal=_reversal_refused,
     )
 
 
@@ -428,12 +504,22 @@ def claim(ref: QueueMessage, now: datetime, lease_until: datetime, owner: str) -
 
 
 def progress(ref: QueueMessage, fraction: float, now: datetime) -> Transition:
-    return _touch(ref, Move.PROGRESS, now, {"progress": round(min(max(fraction, 0.0), 1.0), 3)})
+    return _touch(ref, Move.PROGRESS, now, {"progress": _fraction(fraction)})
 
 
-def heartbeat(ref: QueueMessage, now: datetime, lease_until: datetime) -> Transition:
-    """The worker's claim renewed: it runs until `lease_until`."""
-    return _touch(ref, Move.HEARTBEAT, now, {"lease_until": lease_until, "sweep_at": lease_until})
+def _fraction(value: float) -> float:
+    return round(min(max(value, 0.0), 1.0), 3)
+
+
+def heartbeat(
+    ref: QueueMessage, now: datetime, lease_until: datetime, fraction: float | None = None
+) -> Transition:
+    """The worker's claim renewed (it runs until `lease_until`), with the progress so far; refused
+    once the attempt is not the job's processing one (cancelled, or handed to another worker)."""
+    changes: dict[str, Any] = {"lease_until": lease_until, "sweep_at": lease_until}
+    if fraction is not None:
+        changes["progress"] = _fraction(fraction)
+    return _touch(ref, Move.HEARTBEAT, now, changes)
 
 
 def _touch(ref: QueueMessage, move: Move, now: datetime, changes: Changes) -> Transition:
@@ -587,9 +673,10 @@ def reschedule(
     )
 
 
-def cancel(job: Job, charged: Attempt | None, actor: str, now: datetime) -> Transition:
-    """uploading, queued or processing → cancelled, by a member: the attempt's outcome, and what
-    the round charged refunded (`cancel_refund`), in one transaction. Final."""
+def cancel(job: Job, charged: Attempt | None, actor: str, member: str | None, now: datetime) -> Transition:
+    """uploading, queued or processing → cancelled: the attempt's outcome, and what the round
+    charged refunded (`cancel_refund`), in one transaction, if `member` (None: an operator) is
+    still a member. Final."""
     refund = refund_due(None, charged)
     entries, workspace = _refund(job, refund, LedgerReason.CANCEL_REFUND, actor, now)
     return Transition(
@@ -613,7 +700,7 @@ def cancel(job: Job, charged: Attempt | None, actor: str, now: datetime) -> Tran
         ),
         workspace=workspace,
         entries=entries,
-        member=(actor, job.workspace_id),
+        member=(member, job.workspace_id) if member is not None else None,
         refusal=_cancel_refused,
     )
 

@@ -17,7 +17,7 @@ from chalicelib.notifications.domain import (
     WebhookDelivery,
 )
 
-EventName = Literal["job.completed", "job.failed", "job.retried", "credits.low"]
+EventName = Literal["job.completed", "job.failed", "job.cancelled", "job.retried", "credits.low"]
 
 
 class SettingsIn(WorkspaceIn):

@@ -24,6 +24,8 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     QueueMessage,
     RetryPricing,
     Role,
@@ -41,6 +43,7 @@ from chalicelib.errors import (
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
+    PaymentAppliedError,
     TransitionRefusedError,
     WorkspaceNotFoundError,
 )
@@ -56,6 +59,7 @@ from chalicelib.lifecycle import (
     project,
     transitions,
 )
+from chalicelib.payments.ports import PurchaseRecords
 from chalicelib.processing.contention import committed
 from chalicelib.processing.ports import Repository
 from tests.support.fakes import FakeRepository
@@ -138,10 +142,34 @@ class World:
         basis = basis or PricingBasis.assumed(FULL)
         return transitions.retry(list(jobs), basis, Trigger.MANUAL, USER, USER, utcnow(), **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def records(self) -> PurchaseRecords:
+        """The payments port's reads over the same store (the fake is both)."""
+        if isinstance(self.repo, FakeRepository):
+            return self.repo
+        from chalicelib.payments.adapters.dynamodb import DynamoPurchaseRecords
+
+        return DynamoPurchaseRecords()
+
+    def purchase(self, credits: int = 10, amount: int = 500, workspace: str | None = None) -> Purchase:
+        tag = uuid.uuid4().hex
+        return Purchase(
+            f"cs_test_{tag}",
+            workspace or self.workspace,
+            "small",
+            credits,
+            amount,
+            "usd",
+            f"pi_test_{tag}",
+            USER,
+            f"evt_{tag}",
+            utcnow(),
+        )
+
     def cancel_of(self, job_id: str) -> Transition:
         job = self.read(job_id)
         charged = self.repo.get_attempt(job_id, job.charged_attempt) if job.charged_attempt else None
-        return transitions.cancel(job, charged, USER, utcnow())
+        return transitions.cancel(job, charged, USER, USER, utcnow())
 
 
 @pytest.fixture
@@ -632,7 +660,7 @@ def test_cancel_refunds_the_round_once(world: World, status: JobStatus) -> None:
     attempt = world.attempt(job.id, 1)
     assert (attempt.outcome, attempt.refunded) == (Outcome.CANCELLED, True)
     assert world.credits() == 5 and world.balanced()
-    with pytest.raises(JobsChangedError):
+    with pytest.raises(TransitionRefusedError):
         world.repo.commit(cancel)
     assert world.credits() == 5
 
@@ -649,11 +677,112 @@ def test_cancel_during_a_free_automatic_try_refunds_the_charged_attempt(world: W
 
 def test_cancel_of_an_upload_refunds_nothing_and_by_a_stranger_is_refused(world: World) -> None:
     job = world.job()
-    stranger = transitions.cancel(job, None, "stranger", utcnow())
+    stranger = transitions.cancel(job, None, "stranger", "stranger", utcnow())
     with pytest.raises(NotAMemberError):
         world.repo.commit(stranger)
     world.repo.commit(world.cancel_of(job.id))
     assert world.read(job.id).status == JobStatus.CANCELLED and world.credits() == 5
+
+
+# --- purchases: one grant per event and per session, reversals that may go below 0 ---------------
+
+
+def event(kind: str = "checkout.session.completed") -> PaymentEvent:
+    return PaymentEvent(f"evt_{uuid.uuid4().hex}", kind, utcnow())
+
+
+def test_a_purchase_grants_its_credits_with_its_entry_and_is_recorded(world: World) -> None:
+    bought, paid = world.purchase(), event()
+    world.repo.commit(transitions.purchase(bought, paid, utcnow()))
+    assert world.credits() == 15 and world.balanced()
+    [entry] = [e for e in world.repo.ledger(world.workspace, 10, None).entries if e.delta == 10]
+    assert (entry.reason, entry.session_id, entry.payment_id) == (
+        LedgerReason.PURCHASE,
+        bought.session_id,
+        bought.payment_id,
+    )
+    assert world.records.get_purchase(bought.session_id) == bought
+    assert world.records.purchase_paid_by(bought.payment_id or "") == bought
+    assert world.records.event_applied(paid.id)
+    assert world.records.get_purchase("cs_test_none") is None and not world.records.event_applied("evt_none")
+
+
+def test_the_same_event_or_another_for_the_session_grants_nothing_more(world: World) -> None:
+    bought, paid = world.purchase(), event()
+    world.repo.commit(transitions.purchase(bought, paid, utcnow()))
+    again = transitions.purchase(
+        dataclasses.replace(bought, session_id=f"cs_other_{uuid.uuid4().hex}", payment_id=None),
+        paid,
+        utcnow(),
+    )
+    with pytest.raises(PaymentAppliedError) as refused:
+        world.repo.commit(again)  # the same event, even naming another session
+    assert refused.value.labels == {"event"}
+    other = event("checkout.session.async_payment_succeeded")
+    with pytest.raises(PaymentAppliedError) as refused:
+        world.repo.commit(transitions.purchase(bought, other, utcnow()))
+    assert refused.value.labels == {"purchase"}
+    assert not world.records.event_applied(other.id)
+    assert world.credits() == 15 and world.balanced()
+
+
+def test_a_payment_pays_for_one_purchase_only(world: World) -> None:
+    bought = world.purchase()
+    world.repo.commit(transitions.purchase(bought, event(), utcnow()))
+    twin = dataclasses.replace(bought, session_id=f"cs_twin_{uuid.uuid4().hex}")
+    with pytest.raises(PaymentAppliedError):
+        world.repo.commit(transitions.purchase(twin, event(), utcnow()))
+    assert world.records.get_purchase(twin.session_id) is None and world.credits() == 15
+
+
+def test_a_purchase_for_a_missing_workspace_is_refused(world: World) -> None:
+    bought = world.purchase(workspace=f"ws-missing-{uuid.uuid4().hex}")
+    with pytest.raises(WorkspaceNotFoundError):
+        world.repo.commit(transitions.purchase(bought, event(), utcnow()))
+    assert world.records.get_purchase(bought.session_id) is None
+
+
+def test_a_reversal_takes_the_credits_back_even_below_zero_and_blocks_charges(world: World) -> None:
+    bought = world.purchase(credits=10)
+    world.repo.commit(transitions.purchase(bought, event(), utcnow()))
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, -12, LedgerReason.ADJUSTMENT)))
+    refund = event("charge.refunded")
+    world.repo.commit(transitions.purchase_reversal(bought, refund, 10, utcnow()))
+    assert world.credits() == -7 and world.balanced()
+    stored = world.records.get_purchase(bought.session_id)
+    assert stored is not None and stored.reversed_credits == 10
+    [entry] = [e for e in world.repo.ledger(world.workspace, 10, None).entries if e.delta == -10]
+    assert (entry.reason, entry.payment_id) == (LedgerReason.PURCHASE_REVERSAL, bought.payment_id)
+    with pytest.raises(InsufficientCreditsError):  # owed: the start's own guard refuses
+        world.repo.commit(transitions.start(world.job(), USER, utcnow()))
+    assert world.credits() == -7
+
+
+def test_a_reversal_applies_once_and_only_from_what_it_was_decided_from(world: World) -> None:
+    bought = world.purchase(credits=10)
+    world.repo.commit(transitions.purchase(bought, event(), utcnow()))
+    refund = event("charge.refunded")
+    world.repo.commit(transitions.purchase_reversal(bought, refund, 4, utcnow()))
+    stored = world.records.get_purchase(bought.session_id)
+    assert stored is not None
+    with pytest.raises(PaymentAppliedError):  # the same event again
+        world.repo.commit(transitions.purchase_reversal(stored, refund, 10, utcnow()))
+    with pytest.raises(TransitionRefusedError):  # decided from the purchase before the refund
+        world.repo.commit(
+            transitions.purchase_reversal(bought, event("charge.dispute.created"), 10, utcnow())
+        )
+    world.repo.commit(transitions.purchase_reversal(stored, event("charge.dispute.created"), 10, utcnow()))
+    assert world.credits() == 5 and world.balanced()
+    with pytest.raises(ValueError):  # nothing left to take back
+        transitions.purchase_reversal(dataclasses.replace(stored, reversed_credits=10), event(), 10, utcnow())
+
+
+def test_a_reversal_of_a_purchase_never_recorded_is_refused(world: World) -> None:
+    with pytest.raises(TransitionRefusedError):
+        world.repo.commit(
+            transitions.purchase_reversal(world.purchase(), event("charge.refunded"), 10, utcnow())
+        )
+    assert world.credits() == 5 and world.balanced()
 
 
 # --- the sweeper's query ----------------------------------------------------------------------
@@ -715,7 +844,7 @@ BUILDERS: dict[Move, Build] = {
     Move.GIVE_UP: lambda w, j, now: transitions.fail(
         j, CRASHED, FailureKind.TRANSIENT, now, _charged(w, j), Lease(now, "nobody"), Move.GIVE_UP
     ),
-    Move.CANCEL: lambda w, j, now: transitions.cancel(j, _charged(w, j), USER, now),
+    Move.CANCEL: lambda w, j, now: transitions.cancel(j, _charged(w, j), USER, USER, now),
 }
 JOB_MOVES = [m for m in MOVES if m is not Move.CREATE]
 STATUSES = list(JobStatus)

@@ -38,6 +38,7 @@ def test_bootstrap_twice_changes_nothing(aws_stack: AwsStack) -> None:
         aws_stack.web_origin,
         state_dir=aws_stack.state_dir,
         write_env=False,
+        stripe_url=aws_stack.stripe.url,
     )
 
     # THEN it finds everything it made: same ids and URLs, no second pool, no second grant
@@ -409,11 +410,14 @@ def test_python_m_devstack_gets_ready_and_ctrl_c_stops_everything(tmp_path: Path
         # THEN every part answers, and the stack's env is written for the CLI
         assert requests.get(f"{stack.api}/health", timeout=5).status_code == 200
         assert requests.get(f"{stack.web}/config.js", timeout=5).status_code == 200
+        stripe = requests.get(
+            f"http://127.0.0.1:{stack.ports['STRIPE_PORT']}/v1/checkout/sessions/cs_none", timeout=5
+        )
+        assert stripe.status_code == 401  # the Stripe stand-in answers, and wants its API key
         stack_env = (tmp_path / "stack.env").read_text()
         assert f"AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:{stack.ports['DDB_PORT']}" in stack_env
-        assert (
-            len(stack.children) >= 5
-        )  # DynamoDB Local, chalice local, two workers, the sweeper (+ launchers)
+        assert f"STRIPE_API_BASE=http://127.0.0.1:{stack.ports['STRIPE_PORT']}" in stack_env
+        assert len(stack.children) >= 5  # DynamoDB Local, chalice local, two workers, the sweeper, ...
 
         # WHEN Ctrl-C; THEN nothing it started is left
         assert stack.interrupt() == 0

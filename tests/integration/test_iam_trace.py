@@ -2,7 +2,8 @@
 
 Every path of each function runs in this process against DynamoDB Local and moto, with every
 botocore call recorded (tests/support/aws_calls.py): the API's routes (success and refusal, an
-Idempotency-Key, a send that fails and is refunded), the worker (a transcode that completes, one
+Idempotency-Key, a send that fails and is refunded, a credit purchase through the Stripe
+stand-in with its webhook, a duplicate and a refund), the worker (a transcode that completes, one
 that fails), the sweeper (a lost message re-sent, an expired lease). The calls become IAM
 actions per table and are compared with the roles in infra/chalice-merge.yaml both ways: a
 call the role lacks fails in production; a grant no call needs is a door left open.
@@ -11,10 +12,10 @@ call the role lacks fails in production; a grant no call needs is a door left op
 from __future__ import annotations
 
 import json
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from chalice.test import Client
 from chalicelib import bootstrap
 from chalicelib.domain import QueueMessage, utcnow
 from devstack.lambda_events import LocalLambdaContext, scheduled_event
+from devstack.stripe_standin import signature_header
 from tests.support import aws_calls, sqs_events
 from tests.support.lifecycle import claim
 from tests.support.media import make_clip
@@ -56,6 +58,8 @@ JOB_FLOW = {
     "secret",
     "push-subscriptions",
     "vapid-secret",
+    "payments",
+    "stripe-secret",
 }
 # Granted for a path these flows do not run: the member's own email preferences (issue 11),
 # which IAM limits to that attribute (test_infra checks the condition).
@@ -84,7 +88,12 @@ def _resource_name(target: Any) -> str:
         tail = str(target["Fn::Sub"]).split(":table/${TablePrefix}-", 1)[1]
         return tail.replace("/index/*", "/index")
     ref = target.get("Ref") if isinstance(target, dict) else None
-    names = {"JobsQueueArn": "queue", "R2SecretArn": "secret", "VapidSecretArn": "vapid-secret"}
+    names = {
+        "JobsQueueArn": "queue",
+        "R2SecretArn": "secret",
+        "StripeSecretArn": "stripe-secret",
+        "VapidSecretArn": "vapid-secret",
+    }
     return names.get(str(ref), str(target))
 
 
@@ -145,21 +154,28 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
         env.setenv("AUTO_RETRY_BASE_SECONDS", "0")
         phase("worker", lambda: _deliver(app, [broken]))
     phase("api", lambda: api.browse(good, bad))
+    phase("api", api.buy_and_refund)
     phase("api", api.push)  # a browser subscribes to Web Push, is listed, unsubscribes
     phase("api", lambda: api.started(clip))  # its message is "lost": the sweeper re-sends it
     expired = phase("api", lambda: api.started(clip))
-    time.sleep(1.2)  # past SWEEPER_REQUEUE_AFTER_SECONDS
     _expire_lease(expired)
-    phase(
-        "sweeper",
-        lambda: app.sweep_stuck_jobs(
+
+    def sweep_later() -> Any:
+        bootstrap.services().clock = lambda: utcnow() + timedelta(seconds=2)  # past the sweeper's wait
+        return app.sweep_stuck_jobs(
             scheduled_event("us-east-1"), LocalLambdaContext("sweeper", region="us-east-1")
-        ),
-    )
+        )
+
+    phase("sweeper", sweep_later)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("JOBS_QUEUE_URL", stack.env["JOBS_QUEUE_URL"] + "-missing")  # every send fails
         phase("api", lambda: api.started(clip, expect=(202, 503)))
-    return {"calls": calls, "prefix": bootstrap.services().settings.table_prefix}
+    settings = bootstrap.services().settings
+    return {
+        "calls": calls,
+        "prefix": settings.table_prefix,
+        "secrets": {settings.stripe_secret_id: "stripe-secret", settings.vapid_secret_id: "vapid-secret"},
+    }
 
 
 class _Api:
@@ -213,6 +229,31 @@ class _Api:
         self.call("get", "/push/subscriptions")
         self.call("delete", f"/push/subscriptions/{subscribed['subscription']['id']}")
 
+    def buy_and_refund(self) -> None:
+        """Packs, a checkout (its state read from Stripe, then from the purchase), the webhook's
+        grant, the same event again, a refund, and a request whose signature fails."""
+        stripe = self.stack.stripe
+        self.call("get", "/credits/packs")
+        session_id = self.call("post", "/credits/checkout", {"pack": "small"})["sessionId"]
+        self.call("get", f"/credits/checkout?sessionId={session_id}")
+        paid = json.dumps(stripe.event("checkout.session.completed", stripe.complete(session_id)))
+        for body in (paid, paid):  # granted, then a duplicate
+            self.webhook(body)
+        self.call("get", f"/credits/checkout?sessionId={session_id}")
+        charge = {"object": "charge", "payment_intent": stripe.sessions[session_id]["payment_intent"]}
+        self.webhook(json.dumps(stripe.event("charge.refunded", {**charge, "amount_refunded": 500})))
+        self.webhook(paid, signature="t=1,v1=00", expect=400)
+
+    def webhook(self, body: str, signature: str | None = None, expect: int = 200) -> None:
+        now = int(utcnow().timestamp())
+        header = signature or signature_header(body, self.stack.stripe.webhook_secret, now)
+        r = self.client.http.post(
+            "/payments/stripe",
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+            body=body,
+        )
+        assert r.status_code == expect, r.body[:300]
+
 
 def _deliver(app: Any, jobs: list[dict[str, Any]]) -> None:
     event = sqs_events.event(
@@ -237,7 +278,7 @@ def _expire_lease(job: dict[str, Any]) -> None:
 
 def test_each_role_grants_exactly_the_calls_its_function_makes(traced: dict[str, Any]) -> None:
     for function, role in ROLES.items():
-        needed = aws_calls.iam_actions(traced["calls"][function], traced["prefix"])
+        needed = aws_calls.iam_actions(traced["calls"][function], traced["prefix"], traced["secrets"])
         allowed = granted(role)
         assert needed - allowed == set(), f"{role} lacks what {function} calls"
         unused = {(a, r) for a, r in allowed - needed if r in JOB_FLOW} - NOT_RUN_HERE

@@ -206,12 +206,15 @@ _TRANSACT_ITEM_ACTIONS = {
 }
 
 
-def iam_actions(calls: list[Call], table_prefix: str) -> set[tuple[str, str]]:
+def iam_actions(
+    calls: list[Call], table_prefix: str, secrets: dict[str, str] | None = None
+) -> set[tuple[str, str]]:
     """(IAM action, resource) pairs the calls need. Resources: a table's kind ("jobs"), an
-    index ("jobs/index"), "queue" for SQS, "secret" for Secrets Manager (the R2 keys) and
-    "vapid-secret" (the Web Push key pair). S3 calls go to R2,
-    which IAM does not govern: they are left out."""
+    index ("jobs/index"), "queue" for SQS, for Secrets Manager the name `secrets` gives the
+    secret's id (default "secret"). S3 calls go to R2, which IAM does not govern: they are left
+    out."""
     needed: set[tuple[str, str]] = set()
+    names = secrets or {}
 
     def table(name: str) -> str:
         return name.removeprefix(f"{table_prefix}-")
@@ -235,8 +238,7 @@ def iam_actions(calls: list[Call], table_prefix: str) -> set[tuple[str, str]]:
         elif call.service == "sqs":
             needed.add((f"sqs:{call.operation}", "queue"))
         elif call.service == "secretsmanager":
-            secret = "vapid-secret" if "vapid" in str(p.get("SecretId", "")) else "secret"
-            needed.add((f"secretsmanager:{call.operation}", secret))
+            needed.add((f"secretsmanager:{call.operation}", names.get(str(p.get("SecretId")), "secret")))
         elif call.service != "s3":
             needed.add((f"{call.service}:{call.operation}", "?"))
     return needed

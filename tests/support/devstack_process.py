@@ -22,7 +22,18 @@ from devstack.services import free_port
 
 # What a stack (the session's own, in this process) puts in os.environ must not leak into a stack
 # of a test's own, nor into a CLI pointed at it (variables already set win over stack.env).
-_STACK_PREFIXES = ("AWS_", "R2_", "COGNITO_", "JOBS_", "NOTIFICATIONS_", "NOTIFY_", "WEBHOOK_", "POWERTOOLS_")
+_STACK_PREFIXES = (
+    "AWS_",
+    "R2_",
+    "COGNITO_",
+    "JOBS_",
+    "NOTIFICATIONS_",
+    "NOTIFY_",
+    "WEBHOOK_",
+    "POWERTOOLS_",
+    "STRIPE_",
+    "VAPID_",
+)
 _STACK_NAMES = {
     "TABLE_PREFIX",
     "CORS_ALLOW_ORIGIN",
@@ -82,7 +93,7 @@ class DevStack:
     children: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT"):
+        for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT", "STRIPE_PORT"):
             self.ports.setdefault(name, free_port())
 
     @property

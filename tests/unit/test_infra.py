@@ -189,7 +189,7 @@ def test_every_table_is_on_demand_with_point_in_time_recovery_and_kept_on_delete
     tables = {k: r for k, r in resources()["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
     kinds = {m.Meta.kind for m in dynamodb.MODELS} | {dynamodb.IDEMPOTENCY_KIND}  # type: ignore[attr-defined]
 
-    assert len(tables) == len(kinds) == 10
+    assert len(tables) == len(kinds) == 11
     for name, table in tables.items():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", name
@@ -359,6 +359,7 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
         "members",
         "webhooks",
         "deliveries",
+        "payments",
         "push-subscriptions",  # a person's own browsers (Web Push)
     }
     [prefs] = [s for s in statements["ApiRole"] if s.get("Sid") == "MemberEmailPreferences"]

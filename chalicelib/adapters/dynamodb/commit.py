@@ -21,9 +21,13 @@ from chalicelib.adapters.dynamodb.mapping import (
     JOB_ATTRIBUTES,
     WORKSPACE_ATTRIBUTES,
     attempt_model,
+    event_model,
     job_model,
     ledger_model,
     member_model,
+    payment_model,
+    purchase_model,
+    session_key,
     stored,
     workspace_model,
     ws_status,
@@ -33,6 +37,7 @@ from chalicelib.adapters.dynamodb.models import (
     JobModel,
     LedgerModel,
     MemberModel,
+    PaymentModel,
     WorkspaceModel,
 )
 from chalicelib.adapters.dynamodb.transactions import Cancelled, Tx
@@ -41,6 +46,7 @@ from chalicelib.lifecycle.model import (
     AttemptWrite,
     JobGuard,
     JobWrite,
+    PurchaseWrite,
     Transition,
     WorkspaceWrite,
 )
@@ -62,6 +68,10 @@ def commit(transition: Transition) -> None:
         _workspace(tx, transition.workspace, transition.at)
     for entry in transition.entries:
         tx.put(f"ledger:{entry.id}", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
+    if transition.event is not None:
+        tx.put("event", event_model(transition.event), PaymentModel.id.does_not_exist())
+    if transition.purchase is not None:
+        _purchase(tx, transition.purchase)
     for attempt in transition.attempts:
         _attempt(tx, attempt)
     for job in transition.jobs:
@@ -90,6 +100,19 @@ def _workspace(tx: Tx, write: WorkspaceWrite, at: datetime) -> None:
         tx.check(write.label, WorkspaceModel, write.workspace_id, None, condition)
         return
     tx.update(write.label, WorkspaceModel(id=write.workspace_id), actions, condition)
+
+
+def _purchase(tx: Tx, write: PurchaseWrite) -> None:
+    """A new purchase: its session's item and its payment's pointer, each only if absent. A
+    reversal: the purchase's reversed credits, only from the value it was decided from."""
+    if write.create is not None:
+        tx.put(write.label, purchase_model(write.create), PaymentModel.id.does_not_exist())
+        if write.create.payment_id is not None:
+            tx.put(write.label, payment_model(write.create), PaymentModel.id.does_not_exist())
+        return
+    condition = PaymentModel.id.exists() & (PaymentModel.reversedCredits == write.reversed_from)
+    item = PaymentModel(id=session_key(write.session_id))
+    tx.update(write.label, item, [PaymentModel.reversedCredits.set(write.reversed_to)], condition)
 
 
 def _pricing_in(overrides: frozenset[RetryPricing | None]) -> Condition:

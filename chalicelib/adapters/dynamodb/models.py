@@ -170,6 +170,31 @@ class LedgerModel(_Base):
     jobId = UnicodeAttribute(null=True)
     actor = UnicodeAttribute(default="")
     createdAt = UTCDateTimeAttribute()
+    sessionId = UnicodeAttribute(null=True)  # a purchase or its reversal: the Checkout session
+    paymentId = UnicodeAttribute(null=True)  # ... and Stripe's PaymentIntent
+
+
+class PaymentModel(_Base):
+    """Payments, one item per key, each written by the transaction that grants or takes back the
+    credits: `event#<id>` (a provider's event, applied once), `session#<id>` (the purchase, with
+    what has been taken back), `payment#<id>` (which session a payment paid for)."""
+
+    class Meta(_Base.Meta):
+        kind = "payments"
+
+    id = UnicodeAttribute(hash_key=True)
+    createdAt = UTCDateTimeAttribute()
+    eventType = UnicodeAttribute(null=True)  # event#
+    sessionId = UnicodeAttribute(null=True)  # payment#: the purchase it paid for
+    workspaceId = UnicodeAttribute(null=True)  # session# (the rest too)
+    pack = UnicodeAttribute(null=True)
+    credits = NumberAttribute(null=True)
+    amount = NumberAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    paymentId = UnicodeAttribute(null=True)
+    buyer = UnicodeAttribute(null=True)
+    eventId = UnicodeAttribute(null=True)
+    reversedCredits = NumberAttribute(null=True)
 
 
 class WebhookModel(_Base):
@@ -275,5 +300,6 @@ MODELS: tuple[type[_Base], ...] = (
     SentEmailModel,
     PushSubscriptionModel,
     AnswerModel,
+    PaymentModel,
 )
 STREAM_KINDS = ("jobs", "attempts", "workspaces")  # the tables whose changes become events

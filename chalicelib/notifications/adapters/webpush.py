@@ -22,28 +22,15 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
-from aws_lambda_powertools.utilities import parameters
-
+from chalicelib.adapters.secrets import json_secret
 from chalicelib.config import Settings
 from chalicelib.notifications.adapters.webhook_http import USER_AGENT, pinned_post
 from chalicelib.notifications.domain import PostResult, PushSubscription
 from chalicelib.notifications.push import PushNotConfiguredError
 
-SECRET_MAX_AGE = 300
 JWT_LIFETIME = 12 * 3600  # RFC 8292: at most 24 hours
-
-
-def _read_keys(secret_id: str) -> dict[str, str]:
-    try:
-        secret: Any = parameters.get_secret(secret_id, transform="json", max_age=SECRET_MAX_AGE)
-    except parameters.exceptions.GetParameterError as exc:
-        raise PushNotConfiguredError("The VAPID key pair could not be read") from exc
-    if not isinstance(secret, dict) or not secret.get("privateKey") or not secret.get("publicKey"):
-        raise PushNotConfiguredError("The VAPID secret must hold privateKey and publicKey")
-    return {"privateKey": str(secret["privateKey"]), "publicKey": str(secret["publicKey"])}
 
 
 def _unb64(text: str) -> bytes:
@@ -82,7 +69,8 @@ class WebPushSender:
     def _keys(self) -> dict[str, str]:
         if not self.settings.vapid_secret_id:
             raise PushNotConfiguredError()
-        return _read_keys(self.settings.vapid_secret_id)
+        keys = ("privateKey", "publicKey")
+        return json_secret(self.settings.vapid_secret_id, keys, PushNotConfiguredError, "VAPID key pair")
 
     def public_key(self) -> str:
         return self._keys()["publicKey"]
