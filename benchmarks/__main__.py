@@ -18,12 +18,23 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import backend, calls, coldstart, contention, cost, notifier, segmented, sweeper, worker
+from benchmarks import (
+    backend,
+    calls,
+    coldstart,
+    contention,
+    cost,
+    localstate,
+    notifier,
+    segmented,
+    sweeper,
+    worker,
+)
 from benchmarks.core import BenchResult, Context, Reporter, changed_files, code_stamp, machine, machine_line
 from benchmarks.report import write_results
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (coldstart, calls, contention, sweeper, worker, cost, segmented, notifier)
+    m.NAME: m for m in (coldstart, calls, contention, sweeper, worker, cost, segmented, notifier, localstate)
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -259,6 +259,7 @@ def _default_notify_services() -> NotifyServices:
     from chalicelib.notifications.adapters.ses import SesMailer
     from chalicelib.notifications.adapters.signing_key import signing_key
     from chalicelib.notifications.adapters.webhook_http import HttpWebhookSender
+    from chalicelib.notifications.adapters.webpush import WebPushSender
 
     settings = get_settings()
     return NotifyServices(
@@ -270,6 +271,7 @@ def _default_notify_services() -> NotifyServices:
         resolve=resolve,
         random=random.random,
         signing_key=lambda: signing_key(settings),
+        pusher=WebPushSender(settings) if settings.vapid_secret_id else None,
     )
 
 

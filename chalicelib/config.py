@@ -190,6 +190,14 @@ class Settings(BaseModel):
     webhook_max_endpoints: int = Field(default=10, gt=0)
     webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
 
+    # --- Web Push (notifications to a closed browser) -------------------------------------------
+    # A Secrets Manager secret {"privateKey", "publicKey"} (the VAPID key pair, base64url, P-256):
+    # read at run time, never put in the environment. Empty: push is off (the routes answer 503).
+    vapid_secret_id: str = ""
+    vapid_subject: str = "mailto:notifications@vidproc.local"  # who the push services may contact
+    push_ttl_seconds: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)  # kept for an offline device
+    push_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    push_max_subscriptions: int = Field(default=10, gt=0)  # devices per person
     # --- Payments (Stripe Checkout) -------------------------------------------------------------
     # A Secrets Manager secret {"apiKey", "webhookSecret"}, read at run time (Powertools Parameters);
     # the keys are never in the environment or a template. Empty: buying credits is unavailable.

@@ -16,6 +16,9 @@ Against AWS, set the same environment variables the Lambda functions have.
   reprocess --workspace ID [--error-code CODE] [--since ISO] [--dry-run] [--free]
                                      re-queue the workspace's failed jobs (as a manual retry)
   cancel JOB                         cancel an upload, a queued or a processing job (its charge refunded)
+
+`reprocess` and `dlq redrive` show their progress on stderr: a bar with counts and the time left
+on a terminal, a plain line every tenth of the way otherwise (cli/progress.py).
 """
 
 from __future__ import annotations
@@ -256,10 +259,14 @@ def _dlq_list(args: argparse.Namespace) -> int:
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
     from chalicelib.adapters.sqs import DeadLetters
+    from cli.progress import Progress
 
     dead = _dead_letters()
     assert isinstance(dead, DeadLetters)
-    how, moved = dead.redrive(args.max)
+    total = dead.depth()
+    progress = Progress("redrive", min(total, args.max) if args.max is not None else total)
+    how, moved = dead.redrive(args.max, each=progress.advance)
+    progress.close()
     if how == "move-task":
         print("started a message move task: SQS moves every message back to the jobs queue")
     else:
@@ -272,6 +279,7 @@ def _reprocess(args: argparse.Namespace) -> int:
     from chalicelib.bootstrap import services
     from chalicelib.domain import ReprocessRequest, new_id
     from chalicelib.processing import reprocess
+    from cli.progress import Progress
 
     request = ReprocessRequest(
         workspace_id=args.workspace,
@@ -281,7 +289,16 @@ def _reprocess(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         request_id=f"cli-{new_id()}",
     )
-    report = reprocess.reprocess(services(), request, actor="cli")
+    bar: list[Progress] = []
+
+    def each(done: int, total: int) -> None:
+        if not bar:
+            bar.append(Progress("reprocess", total))
+        bar[0].advance()
+
+    report = reprocess.reprocess(services(), request, actor="cli", each=each)
+    for progress in bar:
+        progress.close()
     for job_id in report.selected:
         state = report.refused.get(job_id, "would be re-queued" if args.dry_run else "re-queued")
         print(f"{job_id}: {state}")

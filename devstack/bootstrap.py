@@ -301,6 +301,11 @@ def stripe_keys(state_dir: Path) -> dict[str, str]:
 def ensure_stripe_secret(secretsmanager: Any, name: str, keys: Mapping[str, str]) -> str:
     """The secret STRIPE_SECRET_ID names, holding the keys (the app reads them from here at run
     time, as deployed: never from the environment)."""
+    return ensure_secret(secretsmanager, name, keys)
+
+
+def ensure_secret(secretsmanager: Any, name: str, keys: Mapping[str, str]) -> str:
+    """A JSON secret in (moto's) Secrets Manager, created or updated: its name."""
     value = json.dumps(dict(keys))
     try:
         secretsmanager.put_secret_value(SecretId=name, SecretString=value)
@@ -309,6 +314,43 @@ def ensure_stripe_secret(secretsmanager: Any, name: str, keys: Mapping[str, str]
             raise
         secretsmanager.create_secret(Name=name, SecretString=value)
     return name
+
+
+VAPID_SECRET_NAME = "vidproc-local/vapid"
+
+
+def vapid_keys(state_dir: Path) -> dict[str, str]:
+    """The Web Push (VAPID) key pair: made once, kept beside the demo password, so browsers
+    subscribed with its public key stay subscribed across restarts."""
+    path = state_dir / "vapid-key.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    pair = {
+        "privateKey": _b64url(key.private_numbers().private_value.to_bytes(32, "big")),
+        "publicKey": _b64url(point),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(pair) + "\n")
+    path.chmod(0o600)
+    return pair
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def ensure_vapid_secret(secrets_manager: Any, pair: dict[str, str]) -> str:
+    """The key pair in (moto's) Secrets Manager, where the app reads it as deployed: its name."""
+    return ensure_secret(secrets_manager, VAPID_SECRET_NAME, pair)
 
 
 # --- the demo workspace ----------------------------------------------------------------------
@@ -377,6 +419,10 @@ def bootstrap(
             "WEBHOOK_QUEUE_URL": webhook_url,
             "WEBHOOK_QUEUE_NAME": names.webhook_queue_name,
             "NOTIFY_SIGNING_KEY": signing_key(state),
+            # A secret's name, not the keys: the app reads them from Secrets Manager, as deployed.
+            "VAPID_SECRET_ID": ensure_vapid_secret(
+                _client("secretsmanager", moto_url, region), vapid_keys(state)
+            ),
             "COGNITO_USER_POOL_ID": pool_id,
             "COGNITO_CLIENT_ID": client_id,
             # moto's tokens say this `iss`, as Cognito's do; their keys are served by moto itself.

@@ -9,13 +9,19 @@
   per invocation, on NOTIFIER_WEBHOOK_WORKERS threads at once (default 4), as Lambda runs that
   function with a reserved concurrency: a slow endpoint holds one of them, not all.
 
-Run it as `python -m devstack.notifier`. It starts reading the streams at their end (LATEST):
-changes made while it was not running make no events locally (deployed, the event source
-mapping keeps its place in the stream for 24 hours).
+Run it as `python -m devstack.notifier`. Like the event source mapping, it keeps its place in
+each stream: after every batch it handled, the last sequence number per shard goes to
+`notifier-checkpoint.json` in the stack's state folder, and a restart goes on from there, so a
+change made while it was stopped (a job that completed as the stack shut down) still makes its
+event. A record read twice makes the same event id, which everything downstream dedupes. With
+no checkpoint (the first run, FRESH=1) it starts at the streams' end; the tests' notifier, which
+has no checkpoint file, always does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import signal
@@ -23,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -40,28 +47,93 @@ SHARD_REFRESH_SECONDS = 5.0
 WEBHOOK_WORKERS = 4  # NOTIFIER_WEBHOOK_WORKERS: the webhook function's concurrency, locally
 
 
+class Checkpoint:
+    """Where each stream was read to: {stream ARN: {shard id: last sequence number handled}}."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.positions: dict[str, dict[str, str]] = {}
+        if path is not None and path.exists():
+            with contextlib.suppress(ValueError, OSError):
+                self.positions = json.loads(path.read_text())
+
+    def start_of(self, arn: str, shard: str) -> tuple[str, str | None] | None:
+        """(iterator type, sequence number) to resume this shard from; None when this checkpoint
+        never read its stream (start at its end)."""
+        if arn not in self.positions:
+            return None
+        sequence = self.positions[arn].get(shard)
+        return ("AFTER_SEQUENCE_NUMBER", sequence) if sequence else ("TRIM_HORIZON", None)
+
+    def advance(self, arn: str, shard: str, sequence: str | None) -> None:
+        shards = self.positions.setdefault(arn, {})
+        if sequence:
+            shards[shard] = sequence
+        if self.path is not None:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.positions, indent=1))
+            tmp.replace(self.path)
+
+
 class StreamPoller:
     """Every shard of the given tables' streams, read in order; one invocation per non-empty read."""
 
-    def __init__(self, handler: Handler, tables: list[str], region: str, start: str = "LATEST") -> None:
+    def __init__(
+        self, handler: Handler, tables: list[str], region: str, checkpoint: Checkpoint | None = None
+    ) -> None:
         self.handler = handler
         self.region = region
+        self.checkpoint = checkpoint or Checkpoint(None)
         session = boto3.session.Session()
         self.ddb = session.client("dynamodb", region_name=region)
         self.streams = session.client("dynamodbstreams", region_name=region)
         self.arns = [self.ddb.describe_table(TableName=t)["Table"]["LatestStreamArn"] for t in tables]
         self.iterators: dict[tuple[str, str], str | None] = {}
         self._refreshed = 0.0
-        self._refresh(start)
+        self._refresh(first=True)
+        for arn in self.arns:
+            self.checkpoint.advance(arn, "", None)  # every stream read from here on is known
 
-    def _refresh(self, start: str = "TRIM_HORIZON") -> None:
-        """Find new shards; a shard born after we started is read from its beginning."""
+    def _refresh(self, first: bool = False) -> None:
+        """Find new shards. At the start, each resumes where the checkpoint says; a shard born
+        later is read from its beginning."""
         for arn in self.arns:
             for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
                 key = (arn, shard["ShardId"])
-                if key not in self.iterators:
-                    self.iterators[key] = self._iterator(arn, shard["ShardId"], start)
+                if key in self.iterators:
+                    continue
+                self.iterators[key] = self._start(arn, shard["ShardId"], first)
         self._refreshed = time.monotonic()
+
+    def _start(self, arn: str, shard: str, first: bool) -> str:
+        if not first:
+            return self._iterator(arn, shard, "TRIM_HORIZON")
+        if self.checkpoint.path is None:
+            return self._iterator(arn, shard, "LATEST")
+        resume = self.checkpoint.start_of(arn, shard)
+        if resume is None:  # never read: from its end, and remember where that is
+            end = self._end_of(arn, shard)
+            self.checkpoint.advance(arn, shard, end)
+            resume = ("AFTER_SEQUENCE_NUMBER", end) if end else ("TRIM_HORIZON", None)
+        try:
+            return self._iterator(arn, shard, *resume)
+        except ClientError as exc:  # the position was trimmed away: what is left
+            if exc.response.get("Error", {}).get("Code") != "TrimmedDataAccessException":
+                raise
+            return self._iterator(arn, shard, "TRIM_HORIZON")
+
+    def _end_of(self, arn: str, shard: str) -> str | None:
+        """The last record's sequence number in a shard (None: it has none), read without handling."""
+        iterator: str | None = self._iterator(arn, shard, "TRIM_HORIZON")
+        last = None
+        while iterator:
+            answer = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+            records = answer.get("Records", [])
+            if not records:
+                return last
+            last = records[-1]["dynamodb"]["SequenceNumber"]
+            iterator = answer.get("NextShardIterator")
+        return last
 
     def _iterator(self, arn: str, shard_id: str, kind: str, sequence: str | None = None) -> str:
         extra = {"SequenceNumber": sequence} if sequence else {}
@@ -94,6 +166,8 @@ class StreamPoller:
                 continue
             handled += len(records)
             self.iterators[key] = answer.get("NextShardIterator")
+            if records:
+                self.checkpoint.advance(key[0], key[1], records[-1]["dynamodb"]["SequenceNumber"])
         return handled
 
     def _invoke(self, arn: str, records: list[dict[str, Any]]) -> bool:
@@ -175,13 +249,16 @@ class Notifier:
         handlers: Handlers | None = None,
         idle_seconds: float = 0.2,
         webhook_workers: int | None = None,
+        checkpoint: Path | None = None,
     ) -> None:
         from chalicelib.config import get_settings
 
         chosen = handlers or default_handlers()
         workers = webhook_workers or int(os.environ.get("NOTIFIER_WEBHOOK_WORKERS") or WEBHOOK_WORKERS)
         self.stop_event = threading.Event()
-        self.streams = StreamPoller(chosen.changes, stream_tables(), get_settings().aws_region)
+        self.streams = StreamPoller(
+            chosen.changes, stream_tables(), get_settings().aws_region, Checkpoint(checkpoint)
+        )
         self.queue = notifications_poller(chosen.messages)
         self.webhooks = [webhook_poller(chosen.deliveries) for _ in range(workers)]
         steps: list[tuple[str, Callable[[], Any], float]] = [
@@ -205,12 +282,18 @@ class Notifier:
             thread.join(timeout)
 
 
+def checkpoint_path() -> Path:
+    from devstack import state_dir
+
+    return state_dir() / "notifier-checkpoint.json"
+
+
 def main() -> None:
     from devstack.bootstrap import load_stack_env
 
     configure_logging("notifier")
     load_stack_env()
-    notifier = Notifier().start()
+    notifier = Notifier(checkpoint=checkpoint_path()).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: done.set())
     signal.signal(signal.SIGINT, lambda signum, frame: done.set())

@@ -304,10 +304,15 @@ class DynamoDBLocal:
 
 
 class MotoServer:
-    """moto in server mode, in a thread of this process: S3 (for R2), SQS and Cognito."""
+    """moto in server mode, in a thread of this process: S3 (for R2), SQS, Cognito, SES and
+    Secrets Manager. With `state_dir`, its state is restored from there at start and kept there
+    (devstack.moto_state); without, it lives in memory (the test suite's stacks)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, state_dir: Path | None = None) -> None:
         self.port = port
+        self.state_dir = state_dir
+        self.state: Any = None  # devstack.moto_state.MotoState when state_dir is given
+        self.restored: Any = None  # what restore() found
         self._server: Any = None
 
     @property
@@ -320,8 +325,17 @@ class MotoServer:
         if port_in_use(self.port):
             raise ServiceError(f"port {self.port} is taken: set MOTO_PORT to another port")
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self.state_dir is not None:
+            from devstack.moto_state import MotoState
+
+            self.state = MotoState(self.state_dir)
+            self.restored = self.state.restore()  # before the first request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        if self.state is not None:
+            wsgi = self._server._server  # werkzeug's server: each request saves what it changed
+            wsgi.app = self.state.middleware(wsgi.app)
+            self.state.start_autosave()
         wait_http(f"{self.url}/moto-api/", timeout=15)
         return self
 
@@ -329,6 +343,9 @@ class MotoServer:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self.state is not None:
+            self.state.close()  # the last word: nothing can change it any more
+            self.state = None
 
 
 def chalice_command(port: int, stage: str = "dev", autoreload: bool = False) -> list[str]:

@@ -12,11 +12,16 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from devstack import REPO_ROOT
 from devstack.services import LoopbackServer
 
 FRONTEND_DIR = REPO_ROOT / "frontend"
+# Third-party code the pages use, from the pinned npm packages `make install` put in
+# frontend/node_modules (never a CDN): URL prefix -> package folder. Deployed, infra/deploy.sh
+# copies the same folders to the same paths.
+VENDOR = {"/vendor/swagger-ui/": "swagger-ui-dist"}
 
 
 def app_config(env: Mapping[str, str], api_url: str) -> dict[str, Any]:
@@ -58,6 +63,14 @@ class FrontendHandler(SimpleHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(self.config_body)
+
+    def translate_path(self, path: str) -> str:
+        for prefix, package in VENDOR.items():
+            if path.startswith(prefix):
+                rest = unquote(path[len(prefix) :].split("?", 1)[0].split("#", 1)[0])
+                parts = [p for p in rest.split("/") if p not in ("", ".", "..")]
+                return str(Path(self.directory, "node_modules", package, *parts))
+        return super().translate_path(path)
 
     def end_headers(self) -> None:
         # The page changes while someone works on it: never let the browser keep a stale copy.

@@ -200,6 +200,7 @@ NOTIFICATIONS_QUEUE_URL="$(res NotificationsQueueUrl)"
 WEBHOOK_QUEUE_ARN="$(res WebhookQueueArn)"
 WEBHOOK_QUEUE_URL="$(res WebhookQueueUrl)"
 NOTIFY_SIGNING_SECRET_ARN="$(res NotifySigningSecretArn)"
+VAPID_SECRET_ARN="$(res VapidSecretArn)"
 STRIPE_SECRET_ARN="$(res StripeSecretArn)"
 FRONTEND_BUCKET="$(res FrontendBucketName)"
 DISTRIBUTION_ID="$(res FrontendDistributionId)"
@@ -232,6 +233,25 @@ if [[ -n "${STRIPE_API_KEY:-}" ]]; then
     --query VersionId --output text
 elif ((!DRY_RUN)) && aws secretsmanager get-secret-value --secret-id "$STRIPE_SECRET_ARN" --query SecretString --output text | grep -q REPLACE_ME; then
   echo "note: the Stripe secret still holds its placeholder: buying credits answers 503 until STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET are given"
+fi
+
+# The Web Push (VAPID) key pair: generated here once, the first time the secret holds its placeholder
+# (changing it would orphan every browser subscribed with the old public key).
+vapid_json="$(capture '{"privateKey": "FROM_THE_SECRET"}' \
+  aws secretsmanager get-secret-value --secret-id "$VAPID_SECRET_ARN" --query SecretString --output text)"
+if [[ "$vapid_json" == *REPLACE_ME* ]]; then
+  vapid_file="$tmp/vapid-secret.json"
+  (umask 077 && "$PYTHON" -c '
+import base64, json
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+key = ec.generate_private_key(ec.SECP256R1())
+point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+print(json.dumps({"privateKey": b64(key.private_numbers().private_value.to_bytes(32, "big")), "publicKey": b64(point)}))
+' >"$vapid_file")
+  run aws secretsmanager put-secret-value --secret-id "$VAPID_SECRET_ARN" --secret-string "file://$vapid_file" \
+    --query VersionId --output text
 fi
 
 # --- 3. FFmpeg layer ---------------------------------------------------------------------------------------
@@ -313,6 +333,7 @@ app_params=(
   "WebhookQueueArn=$WEBHOOK_QUEUE_ARN"
   "WebhookQueueUrl=$WEBHOOK_QUEUE_URL"
   "NotifySigningSecretArn=$NOTIFY_SIGNING_SECRET_ARN"
+  "VapidSecretArn=$VAPID_SECRET_ARN"
   "NotifyEmailFrom=$NOTIFY_EMAIL_FROM"
   "StripeSecretArn=$STRIPE_SECRET_ARN"
   "CreditCurrency=${CREDIT_CURRENCY:-usd}"
@@ -404,6 +425,11 @@ PY
   # File names are not hashed, so assets get a short cache life and the two entry files none.
   run aws s3 sync frontend/ "s3://$FRONTEND_BUCKET/" --delete \
     --exclude index.html --exclude config.js --exclude config.js.example \
+    --exclude "node_modules/*" --exclude "vendor/*" --exclude package.json --exclude package-lock.json \
+    --cache-control "public, max-age=300"
+  # Swagger UI for /api-docs/, from the pinned npm package (make install), as devstack/web.py serves it.
+  run aws s3 sync frontend/node_modules/swagger-ui-dist/ "s3://$FRONTEND_BUCKET/vendor/swagger-ui/" --delete \
+    --exclude "*" --include "swagger-ui-bundle.js" --include "swagger-ui.css" \
     --cache-control "public, max-age=300"
   run aws s3 cp "$config_js" "s3://$FRONTEND_BUCKET/config.js" \
     --cache-control no-cache --content-type "text/javascript; charset=utf-8"

@@ -33,6 +33,8 @@ SUBSCRIBABLE = (
     EventType.JOB_RETRIED,
     EventType.CREDITS_LOW,
 )
+# What a push notification can be about: a job of yours that finished.
+PUSHABLE = (EventType.JOB_COMPLETED, EventType.JOB_FAILED)
 
 
 def default_email_events(role: Role) -> frozenset[EventType]:
@@ -72,6 +74,22 @@ class Preferences:
     email_events: frozenset[EventType]
     chosen: bool  # False: the defaults for the role apply
     version: int = 0  # how often the choice changed (an unsubscribe link is bound to one)
+    push_events: frozenset[EventType] = frozenset(PUSHABLE)
+
+
+@dataclass(frozen=True)
+class PushSubscription:
+    """One browser (device) of a person: where its push service takes messages for it, and the
+    keys that encrypt them (RFC 8291). The id is derived from the endpoint: subscribing the same
+    browser again replaces it."""
+
+    user_id: str
+    id: str
+    endpoint: str
+    p256dh: str  # the browser's public key, base64url
+    auth: str  # the shared authentication secret, base64url
+    created_at: datetime
+    user_agent: str = ""
 
 
 @dataclass
@@ -161,7 +179,12 @@ class MemberAddress:
     role: Role
     chosen: frozenset[EventType] | None = None
     version: int = 0  # how often the choice changed
+    push_chosen: frozenset[EventType] | None = None  # None: both job events
 
     @property
     def email_events(self) -> frozenset[EventType]:
         return self.chosen if self.chosen is not None else default_email_events(self.role)
+
+    @property
+    def push_events(self) -> frozenset[EventType]:
+        return self.push_chosen if self.push_chosen is not None else frozenset(PUSHABLE)

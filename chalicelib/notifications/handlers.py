@@ -79,7 +79,12 @@ def _record(record: SQSRecord) -> str:
     outcome = fanout.fan_out(ctx, message, payload)
     logger().info(
         "event fanned out",
-        extra={"event_id": message["id"], "emails": outcome.emails, "deliveries": outcome.deliveries},
+        extra={
+            "event_id": message["id"],
+            "emails": outcome.emails,
+            "pushes": outcome.pushes,
+            "deliveries": outcome.deliveries,
+        },
     )
     return "fanned out"
 

@@ -14,6 +14,7 @@ from chalicelib.notifications.domain import (
     Mail,
     MemberAddress,
     PostResult,
+    PushSubscription,
     WebhookDelivery,
     WebhookDeliveryMessage,
 )
@@ -91,6 +92,16 @@ class NotificationStore(Protocol):
 
     def release_email(self, event_id: str, recipient: str) -> None: ...
 
+    def set_push_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        """The member's push choice (None: the defaults). NotFoundError when not a member."""
+        ...
+
+    def put_push_subscription(self, subscription: PushSubscription) -> None: ...
+    def push_subscriptions_of(self, user_id: str) -> list[PushSubscription]: ...
+    def delete_push_subscription(self, user_id: str, subscription_id: str) -> bool:
+        """False when there was none."""
+        ...
+
 
 class Mailer(Protocol):
     """SES. Raises ServiceUnavailableError when the mail could not be handed over."""
@@ -112,6 +123,20 @@ class WebhookSender(Protocol):
     ) -> PostResult:
         """POST to `url`, connecting to one of `addresses` (the ones checked), no redirects."""
         ...
+
+
+class PushSender(Protocol):
+    """Web Push (RFC 8030) with VAPID (RFC 8292) and an encrypted payload (RFC 8291). Never
+    raises for what the push service does: PostResult says it (404/410: the subscription is gone)."""
+
+    def public_key(self) -> str:
+        """The VAPID public key (base64url, uncompressed P-256 point): the browser's
+        applicationServerKey. ServiceUnavailableError when push is not configured."""
+        ...
+
+    def push(
+        self, subscription: PushSubscription, addresses: Sequence[str], payload: bytes
+    ) -> PostResult: ...
 
 
 class NotificationQueue(Protocol):
@@ -138,3 +163,4 @@ class NotifyServices:
     # The unsubscribe links' key, read when a link is made or checked (deployed: a secret);
     # None: NOTIFY_SIGNING_KEY from the settings.
     signing_key: Callable[[], str] | None = None
+    pusher: PushSender | None = None  # None: no Web Push (its routes answer 503)

@@ -20,6 +20,7 @@ from chalicelib.errors import ForbiddenError, ServiceUnavailableError, Validatio
 from chalicelib.notifications.domain import (
     DEFAULT_LOW_CREDITS_THRESHOLD,
     MAX_LOW_CREDITS_THRESHOLD,
+    PUSHABLE,
     SUBSCRIBABLE,
     EventType,
     MemberAddress,
@@ -32,8 +33,8 @@ from chalicelib.processing.access import resolve_workspace
 MAX_THRESHOLD = MAX_LOW_CREDITS_THRESHOLD
 
 
-def parse_events(names: Sequence[str]) -> list[EventType]:
-    known = {e.value: e for e in SUBSCRIBABLE}
+def parse_events(names: Sequence[str], allowed: Sequence[EventType] = SUBSCRIBABLE) -> list[EventType]:
+    known = {e.value: e for e in allowed}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValidationError(f"Unknown event type: {unknown[0]!r} (known: {', '.join(known)})")
@@ -52,6 +53,7 @@ def preferences(ctx: NotifyServices, principal: Principal, workspace_id: str | N
                 member.email_events,
                 member.chosen is not None,
                 member.version,
+                member.push_events,
             )
     return Preferences(
         principal.user_id,
@@ -74,6 +76,7 @@ def update(
     workspace_id: str | None,
     email_events: Sequence[str] | None,
     low_credits_threshold: int | None,
+    push_events: Sequence[str] | None = None,
 ) -> Preferences:
     membership = resolve_workspace(ctx.store, principal, workspace_id)
     if low_credits_threshold is not None:
@@ -85,6 +88,9 @@ def update(
     if email_events is not None:
         events = parse_events(email_events)
         ctx.store.set_email_events(principal.user_id, membership.workspace_id, [e.value for e in events])
+    if push_events is not None:
+        chosen = parse_events(push_events, PUSHABLE)
+        ctx.store.set_push_events(principal.user_id, membership.workspace_id, [e.value for e in chosen])
     return preferences(ctx, principal, membership.workspace_id)
 
 

@@ -39,6 +39,7 @@ from tests.support import aws_calls, sqs_events
 from tests.support.lifecycle import claim
 from tests.support.media import make_clip
 from tests.support.notify import Receiver, sent_mail
+from tests.support.push_service import BrowserKeys, PushService
 from tests.support.stack import AwsStack
 from tests.unit.test_infra import merge_template
 
@@ -72,6 +73,7 @@ REFS = {
     "R2SecretArn": "secret:r2",
     "StripeSecretArn": "secret:stripe",
     "NotifySigningSecretArn": "secret:signing",
+    "VapidSecretArn": "secret:vapid",
 }
 ARN = "arn:aws:sqs:us-east-1:123456789012:"
 
@@ -145,7 +147,12 @@ def traced(aws_stack: AwsStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 **result,
                 "prefix": settings.table_prefix,
                 "queues": queues,
-                "secrets": {r2: "r2", signing: "signing", settings.stripe_secret_id: "stripe"},
+                "secrets": {
+                    r2: "r2",
+                    signing: "signing",
+                    settings.stripe_secret_id: "stripe",
+                    settings.vapid_secret_id: "vapid",
+                },
             }
         finally:
             bootstrap.reset()
@@ -213,12 +220,20 @@ def _run_every_path(stack: AwsStack, media: Path, notifications: str, webhooks: 
 
     # --- notifications: settings and webhooks through the API, then the notifier's functions ------
     receiver, down = Receiver().start(), Receiver(default=500).start()
+    pushes = PushService().start()
     try:
         hook, failing = phase("api", lambda: api.webhooks(receiver.url, down.url))
         records = _stream_records(stack, bad, workspace)
         phase("stream", lambda: _table_changes(app, records))
         event = _event(workspace)
         phase("fanout", lambda: _fan_out(app, [event, event]))  # and again: one delivery
+        # Web Push: the outcome of this member's job reaches their browser; a gone one is removed
+        laptop, gone = pushes.endpoint(), pushes.endpoint()
+        pushes.scripted[gone.removeprefix(pushes.origin)] = [410]
+        phase("api", lambda: api.push(laptop, gone))
+        failed = _job_failed(workspace, bad, api.me())
+        phase("fanout", lambda: _fan_out(app, [failed]))
+        assert len(pushes.to(laptop)) == 1 and len(pushes.to(gone)) == 1
         with pytest.MonkeyPatch.context() as env:
             env.setenv("NOTIFY_EMAIL_FROM", f"unverified-{tag}@example.com")  # SES refuses it
             phase("fanout", lambda: _fan_out(app, [_event(workspace)], expect_failure=True))
@@ -242,6 +257,7 @@ def _run_every_path(stack: AwsStack, media: Path, notifications: str, webhooks: 
     finally:
         receiver.stop()
         down.stop()
+        pushes.stop()
     return {"calls": phase.calls}
 
 
@@ -267,6 +283,20 @@ class _Api:
             return json.loads(r.body) if r.body else None
         except ValueError:
             return r.body  # the unsubscribe pages are HTML
+
+    def me(self) -> str:
+        return str(self.call("get", "/me")["user"]["id"])
+
+    def push(self, *endpoints: str) -> None:
+        """The key browsers subscribe with; browsers subscribed (kept: the fan-out pushes to them),
+        listed, and one more subscribed and removed."""
+        self.call("get", "/push/public-key")
+        for endpoint in endpoints:
+            self.call("post", "/push/subscriptions", BrowserKeys().subscription(endpoint), expect=(201,))
+        self.call("get", "/push/subscriptions")
+        body = BrowserKeys().subscription(endpoints[0] + "-old")
+        subscribed = self.call("post", "/push/subscriptions", body, expect=(201,))
+        self.call("delete", f"/push/subscriptions/{subscribed['subscription']['id']}")
 
     def buy_and_refund(self) -> None:
         """Packs, a checkout (its state read from Stripe, then from the purchase), the webhook's
@@ -406,6 +436,20 @@ def _event(workspace: str) -> dict[str, Any]:
         "timestamp": "2026-12-01T00:00:00.000Z",
         "workspaceId": workspace,
         "data": {"credits": 1, "threshold": 3},
+    }
+
+
+def _job_failed(workspace: str, job: dict[str, Any], user_id: str) -> dict[str, Any]:
+    return {
+        "id": "evt_iam" + uuid.uuid4().hex,
+        "type": "job.failed",
+        "timestamp": "2026-12-01T00:00:00.000Z",
+        "workspaceId": workspace,
+        "data": {
+            "job": job,
+            "startedBy": user_id,
+            "error": {"code": "INVALID_VIDEO", "message": "Unreadable"},
+        },
     }
 
 

@@ -68,7 +68,7 @@ class Receiver:
                 if receiver.hold is not None:
                     receiver.hold.wait(60)
                 with receiver._lock:
-                    status = receiver.script.pop(0) if receiver.script else receiver.default
+                    status = receiver.answer(self.path)
                     headers = {k.lower(): v for k, v in self.headers.items()}
                     receiver.received.append(Received(headers, body, status, self.path))
                 self.send_response(status)
@@ -83,10 +83,18 @@ class Receiver:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    def answer(self, path: str) -> int:
+        """The status for this request (called under the lock)."""
+        return self.script.pop(0) if self.script else self.default
+
+    @property
+    def origin(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        return f"{self.origin}/hook"
 
     def stop(self) -> None:
         if self.hold is not None:

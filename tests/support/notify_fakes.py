@@ -16,6 +16,7 @@ from chalicelib.notifications.domain import (
     Mail,
     MemberAddress,
     PostResult,
+    PushSubscription,
     WebhookDelivery,
     WebhookDeliveryMessage,
     WebhookDeliveryStatus,
@@ -34,6 +35,8 @@ class FakeStore:
         self.deliveries: dict[tuple[str, str], WebhookDelivery] = {}
         self.emailed: set[tuple[str, str]] = set()
         self.slots: dict[str, tuple[str, datetime]] = {}  # slot -> (holder, until)
+        self.push_choices: dict[tuple[str, str], list[str] | None] = {}
+        self.subscriptions: dict[tuple[str, str], PushSubscription] = {}
 
     def add_member(self, user_id: str, workspace_id: str, role: Role = Role.OWNER, email: str = "") -> None:
         self.members[(user_id, workspace_id)] = Membership(
@@ -53,9 +56,12 @@ class FakeStore:
         found = []
         for (user, ws), m in self.members.items():
             if ws == workspace_id:
-                chosen = self.choices.get((user, ws))
+                chosen, pushed = self.choices.get((user, ws)), self.push_choices.get((user, ws))
                 events = frozenset(EventType(e) for e in chosen) if chosen is not None else None
-                found.append(MemberAddress(user, m.email, m.role, events, self.versions.get((user, ws), 0)))
+                push = frozenset(EventType(e) for e in pushed) if pushed is not None else None
+                found.append(
+                    MemberAddress(user, m.email, m.role, events, self.versions.get((user, ws), 0), push)
+                )
         return found
 
     def set_email_events(
@@ -181,6 +187,35 @@ class FakeStore:
 
     def release_email(self, event_id: str, recipient: str) -> None:
         self.emailed.discard((event_id, recipient))
+
+    def set_push_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        if (user_id, workspace_id) not in self.members:
+            raise NotFoundError("Workspace not found")
+        self.push_choices[(user_id, workspace_id)] = list(events) if events is not None else None
+
+    def put_push_subscription(self, subscription: PushSubscription) -> None:
+        self.subscriptions[(subscription.user_id, subscription.id)] = subscription
+
+    def push_subscriptions_of(self, user_id: str) -> list[PushSubscription]:
+        return [s for (u, _), s in sorted(self.subscriptions.items()) if u == user_id]
+
+    def delete_push_subscription(self, user_id: str, subscription_id: str) -> bool:
+        return self.subscriptions.pop((user_id, subscription_id), None) is not None
+
+
+class FakePusher:
+    """Answers each push with the next scripted result (then 201); records what it was given."""
+
+    def __init__(self, *results: PostResult) -> None:
+        self.results = list(results)
+        self.pushed: list[tuple[PushSubscription, bytes]] = []
+
+    def public_key(self) -> str:
+        return "BPublicKey"
+
+    def push(self, subscription: PushSubscription, addresses: Sequence[str], payload: bytes) -> PostResult:
+        self.pushed.append((subscription, payload))
+        return self.results.pop(0) if self.results else PostResult(201)
 
 
 class FakeMailer:

@@ -189,7 +189,7 @@ def test_every_table_is_on_demand_with_point_in_time_recovery_and_kept_on_delete
     tables = {k: r for k, r in resources()["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
     kinds = {m.Meta.kind for m in dynamodb.MODELS} | {dynamodb.IDEMPOTENCY_KIND}  # type: ignore[attr-defined]
 
-    assert len(tables) == len(kinds) == 11
+    assert len(tables) == len(kinds) == 12
     for name, table in tables.items():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", name
@@ -523,7 +523,7 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
             tables |= {t.rsplit("}-", 1)[1] for t in _granted(statements[role], action)}
         return tables
 
-    # members: UpdateItem of the member's own emailEvents only (the notification preferences)
+    # members: UpdateItem of the member's own emailEvents and pushEvents only (their choices)
     assert written("ApiRole") == {
         "jobs",
         "attempts",
@@ -535,12 +535,19 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
         "deliveries",
         "payments",
         "limits",
+        "push-subscriptions",  # a person's own browsers (Web Push)
     }
     [prefs] = [s for s in statements["ApiRole"] if s.get("Sid") == "MemberEmailPreferences"]
     assert prefs["Action"] == "dynamodb:UpdateItem"
     assert prefs["Condition"] == {
         "ForAllValues:StringEquals": {
-            "dynamodb:Attributes": ["userId", "workspaceId", "emailEvents", "emailEventsVersion"]
+            "dynamodb:Attributes": [
+                "userId",
+                "workspaceId",
+                "emailEvents",
+                "emailEventsVersion",
+                "pushEvents",
+            ]
         }
     }
     assert not {"dynamodb:PutItem", "dynamodb:DeleteItem"} & {
@@ -550,7 +557,7 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
     # The notifier's functions never write a member (the webhook function, which talks to the
     # internet, writes only its deliveries, its endpoints' streaks and its try slots).
     assert written("StreamRole") == set()
-    assert written("FanOutRole") == {"deliveries", "sent-emails"}
+    assert written("FanOutRole") == {"deliveries", "sent-emails", "push-subscriptions"}
     assert written("WebhookRole") == {"webhooks", "deliveries", "limits"}
     assert "sqs:ReceiveMessage" in _actions(statements["WorkerRole"])
     assert "sqs:SendMessage" in _actions(statements["SweeperRole"]) & _actions(statements["ApiRole"])

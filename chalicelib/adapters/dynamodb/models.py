@@ -60,6 +60,7 @@ class MemberModel(_Base):
     # +1 at every change of emailEvents; an unsubscribe link names the version it was made at.
     # None (a member who never chose since it was kept): version 0.
     emailEventsVersion = NumberAttribute(null=True)
+    pushEvents = ListAttribute(of=UnicodeAttribute, null=True)  # None: both job events
 
     by_workspace = _MembersByWorkspace()
 
@@ -269,6 +270,21 @@ class LimitModel(_Base):
     expiresAt = TTLAttribute(null=True)
 
 
+class PushSubscriptionModel(_Base):
+    """One browser of a person subscribed to Web Push (notifications/push.py)."""
+
+    class Meta(_Base.Meta):
+        kind = "push-subscriptions"
+
+    userId = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)  # from the endpoint: the same browser replaces itself
+    endpoint = UnicodeAttribute()
+    p256dh = UnicodeAttribute()
+    auth = UnicodeAttribute()
+    createdAt = UTCDateTimeAttribute()
+    userAgent = UnicodeAttribute(default="")
+
+
 IDEMPOTENCY_KIND = "idempotency"
 
 
@@ -301,6 +317,7 @@ MODELS: tuple[type[_Base], ...] = (
     WebhookModel,
     DeliveryModel,
     SentEmailModel,
+    PushSubscriptionModel,
     AnswerModel,
     LimitModel,
     PaymentModel,

@@ -16,6 +16,7 @@ from chalicelib.adapters.dynamodb.models import (
     DeliveryModel,
     LimitModel,
     MemberModel,
+    PushSubscriptionModel,
     SentEmailModel,
     WebhookModel,
     WorkspaceModel,
@@ -28,6 +29,7 @@ from chalicelib.notifications.domain import (
     Endpoint,
     EventType,
     MemberAddress,
+    PushSubscription,
     WebhookDelivery,
     WebhookDeliveryStatus,
 )
@@ -119,6 +121,7 @@ class DynamoNotifications(AccountReads, JobReads):
                     Role(m.role),
                     _events(_names(m.emailEvents)),
                     int(m.emailEventsVersion or 0),
+                    _events(_names(m.pushEvents)),
                 )
                 for m in MemberModel.by_workspace.query(workspace_id)
             ]
@@ -153,6 +156,17 @@ class DynamoNotifications(AccountReads, JobReads):
         if self.get_membership(user_id, workspace_id) is None:
             raise NotFoundError("Workspace not found")
         return False
+
+    def set_push_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        chosen: Any = None if events is None else list(events)
+        choice = MemberModel.pushEvents.remove() if chosen is None else MemberModel.pushEvents.set(chosen)
+        done = _conditional(
+            lambda: MemberModel(userId=user_id, workspaceId=workspace_id).update(
+                actions=[choice], condition=MemberModel.userId.exists(), add_version_condition=False
+            )
+        )
+        if not done:
+            raise NotFoundError("Workspace not found")
 
     def get_low_credits_threshold(self, workspace_id: str) -> int | None:
         try:
@@ -370,4 +384,33 @@ class DynamoNotifications(AccountReads, JobReads):
     def release_email(self, event_id: str, recipient: str) -> None:
         guarded(
             lambda: SentEmailModel(eventId=event_id, recipient=recipient).delete(add_version_condition=False)
+        )
+
+    # --- push subscriptions --------------------------------------------------------------------
+    def put_push_subscription(self, subscription: PushSubscription) -> None:
+        model = PushSubscriptionModel(
+            userId=subscription.user_id,
+            id=subscription.id,
+            endpoint=subscription.endpoint,
+            p256dh=subscription.p256dh,
+            auth=subscription.auth,
+            createdAt=subscription.created_at,
+            userAgent=subscription.user_agent,
+        )
+        guarded(lambda: model.save(add_version_condition=False))
+
+    def push_subscriptions_of(self, user_id: str) -> list[PushSubscription]:
+        def query() -> list[PushSubscription]:
+            return [
+                PushSubscription(m.userId, m.id, m.endpoint, m.p256dh, m.auth, m.createdAt, m.userAgent)
+                for m in PushSubscriptionModel.query(user_id, consistent_read=True)
+            ]
+
+        return guarded(query)
+
+    def delete_push_subscription(self, user_id: str, subscription_id: str) -> bool:
+        return _conditional(
+            lambda: PushSubscriptionModel(userId=user_id, id=subscription_id).delete(
+                condition=PushSubscriptionModel.id.exists(), add_version_condition=False
+            )
         )

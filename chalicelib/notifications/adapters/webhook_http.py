@@ -111,6 +111,33 @@ class _PinnedHTTPS(_PinnedHTTP, http.client.HTTPSConnection):
         self.sock = tls
 
 
+def pinned_post(url: str, address: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
+    """POST `body` to `url`, connected to `address` (the one checked), the URL's host (IDNA) for
+    TLS and Host; no redirects. The whole try, handshake and answer included, has one deadline of
+    `timeout` seconds. What the other side did is the result, never an exception."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").encode("idna").decode("ascii")
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    deadline = _Deadline(timeout)
+    connection_type = _PinnedHTTPS if https else _PinnedHTTP
+    connection = connection_type(host, port, address, deadline)
+    try:
+        connection.request("POST", request_target(url), body=body, headers=headers)
+        response = connection.getresponse()
+        response.read(64 * 1024)  # the answer's body is not kept
+        if deadline.passed:
+            raise TimeoutError("the answer ended after the deadline")
+        return PostResult(response.status)
+    except (OSError, http.client.HTTPException) as exc:
+        if deadline.passed or isinstance(exc, TimeoutError):
+            return PostResult(None, f"No answer within {timeout:g} s")
+        return PostResult(None, f"Could not connect: {type(exc).__name__}")
+    finally:
+        deadline.cancel()
+        connection.close()
+
+
 class HttpWebhookSender:
     def __init__(self, timeout_seconds: float) -> None:
         self.timeout = timeout_seconds
@@ -124,11 +151,6 @@ class HttpWebhookSender:
         secrets: Sequence[str],
         at: datetime,
     ) -> PostResult:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").encode("idna").decode("ascii")
-        https = parts.scheme == "https"
-        port = parts.port or (443 if https else 80)
-        path = request_target(url)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -136,20 +158,4 @@ class HttpWebhookSender:
             "webhook-timestamp": str(int(at.timestamp())),
             "webhook-signature": signature_header(message_id, at, body, secrets),
         }
-        deadline = _Deadline(self.timeout)
-        connection_type = _PinnedHTTPS if https else _PinnedHTTP
-        connection = connection_type(host, port, addresses[0], deadline)
-        try:
-            connection.request("POST", path, body=body.encode(), headers=headers)
-            response = connection.getresponse()
-            response.read(64 * 1024)  # the answer's body is not kept
-            if deadline.passed:
-                raise TimeoutError("the answer ended after the deadline")
-            return PostResult(response.status)
-        except (OSError, http.client.HTTPException) as exc:
-            if deadline.passed or isinstance(exc, TimeoutError):
-                return PostResult(None, f"No answer within {self.timeout:g} s")
-            return PostResult(None, f"Could not connect: {type(exc).__name__}")
-        finally:
-            deadline.cancel()
-            connection.close()
+        return pinned_post(url, addresses[0], body.encode(), headers, self.timeout)
