@@ -26,7 +26,7 @@ def app_config(env: Mapping[str, str], api_url: str) -> dict[str, Any]:
         "cognitoEndpoint": env.get("AWS_ENDPOINT_URL_COGNITO_IDP", ""),
         "cognitoRegion": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
         "cognitoClientId": env.get("COGNITO_CLIENT_ID", ""),
-        "uploadMaxBytes": int(env.get("UPLOAD_MAX_BYTES", str(2 * 1024**3))),
+        "uploadMaxBytes": int(env.get("UPLOAD_MAX_BYTES", str(50 * 1024**3))),
     }
 
 

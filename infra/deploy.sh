@@ -19,7 +19,7 @@
 # Environment (optional, defaults in brackets):
 #   STAGE [prod]  TABLE_PREFIX [vidproc-$STAGE]  R2_BUCKET [vidproc-$STAGE-media]
 #   RESOURCES_STACK [vidproc-$STAGE-resources]  APP_STACK [vidproc-$STAGE-app]
-#   UPLOAD_MAX_BYTES [2147483648]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
+#   UPLOAD_MAX_BYTES [53687091200]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
 #   FRONTEND_DOMAIN_NAME + FRONTEND_CERTIFICATE_ARN (custom dashboard domain, ACM cert in us-east-1)
 #   ALARM_TOPIC_ARN (SNS topic every alarm notifies; required for the prod stage)
 #   NOTIFY_EMAIL_FROM [notifications@vidproc.example] (the sender of notification emails: an
@@ -63,7 +63,7 @@ TABLE_PREFIX="${TABLE_PREFIX:-vidproc-$STAGE}"
 RESOURCES_STACK="${RESOURCES_STACK:-vidproc-$STAGE-resources}"
 APP_STACK="${APP_STACK:-vidproc-$STAGE-app}"
 R2_BUCKET="${R2_BUCKET:-vidproc-$STAGE-media}"
-UPLOAD_MAX_BYTES="${UPLOAD_MAX_BYTES:-2147483648}"
+UPLOAD_MAX_BYTES="${UPLOAD_MAX_BYTES:-53687091200}"
 NOTIFY_EMAIL_FROM="${NOTIFY_EMAIL_FROM:-notifications@vidproc.example}"
 BUILD_DIR="${BUILD_DIR:-infra/build}"
 PYTHON="${PYTHON:-.venv/bin/python}"

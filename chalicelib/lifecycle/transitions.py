@@ -238,6 +238,41 @@ def create_job(job: Job) -> Transition:
     )
 
 
+def uploaded(job: Job, now: datetime) -> Transition:
+    """The job's multipart upload is complete (its parts joined into the object): the sweeper no
+    longer watches it, and it waits for its start like any uploaded job."""
+    return Transition(
+        Move.UPLOADED,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(Move.UPLOADED, job.attempt),
+                changes={"sweep_at": None, "updated_at": now},
+            ),
+        ),
+    )
+
+
+def expire_upload(job: Job, error: RecordedError, now: datetime) -> Transition:
+    """uploading → failed: the multipart upload was still unfinished when it fell due (`sweep_at`
+    before `now`) and its parts were discarded. Nothing was charged, so nothing comes back. An
+    upload completed meanwhile is no longer due: the guard refuses it."""
+    return Transition(
+        Move.EXPIRE_UPLOAD,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(Move.EXPIRE_UPLOAD, job.attempt, due_before=now),
+                changes=_failed(error, now),
+            ),
+        ),
+    )
+
+
 def start(job: Job, actor: str, now: datetime, answer: KeyedAnswer | None = None) -> Transition:
     """uploading → queued: 1 credit, a `job_start` entry and the first attempt, if the actor is
     still a member and the key (if any) has no answer yet."""

@@ -1,4 +1,5 @@
-"""Jobs: create with a presigned upload, start (charge 1 credit and queue), read, list, download."""
+"""Jobs: create with a presigned upload (one PUT, or a multipart upload in parts for a large
+file: chalicelib.uploads), start (charge 1 credit and queue), read, list, download."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ from chalicelib.processing.dispatch import Queued, dispatch
 from chalicelib.processing.idempotency import Key
 from chalicelib.processing.ports import PresignedRequest, StoredObject
 from chalicelib.processing.pricing import pricing_of
+from chalicelib.uploads import service as uploads
+from chalicelib.uploads.parts import Multipart
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 
@@ -44,7 +47,7 @@ START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 @dataclass(frozen=True)
 class NewUpload:
     job: Job
-    upload: PresignedRequest
+    upload: PresignedRequest | Multipart  # one PUT, or the parts to send (chalicelib.uploads)
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ def create_job(
     size: int,
     workspace_id: str | None,
 ) -> NewUpload:
-    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet."""
+    """A job in `uploading`, and how to send its file: a presigned PUT, or (above
+    UPLOAD_MULTIPART_THRESHOLD_BYTES) a multipart upload begun at R2. Nothing is charged yet."""
     if not re.fullmatch(VIDEO_TYPE_PATTERN, content_type):
         raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
     content_type = content_type.lower()
@@ -114,6 +118,10 @@ def create_job(
         updated_at=now,
         created_by=principal.user_id,
     )
+    if uploads.wants_parts(svc, size):
+        job = uploads.begin(svc, job)
+        svc.repo.commit(transitions.create_job(job))
+        return NewUpload(job=job, upload=uploads.described(job))
     svc.repo.commit(transitions.create_job(job))
     upload = svc.store.presign_upload(
         job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds
