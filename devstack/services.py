@@ -301,6 +301,13 @@ class MotoServer:
             self._server.stop()
             self._server = None
 
+    def wrap_app(self, middleware: Callable[[Any], Any]) -> None:
+        """Put a WSGI middleware in front of moto's app (the tests count what storage receives).
+        moto's ThreadedMotoServer keeps its werkzeug server in `_server`; `app` is werkzeug's."""
+        assert self._server is not None, "start() first"
+        server = self._server._server
+        server.app = middleware(server.app)
+
 
 def chalice_command(port: int, stage: str = "dev", autoreload: bool = False) -> list[str]:
     """`chalice local` from this interpreter's environment, its server tuned (devstack.chalice_local)."""

@@ -103,6 +103,7 @@ def traced(aws_stack: AwsStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         env.setenv("R2_SECRET_ID", secret)  # as deployed: the R2 keys come from Secrets Manager
         env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_stack.moto_url)
         env.setenv("SWEEPER_REQUEUE_AFTER_SECONDS", "1")
+        env.setenv("UPLOAD_MULTIPART_EXPIRY_SECONDS", "1")  # an unfinished upload is swept at once
         bootstrap.reset()
         warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
         try:
@@ -142,6 +143,8 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
         env.setenv("AUTO_RETRY_BASE_SECONDS", "0")
         phase("worker", lambda: _deliver(app, [broken]))
     phase("api", lambda: api.browse(good, bad))
+    phase("api", api.in_parts)  # a multipart upload: signed, listed, refused, aborted
+    phase("api", api.unfinished)  # one left unfinished: the sweeper aborts it
     phase("api", lambda: api.started(clip))  # its message is "lost": the sweeper re-sends it
     expired = phase("api", lambda: api.started(clip))
     time.sleep(1.2)  # past SWEEPER_REQUEUE_AFTER_SECONDS
@@ -200,6 +203,20 @@ class _Api:
         self.call("post", f"/jobs/{bad['id']}/retry", key=key)  # replayed from the idempotency record
         self.call("post", f"/jobs/{good['id']}/retry", expect=(400,), key=uuid.uuid4().hex)
         self.call("post", "/jobs/retry", {"jobIds": [bad["id"]]}, expect=(200, 400))
+
+    def unfinished(self) -> dict[str, Any]:
+        size = bootstrap.services().settings.upload_multipart_threshold_bytes + 1
+        body = {"filename": "long.mov", "contentType": "video/quicktime", "size": size}
+        created = self.call("post", "/jobs", body, (201,))
+        assert created["upload"]["method"] == "MULTIPART"
+        return dict(created["job"])
+
+    def in_parts(self) -> None:
+        job_id = self.unfinished()["id"]
+        self.call("post", f"/jobs/{job_id}/upload/parts", {"partNumbers": [1, 2]})
+        self.call("get", f"/jobs/{job_id}/upload/parts")
+        self.call("post", f"/jobs/{job_id}/upload/complete", {}, expect=(400,))  # no part stored
+        self.call("delete", f"/jobs/{job_id}/upload")
 
 
 def _deliver(app: Any, jobs: list[dict[str, Any]]) -> None:

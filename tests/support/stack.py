@@ -31,6 +31,7 @@ from devstack.services import (
 )
 from devstack.web import WebServer, app_config
 from devstack.worker import Handler, run_worker
+from tests.support.received import ReceivedParts
 
 TEST_RETRY_ENV = {"AUTO_RETRY_BASE_SECONDS": "0"}
 # Webhook retries in seconds, not hours, so the suite stays quick: the first retry after ~1 s,
@@ -57,6 +58,8 @@ class AwsStack:
     demo_password: str
     log_dir: Path
     state_dir: Path
+    # The body bytes moto received for each part of each multipart upload (tests.support.received).
+    received_parts: ReceivedParts = field(default_factory=ReceivedParts)
     _passwords: dict[str, str] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +126,8 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
     try:
         ddb.start()
         moto.start()
+        received = ReceivedParts()
+        moto.wrap_app(received.middleware)
         web_port, api_port = free_port(), free_port()
         result = bootstrap(
             moto.url, ddb.url, f"http://127.0.0.1:{web_port}", state_dir=state_dir, write_env=False
@@ -149,6 +154,7 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
             demo_password=result.demo_password,
             log_dir=log_dir,
             state_dir=state_dir,
+            received_parts=received,
         )
         stack._passwords[result.demo_email] = result.demo_password
         yield stack
