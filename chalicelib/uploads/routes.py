@@ -69,7 +69,7 @@ def complete(principal: Principal, body: WorkspaceIn, jobId: str) -> JobEnvelope
     summary="Abort the upload: what storage holds of it is discarded and the job cancelled (nothing charged)",
     query=WorkspaceIn,
     response=JobEnvelope,
-    errors=(400, 404),
+    errors=(400, 404, 409),
 )
 def abort(principal: Principal, query: WorkspaceIn, jobId: str) -> JobEnvelope:  # noqa: N803
     job = service.abort(services(), principal, parse_job_id(jobId), query.workspace_id)
