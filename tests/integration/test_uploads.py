@@ -239,6 +239,43 @@ def test_an_upload_left_unfinished_is_swept_after_its_expiry_and_the_job_says_wh
     assert retried.status_code == 409 and tenant.api.credits() == 5
 
 
+def test_a_client_built_from_the_openapi_document_drives_a_multipart_upload(
+    small: Small, twelve_mb: Path
+) -> None:
+    import requests
+
+    doc = small.api.call("GET", "/openapi.json").json()
+    operations = {
+        op["operationId"]: (method.upper(), path)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+    }
+
+    def call(operation: str, job_id: str = "", body: Any = None) -> Any:
+        method, path = operations[operation]
+        return small.api.call(method, path.replace("{jobId}", job_id), body)
+
+    upload = doc["components"]["schemas"]["CreatedJobOut"]["properties"]["upload"]
+    assert upload["discriminator"]["mapping"]["MULTIPART"] == "#/components/schemas/MultipartUploadOut"
+    steps = ["postJobsJobIdUploadParts", "getJobsJobIdUploadParts", "postJobsJobIdUploadComplete"]
+    links = doc["paths"]["/jobs"]["post"]["responses"]["201"]["links"]
+    assert {*steps, "deleteJobsJobIdUpload", "postJobsJobIdStart"} <= set(links)
+
+    size = twelve_mb.stat().st_size
+    created = call("postJobs", body={"filename": "take.mp4", "contentType": "video/mp4", "size": size}).json()
+    job_id, plan = created["job"]["id"], created["upload"]
+    numbers = list(range(1, plan["partCount"] + 1))
+    signed = call("postJobsJobIdUploadParts", job_id, {"partNumbers": numbers}).json()["parts"]
+    data = twelve_mb.read_bytes()
+    for part in signed:
+        start = (part["partNumber"] - 1) * plan["partSize"]
+        body = data[start : start + plan["partSize"]]
+        assert requests.put(part["url"], data=body, headers=part["headers"], timeout=60).status_code == 200
+    assert call("getJobsJobIdUploadParts", job_id).json()["uploadedBytes"] == size
+    assert call("postJobsJobIdUploadComplete", job_id, {}).status_code == 200
+    assert call("postJobsJobIdStart", job_id, {}).status_code == 202 and small.credits() == 4
+
+
 # --- the segmented path reads a multipart object as any other --------------------------------------
 
 
