@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 MIB = 1024 * 1024
 PART = 16 * MIB  # the API's default part size
 STORED_BEFORE_THE_CUT = 3
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +62,12 @@ def test_an_upload_cut_halfway_resumes_after_a_reload_and_sends_no_stored_part_a
     page.get_by_label("Choose a video").set_input_files(big_clip)
     [job] = wait_for(page, lambda: person.api.get("/jobs?status=uploading").json()["jobs"] or None)
     key = job["inputFileKey"]
-    stored = wait_for(
-        page, lambda: stored_parts(person, job["id"]) if len(stored_parts(person, job["id"])) >= 3 else None
-    )
-    assert stored == [1, 2, 3]
+
+    def stored_before_the_cut() -> list[int] | None:
+        numbers = stored_parts(person, job["id"])
+        return numbers if len(numbers) >= STORED_BEFORE_THE_CUT else None
+
+    assert wait_for(page, stored_before_the_cut) == [1, 2, 3]
     expect(page.get_by_test_id("upload-progress-text")).to_have_text(
         re.compile(r"^\d+% · [\d.]+ MB of [\d.]+ MB")
     )
@@ -99,7 +103,7 @@ def stored_parts(person: Person, job_id: str) -> list[int]:
     return [p["partNumber"] for p in listed["parts"]]
 
 
-def wait_for(page: Page, probe: Callable[[], object], timeout_ms: int = 30_000) -> object:
+def wait_for(page: Page, probe: Callable[[], T | None], timeout_ms: int = 30_000) -> T:
     """Poll `probe` (the API, not the page) until it returns something truthy."""
     waited = 0
     while waited < timeout_ms:

@@ -75,7 +75,9 @@ def small_settings() -> Settings:
 def small(aws_stack: AwsStack, api_server: str, in_process: Any) -> Iterator[Small]:
     tenant = new_tenant(aws_stack, api_server, credits=5)
     settings = small_settings()
-    yield Small(tenant, InProcessApi(in_process(settings=settings), tenant.api.token), settings, aws_stack)
+    yield Small(
+        tenant, InProcessApi(in_process(settings=settings), str(tenant.api.token)), settings, aws_stack
+    )
 
 
 @pytest.fixture
@@ -219,7 +221,7 @@ def test_an_upload_left_unfinished_is_swept_after_its_expiry_and_the_job_says_wh
     tenant = new_tenant(aws_stack, api_server, credits=5)
     expiry = timedelta(seconds=small_settings().upload_multipart_expiry_seconds)
     began = utcnow() - expiry - timedelta(minutes=1)  # the upload began just over its expiry ago
-    api = InProcessApi(in_process(settings=small_settings(), clock=lambda: began), tenant.api.token)
+    api = InProcessApi(in_process(settings=small_settings(), clock=lambda: began), str(tenant.api.token))
     up = create_in_parts(api, twelve_mb)
     up.send([1, 2])
     bootstrap.override(None)

@@ -17,6 +17,9 @@ SIGN_BATCH = 100
 class Answer(Protocol):
     status_code: int
 
+    @property
+    def text(self) -> str: ...
+
     def json(self) -> Any: ...
 
 
