@@ -103,7 +103,6 @@ def traced(aws_stack: AwsStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         env.setenv("R2_SECRET_ID", secret)  # as deployed: the R2 keys come from Secrets Manager
         env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_stack.moto_url)
         env.setenv("SWEEPER_REQUEUE_AFTER_SECONDS", "1")
-        env.setenv("UPLOAD_MULTIPART_EXPIRY_SECONDS", "1")  # an unfinished upload is swept at once
         bootstrap.reset()
         warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
         try:
@@ -144,7 +143,9 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
         phase("worker", lambda: _deliver(app, [broken]))
     phase("api", lambda: api.browse(good, bad))
     phase("api", api.in_parts)  # a multipart upload: signed, listed, refused, aborted
-    phase("api", api.unfinished)  # one left unfinished: the sweeper aborts it
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("UPLOAD_MULTIPART_EXPIRY_SECONDS", "1")  # due at once: the sweeper aborts it
+        phase("api", api.unfinished)
     phase("api", lambda: api.started(clip))  # its message is "lost": the sweeper re-sends it
     expired = phase("api", lambda: api.started(clip))
     time.sleep(1.2)  # past SWEEPER_REQUEUE_AFTER_SECONDS

@@ -260,3 +260,20 @@ def test_an_upload_joined_but_not_recorded_is_recorded_by_the_sweeper_not_failed
     kept = svc.repo.get_job(job.id)
     assert kept is not None and (kept.status, kept.sweep_at) == (JobStatus.UPLOADING, None)
     assert jobs.start_job(svc, ALICE, job.id, None).job.status == JobStatus.QUEUED
+
+
+def test_a_parts_exact_size_is_signed_into_its_url_so_r2_refuses_any_other() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from chalicelib.adapters.r2 import R2Store
+
+    settings = Settings(
+        r2_endpoint_url="https://account.r2.cloudflarestorage.com",
+        r2_access_key_id="k",
+        r2_secret_access_key="s",
+    )
+    put = R2Store.from_settings(settings).presign_part("uploads/ws/job/source", "upload-1", 3, 16 * MIB, 900)
+    query = parse_qs(urlsplit(put.url).query)
+    assert (query["partNumber"], query["uploadId"]) == (["3"], ["upload-1"])
+    assert query["X-Amz-SignedHeaders"] == ["content-length;host"]
+    assert put.headers == {"Content-Length": str(16 * MIB)} and put.method == "PUT"
