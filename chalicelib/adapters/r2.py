@@ -94,22 +94,9 @@ class R2Store:
         return cls(make_r2_client(settings), settings.r2_bucket)
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
-        url = self._presign(
-            "put_object",
-            Params={
-                "Bucket": self._bucket,
-                "Key": key,
-                "ContentType": content_type,
-                "ContentLength": size,
-            },
-            ExpiresIn=expires,
-            HttpMethod="PUT",
-        )
-        return PresignedRequest(
-            url=url,
-            method="PUT",
-            headers={"Content-Type": content_type, "Content-Length": str(size)},
-        )
+        params = {"Key": key, "ContentType": content_type, "ContentLength": size}
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        return self._presigned_put("put_object", params, headers, expires)
 
     def start_multipart(self, key: str, content_type: str) -> str:
         try:
@@ -123,19 +110,17 @@ class R2Store:
     def presign_part(
         self, key: str, upload_id: str, number: int, size: int, expires: int
     ) -> PresignedRequest:
+        params = {"Key": key, "UploadId": upload_id, "PartNumber": number, "ContentLength": size}
+        return self._presigned_put("upload_part", params, {"Content-Length": str(size)}, expires)
+
+    def _presigned_put(
+        self, operation: str, params: dict[str, Any], headers: dict[str, str], expires: int
+    ) -> PresignedRequest:
+        """A PUT whose `headers` (Content-Length always) are signed in: R2 refuses any other."""
         url = self._presign(
-            "upload_part",
-            Params={
-                "Bucket": self._bucket,
-                "Key": key,
-                "UploadId": upload_id,
-                "PartNumber": number,
-                "ContentLength": size,
-            },
-            ExpiresIn=expires,
-            HttpMethod="PUT",
+            operation, Params={"Bucket": self._bucket, **params}, ExpiresIn=expires, HttpMethod="PUT"
         )
-        return PresignedRequest(url=url, method="PUT", headers={"Content-Length": str(size)})
+        return PresignedRequest(url=url, method="PUT", headers=headers)
 
     def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
         parts: list[StoredPart] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.bootstrap import services
-from chalicelib.domain import Principal
+from chalicelib.domain import Job, Principal
 from chalicelib.handlers.http import route
 from chalicelib.handlers.params import parse_job_id
 from chalicelib.handlers.schemas import JobEnvelope, JobOut, WorkspaceIn
@@ -58,8 +58,7 @@ def list_parts(principal: Principal, query: WorkspaceIn, jobId: str) -> UploadPa
     errors=(400, 404, 409),
 )
 def complete(principal: Principal, body: WorkspaceIn, jobId: str) -> JobEnvelope:  # noqa: N803
-    job = service.complete(services(), principal, parse_job_id(jobId), body.workspace_id)
-    return JobEnvelope(job=JobOut.of(job, max_tries=services().settings.max_auto_attempts))
+    return _envelope(service.complete(services(), principal, parse_job_id(jobId), body.workspace_id))
 
 
 @route(
@@ -72,5 +71,8 @@ def complete(principal: Principal, body: WorkspaceIn, jobId: str) -> JobEnvelope
     errors=(400, 404, 409),
 )
 def abort(principal: Principal, query: WorkspaceIn, jobId: str) -> JobEnvelope:  # noqa: N803
-    job = service.abort(services(), principal, parse_job_id(jobId), query.workspace_id)
+    return _envelope(service.abort(services(), principal, parse_job_id(jobId), query.workspace_id))
+
+
+def _envelope(job: Job) -> JobEnvelope:
     return JobEnvelope(job=JobOut.of(job, max_tries=services().settings.max_auto_attempts))
