@@ -110,9 +110,12 @@ class Settings(BaseModel):
     # local file (one HTTP stream read by ffmpeg was 16 % slower, and its probe re-read the file
     # end over HTTP). "url": ffmpeg reads the presigned URL itself (no /tmp for the input).
     transcode_input: Literal["download", "url"] = "download"
-    # A worker's claim on an attempt; the heartbeat renews it (and the message's visibility)
-    # every `heartbeat_seconds` while ffmpeg runs, so a long transcode is never taken for a dead one.
+    # A worker's claim on an attempt. While an attempt (or a segment task) runs, one conditional
+    # write every `pulse_seconds` renews the claim and records the progress, so a long transcode is
+    # never taken for a dead one; a refused write (the job was cancelled) stops ffmpeg within it.
+    # The message's visibility is extended every `heartbeat_seconds`.
     claim_lease_seconds: int = Field(default=900, gt=0, le=43200)
+    pulse_seconds: float = Field(default=2.0, gt=0, le=5)
     heartbeat_seconds: float = Field(default=60, gt=0)
     # A record is claimed only if the invocation has the transcode limit + this margin left.
     invocation_margin_seconds: int = Field(default=60, ge=0)

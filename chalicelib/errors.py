@@ -167,6 +167,11 @@ class TaskRetryError(ServiceUnavailableError):
     default_message = "The task failed for a system reason and will be retried"
 
 
+class StoppedError(Exception):
+    """The attempt's work was stopped while it ran (a member cancelled the job, or the attempt is
+    no longer this worker's): nothing more is done or recorded. Not a failure of the job."""
+
+
 class HttpError(NamedTuple):
     status: int
     code: str

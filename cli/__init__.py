@@ -13,6 +13,7 @@ Against AWS, set the same environment variables the Lambda functions have.
   dlq redrive [--max N]              move them back to the jobs queue
   reprocess --workspace ID [--error-code CODE] [--since ISO] [--dry-run] [--free]
                                      re-queue the workspace's failed jobs (as a manual retry)
+  cancel JOB                         cancel an upload, a queued or a processing job (its charge refunded)
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--dry-run", action="store_true", help="list what would be re-queued; change nothing")
     again.add_argument("--free", action="store_true", help="the operator pays (operator_grant entries)")
     again.set_defaults(run=_reprocess)
+
+    cancel = sub.add_parser("cancel", help="cancel a job; what it was charged comes back")
+    cancel.add_argument("job", metavar="JOB", help="the job's id")
+    cancel.set_defaults(run=_cancel)
     return parser
 
 
@@ -253,6 +258,16 @@ def _reprocess(args: argparse.Namespace) -> int:
         f"{report.credits_charged} credit(s) charged; {len(report.refused)} refused"
     )
     return 1 if report.refused else 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from chalicelib.bootstrap import services
+    from chalicelib.handlers.params import parse_job_id
+    from chalicelib.processing import cancel
+
+    cancelled = cancel.cancel_as_operator(services(), parse_job_id(args.job), actor="cli")
+    print(f"{cancelled.job.id}: cancelled; {cancelled.credits_refunded} credit(s) refunded")
+    return 0
 
 
 def _known_password(email: str) -> str | None:

@@ -8,6 +8,7 @@ import { getToken, hasExpiredSession, signIn, signOut, signedInEmail } from './a
 import { plural } from './format.js';
 import { JobsView } from './jobs.js';
 import { BrowserNotifier, NotificationPanel } from './notifications.js';
+import { CancelController } from './cancel.js';
 import { RetryController } from './retry.js';
 import { config } from './settings.js';
 import { Uploader } from './upload.js';
@@ -27,6 +28,7 @@ const ctx = {
 
 let jobs;
 let retry;
+let canceller;
 let uploader;
 let notifier;
 let panel;
@@ -223,9 +225,14 @@ function wire() {
       listError: $('jobs-error'),
     },
     ctx,
-    { onRetry: (job) => retry.retryOne(job), onDownload: download },
+    {
+      onRetry: (job) => retry.retryOne(job),
+      onCancel: (job) => canceller.cancelOne(job),
+      onDownload: download,
+    },
   );
   retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
+  canceller = new CancelController(ctx, jobs);
   notifier = new BrowserNotifier($('browser-notify'), $('browser-notify-status'));
   jobs.onChange((shown) => notifier.observe(shown));
   jobs.onChange(revealLinkedJob);

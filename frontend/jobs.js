@@ -21,11 +21,14 @@ export const BADGE_CLASSES = {
   queued: 'bg-yellow-100 text-yellow-800',
   processing: 'bg-blue-100 text-blue-800',
   uploading: 'bg-gray-100 text-gray-800',
+  cancelled: 'bg-gray-100 text-gray-800',
 };
+const CANCELLABLE_STATUSES = new Set(['queued', 'processing']);
 
 const RETRY_CLASSES = 'btn text-white bg-orange-600 hover:bg-orange-700';
 const RETRY_BUSY_CLASSES = 'btn text-white bg-orange-600 opacity-50 cursor-not-allowed';
 const DOWNLOAD_CLASSES = 'btn text-white bg-blue-600 hover:bg-blue-700';
+const CANCEL_CLASSES = 'btn btn-secondary';
 
 const TRIGGER_LABELS = {
   initial: 'first run',
@@ -65,6 +68,7 @@ class JobCard {
     this.suggestion = el('p', { class: 'job-meta', 'data-testid': 'job-suggestion' });
     this.autoRetry = el('p', { class: 'job-meta', 'data-testid': 'auto-retry', role: 'status' });
     this.retryNote = el('p', { class: 'job-meta retry-note', 'data-testid': 'retry-note' }, NOT_RETRYABLE_NOTE);
+    this.cancelledNote = el('p', { class: 'job-meta', 'data-testid': 'job-cancelled' }, 'Cancelled');
     this.progress = el('progress', { max: '100', 'data-testid': 'job-progress' });
     this.progressLabel = el('span', { class: 'job-meta' });
     this.progressWrap = el(
@@ -79,6 +83,12 @@ class JobCard {
       class: RETRY_CLASSES,
       'data-testid': 'retry-button',
       onclick: () => this.handlers.onRetry(this.job),
+    });
+    this.cancelButton = el('button', {
+      type: 'button',
+      class: CANCEL_CLASSES,
+      'data-testid': 'cancel-button',
+      onclick: () => this.handlers.onCancel(this.job),
     });
     this.downloadButton = el('button', {
       type: 'button',
@@ -113,9 +123,18 @@ class JobCard {
           this.suggestion,
           this.autoRetry,
           this.retried,
+          this.cancelledNote,
           this.progressWrap,
         ),
-        el('div', { class: 'job-side' }, this.badge, this.retryButton, this.retryNote, this.downloadButton),
+        el(
+          'div',
+          { class: 'job-side' },
+          this.badge,
+          this.retryButton,
+          this.retryNote,
+          this.cancelButton,
+          this.downloadButton,
+        ),
       ),
       this.message,
       el('div', { class: 'job-footer' }, this.historyToggle),
@@ -168,6 +187,13 @@ class JobCard {
     else this.retryButton.removeAttribute('aria-busy');
     this.retryButton.setAttribute('aria-label', `${retrying ? 'Retrying' : 'Retry'} ${job.originalFilename || 'job'}`);
     show(this.retryNote, failed && !retrying && job.retryable === false);
+
+    const cancelling = Boolean(ui.cancelling);
+    show(this.cancelButton, CANCELLABLE_STATUSES.has(status) || cancelling);
+    this.cancelButton.disabled = cancelling;
+    this.cancelButton.textContent = cancelling ? 'Cancelling...' : 'Cancel';
+    this.cancelButton.setAttribute('aria-label', `Cancel ${job.originalFilename || 'job'}`);
+    show(this.cancelledNote, status === 'cancelled');
 
     show(this.downloadButton, status === 'completed');
     this.downloadButton.disabled = Boolean(ui.downloading);

@@ -15,6 +15,7 @@ from chalicelib.handlers.params import parse_job_id
 from chalicelib.handlers.schemas import (
     BatchRetryIn,
     BatchRetryOut,
+    CancelOut,
     CreatedJobOut,
     CreateJobIn,
     DownloadOut,
@@ -30,7 +31,7 @@ from chalicelib.handlers.schemas import (
     UploadOut,
     WorkspaceIn,
 )
-from chalicelib.processing import jobs, retry
+from chalicelib.processing import cancel, jobs, retry
 from chalicelib.processing.dispatch import Dispatch, Queued
 from chalicelib.processing.idempotency import Key
 from chalicelib.processing.ports import KeyedAnswer, PresignedRequest
@@ -167,6 +168,25 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
 
 @route(
     blueprint,
+    "/jobs/{jobId}/cancel",
+    "POST",
+    summary="Cancel an upload, a queued or a processing job; what it was charged comes back",
+    body=WorkspaceIn,
+    response=CancelOut,
+    errors=(400, 404, 409, 503),
+)
+def cancel_job(principal: Principal, body: WorkspaceIn, jobId: str) -> CancelOut:  # noqa: N803
+    cancelled = cancel.cancel_job(services(), principal, parse_job_id(jobId), body.workspace_id)
+    return CancelOut(
+        success=True,
+        job_id=cancelled.job.id,
+        status="cancelled",
+        credits_refunded=cancelled.credits_refunded,
+    )
+
+
+@route(
+    blueprint,
     "/jobs/retry",
     "POST",
     summary="Retry several failed jobs at once (at most 25)",
@@ -175,13 +195,16 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
     errors=(400, 403, 404, 409),
 )
 def retry_jobs(principal: Principal, body: BatchRetryIn) -> BatchRetryOut:
+    too_many = len(body.job_ids) > services().settings.batch_retry_max  # the service says so first
+    job_ids = body.job_ids if too_many else [parse_job_id(i) for i in body.job_ids]
+
     def act(key: Key[retry.BatchResult] | None) -> retry.BatchResult:
-        return retry.retry_jobs(services(), principal, body.job_ids, body.workspace_id, key)
+        return retry.retry_jobs(services(), principal, job_ids, body.workspace_id, key)
 
     def replay(stored: KeyedAnswer) -> dict[str, Any]:
         return _batch_replay(stored, retry.balance_if_readable(services(), principal, body.workspace_id))
 
-    target = ",".join(sorted(body.job_ids))
+    target = ",".join(sorted(job_ids))
     answer = idempotently(blueprint, principal, "retry-batch", target, act, _batch_answer, replay)
     return BatchRetryOut.model_validate(answer)
 

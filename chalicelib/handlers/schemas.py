@@ -266,6 +266,13 @@ class RetryOut(_Sparse):
     delivery: Delivery | None = None
 
 
+class CancelOut(Schema):
+    success: bool
+    job_id: str
+    status: Literal["cancelled"]
+    credits_refunded: int  # 0 when the job was cancelled before, or nothing was charged
+
+
 class RetryItemOut(_Sparse):
     job_id: str
     success: bool

@@ -99,6 +99,9 @@ class JobWrite:
     def __post_init__(self) -> None:
         if (self.create is None) == (self.guard is None):
             raise ValueError("a job write either creates the job or is guarded")
+        # One write may not both set and add to a field (DynamoDB refuses overlapping paths).
+        if set(self.changes) & set(self.adds) or (self.add_task is not None and "tasks_done" in self.changes):
+            raise ValueError("a job write sets and adds to the same field")
 
     @property
     def label(self) -> str:

@@ -34,6 +34,7 @@ from chalicelib.errors import (
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
+    TransitionRefusedError,
     WorkspaceNotFoundError,
 )
 from chalicelib.lifecycle.model import (
@@ -179,7 +180,7 @@ def _undo_refused(labels: frozenset[str]) -> Exception:
 def _cancel_refused(labels: frozenset[str]) -> Exception:
     if "member" in labels:
         return NotAMemberError()
-    return JobsChangedError(job_ids_of(labels))
+    return TransitionRefusedError(labels)  # the job moved on since it was read
 
 
 # --- the workspace ---------------------------------------------------------------------------
@@ -446,12 +447,22 @@ def claim(ref: QueueMessage, now: datetime, lease_until: datetime, owner: str) -
 
 
 def progress(ref: QueueMessage, fraction: float, now: datetime) -> Transition:
-    return _touch(ref, Move.PROGRESS, now, {"progress": round(min(max(fraction, 0.0), 1.0), 3)})
+    return _touch(ref, Move.PROGRESS, now, {"progress": _fraction(fraction)})
 
 
-def heartbeat(ref: QueueMessage, now: datetime, lease_until: datetime) -> Transition:
-    """The worker's claim renewed: it runs until `lease_until`."""
-    return _touch(ref, Move.HEARTBEAT, now, {"lease_until": lease_until, "sweep_at": lease_until})
+def _fraction(value: float) -> float:
+    return round(min(max(value, 0.0), 1.0), 3)
+
+
+def heartbeat(
+    ref: QueueMessage, now: datetime, lease_until: datetime, fraction: float | None = None
+) -> Transition:
+    """The worker's claim renewed (it runs until `lease_until`), with the progress so far; refused
+    once the attempt is not the job's processing one (cancelled, or handed to another worker)."""
+    changes: dict[str, Any] = {"lease_until": lease_until, "sweep_at": lease_until}
+    if fraction is not None:
+        changes["progress"] = _fraction(fraction)
+    return _touch(ref, Move.HEARTBEAT, now, changes)
 
 
 def _touch(ref: QueueMessage, move: Move, now: datetime, changes: Changes) -> Transition:
@@ -605,9 +616,10 @@ def reschedule(
     )
 
 
-def cancel(job: Job, charged: Attempt | None, actor: str, now: datetime) -> Transition:
-    """uploading, queued or processing → cancelled, by a member: the attempt's outcome, and what
-    the round charged refunded (`cancel_refund`), in one transaction. Final."""
+def cancel(job: Job, charged: Attempt | None, actor: str, member: str | None, now: datetime) -> Transition:
+    """uploading, queued or processing → cancelled: the attempt's outcome, and what the round
+    charged refunded (`cancel_refund`), in one transaction, if `member` (None: an operator) is
+    still a member. Final."""
     refund = refund_due(None, charged)
     entries, workspace = _refund(job, refund, LedgerReason.CANCEL_REFUND, actor, now)
     return Transition(
@@ -631,7 +643,7 @@ def cancel(job: Job, charged: Attempt | None, actor: str, now: datetime) -> Tran
         ),
         workspace=workspace,
         entries=entries,
-        member=(actor, job.workspace_id),
+        member=(member, job.workspace_id) if member is not None else None,
         refusal=_cancel_refused,
     )
 

@@ -18,13 +18,20 @@ DEFAULT_LOW_CREDITS_THRESHOLD = 2
 class EventType(StrEnum):
     JOB_COMPLETED = "job.completed"
     JOB_FAILED = "job.failed"
+    JOB_CANCELLED = "job.cancelled"
     JOB_RETRIED = "job.retried"
     CREDITS_LOW = "credits.low"
     # Not a workspace event a receiver subscribes to: the email owners get when an endpoint stops.
     WEBHOOK_DISABLED = "webhook.disabled"
 
 
-SUBSCRIBABLE = (EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_RETRIED, EventType.CREDITS_LOW)
+SUBSCRIBABLE = (
+    EventType.JOB_COMPLETED,
+    EventType.JOB_FAILED,
+    EventType.JOB_CANCELLED,
+    EventType.JOB_RETRIED,
+    EventType.CREDITS_LOW,
+)
 
 
 def default_email_events(role: Role) -> frozenset[EventType]:

@@ -30,6 +30,10 @@ def _lines(event: dict[str, Any], link: str) -> tuple[str, list[str]]:
         if error.get("suggestion"):
             lines.append(f"What you can do: {error['suggestion']}")
         return f"Processing failed: {name}", [*lines, link]
+    if kind == EventType.JOB_CANCELLED:
+        refunded = (data.get("cancel") or {}).get("creditsRefunded", 0)
+        back = f" {refunded} credit came back." if refunded else ""
+        return f"Cancelled: {name}", [f"{name} was cancelled.{back}", link]
     if kind == EventType.JOB_RETRIED:
         retry = data.get("retry") or {}
         credits = retry.get("creditsCharged", 0)

@@ -8,6 +8,7 @@ worker, the sweeper, an operator), without touching the transactions that write 
 - job.completed: a job's status became `completed`;
 - job.failed: a job's status became `failed` (final: a job waiting for an automatic retry
   stays `queued`);
+- job.cancelled: a job's status became `cancelled`, with the credits that came back;
 - job.retried: a new attempt queued by a person (`manual` or `batch`), with who and the credit;
 - credits.low: a workspace's balance went from above its threshold to at or below it.
 
@@ -54,7 +55,11 @@ def job_event(change: TableChange, job_json: JobJson) -> Event | None:
     new, old = change.new, change.old
     if not isinstance(new, Job) or (isinstance(old, Job) and old.status == new.status):
         return None
-    kinds = {JobStatus.COMPLETED: EventType.JOB_COMPLETED, JobStatus.FAILED: EventType.JOB_FAILED}
+    kinds = {
+        JobStatus.COMPLETED: EventType.JOB_COMPLETED,
+        JobStatus.FAILED: EventType.JOB_FAILED,
+        JobStatus.CANCELLED: EventType.JOB_CANCELLED,
+    }
     kind = kinds.get(new.status)
     if kind is None:
         return None
@@ -67,6 +72,9 @@ def job_event(change: TableChange, job_json: JobJson) -> Event | None:
             "retryable": job.get("retryable"),
             "suggestion": job.get("suggestion"),
         }
+    if kind == EventType.JOB_CANCELLED:
+        paid_before = old.credits_paid if isinstance(old, Job) else new.credits_paid
+        data["cancel"] = {"creditsRefunded": max(paid_before - new.credits_paid, 0)}
     return Event(event_id(change), kind, change.at, new.workspace_id, data)
 
 

@@ -26,7 +26,7 @@ from chalicelib.notifications.preferences import unsubscribe_url
 
 EMAIL_MARK_DAYS = 7
 DELIVERY_KEEP_DAYS = 30
-JOB_EVENTS = (EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_RETRIED)
+JOB_EVENTS = (EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCELLED, EventType.JOB_RETRIED)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pydantic import Field
 from chalicelib.handlers.schemas import Schema, WorkspaceIn
 from chalicelib.notifications.domain import SUBSCRIBABLE, Endpoint, Preferences, WebhookDelivery
 
-EventName = Literal["job.completed", "job.failed", "job.retried", "credits.low"]
+EventName = Literal["job.completed", "job.failed", "job.cancelled", "job.retried", "credits.low"]
 
 
 class SettingsIn(WorkspaceIn):

@@ -35,6 +35,7 @@ class Handled(StrEnum):
     SKIPPED = "skipped"  # not ours to run or settle: a duplicate, or an attempt that moved on
     PLANNED = "planned"  # a long video: its segment tasks are queued
     ENCODED = "encoded"  # one task of a segmented attempt is done; others remain
+    STOPPED = "stopped"  # the job was cancelled (or the attempt moved on) while it ran
 
 
 def backoff_seconds(svc: Services, tries_so_far: int) -> int:

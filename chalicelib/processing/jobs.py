@@ -19,13 +19,10 @@ from chalicelib.domain import (
     new_id,
 )
 from chalicelib.errors import (
-    DownloadError,
-    InputMissingError,
     JobNotCompletedError,
     JobNotFoundError,
     JobNotStartableError,
     PayloadTooLargeError,
-    StorageError,
     UploadIncompleteError,
     ValidationError,
 )
@@ -36,8 +33,9 @@ from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import Queued, dispatch
 from chalicelib.processing.idempotency import Key
-from chalicelib.processing.ports import PresignedRequest, StoredObject
+from chalicelib.processing.ports import PresignedRequest
 from chalicelib.processing.pricing import pricing_of
+from chalicelib.processing.storage import input_key
 from chalicelib.uploads import service as uploads
 from chalicelib.uploads.parts import Multipart
 
@@ -62,27 +60,6 @@ class JobList:
     jobs: list[Job]
     cursor: str | None
     pricing: RetryPricing
-
-
-def input_key(workspace_id: str, job_id: str) -> str:
-    """Where the upload lives. Never contains the client's filename."""
-    return f"uploads/{workspace_id}/{job_id}/source"
-
-
-def output_key(workspace_id: str, job_id: str, attempt: int) -> str:
-    return f"outputs/{workspace_id}/{job_id}/attempt-{attempt}.mp4"
-
-
-def stored_input(svc: Services, key: str) -> StoredObject:
-    """The upload a worker is about to read, as worker failures name it: storage trouble is the
-    platform's (DownloadError), a missing object the input's (InputMissingError)."""
-    try:
-        stored = svc.store.head(key)
-    except StorageError as exc:
-        raise DownloadError(detail=repr(exc)) from exc
-    if stored is None:
-        raise InputMissingError(detail=f"missing object {key}")
-    return stored
 
 
 def create_job(

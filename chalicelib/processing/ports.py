@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -116,13 +117,15 @@ class TranscodeResult:
 
 
 class Transcoder(Protocol):
-    """FFmpeg. Raises a chalicelib.errors.ProcessingError subclass on failure."""
+    """FFmpeg. Raises a chalicelib.errors.ProcessingError subclass on failure, and StoppedError
+    (ffmpeg killed, nothing written) once `stop` is set."""
 
     def transcode(
         self,
         input_url: str,
         output_path: Path,
         on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> TranscodeResult: ...
 
 
@@ -139,7 +142,8 @@ class SourceSurvey:
 
 
 class Segmenter(Protocol):
-    """FFmpeg's segmented path. Raises a chalicelib.errors.ProcessingError subclass on failure."""
+    """FFmpeg's segmented path. Raises a chalicelib.errors.ProcessingError subclass on failure,
+    and StoppedError once `stop` is set."""
 
     def probe_duration(self, input_url: str) -> float | None:
         """The source's duration in seconds (None when its container does not say)."""
@@ -154,16 +158,28 @@ class Segmenter(Protocol):
         video_stream: int,
         output_path: Path,
         on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> float:
         """Encode one span of the video; the seconds it took."""
         ...
 
-    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path, copy: bool = False) -> float:
+    def encode_audio(
+        self,
+        input_url: str,
+        audio_stream: int,
+        output_path: Path,
+        copy: bool = False,
+        stop: threading.Event | None = None,
+    ) -> float:
         """The whole file's audio, stream-copied (copy) or encoded; the seconds it took."""
         ...
 
     def stitch(
-        self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
+        self,
+        segments: Sequence[tuple[str, float]],
+        audio_url: str | None,
+        output_path: Path,
+        stop: threading.Event | None = None,
     ) -> TranscodeResult:
         """Join (segment URL or path, planned duration) pairs and the audio into one MP4."""
         ...

@@ -21,15 +21,12 @@ sent (see dispatch.py).
 from __future__ import annotations
 
 import dataclasses
-import re
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from chalicelib.domain import (
-    UUID_PATTERN,
     Attempt,
     Job,
     JobStatus,
@@ -94,13 +91,6 @@ class BatchResult:
     credits: int | None  # the balance after the commit; None when it could not be read
 
 
-def parse_job_id(value: str) -> str:
-    """The canonical form of a UUID written the documented way (8-4-4-4-12 hex digits)."""
-    if not isinstance(value, str) or not re.fullmatch(UUID_PATTERN, value):
-        raise ValidationError(f"jobId must be a UUID (got '{value}')")
-    return str(uuid.UUID(value))
-
-
 def retry_job(
     svc: Services,
     principal: Principal,
@@ -108,8 +98,7 @@ def retry_job(
     workspace_id: str | None = None,
     key: Key[Retried] | None = None,
 ) -> Retried:
-    """Re-queue one failed job for its price."""
-    job_id = parse_job_id(job_id)
+    """Re-queue one failed job (`job_id` in its canonical form) for its price."""
 
     def once() -> Retried:
         job = svc.repo.get_job(job_id)
@@ -379,11 +368,12 @@ def _balance_if_readable(svc: Services, ws_id: str) -> int | None:
 
 
 def _parse_batch(job_ids: list[str], limit: int) -> list[str]:
+    """The batch's job ids (canonical, from the route), each once, within the limit."""
     if not job_ids:
         raise ValidationError("jobIds must name at least one job")
     if len(job_ids) > limit:
         raise ValidationError(f"At most {limit} jobs can be retried at once (got {len(job_ids)})")
-    return list(dict.fromkeys(parse_job_id(i) for i in job_ids))
+    return list(dict.fromkeys(job_ids))
 
 
 def refunded_item(job_id: str, price: int) -> ItemResult:

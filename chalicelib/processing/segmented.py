@@ -31,6 +31,7 @@ from chalicelib.errors import (
     InternalProcessingError,
     ProcessingError,
     ServiceUnavailableError,
+    StoppedError,
     StorageError,
     TaskRetryError,
     UploadOutputError,
@@ -42,9 +43,17 @@ from chalicelib.processing import failures
 from chalicelib.processing.autoretry import Handled, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
-from chalicelib.processing.jobs import input_key, output_key, stored_input
 from chalicelib.processing.ports import Segmenter
 from chalicelib.processing.segment_plan import SegmentPlan, Span, plan_segments
+from chalicelib.processing.storage import (
+    discard_if_cancelled,
+    input_key,
+    output_key,
+    remove,
+    segments_prefix,
+    source_url,
+)
+from chalicelib.processing.watch import Receipt, Watch, watching
 
 STITCH_GRACE_SECONDS = 60
 
@@ -103,10 +112,6 @@ class StoredPlan:
         return f"{self.plan.describe()}; {audio}"
 
 
-def segments_prefix(workspace_id: str, job_id: str) -> str:
-    return f"work/{workspace_id}/{job_id}/"
-
-
 def wants_segments(svc: Services, duration_seconds: float | None) -> bool:
     return duration_seconds is not None and duration_seconds > svc.settings.segment_threshold_seconds
 
@@ -117,14 +122,25 @@ def segmenter(svc: Services) -> Segmenter:
     return svc.segmenter
 
 
-def source_url(svc: Services, input_key: str) -> str:
-    stored_input(svc, input_key)
-    return svc.store.presign_download(input_key, svc.settings.transcode_timeout_seconds + 300)
+def plan_if_long(svc: Services, ref: QueueMessage, watch: Watch) -> bool:
+    """A video longer than the threshold goes in segments: plan it and queue its tasks."""
+    if svc.segmenter is None:
+        return False
+    key = input_key(ref.workspace_id, ref.job_id)
+    source = source_url(svc, key)
+    if not wants_segments(svc, svc.segmenter.probe_duration(source)):
+        return False
+    plan_attempt(svc, ref, key, source, watch)
+    return True
 
 
-def plan_attempt(svc: Services, ref: QueueMessage, source_key: str, source: str) -> StoredPlan:
+def plan_attempt(
+    svc: Services, ref: QueueMessage, source_key: str, source: str, watch: Watch | None = None
+) -> StoredPlan:
     """Survey the source, record the plan on the job and send one message per task."""
     survey = segmenter(svc).survey(source)
+    if watch is not None:
+        watch.check()
     settings = svc.settings
     plan = plan_segments(
         survey.frame_times, survey.keyframe_times, survey.duration_seconds, settings.segment_seconds
@@ -183,19 +199,23 @@ def segment_state(svc: Services, ref: QueueMessage) -> SegmentState | None:
     return SegmentState(plan=job.segment_plan, tasks=job.segment_tasks, done=job.tasks_done)
 
 
-def run_task(svc: Services, ref: QueueMessage, receive_count: int) -> Handled:
+def run_task(svc: Services, ref: QueueMessage, receipt: Receipt | None = None) -> Handled:
     """Encode one task of a segmented attempt; stitch when it was the last. Returns what happened.
 
     Raises TaskRetryError for a system failure SQS should deliver again.
     """
     assert ref.task is not None
+    receive_count = receipt.receive_count if receipt else 1
     state = segment_state(svc, ref)
     if state is None:
-        return Handled.SKIPPED  # the attempt failed, completed or was replaced
+        return Handled.SKIPPED  # the attempt failed, completed, was cancelled or replaced
     stored = StoredPlan.from_json(state.plan)
     if ref.task not in state.done:
         try:
-            _encode_task(svc, ref, stored, ref.task)
+            with watching(svc, ref, receipt) as watch:
+                _encode_task(svc, ref, stored, ref.task, watch)
+        except StoppedError:
+            return stopped(svc, ref)
         except (ProcessingError, ServiceUnavailableError) as error:
             return _task_failed(svc, ref, stored, error, receive_count)
         now = svc.clock()
@@ -207,10 +227,17 @@ def run_task(svc: Services, ref: QueueMessage, receive_count: int) -> Handled:
         _report_progress(svc, ref, stored, state)
     if not state.complete:
         return Handled.ENCODED
-    return stitch(svc, ref, stored, receive_count)
+    return stitch(svc, ref, stored, receipt)
 
 
-def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int) -> None:
+def stopped(svc: Services, ref: QueueMessage, *keys: str) -> Handled:
+    """The attempt stopped while a task ran: a cancelled job's parts (and `keys`) are deleted."""
+    discard_if_cancelled(svc, ref, segments_prefix(ref.workspace_id, ref.job_id), *keys)
+    logger().info("task stopped: the job was cancelled or moved on", extra={"job_id": ref.job_id})
+    return Handled.STOPPED
+
+
+def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int, watch: Watch) -> None:
     key = stored.part_key(task)
     if svc.store.head(key) is not None:
         return  # encoded by an earlier attempt of this job (a manual Retry) or a duplicate delivery
@@ -220,10 +247,14 @@ def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int
         target = Path(tmp) / ("audio.m4a" if task == AUDIO_TASK else "segment.mp4")
         if task == AUDIO_TASK:
             assert stored.audio_stream is not None
-            elapsed = seg.encode_audio(source, stored.audio_stream, target, copy=stored.audio_copy)
+            elapsed = seg.encode_audio(
+                source, stored.audio_stream, target, copy=stored.audio_copy, stop=watch.stopped
+            )
         else:
-            elapsed = seg.encode_segment(source, stored.plan.spans[task], stored.video_stream, target)
+            span = stored.plan.spans[task]
+            elapsed = seg.encode_segment(source, span, stored.video_stream, target, stop=watch.stopped)
         count("SegmentSeconds", elapsed)
+        watch.check()
         _upload(svc, target, key, "audio/mp4" if task == AUDIO_TASK else "video/mp4")
 
 
@@ -291,28 +322,31 @@ def _report_progress(svc: Services, ref: QueueMessage, stored: StoredPlan, state
         committed(svc.repo, transitions.progress(ref, fraction, svc.clock()))
 
 
-def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan, receive_count: int = 1) -> Handled:
-    """Join the parts into the output and complete the job, if this caller wins the stitch."""
+def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan, receipt: Receipt | None = None) -> Handled:
+    """Join the parts into the output and complete the job, if this caller wins the stitch
+    (a cancelled job's stitch is never claimed)."""
     now = svc.clock()
     claim = now + timedelta(seconds=svc.settings.transcode_timeout_seconds + STITCH_GRACE_SECONDS)
     if not committed(svc.repo, transitions.claim_stitch(ref, now, claim)):
         return Handled.ENCODED  # another task stitches (or a crashed stitcher's claim has not run out)
     try:
-        key = _join_and_upload(svc, ref, stored)
+        with watching(svc, ref, receipt) as watch:
+            key = _join_and_upload(svc, ref, stored, watch)
+    except StoppedError:
+        return stopped(svc, ref)
     except (ProcessingError, ServiceUnavailableError) as error:
-        return _stitch_failed(svc, ref, error, receive_count)
+        return _stitch_failed(svc, ref, error, receipt.receive_count if receipt else 1)
     if not committed(svc.repo, transitions.complete(ref, key, svc.clock())):
-        return Handled.SKIPPED
+        job = svc.repo.get_job(ref.job_id)
+        cancelled = job is not None and job.status == JobStatus.CANCELLED
+        return stopped(svc, ref, key) if cancelled else Handled.SKIPPED
     count("JobsCompleted")
-    try:
-        svc.store.delete_prefix(segments_prefix(ref.workspace_id, ref.job_id))
-    except StorageError:  # the lifecycle rule removes them later
-        logger().warning("could not delete the segment parts", extra={"job_id": ref.job_id})
+    remove(svc, segments_prefix(ref.workspace_id, ref.job_id))
     logger().info("job completed (segmented)", extra={"job_id": ref.job_id, "segments": stored.plan.count})
     return Handled.COMPLETED
 
 
-def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan) -> str:
+def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan, watch: Watch) -> str:
     expires = svc.settings.transcode_timeout_seconds + 300
     parts = [
         (svc.store.presign_download(stored.part_key(s.index), expires), s.duration) for s in stored.plan.spans
@@ -323,7 +357,8 @@ def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan) -> st
     key = output_key(ref.workspace_id, ref.job_id, ref.attempt)
     with tempfile.TemporaryDirectory(prefix="stitch-", dir=svc.settings.work_dir) as tmp:
         target = Path(tmp) / "output.mp4"
-        segmenter(svc).stitch(parts, audio, target)
+        segmenter(svc).stitch(parts, audio, target, stop=watch.stopped)
+        watch.check()
         _upload(svc, target, key, "video/mp4")
     return key
 

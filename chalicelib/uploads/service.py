@@ -18,10 +18,8 @@ from datetime import datetime, timedelta
 
 from chalicelib.domain import Job, JobStatus, Principal
 from chalicelib.errors import (
-    JobsChangedError,
     NotUploadingError,
     PartsIncompleteError,
-    StorageError,
     UploadExpiredError,
     UploadGoneError,
     ValidationError,
@@ -29,7 +27,8 @@ from chalicelib.errors import (
 from chalicelib.lifecycle import RecordedError, project, transitions
 from chalicelib.observability import count, logger
 from chalicelib.processing.access import visible_job
-from chalicelib.processing.contention import committed, with_contention
+from chalicelib.processing.cancel import cancel_job
+from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import PresignedRequest, StoredPart
 from chalicelib.uploads.parts import SIGN_BATCH_MAX, Multipart, Plan, check, part_size_for
@@ -138,19 +137,14 @@ def complete(svc: Services, principal: Principal, job_id: str, workspace_id: str
 
 
 def abort(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> Job:
-    """Stop the upload: the job is cancelled (nothing was charged, so nothing is refunded) and
-    whatever R2 holds of it (parts, or the joined object) is discarded."""
+    """Stop the upload: the job is cancelled (chalicelib.processing.cancel: nothing was charged,
+    so nothing is refunded) and whatever R2 holds of it (parts, or the joined object) discarded."""
     job = visible_job(svc.repo, principal, job_id, workspace_id)
     if job.status != JobStatus.UPLOADING:
         raise NotUploadingError(f"Only an upload in progress can be aborted (status: {job.status.value})")
-    cancelled = transitions.cancel(job, None, principal.user_id, svc.clock())
-    try:
-        with_contention(lambda: svc.repo.commit(cancelled))
-    except JobsChangedError as exc:
-        raise NotUploadingError("This job was started or stopped while the upload was aborted") from exc
-    _discard(svc, job)
+    cancelled = cancel_job(svc, principal, job.id, workspace_id)
     logger().info("upload aborted", extra={"job_id": job.id, "workspace_id": job.workspace_id})
-    return project(job, cancelled)
+    return cancelled.job
 
 
 def expire(svc: Services, job: Job, now: datetime) -> bool:
@@ -185,16 +179,6 @@ def _joined(svc: Services, job: Job) -> bool:
     """The upload's object exists with the declared size: its parts were joined."""
     stored = svc.store.head(job.input_file_key)
     return stored is not None and stored.size == job.size
-
-
-def _discard(svc: Services, job: Job) -> None:
-    # Best effort: the job is cancelled already; what is left R2's lifecycle rules remove.
-    try:
-        if job.upload_id is not None:
-            svc.store.abort_multipart(job.input_file_key, job.upload_id)
-        svc.store.delete_prefix(job.input_file_key)
-    except StorageError:
-        logger().warning("could not discard an aborted upload", extra={"job_id": job.id})
 
 
 def _gone(svc: Services) -> UploadGoneError:

@@ -653,3 +653,43 @@ def test_a_free_first_retry_says_so_in_the_confirm_and_costs_nothing(
     assert person.api.credits() == 2
     detail = person.api.job(job["id"])
     assert detail["attempts"][1]["creditsCharged"] == 0 and detail["attempts"][1]["trigger"] == "manual"
+
+
+# --- cancel ------------------------------------------------------------------------------------
+CANCEL_CONFIRM = "Cancel this job? Its credit will be refunded."
+
+
+def test_cancel_on_a_queued_card_refunds_the_credit_and_shows_cancelled(
+    page: Page, new_person: Callable[..., Person], worker: Workers, clip: Path
+) -> None:
+    worker.stop()  # the job stays queued until the test cancels it
+    person = new_person(credits=3)
+    job = person.api.submit(clip.read_bytes(), "not-this-one.mp4")
+    sign_in(page, person)
+    expect_balance(page, 2)
+    job_card = card(page, job["id"])
+    cancel = job_card.get_by_test_id("cancel-button")
+    expect(cancel).to_have_text("Cancel")
+    expect(job_card.get_by_test_id("download-button")).to_be_hidden()
+
+    seen: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        seen.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    cancel.click()
+    assert seen == [CANCEL_CONFIRM]
+    expect(job_card.get_by_test_id("status-badge")).to_have_text("queued")  # dismissed: nothing
+    assert person.api.credits() == 2
+
+    accept_next_dialog(page, seen)
+    cancel.click()
+    assert seen == [CANCEL_CONFIRM, CANCEL_CONFIRM]
+    expect(job_card.get_by_test_id("status-badge")).to_have_text("cancelled")
+    expect(job_card.get_by_test_id("job-cancelled")).to_have_text("Cancelled")
+    expect(cancel).to_be_hidden()
+    expect(job_card.get_by_test_id("retry-button")).to_be_hidden()
+    expect_balance(page, 3)
+    assert person.api.credits() == 3 and person.api.job(job["id"])["status"] == "cancelled"

@@ -113,7 +113,9 @@ class Refusing:
 
 
 class Writing:
-    def transcode(self, input_url: str, output_path: Path, on_progress: Any = None) -> TranscodeResult:
+    def transcode(
+        self, input_url: str, output_path: Path, on_progress: Any = None, stop: Any = None
+    ) -> TranscodeResult:
         output_path.write_bytes(b"an mp4")
         return TranscodeResult(width=2, height=2, duration_seconds=1.0, elapsed_seconds=0.0)
 

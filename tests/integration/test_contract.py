@@ -144,7 +144,7 @@ class World:
     def cancel_of(self, job_id: str) -> Transition:
         job = self.read(job_id)
         charged = self.repo.get_attempt(job_id, job.charged_attempt) if job.charged_attempt else None
-        return transitions.cancel(job, charged, USER, utcnow())
+        return transitions.cancel(job, charged, USER, USER, utcnow())
 
 
 @pytest.fixture
@@ -683,7 +683,7 @@ def test_cancel_refunds_the_round_once(world: World, status: JobStatus) -> None:
     attempt = world.attempt(job.id, 1)
     assert (attempt.outcome, attempt.refunded) == (Outcome.CANCELLED, True)
     assert world.credits() == 5 and world.balanced()
-    with pytest.raises(JobsChangedError):
+    with pytest.raises(TransitionRefusedError):
         world.repo.commit(cancel)
     assert world.credits() == 5
 
@@ -700,7 +700,7 @@ def test_cancel_during_a_free_automatic_try_refunds_the_charged_attempt(world: W
 
 def test_cancel_of_an_upload_refunds_nothing_and_by_a_stranger_is_refused(world: World) -> None:
     job = world.job()
-    stranger = transitions.cancel(job, None, "stranger", utcnow())
+    stranger = transitions.cancel(job, None, "stranger", "stranger", utcnow())
     with pytest.raises(NotAMemberError):
         world.repo.commit(stranger)
     world.repo.commit(world.cancel_of(job.id))
@@ -768,7 +768,7 @@ BUILDERS: dict[Move, Build] = {
     Move.GIVE_UP: lambda w, j, now: transitions.fail(
         j, CRASHED, FailureKind.TRANSIENT, now, _charged(w, j), Lease(now, "nobody"), Move.GIVE_UP
     ),
-    Move.CANCEL: lambda w, j, now: transitions.cancel(j, _charged(w, j), USER, now),
+    Move.CANCEL: lambda w, j, now: transitions.cancel(j, _charged(w, j), USER, USER, now),
 }
 JOB_MOVES = [m for m in MOVES if m is not Move.CREATE]
 STATUSES = list(JobStatus)

@@ -403,14 +403,14 @@ def _purge(sqs: Any, url: str) -> None:
 # --- the heartbeat, the wait, the operator's commands ----------------------------------------------
 
 
-def test_the_heartbeat_keeps_a_transcode_longer_than_its_lease_from_being_taken_for_dead(
+def test_the_watch_keeps_a_transcode_longer_than_its_lease_from_being_taken_for_dead(
     tenant: Tenant, long_clip: bytes, worker: Workers, swap: Any
 ) -> None:
     from chalicelib.processing import sweeper
 
     worker.stop()
     real = bootstrap.services()
-    short_lease = real.settings.model_copy(update={"claim_lease_seconds": 3, "heartbeat_seconds": 0.3})
+    short_lease = real.settings.model_copy(update={"claim_lease_seconds": 3, "pulse_seconds": 0.3})
     svc = swap(settings=short_lease)
     job = tenant.api.submit(long_clip)
     runner = threading.Thread(target=worker.run_once)
@@ -453,7 +453,7 @@ def test_the_sweeper_does_not_resend_an_automatic_retry_before_it_is_due(tenant:
 
     prompt = bootstrap.services().settings.model_copy(update={"sweeper_requeue_after_seconds": 1})
     svc = swap(settings=prompt, queue=Recording())
-    time.sleep(1.2)
+    svc.clock = lambda: utcnow() + timedelta(seconds=2)  # past the usual wait, long before it is due
     sweeper.sweep(svc)
     assert QueueMessage(job["id"], tenant.workspace_id, 2) not in sent  # due in 30 s: not lost yet
     waiting = tenant.api.job(job["id"])

@@ -11,10 +11,10 @@ call the role lacks fails in production; a grant no call needs is a door left op
 from __future__ import annotations
 
 import json
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,14 +148,15 @@ def _run_every_path(stack: AwsStack, media: Path) -> dict[str, Any]:
         phase("api", api.unfinished)
     phase("api", lambda: api.started(clip))  # its message is "lost": the sweeper re-sends it
     expired = phase("api", lambda: api.started(clip))
-    time.sleep(1.2)  # past SWEEPER_REQUEUE_AFTER_SECONDS
     _expire_lease(expired)
-    phase(
-        "sweeper",
-        lambda: app.sweep_stuck_jobs(
+
+    def sweep_later() -> Any:
+        bootstrap.services().clock = lambda: utcnow() + timedelta(seconds=2)  # past the sweeper's wait
+        return app.sweep_stuck_jobs(
             scheduled_event("us-east-1"), LocalLambdaContext("sweeper", region="us-east-1")
-        ),
-    )
+        )
+
+    phase("sweeper", sweep_later)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("JOBS_QUEUE_URL", stack.env["JOBS_QUEUE_URL"] + "-missing")  # every send fails
         phase("api", lambda: api.started(clip, expect=(202, 503)))

@@ -14,6 +14,7 @@ import requests
 
 from chalicelib.domain import LedgerEntry, LedgerReason
 from chalicelib.lifecycle import transitions
+from chalicelib.notifications.domain import SUBSCRIBABLE
 from devstack.notifier import Notifier
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.media import make_clip, make_corrupt_file
@@ -250,7 +251,10 @@ BAD_REGISTRATIONS: list[tuple[dict[str, Any], str]] = [
     ({"url": "https://example.com/hook", "eventTypes": []}, "eventTypes"),
     ({"url": "not a url", "eventTypes": ["job.failed"]}, "https"),
     ({"eventTypes": ["job.failed"]}, "url"),
-    ({"url": "https://example.com/hook", "eventTypes": ["job.failed"] * 5}, "eventTypes"),
+    (
+        {"url": "https://example.com/hook", "eventTypes": ["job.failed"] * (len(SUBSCRIBABLE) + 1)},
+        "eventTypes",
+    ),
 ]
 
 

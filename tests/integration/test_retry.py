@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
-import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from chalicelib.processing import accounts
 from chalicelib.processing.context import Services
 from devstack.lambda_events import scheduled_event
 from tests.support.api import Api, Tenant, new_tenant, repository
+from tests.support.fakes import Clock
 from tests.support.lifecycle import claim, fail
 from tests.support.media import make_clip
 from tests.support.stack import AwsStack, Workers
@@ -332,9 +333,10 @@ def test_a_crash_after_the_commit_is_requeued_by_the_sweeper_and_completes_once(
             return real.transcoder.transcode(*args, **kwargs)  # type: ignore[union-attr]
 
     prompt = real.settings.model_copy(update={"sweeper_requeue_after_seconds": 1})
-    bootstrap.override(Services(prompt, real.repo, real.store, real.queue, Counting()))
+    later = Services(prompt, real.repo, real.store, real.queue, Counting())
+    later.clock = lambda: utcnow() + timedelta(seconds=2)  # past the sweeper's wait
+    bootstrap.override(later)
     try:
-        time.sleep(1.1)
         assert app.sweep_stuck_jobs(SCHEDULED, None) == {
             "requeued": 1,
             "interrupted": 0,
@@ -448,9 +450,13 @@ def test_the_sweeper_backs_off_between_resends_of_a_job_nobody_claims(tenant: Te
 
     job = tenant.api.submit(NOT_A_VIDEO)  # queued; no worker runs in this test
     real = bootstrap.services()
-    queue = RecordingQueue()
+    queue, clock = RecordingQueue(), Clock()
     svc = Services(
-        real.settings.model_copy(update={"sweeper_requeue_after_seconds": 1}), real.repo, real.store, queue
+        real.settings.model_copy(update={"sweeper_requeue_after_seconds": 1}),
+        real.repo,
+        real.store,
+        queue,
+        clock=clock,
     )
     mine = QueueMessage(job["id"], tenant.workspace_id, 1)
 
@@ -459,11 +465,11 @@ def test_the_sweeper_backs_off_between_resends_of_a_job_nobody_claims(tenant: Te
         sweep(svc)
         return queue.sent.count(mine) > before
 
-    time.sleep(1.1)
+    clock.advance(1.1)
     assert resent_now()  # the usual wait (1 s) has passed
-    time.sleep(1.1)
+    clock.advance(1.1)
     assert not resent_now()  # now it waits 2 s
-    time.sleep(1.0)
+    clock.advance(1.0)
     assert resent_now()
     stored = repository().get_job(job["id"])
     assert stored is not None and stored.resends == 2 and stored.status.value == "queued"

@@ -94,7 +94,7 @@ def one_of_each() -> dict[Move, Transition]:
         Move.GIVE_UP: transitions.fail(
             job, error, FailureKind.TRANSIENT, now, charged, Lease(now, "o"), Move.GIVE_UP
         ),
-        Move.CANCEL: transitions.cancel(queued, charged, "u", now),
+        Move.CANCEL: transitions.cancel(queued, charged, "u", "u", now),
     }
 
 

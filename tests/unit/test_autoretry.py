@@ -49,7 +49,9 @@ class ScriptedTranscoder:
         self.calls = 0
         self.seconds = seconds
 
-    def transcode(self, input_url: str, output_path: Path, on_progress: Any = None) -> TranscodeResult:
+    def transcode(
+        self, input_url: str, output_path: Path, on_progress: Any = None, stop: Any = None
+    ) -> TranscodeResult:
         self.calls += 1
         time.sleep(self.seconds)
         if self.errors:
@@ -260,8 +262,8 @@ def test_a_manual_retry_after_a_refunded_failure_charges_and_refunds_again_on_it
 # --- the heartbeat -----------------------------------------------------------------------------
 
 
-def test_the_heartbeat_renews_the_lease_and_the_message_visibility_while_ffmpeg_runs() -> None:
-    svc, job_id = setup(heartbeat_seconds=0.05)
+def test_the_watch_renews_the_lease_and_the_message_visibility_while_ffmpeg_runs() -> None:
+    svc, job_id = setup(pulse_seconds=0.05, heartbeat_seconds=0.05)
     svc.transcoder = ScriptedTranscoder(seconds=0.4)
     message = queue_of(svc).sent.pop(0)
     outcome = worker.process(svc, message, worker.Receipt("receipt-1"))
@@ -501,10 +503,10 @@ def test_a_reprocess_message_requeues_through_the_handler(installed: Callable[[S
 
 
 def test_threads_left_behind_are_none() -> None:
-    svc, _ = setup(heartbeat_seconds=0.01)
+    svc, _ = setup(pulse_seconds=0.01)
     run_queue(svc)
     time.sleep(0.05)
-    assert not [t for t in threading.enumerate() if t.name.startswith("heartbeat-")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("watch-")]
 
 
 def test_infra_alarms_when_the_dead_letter_queue_holds_a_message() -> None:

@@ -116,6 +116,18 @@ def test_credits_low_fires_when_the_balance_crosses_to_at_or_below_the_threshold
         assert event.data == {"credits": after, "threshold": threshold if threshold is not None else 2}
 
 
+def test_a_cancel_is_an_event_that_says_what_came_back() -> None:
+    cancelled = events.event_of(
+        change(job(JobStatus.QUEUED, credits_paid=1), job(JobStatus.CANCELLED, credits_paid=0)),
+        lambda _: None,
+        as_json,
+    )
+    assert cancelled is not None and cancelled.type == EventType.JOB_CANCELLED
+    assert cancelled.data["cancel"] == {"creditsRefunded": 1} and cancelled.data["startedBy"] == "owner-1"
+    mail = emails.compose(cancelled.payload(), "a@x.test", "http://dash/#job-1", "http://unsub")
+    assert mail.subject == "Cancelled: your video" and "1 credit came back" in mail.text
+
+
 def test_the_same_change_redelivered_is_the_same_event() -> None:
     c = change(job(JobStatus.PROCESSING), job(JobStatus.COMPLETED), change_id="shard-1:000042")
     a, b = events.event_of(c, lambda _: None, as_json), events.event_of(c, lambda _: None, as_json)

@@ -37,7 +37,9 @@ class Transcoder:
     def __init__(self, *errors: BaseException) -> None:
         self.errors = list(errors)
 
-    def transcode(self, input_url: str, output_path: Path, on_progress: Any = None) -> TranscodeResult:
+    def transcode(
+        self, input_url: str, output_path: Path, on_progress: Any = None, stop: Any = None
+    ) -> TranscodeResult:
         if self.errors:
             raise self.errors.pop(0)
         Path(output_path).write_bytes(b"mp4")

@@ -7,6 +7,7 @@ transactions on DynamoDB Local in tests/integration/test_segmented_pipeline.py.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -54,10 +55,18 @@ class FakeSegmenter:
         video_stream: int,
         output_path: Path,
         on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> float:
         return self._encode(span.index, output_path)
 
-    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path, copy: bool = False) -> float:
+    def encode_audio(
+        self,
+        input_url: str,
+        audio_stream: int,
+        output_path: Path,
+        copy: bool = False,
+        stop: threading.Event | None = None,
+    ) -> float:
         self.audio_copied.append(copy)
         return self._encode(AUDIO_TASK, output_path)
 
@@ -71,7 +80,11 @@ class FakeSegmenter:
         return 0.1
 
     def stitch(
-        self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
+        self,
+        segments: Sequence[tuple[str, float]],
+        audio_url: str | None,
+        output_path: Path,
+        stop: threading.Event | None = None,
     ) -> TranscodeResult:
         if self.stitch_failures:
             raise self.stitch_failures.pop(0)
@@ -158,7 +171,11 @@ class FakeTranscoder:
         self.calls = 0
 
     def transcode(
-        self, input_url: str, output_path: Path, on_progress: Callable[[float], None] | None = None
+        self,
+        input_url: str,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> TranscodeResult:
         self.calls += 1
         output_path.write_bytes(b"out")

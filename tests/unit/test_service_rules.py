@@ -178,12 +178,6 @@ def test_a_failed_send_is_refunded_in_the_ledger_and_the_job_is_failed_again() -
     assert repo.jobs[job_id].status == JobStatus.FAILED
 
 
-def test_a_uuid_is_required() -> None:
-    svc = make_services()
-    with pytest.raises(ValidationError, match="UUID"):
-        retry.retry_job(svc, ALICE, "42")
-
-
 # --- batch -----------------------------------------------------------------------------------------
 
 

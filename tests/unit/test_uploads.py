@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from chalicelib.config import MAX_PARTS, MIB, PART_MAX_BYTES, PART_MIN_BYTES, Settings
 from chalicelib.domain import Job, JobStatus
@@ -270,7 +271,7 @@ def test_a_parts_exact_size_is_signed_into_its_url_so_r2_refuses_any_other() -> 
     settings = Settings(
         r2_endpoint_url="https://account.r2.cloudflarestorage.com",
         r2_access_key_id="k",
-        r2_secret_access_key="s",
+        r2_secret_access_key=SecretStr("s"),
     )
     put = R2Store.from_settings(settings).presign_part("uploads/ws/job/source", "upload-1", 3, 16 * MIB, 900)
     query = parse_qs(urlsplit(put.url).query)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,11 @@ class SeeingTranscoder:
         self.local_sizes: list[int | None] = []
 
     def transcode(
-        self, input_url: str, output_path: Path, on_progress: Callable[[float], None] | None = None
+        self,
+        input_url: str,
+        output_path: Path,
+        on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> TranscodeResult:
         self.inputs.append(input_url)
         local = Path(input_url)

@@ -248,6 +248,13 @@ class ProbeInfo:
     audio_codec: str | None = None
     audio_profile: str | None = None
     audio_channels: int | None = None
+    start_seconds: float = 0.0  # the file's start time (what input `-ss` counts from)
+    video_start_seconds: float = 0.0  # the video stream's first presentation time
+
+    @property
+    def is_mp4(self) -> bool:
+        """An MP4 or MOV (ffmpeg's `mov` demuxer): its frame index can be read from `moov`."""
+        return "mp4" in self.format_name.split(",") or "mov" in self.format_name.split(",")
 
 
 def parse_probe(probe_json: str) -> ProbeInfo:
@@ -272,6 +279,8 @@ def parse_probe(probe_json: str) -> ProbeInfo:
         audio_codec=_text((audio or {}).get("codec_name")),
         audio_profile=_text((audio or {}).get("profile")),
         audio_channels=int((audio or {}).get("channels") or 0) or None,
+        start_seconds=_float(fmt.get("start_time")),
+        video_start_seconds=_float(video.get("start_time")),
     )
 
 
@@ -282,6 +291,14 @@ def _text(value: object) -> str | None:
 def _is_moving_picture(stream: dict[str, Any]) -> bool:
     # Cover art inside an audio file is a "video" stream of one still picture.
     return stream.get("codec_type") == "video" and not (stream.get("disposition") or {}).get("attached_pic")
+
+
+def _float(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _positive_float(value: object) -> float | None:

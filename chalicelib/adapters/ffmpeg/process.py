@@ -31,6 +31,7 @@ from chalicelib.errors import (
     FFmpegCrashedError,
     FFmpegNotFoundError,
     InvalidVideoError,
+    StoppedError,
     TranscodeFailedError,
     TranscodeTimeoutError,
 )
@@ -131,6 +132,7 @@ class FFmpegTranscoder:
         input_url: str,
         output_path: Path,
         on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> TranscodeResult:
         started = time.monotonic()
         deadline = started + self.timeout_seconds
@@ -138,7 +140,7 @@ class FFmpegTranscoder:
         throttle = ProgressThrottle(self.progress_interval_seconds)
         try:
             source = self.probe(input_url, timeout=min(self.probe_timeout_seconds, self.timeout_seconds))
-            self._run_ffmpeg(input_url, output_path, source, deadline, on_progress, throttle)
+            self._run_ffmpeg(input_url, output_path, source, deadline, on_progress, throttle, stop)
             result = self.probe(str(output_path), timeout=self.probe_timeout_seconds)
             if on_progress is not None and throttle.last_value < 1.0:
                 on_progress(1.0)  # the last report always says "done", however fast it went
@@ -184,6 +186,7 @@ class FFmpegTranscoder:
         deadline: float,
         on_progress: Callable[[float], None] | None,
         throttle: ProgressThrottle,
+        stop: threading.Event | None,
     ) -> None:
         args = build_ffmpeg_args(
             self.ffmpeg_path,
@@ -195,7 +198,7 @@ class FFmpegTranscoder:
             preset=self.preset,
             crf=self.crf,
         )
-        self.run(args, input_url, source.duration_seconds, deadline, on_progress, throttle)
+        self.run(args, input_url, source.duration_seconds, deadline, on_progress, throttle, stop)
 
     def run(
         self,
@@ -205,10 +208,12 @@ class FFmpegTranscoder:
         deadline: float,
         on_progress: Callable[[float], None] | None = None,
         throttle: ProgressThrottle | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
-        """Run one ffmpeg command line that writes `-progress pipe:1`, until it ends or the deadline.
+        """Run one ffmpeg command line that writes `-progress pipe:1`, until it ends, the
+        deadline passes or `stop` is set (its process group killed within a poll).
 
-        Raises the ProcessingError its stderr stands for, or TranscodeTimeoutError.
+        Raises the ProcessingError its stderr stands for, TranscodeTimeoutError, or StoppedError.
         """
         throttle = throttle or ProgressThrottle(self.progress_interval_seconds)
         # A process group of its own: a timeout kills ffmpeg and anything it started.
@@ -219,7 +224,7 @@ class FFmpegTranscoder:
         progress.start()
         stderr.start()
         try:
-            returncode = self._wait(proc, progress, deadline, on_progress, throttle)
+            returncode = self._wait(proc, progress, deadline, on_progress, throttle, stop)
         except BaseException:
             _kill_group(proc)
             raise
@@ -242,10 +247,14 @@ class FFmpegTranscoder:
         deadline: float,
         on_progress: Callable[[float], None] | None,
         throttle: ProgressThrottle,
+        stop: threading.Event | None,
     ) -> int:
         """Wait for ffmpeg, reporting progress from this thread (a slow callback never stalls
-        the pipe reader). Raises TranscodeTimeoutError when the wall clock passes the limit."""
+        the pipe reader). Raises TranscodeTimeoutError when the wall clock passes the limit, and
+        StoppedError when `stop` is set (the caller kills the process group)."""
         while True:
+            if stop is not None and stop.is_set():
+                raise StoppedError(f"ffmpeg stopped at {progress.fraction:.0%}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TranscodeTimeoutError(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, redact
+from chalicelib.adapters.ffmpeg import mp4index
+from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, ProbeInfo, redact
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
 from chalicelib.adapters.ffmpeg.segments import (
+    FrameList,
     audio_copyable,
     build_audio_args,
     build_frames_args,
@@ -50,8 +53,7 @@ class FFmpegSegmenter:
         info = self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS)
         if not info.duration_seconds:
             raise InvalidVideoError(detail="the source has no duration")
-        args = build_frames_args(self.ffmpeg.ffprobe_path, input_url, info.video_stream)
-        frames = parse_frames(self.ffmpeg.run_probe(args, input_url, self.survey_timeout_seconds))
+        frames = self.frames(input_url, info)
         return SourceSurvey(
             duration_seconds=info.duration_seconds,
             video_stream=info.video_stream,
@@ -62,6 +64,18 @@ class FFmpegSegmenter:
             and audio_copyable(info.audio_codec, info.audio_profile, info.audio_channels),
         )
 
+    def frames(self, input_url: str, info: ProbeInfo) -> FrameList:
+        """The video's frame and keyframe times: from an MP4/MOV's sample tables (a few ranged
+        reads of `moov`), else by listing every packet (a read of the whole file)."""
+        if info.is_mp4:
+            indexed = mp4index.frame_list(
+                input_url, info.video_stream, info.video_start_seconds, info.start_seconds
+            )
+            if indexed is not None:
+                return FrameList(frame_times=indexed[0], keyframe_times=indexed[1])
+        args = build_frames_args(self.ffmpeg.ffprobe_path, input_url, info.video_stream)
+        return parse_frames(self.ffmpeg.run_probe(args, input_url, self.survey_timeout_seconds))
+
     def encode_segment(
         self,
         input_url: str,
@@ -69,6 +83,7 @@ class FFmpegSegmenter:
         video_stream: int,
         output_path: Path,
         on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> float:
         ff = self.ffmpeg
         args = build_segment_args(
@@ -82,14 +97,25 @@ class FFmpegSegmenter:
             preset=ff.preset,
             crf=ff.crf,
         )
-        return self._timed(args, input_url, span.duration, output_path, on_progress)
+        return self._timed(args, input_url, span.duration, output_path, on_progress, stop)
 
-    def encode_audio(self, input_url: str, audio_stream: int, output_path: Path, copy: bool = False) -> float:
+    def encode_audio(
+        self,
+        input_url: str,
+        audio_stream: int,
+        output_path: Path,
+        copy: bool = False,
+        stop: threading.Event | None = None,
+    ) -> float:
         args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, copy=copy)
-        return self._timed(args, input_url, None, output_path, None)
+        return self._timed(args, input_url, None, output_path, None, stop)
 
     def stitch(
-        self, segments: Sequence[tuple[str, float]], audio_url: str | None, output_path: Path
+        self,
+        segments: Sequence[tuple[str, float]],
+        audio_url: str | None,
+        output_path: Path,
+        stop: threading.Event | None = None,
     ) -> TranscodeResult:
         started = time.monotonic()
         with tempfile.NamedTemporaryFile("w", suffix=".ffconcat", dir=output_path.parent) as script:
@@ -97,7 +123,7 @@ class FFmpegSegmenter:
             script.flush()
             args = build_stitch_args(self.ffmpeg.ffmpeg_path, script.name, audio_url, output_path)
             try:
-                self._timed(args, audio_url or "", None, output_path, None)
+                self._timed(args, audio_url or "", None, output_path, None, stop)
             except ProcessingError as error:  # the parts' presigned URLs stay out of the detail
                 for location, _ in segments:
                     error.detail = redact(error.detail or "", location)
@@ -117,10 +143,12 @@ class FFmpegSegmenter:
         duration: float | None,
         output_path: Path,
         on_progress: Callable[[float], None] | None,
+        stop: threading.Event | None = None,
     ) -> float:
         started = time.monotonic()
+        deadline = started + self.ffmpeg.timeout_seconds
         try:
-            self.ffmpeg.run(args, input_url, duration, started + self.ffmpeg.timeout_seconds, on_progress)
+            self.ffmpeg.run(args, input_url, duration, deadline, on_progress, stop=stop)
         except BaseException:
             _remove(output_path)
             raise
