@@ -215,6 +215,12 @@ def test_abort_discards_what_storage_holds_and_cancels_the_job_without_a_charge(
     for again in (up.parts(), up.sign([2]), up.complete(), up.abort()):
         assert again.status_code == 400 and "status: cancelled" in again.json()["message"]
     assert up.start().status_code == 400 and small.credits() == 5
+    # The job's own cancel does the same to an upload in progress.
+    other = create_in_parts(small.api, twelve_mb)
+    other.send([1])
+    cancelled = small.api.call("POST", f"/jobs/{other.job_id}/cancel", {})
+    assert cancelled.status_code == 200 and small.uploads_of(other.job["inputFileKey"]) == []
+    assert small.credits() == 5
 
 
 def test_an_upload_left_unfinished_is_swept_after_its_expiry_and_the_job_says_why(
