@@ -28,13 +28,15 @@ from benchmarks import (
     notifier,
     segmented,
     sweeper,
+    uploads,
     worker,
 )
 from benchmarks.core import BenchResult, Context, Reporter, changed_files, code_stamp, machine, machine_line
 from benchmarks.report import write_results
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (coldstart, calls, contention, sweeper, worker, cost, segmented, notifier, localstate)
+    m.NAME: m
+    for m in (coldstart, calls, contention, sweeper, worker, cost, segmented, notifier, localstate, uploads)
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -166,6 +166,15 @@ class Job:
     charged_attempt: int = 0  # the attempt that opened the current round (what a refund pays back)
     credits_paid: int = 0  # credits the workspace paid for this job and kept (refunds taken off)
     free_retry: FreeRetry = FreeRetry.AVAILABLE
+    # A file above UPLOAD_MULTIPART_THRESHOLD_BYTES is uploaded in parts: R2's multipart upload id
+    # and the size of every part but the last (both None: one presigned PUT). While uploading,
+    # `sweep_at` is when the sweeper aborts the upload if it is still unfinished.
+    upload_id: str | None = None
+    part_size: int | None = None
+
+    @property
+    def multipart(self) -> bool:
+        return self.upload_id is not None
 
     @property
     def segments_done(self) -> int:

@@ -178,11 +178,16 @@ class JobOut(Schema):
     max_auto_attempts: int  # tries per charged attempt, the charged one included
     segments_total: int | None = None  # a long video processed in segments: how many
     segments_done: int | None = None  # ... and how many are encoded
+    part_size: int | None = None  # a file uploaded in parts: every part but the last has this size
+    upload_expires_at: datetime | None = None  # an unfinished multipart upload is discarded then
 
     @classmethod
     def of(cls, job: Job, pricing: RetryPricing | None = None, max_tries: int = 3) -> JobOut:
         failure = describe(job.error_code) if job.status == JobStatus.FAILED else None
+        unfinished = job.status == JobStatus.UPLOADING and job.multipart
         return cls(
+            part_size=job.part_size,
+            upload_expires_at=job.sweep_at if unfinished else None,
             retryable=failure.retryable if failure else None,
             suggestion=failure.suggestion if failure else None,
             retry_price=retry_price(pricing or RetryPricing.FULL, job)
@@ -238,14 +243,27 @@ class StartedOut(_Sparse):
 
 
 class UploadOut(Schema):
+    """One PUT of the whole file to `url` with exactly `headers`."""
+
     url: str
     method: Literal["PUT"]
     headers: dict[str, str]
 
 
+class MultipartUploadOut(Schema):
+    """The file in `partCount` parts of `partSize` bytes (the last one shorter): presign them with
+    POST /jobs/{jobId}/upload/parts, PUT each, then POST /jobs/{jobId}/upload/complete."""
+
+    method: Literal["MULTIPART"]
+    part_size: int
+    part_count: int
+    max_parts_per_request: int  # part numbers one POST /jobs/{jobId}/upload/parts may sign
+    expires_at: datetime  # unfinished by then, the upload is discarded and the job fails
+
+
 class CreatedJobOut(Schema):
     job: JobOut
-    upload: UploadOut
+    upload: Annotated[UploadOut | MultipartUploadOut, Field(discriminator="method")]
 
 
 class JobPageOut(Schema):

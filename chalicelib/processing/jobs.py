@@ -1,4 +1,5 @@
-"""Jobs: create with a presigned upload, start (charge 1 credit and queue), read, list, download."""
+"""Jobs: create with a presigned upload (one PUT, or a multipart upload in parts for a large
+file: chalicelib.uploads), start (charge 1 credit and queue), read, list, download."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ from chalicelib.processing.limits import check_rate
 from chalicelib.processing.ports import PresignedRequest
 from chalicelib.processing.pricing import pricing_of
 from chalicelib.processing.storage import input_key
+from chalicelib.uploads import service as uploads
+from chalicelib.uploads.parts import Multipart
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 
@@ -43,7 +46,7 @@ START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 @dataclass(frozen=True)
 class NewUpload:
     job: Job
-    upload: PresignedRequest
+    upload: PresignedRequest | Multipart  # one PUT, or the parts to send (chalicelib.uploads)
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,9 @@ def create_job(
     size: int,
     workspace_id: str | None,
 ) -> NewUpload:
-    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet: the caller's
-    rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create."""
+    """A job in `uploading`, and how to send its file: a presigned PUT, or (above
+    UPLOAD_MULTIPART_THRESHOLD_BYTES) a multipart upload begun at R2. Nothing is charged yet: the
+    caller's rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create."""
     check_rate(svc, principal, "create-job")
     if not re.fullmatch(VIDEO_TYPE_PATTERN, content_type):
         raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
@@ -94,6 +98,10 @@ def create_job(
         updated_at=now,
         created_by=principal.user_id,
     )
+    if uploads.wants_parts(svc, size):
+        job = uploads.begin(svc, job)
+        svc.repo.commit(transitions.create_job(job))
+        return NewUpload(job=job, upload=uploads.described(job))
     svc.repo.commit(transitions.create_job(job))
     upload = svc.store.presign_upload(
         job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds

@@ -83,6 +83,8 @@ def job_from(m: JobModel) -> Job:
         # A job written before creditsPaid was kept: a started one paid its start.
         credits_paid=int(m.creditsPaid) if m.creditsPaid is not None else min(int(m.attempt), 1),
         free_retry=FreeRetry(m.freeRetry) if m.freeRetry else FreeRetry.AVAILABLE,
+        upload_id=m.uploadId,
+        part_size=int(m.partSize) if m.partSize is not None else None,
     )
 
 
@@ -107,6 +109,9 @@ def job_model(job: Job) -> JobModel:
         attempt=job.attempt,
         retryCount=job.retry_count,
         creditsPaid=job.credits_paid,
+        sweepAt=job.sweep_at,
+        uploadId=job.upload_id,
+        partSize=job.part_size,
     )
 
 

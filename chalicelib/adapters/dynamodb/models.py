@@ -84,7 +84,7 @@ class _JobsByWorkspaceStatus(GlobalSecondaryIndex["JobModel"]):
 
 
 class _JobsToSweep(GlobalSecondaryIndex["JobModel"]):
-    """Sparse: only queued and processing jobs carry `sweepAt`."""
+    """Sparse: only queued and processing jobs, and unfinished multipart uploads, carry `sweepAt`."""
 
     class Meta:
         index_name = "to-sweep"
@@ -135,6 +135,8 @@ class JobModel(_Base):
     chargedAttempt = NumberAttribute(default=0)
     creditsPaid = NumberAttribute(null=True)  # None: a job written before it was kept
     freeRetry = UnicodeAttribute(null=True)  # None: available
+    uploadId = UnicodeAttribute(null=True)  # R2's multipart upload id (None: one presigned PUT)
+    partSize = NumberAttribute(null=True)  # every part but the last, for a multipart upload
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()
