@@ -139,7 +139,7 @@ class FFmpegTranscoder:
         output_path = Path(output_path)
         throttle = ProgressThrottle(self.progress_interval_seconds)
         try:
-            source = self.probe(input_url, timeout=min(self.probe_timeout_seconds, self.timeout_seconds))
+            source = self._probe_within(input_url, deadline)
             self._run_ffmpeg(input_url, output_path, source, deadline, on_progress, throttle, stop)
             result = self.probe(str(output_path), timeout=self.probe_timeout_seconds)
             if on_progress is not None and throttle.last_value < 1.0:
@@ -153,6 +153,22 @@ class FFmpegTranscoder:
             duration_seconds=result.duration_seconds or 0.0,
             elapsed_seconds=time.monotonic() - started,
         )
+
+    def _probe_within(self, input_url: str, deadline: float) -> ProbeInfo:
+        """The input's probe, bounded by the transcode's own deadline too: a probe that is cut off
+        by that deadline (not by its own limit) is the transcode running out of time, whatever
+        the file is."""
+        if self.probe_timeout_seconds < self.timeout_seconds:
+            return self.probe(input_url, timeout=self.probe_timeout_seconds)
+        try:
+            return self.probe(input_url, timeout=self.timeout_seconds)
+        except (DownloadError, InvalidVideoError) as exc:
+            if time.monotonic() < deadline:
+                raise
+            raise TranscodeTimeoutError(
+                f"Processing took longer than {duration_words(self.timeout_seconds)} and was stopped",
+                detail=f"ffprobe gave no answer within {self.timeout_seconds} s",
+            ) from exc
 
     def probe(self, input_url: str, timeout: float) -> ProbeInfo:
         """ffprobe the input. Raises DownloadError, InvalidVideoError or FFmpegNotFoundError."""
