@@ -17,6 +17,7 @@ from chalice.app import CloudWatchEvent, SQSEvent
 from chalicelib.handlers import credits, jobs, meta, middleware
 from chalicelib.handlers.http import ThreadSafeChalice
 from chalicelib.notifications import routes as notification_routes
+from chalicelib.outputs import routes as output_routes
 
 JOBS_QUEUE = "vidproc-jobs"  # the deployed queue's name (infra/); the code reads JOBS_QUEUE_URL
 NOTIFICATIONS_QUEUE = "vidproc-notifications"  # the code reads NOTIFICATIONS_QUEUE_URL
@@ -26,6 +27,7 @@ app.register_blueprint(meta.blueprint)
 app.register_blueprint(credits.blueprint)
 app.register_blueprint(jobs.blueprint)
 app.register_blueprint(notification_routes.blueprint)
+app.register_blueprint(output_routes.blueprint)
 app.register_middleware(middleware.http, "http")
 app.register_middleware(middleware.events, "sqs")
 app.register_middleware(middleware.events, "scheduled")

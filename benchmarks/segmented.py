@@ -6,6 +6,9 @@
   (survey + plan, every segment, the audio, the stitch);
 - the audio task both ways on the local file: stream copy (what the clip's AAC audio gets) and
   the AAC encode (what any other audio gets);
+- the `hls` preset through the same path with WORKERS=4: time to the first playable segment (the
+  stream published: the audio and the first segment's ladder done) against time to completed,
+  and its prediction for Lambda from the measured segment times;
 - a prediction for Lambda with N parallel workers from those per-stage times:
   plan + (waves of the slowest segment, or the audio task if longer) + stitch, where the plan,
   the audio and the stitch grow with the video's length and a segment does not; for a source
@@ -20,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from benchmarks.core import BenchResult, Context, Table, median
 from benchmarks.fixtures import quiesce, tenant
@@ -62,8 +67,8 @@ class TimedSegmenter:
     def survey(self, *args: Any, **kwargs: Any) -> Any:
         return self._timed("survey", self.inner.survey, *args, **kwargs)
 
-    def encode_segment(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("segment", self.inner.encode_segment, *args, **kwargs)
+    def render_segment(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed("segment", self.inner.render_segment, *args, **kwargs)
 
     def encode_audio(self, *args: Any, **kwargs: Any) -> Any:
         return self._timed("audio", self.inner.encode_audio, *args, **kwargs)
@@ -206,6 +211,113 @@ def run(ctx: Context, res: BenchResult) -> None:
     )
     encode = _audio_both_ways(ctx, real.segmenter, clip, row)
     _predictions(ctx, res, measured[1][1], seconds, encode)
+    quiesce(ctx.stack)
+    _hls(ctx, res, data, seconds, settings, row)
+
+
+def _hls(
+    ctx: Context,
+    res: BenchResult,
+    data: bytes,
+    seconds: float,
+    settings: Any,
+    row: Callable[[str, float, str], None],
+) -> None:
+    """The hls preset, WORKERS=4: the first playable segment, then completed (issue 16)."""
+    real = bootstrap.services()
+    assert real.segmenter is not None
+    timed = TimedSegmenter(real.segmenter)
+    bootstrap.override(Services(settings, real.repo, real.store, real.queue, real.transcoder, timed))
+    owner = tenant(ctx.stack, ctx.api_url, credits=2)
+    workers = Workers(ctx.stack)
+    try:
+        for _ in range(4):
+            workers.start()
+        r = owner.api.post(
+            "/jobs",
+            json={"filename": "talk.mp4", "contentType": "video/mp4", "size": len(data), "preset": "hls"},
+        )
+        assert r.status_code == 201, r.text
+        created = r.json()
+        put = requests.put(
+            created["upload"]["url"], data=data, headers=created["upload"]["headers"], timeout=600
+        )
+        assert put.status_code == 200
+        job_id = created["job"]["id"]
+        started = time.perf_counter()
+        assert owner.api.post(f"/jobs/{job_id}/start").status_code == 202
+        first = None
+        while True:
+            job = owner.api.job(job_id)
+            if first is None and job["playable"]:
+                first = time.perf_counter() - started
+                done_n, total_n = job["segmentsDone"], job["segmentsTotal"]
+                ctx.say(f"hls: first playable after {first:.1f} s ({done_n} of {total_n} segments)")
+            if job["status"] in ("completed", "failed"):
+                break
+            if time.perf_counter() - started > TIMEOUT:
+                raise TimeoutError("the hls job did not complete")
+            time.sleep(0.5)
+        done = time.perf_counter() - started
+    finally:
+        workers.stop()
+        bootstrap.override(None)
+    res.check("hls: completed", job["status"] == "completed", str(job.get("error")))
+    res.check("hls: playable before it completed", first is not None and first < done, f"{first} / {done}")
+    segs = timed.times["segment"]
+    row(
+        "hls, WORKERS=4: first playable segment",
+        first or math.nan,
+        "the audio and the first segment's ladder",
+    )
+    row(
+        "hls, WORKERS=4: completed",
+        done,
+        f"{len(segs)} segments (ladder {job['attempts'][0]['plan']}), median {median(segs):.1f} s, "
+        f"slowest {max(segs):.1f} s",
+    )
+    stages = Stages(
+        duration=seconds,
+        plan=timed.times["survey"][0],
+        segments=segs,
+        stitch=0.0,
+        audio=0.0,
+        audio_copy=timed.times["audio"][0],
+    )
+    package = done - (first or 0) - max(segs)  # what follows the last segment: roughly the packaging
+    table = Table(
+        "HLS: predicted seconds on Lambda (first playable = plan + the first segment's ladder or the "
+        "audio; completed = plan + waves of the slowest segment + packaging; "
+        f"encodes x {LAMBDA_SLOWDOWN:.2f})",
+        [
+            "workers",
+            "first playable, 10 min",
+            "completed, 10 min",
+            "first playable, 60 min",
+            "completed, 60 min",
+        ],
+    )
+    predictions: dict[str, Any] = {}
+    for n in (10, 100, 200):
+        cells = []
+        for duration in (600.0, 3600.0):
+            terms = breakdown(stages, n, duration, aac=True)
+            first_s = terms["plan"] + max(segs[0] * LAMBDA_SLOWDOWN, terms["audio"])
+            done_s = (
+                terms["plan"]
+                + max(terms["segments"], terms["audio"])
+                + max(package, 0.0) * duration / seconds
+            )
+            cells += [first_s, done_s]
+        table.add(n, cells[0], cells[1], cells[2], cells[3])
+        predictions[str(n)] = [round(c, 1) for c in cells]
+    res.tables.append(table)
+    res.data["hls"] = {
+        "first_playable_s": round(first or math.nan, 1),
+        "completed_s": round(done, 1),
+        "segments_s": [round(x, 1) for x in segs],
+        "predictions_first_done_600_3600": predictions,
+    }
 
 
 def _audio_both_ways(

@@ -71,6 +71,11 @@ class Settings(BaseModel):
     upload_max_bytes: int = Field(default=2 * GIB, gt=0)
     upload_url_expiry_seconds: int = Field(default=900, gt=0, le=900)
     download_url_expiry_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+    # Playback (chalicelib.outputs.playback): the playlists' signed links and every segment URI
+    # they hold live this long (a player that outlives them asks for fresh ones); the links are
+    # signed with this key (HMAC-SHA256; the local stack writes a random one into stack.env).
+    playback_url_expiry_seconds: int = Field(default=600, ge=30, le=3600)
+    playback_signing_key: SecretStr = SecretStr("")
 
     # --- Authentication (Cognito) ------------------------------------------------------------
     cognito_user_pool_id: str = ""
@@ -89,8 +94,7 @@ class Settings(BaseModel):
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     transcode_timeout_seconds: int = Field(default=780, gt=0)
-    transcode_max_height: int = 720
-    transcode_preset: str = "veryfast"
+    transcode_preset: str = "veryfast"  # x264's; the output sizes are the job's preset's
     transcode_crf: int = 23
     work_dir: str = "/tmp"
     # "download": copy the upload to WORK_DIR with parallel ranged reads, then ffmpeg reads the

@@ -162,7 +162,7 @@ def ensure_bucket(s3: Any, bucket: str, region: str, web_origin: str) -> None:
                     "AllowedOrigins": _origin_variants(web_origin),
                     "AllowedMethods": ["PUT", "GET", "HEAD"],
                     "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
+                    "ExposeHeaders": ["ETag", "Content-Length", "Content-Range", "Accept-Ranges"],
                     "MaxAgeSeconds": 3600,
                 }
             ]
@@ -261,9 +261,9 @@ def ensure_notifications(sqs: Any, ses: Any, name: str, sender: str) -> str:
     return url
 
 
-def signing_key(state_dir: Path) -> str:
-    """The key that signs unsubscribe links: made once, kept beside the demo password."""
-    path = state_dir / "notify-signing-key"
+def signing_key(state_dir: Path, name: str = "notify-signing-key") -> str:
+    """A key that signs links (unsubscribe, playback): made once, kept beside the demo password."""
+    path = state_dir / name
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_urlsafe(32)
@@ -326,6 +326,7 @@ def bootstrap(
             "NOTIFICATIONS_QUEUE_URL": notifications_url,
             "NOTIFICATIONS_QUEUE_NAME": names.notifications_queue_name,
             "NOTIFY_SIGNING_KEY": signing_key(state),
+            "PLAYBACK_SIGNING_KEY": signing_key(state, "playback-signing-key"),
             "COGNITO_USER_POOL_ID": pool_id,
             "COGNITO_CLIENT_ID": client_id,
             # moto's tokens say this `iss`, as Cognito's do; their keys are served by moto itself.

@@ -42,6 +42,8 @@ def job_guard_holds(guard: JobGuard, job: Job | None) -> bool:
         return False
     if guard.task_not_done is not None and guard.task_not_done in job.tasks_done:
         return False
+    if guard.published is not None and job.hls_published != guard.published:
+        return False
     free_at = guard.stitch_free_at
     return free_at is None or job.stitch_until is None or job.stitch_until < free_at
 

@@ -6,7 +6,11 @@ The rules, in the order the seed checks them:
 3. the workspace has the retry's price (else 403 "Insufficient credits ..."); the price is 1
    credit, or 0 for the job's free retry under RETRY_PRICING first_free, and a job whose start
    was refunded pays its first retry as a start (chalicelib.lifecycle.pricing);
-4. the original upload is still in R2 (else 409).
+4. the original upload is still in R2 (else 409); when a new file was announced for the job
+   ("Upload a new file", chalicelib.processing.jobs.replace_input), it is that file, whole
+   (else 400), and the retry takes it.
+The retry may name a preset ("Retry with different settings", one job): same price; a batch
+keeps each job's own.
 Then ONE transaction (chalicelib.lifecycle.transitions.retry): job failed→queued (guard: still
 failed at the attempt and retry count read), credits −price (guard: credits ≥ price, and the
 workspace's pricing override is exactly what the price was decided from), the caller's
@@ -31,6 +35,7 @@ from chalicelib.domain import (
     Job,
     JobStatus,
     LedgerReason,
+    Preset,
     Principal,
     Trigger,
     Workspace,
@@ -42,6 +47,7 @@ from chalicelib.errors import (
     JobNotFoundError,
     JobsChangedError,
     QueueSendError,
+    ReplacementIncompleteError,
     ServiceUnavailableError,
     TransactionConflictError,
     UploadGoneError,
@@ -57,6 +63,7 @@ from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import Dispatch, dispatch
 from chalicelib.processing.idempotency import Key
+from chalicelib.processing.ports import StoredObject
 from chalicelib.processing.pricing import pricing_of
 
 RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
@@ -97,14 +104,18 @@ def retry_job(
     job_id: str,
     workspace_id: str | None = None,
     key: Key[Retried] | None = None,
+    preset: Preset | None = None,
 ) -> Retried:
-    """Re-queue one failed job (`job_id` in its canonical form) for its price."""
+    """Re-queue one failed job (`job_id` in its canonical form) for its price; `preset`: what
+    this retry produces (without it, the job's own)."""
 
     def once() -> Retried:
         job = svc.repo.get_job(job_id)
         if job is None or (workspace_id and job.workspace_id != workspace_id):
             raise JobNotFoundError()
-        return _retry_once(svc, job, Trigger.MANUAL, principal.user_id, principal.user_id, key=key)
+        return _retry_once(
+            svc, job, Trigger.MANUAL, principal.user_id, principal.user_id, key=key, preset=preset
+        )
 
     return with_contention(once)
 
@@ -139,6 +150,7 @@ def _retry_once(
     member: str | None,
     granted: bool = False,
     key: Key[Retried] | None = None,
+    preset: Preset | None = None,
 ) -> Retried:
     """`member`: the caller whose membership the transaction checks (None: an operator).
 
@@ -151,15 +163,17 @@ def _retry_once(
     if job.status != JobStatus.FAILED:
         _require_member(svc, member, job)
         raise JobNotFailedError()
-    if svc.store.head(job.input_file_key) is None:
+    upload = svc.store.head(job.input_file_key)
+    if upload is None or not _replacement_whole(job, upload):
         _require_member(svc, member, job)
         if not granted:
             _require_credits(svc, job)
-        raise UploadGoneError()
+        raise UploadGoneError() if upload is None else ReplacementIncompleteError()
+    replaced = frozenset({job.id}) if job.pending_size is not None else frozenset()
     basis = PricingBasis.assumed(svc.settings.retry_pricing)
     for _ in range(3):
         try:
-            return _commit_retry(svc, job, trigger, actor, member, basis, granted, key)
+            return _commit_retry(svc, job, trigger, actor, member, basis, granted, key, preset, replaced)
         except InsufficientCreditsForRetryError:
             workspace = svc.repo.get_workspace(job.workspace_id)
             if workspace is None or workspace.retry_pricing in basis.overrides:
@@ -167,6 +181,11 @@ def _retry_once(
                 raise  # the price held: the balance is short
             basis = PricingBasis.read(workspace, svc.settings.retry_pricing)
     raise TransactionConflictError()  # the override kept changing under us: start over
+
+
+def _replacement_whole(job: Job, upload: StoredObject) -> bool:
+    """No new file was announced, or the stored one is it (its declared size)."""
+    return job.pending_size is None or upload.size == job.pending_size
 
 
 def _require_credits(svc: Services, job: Job) -> None:
@@ -184,8 +203,12 @@ def _commit_retry(
     basis: PricingBasis,
     granted: bool,
     key: Key[Retried] | None,
+    preset: Preset | None = None,
+    replaced: frozenset[str] = frozenset(),
 ) -> Retried:
-    retried = transitions.retry([job], basis, trigger, actor, member, svc.clock(), granted=granted)
+    retried = transitions.retry(
+        [job], basis, trigger, actor, member, svc.clock(), granted=granted, preset=preset, replaced=replaced
+    )
     queued, attempt = project(job, retried), _new_attempt(retried, job.id)
     charged = attempt.credits_charged
     if key:
@@ -278,11 +301,18 @@ def _commit_batch(
     """The batch's transaction, committed: the jobs it queued (None: none could be)."""
     results.clear()  # a re-run after a TransactionConflict judges every job afresh
     eligible = _eligible(svc, ws_id, ids, results)
+    replaced = frozenset(job.id for job in eligible if job.pending_size is not None)
     workspace, repriced = _workspace(svc, ws_id), 0  # its pricing decides each job's price
     while eligible:
         basis = PricingBasis.read(workspace, svc.settings.retry_pricing)
         retried = transitions.retry(
-            eligible, basis, Trigger.BATCH, principal.user_id, principal.user_id, svc.clock()
+            eligible,
+            basis,
+            Trigger.BATCH,
+            principal.user_id,
+            principal.user_id,
+            svc.clock(),
+            replaced=replaced,
         )
         if workspace.credits < -retried.credits:
             raise InsufficientCreditsForRetryError()
@@ -330,6 +360,8 @@ def _eligible(svc: Services, ws_id: str, ids: list[str], results: dict[str, Item
     for job, head in zip(failed, heads, strict=True):
         if head is None:
             results[job.id] = _failure(job.id, UploadGoneError())
+        elif not _replacement_whole(job, head):
+            results[job.id] = _failure(job.id, ReplacementIncompleteError())
     return [job for job in failed if job.id not in results]
 
 

@@ -77,6 +77,7 @@ def test_every_transition_says_the_database_is_unavailable(outcomes: dict[str, s
 def test_r2_and_sqs_say_what_failed(outcomes: dict[str, str]) -> None:
     assert outcomes["store.head"] == outcomes["store.upload_file"] == "StorageError"
     assert outcomes["store.delete_prefix"] == "StorageError"
+    assert outcomes["store.read"] == outcomes["store.write"] == outcomes["store.copy"] == "StorageError"
     assert (
         outcomes["store.presign_upload"] == outcomes["store.presign_download"] == "returned"
     )  # signing is local

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from chalicelib.config import Settings
 from chalicelib.domain import (
+    DEFAULT_PRESET,
     Attempt,
     Job,
     JobStatus,
     LedgerEntry,
     LedgerReason,
     Membership,
+    Preset,
     Principal,
     QueueMessage,
     Role,
@@ -30,7 +32,14 @@ from chalicelib.domain import (
 from chalicelib.errors import QueueSendError, StorageError
 from chalicelib.lifecycle import KeyedAnswer, Release, Transition, apply, transitions
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import LedgerPage, Page, PresignedRequest, StoredObject
+from chalicelib.processing.ports import (
+    LedgerPage,
+    Page,
+    PresignedRequest,
+    Rendered,
+    StoredObject,
+    ThumbSheet,
+)
 
 
 class FakeRepository:
@@ -149,6 +158,7 @@ class FakeStore:
         self.objects: dict[str, int] = {}
         self.uploaded: dict[str, Path] = {}
         self.downloaded: list[str] = []
+        self.data: dict[str, bytes] = {}  # what `write` stored (and what `read` gives back)
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
         return PresignedRequest(
@@ -176,11 +186,28 @@ class FakeStore:
         path.write_bytes(b"\0" * self.objects[key])
         self.downloaded.append(key)
 
+    def read(self, key: str) -> bytes | None:
+        if key not in self.objects:
+            return None
+        return self.data.get(key, b"")
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = len(data)
+        self.data[key] = data
+
+    def copy(self, source: str, target: str) -> None:
+        if source not in self.objects:
+            raise StorageError(f"no object {source}")
+        self.objects[target] = self.objects[source]
+        if source in self.data:
+            self.data[target] = self.data[source]
+
     def delete_prefix(self, prefix: str) -> int:
         doomed = [key for key in self.objects if key.startswith(prefix)]
         for key in doomed:
             del self.objects[key]
             self.uploaded.pop(key, None)
+            self.data.pop(key, None)
         return len(doomed)
 
 
@@ -209,6 +236,25 @@ class FakeQueue:
         if self.fail:
             raise QueueSendError()
         self.dead.append((body, reason))
+
+
+def fake_rendered(out_dir: Path, preset: Preset = DEFAULT_PRESET, elapsed: float = 0.01) -> Rendered:
+    """What a transcoder's `render` leaves, as small files (an MP4 preset's output, a poster and one
+    sheet of three thumbnails): for unit tests of the service layer."""
+    out_dir = Path(out_dir)
+    video, poster, sheet = out_dir / "video.mp4", out_dir / "poster.jpg", out_dir / "thumbs.jpg"
+    for path, data in ((video, b"mp4"), (poster, b"jpg"), (sheet, b"jpg")):
+        path.write_bytes(data)
+    return Rendered(
+        preset=preset,
+        width=1280,
+        height=720,
+        duration_seconds=3.0,
+        elapsed_seconds=elapsed,
+        video=video,
+        poster=poster,
+        thumbs=ThumbSheet(sheet, interval=1.0, first=0, count=3, columns=3),
+    )
 
 
 class Clock:

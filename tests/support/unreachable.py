@@ -21,6 +21,7 @@ from chalicelib.domain import (
     LedgerEntry,
     LedgerReason,
     Membership,
+    Preset,
     QueueMessage,
     Role,
     Trigger,
@@ -92,6 +93,9 @@ def one_of_each() -> dict[Move, Transition]:
             job, error, FailureKind.TRANSIENT, now, charged, Lease(now, "o"), Move.GIVE_UP
         ),
         Move.CANCEL: transitions.cancel(queued, charged, "u", "u", now),
+        Move.REPLACE_INPUT: transitions.replace_input(job, "b.mp4", "video/mp4", 5, "u", now),
+        Move.PUBLISH: transitions.publish(ref, 0, 1, "k/live", now),
+        Move.PRESET: transitions.set_preset(ws, Preset.HLS, "u", now),
     }
 
 
@@ -121,6 +125,9 @@ def main() -> None:
     seen["store.head"] = outcome(store.head, "k")
     seen["store.upload_file"] = outcome(store.upload_file, source, "k", "video/mp4")
     seen["store.delete_prefix"] = outcome(store.delete_prefix, "work/")
+    seen["store.read"] = outcome(store.read, "k")
+    seen["store.write"] = outcome(store.write, "k", b"{}", "application/json")
+    seen["store.copy"] = outcome(store.copy, "k", "k2")
     seen["store.presign_upload"] = outcome(store.presign_upload, "k", "video/mp4", 1, 60)
     seen["store.presign_download"] = outcome(store.presign_download, "k", 60)
     seen["queue.from_settings"] = outcome(

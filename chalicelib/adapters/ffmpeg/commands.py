@@ -248,6 +248,24 @@ class ProbeInfo:
     audio_codec: str | None = None
     audio_profile: str | None = None
     audio_channels: int | None = None
+    rotation: int = 0  # the display matrix's rotation in degrees (a phone's portrait video: ±90)
+    color_transfer: str | None = None  # smpte2084 (PQ) or arib-std-b67 (HLG): HDR
+    level: int | None = None  # H.264/HEVC level_idc (an output's CODECS entry)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown (ffmpeg rotates before any filter runs)."""
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+    @property
+    def short_side(self) -> int:
+        return min(self.display_size)
+
+    @property
+    def hdr(self) -> bool:
+        return self.color_transfer in ("smpte2084", "arib-std-b67")
 
 
 def parse_probe(probe_json: str) -> ProbeInfo:
@@ -272,7 +290,24 @@ def parse_probe(probe_json: str) -> ProbeInfo:
         audio_codec=_text((audio or {}).get("codec_name")),
         audio_profile=_text((audio or {}).get("profile")),
         audio_channels=int((audio or {}).get("channels") or 0) or None,
+        rotation=_rotation(video),
+        color_transfer=_text(video.get("color_transfer")),
+        level=int(video["level"]) if isinstance(video.get("level"), int) and video["level"] > 0 else None,
     )
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """Degrees the display matrix (or an old `rotate` tag) turns the picture."""
+    for side in stream.get("side_data_list") or []:
+        if "rotation" in side:
+            try:
+                return int(float(side["rotation"]))
+            except (TypeError, ValueError):
+                return 0
+    try:
+        return int((stream.get("tags") or {}).get("rotate", 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _text(value: object) -> str | None:
