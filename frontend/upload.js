@@ -1,6 +1,7 @@
 /**
- * Uploading a video: POST /jobs (the API checks size and type and answers with a presigned
- * PUT), the bytes PUT straight to R2 with a progress bar, then POST /jobs/{id}/start.
+ * Uploading a video: POST /jobs with the output chosen beside the drop zone (the API checks size
+ * and type, remembers the output for the workspace, and answers with a presigned PUT), the bytes
+ * PUT straight to R2 with a progress bar, then POST /jobs/{id}/start.
  * Every refusal shows the API's own message (too large, not a video, no credits).
  */
 
@@ -42,13 +43,15 @@ export function putFile(upload, file, onProgress) {
 
 /**
  * The upload panel. els: { input, dropzone, progressWrap, progress, progressText, error, status }.
- * ctx: { workspaceBody(), refreshCredits(), announce(message) }; jobs: the JobsView.
+ * ctx: { workspaceBody(), refreshCredits(), announce(message) }; jobs: the JobsView;
+ * presets: the Presets (the select beside the drop zone).
  */
 export class Uploader {
-  constructor(els, ctx, jobs) {
+  constructor(els, ctx, jobs, presets) {
     this.els = els;
     this.ctx = ctx;
     this.jobs = jobs;
+    this.presets = presets;
     this.queue = [];
     this.busy = false;
 
@@ -118,6 +121,7 @@ export class Uploader {
     els.status.textContent = `Uploading ${file.name}...`;
     this.showProgress(0, file.size);
     let job = null;
+    const preset = this.presets.chosen();
     try {
       const created = await request('/jobs', {
         method: 'POST',
@@ -125,10 +129,12 @@ export class Uploader {
           filename: file.name,
           contentType: file.type || 'application/octet-stream',
           size: file.size,
+          preset,
           ...ctx.workspaceBody(),
         },
       });
       job = created.job;
+      this.presets.remember(preset);
       this.jobs.refresh();
       await putFile(created.upload, file, (loaded, total) => this.showProgress(loaded, total));
       this.showProgress(file.size, file.size);

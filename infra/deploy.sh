@@ -190,6 +190,7 @@ WORKSPACES_STREAM_ARN="$(res WorkspacesStreamArn)"
 NOTIFICATIONS_QUEUE_ARN="$(res NotificationsQueueArn)"
 NOTIFICATIONS_QUEUE_URL="$(res NotificationsQueueUrl)"
 NOTIFY_SIGNING_SECRET_ARN="$(res NotifySigningSecretArn)"
+PLAYBACK_SIGNING_SECRET_ARN="$(res PlaybackSigningSecretArn)"
 FRONTEND_BUCKET="$(res FrontendBucketName)"
 DISTRIBUTION_ID="$(res FrontendDistributionId)"
 FRONTEND_ORIGIN="$(res FrontendOrigin)"
@@ -288,6 +289,7 @@ app_params=(
   "NotificationsQueueArn=$NOTIFICATIONS_QUEUE_ARN"
   "NotificationsQueueUrl=$NOTIFICATIONS_QUEUE_URL"
   "NotifySigningSecretArn=$NOTIFY_SIGNING_SECRET_ARN"
+  "PlaybackSigningSecretArn=$PLAYBACK_SIGNING_SECRET_ARN"
   "NotifyEmailFrom=$NOTIFY_EMAIL_FROM"
 )
 [[ -z "${ALARM_TOPIC_ARN:-}" ]] || app_params+=("AlarmTopicArn=$ALARM_TOPIC_ARN")
@@ -308,7 +310,8 @@ if ((SKIP_R2_CORS)); then
   echo "skipped (--skip-r2-cors)"
 else
   cors_file="$tmp/r2-cors.json"
-  # The browser PUTs to presigned URLs with a signed Content-Type; downloads are plain navigations.
+  # The browser PUTs to presigned URLs with a signed Content-Type; downloads are plain navigations;
+  # the player reads HLS segments as byte ranges of the package (Range), and reads the ranges' sizes.
   # R2 does not accept "*" in AllowedHeaders.
   "$PYTHON" - "$FRONTEND_ORIGIN" >"$cors_file" <<'PY'
 import json, sys
@@ -316,8 +319,8 @@ import json, sys
 rule = {
     "AllowedOrigins": [sys.argv[1]],
     "AllowedMethods": ["PUT", "GET", "HEAD"],
-    "AllowedHeaders": ["content-type"],
-    "ExposeHeaders": ["ETag"],
+    "AllowedHeaders": ["content-type", "range"],
+    "ExposeHeaders": ["ETag", "Content-Length", "Content-Range", "Accept-Ranges"],
     "MaxAgeSeconds": 3600,
 }
 print(json.dumps({"CORSRules": [rule]}))
@@ -371,8 +374,11 @@ PY
   # Assets first, then config.js, then index.html: a visitor never gets a page whose parts are missing.
   # File names are not hashed, so assets get a short cache life and the two entry files none.
   run aws s3 sync frontend/ "s3://$FRONTEND_BUCKET/" --delete \
-    --exclude index.html --exclude config.js --exclude config.js.example \
+    --exclude index.html --exclude config.js --exclude config.js.example --exclude "vendor/*" \
     --cache-control "public, max-age=300"
+  # Browser dependencies from npm (package-lock.json; make install), served with the dashboard.
+  run aws s3 cp node_modules/hls.js/dist/hls.min.js "s3://$FRONTEND_BUCKET/vendor/hls.min.js" \
+    --cache-control "public, max-age=300" --content-type "text/javascript; charset=utf-8"
   run aws s3 cp "$config_js" "s3://$FRONTEND_BUCKET/config.js" \
     --cache-control no-cache --content-type "text/javascript; charset=utf-8"
   run aws s3 cp frontend/index.html "s3://$FRONTEND_BUCKET/index.html" \
