@@ -4,8 +4,9 @@
  *
  * - GET /jobs/{id}/playback says what to play: an MP4 (presigned URL) in the <video> element, or
  *   an HLS master playlist served by the API. HLS plays natively where the browser can (Safari,
- *   recent Chromium), else through hls.js (npm, pinned; served by the dashboard at
- *   /vendor/hls.min.js and loaded the first time it is needed).
+ *   Chromium 142+), else through hls.js (npm, pinned; served by the dashboard at
+ *   /vendor/hls.min.js and loaded the first time it is needed); a stream still growing goes
+ *   through hls.js wherever it runs (Chromium's own player refuses live playlists).
  * - The links expire (PLAYBACK_URL_EXPIRY_SECONDS): when the player is refused (403) or a segment
  *   is gone, it asks for a fresh playback and resumes where it was.
  * - The seek bar shows the thumbnails: their WebVTT index maps each interval to a cell of a
@@ -73,7 +74,7 @@ export class Player {
     this.session = 0;
     els.close.addEventListener('click', () => els.dialog.close());
     els.dialog.addEventListener('close', () => this.stop());
-    els.toggle.addEventListener('click', () => (this.video.paused ? this.play() : this.video.pause()));
+    els.toggle.addEventListener('click', () => this.toggle());
     els.mute.addEventListener('click', () => {
       this.video.muted = !this.video.muted;
       this.renderButtons();
@@ -87,7 +88,7 @@ export class Player {
     this.video.addEventListener('timeupdate', () => this.renderTime());
     this.video.addEventListener('durationchange', () => this.renderTime());
     this.video.addEventListener('error', () => this.onMediaError());
-    this.video.addEventListener('click', () => (this.video.paused ? this.play() : this.video.pause()));
+    this.video.addEventListener('click', () => this.toggle());
     const seek = els.seek;
     seek.addEventListener('input', () => {
       const duration = this.duration();
@@ -108,6 +109,7 @@ export class Player {
     this.job = job;
     this.refreshes = 0;
     this.cues = [];
+    this.wantsPlay = true; // the person pressed Play: a refresh goes on playing
     this.els.title.textContent = job.originalFilename || 'Video';
     this.setError('');
     this.els.status.textContent = 'Loading...';
@@ -159,13 +161,24 @@ export class Player {
       video.src = playback.url;
       return;
     }
-    if (video.canPlayType(HLS_TYPE)) {
+    const native = Boolean(video.canPlayType(HLS_TYPE));
+    // A growing stream (EVENT, no ENDLIST yet) goes through hls.js wherever it runs: Chromium's own
+    // HLS player refuses live playlists (measured with 156), Safari's plays them too.
+    if (native && !playback.live) {
       this.els.dialog.dataset.engine = 'native';
       video.src = playback.url;
       return;
     }
-    const Hls = await loadHlsJs();
-    if (!Hls.isSupported()) throw new Error('This browser cannot play streaming video.');
+    const Hls = await loadHlsJs().catch((error) => {
+      if (native) return null;
+      throw error;
+    });
+    if (!Hls || !Hls.isSupported()) {
+      if (!native) throw new Error('This browser cannot play streaming video.');
+      this.els.dialog.dataset.engine = 'native';
+      video.src = playback.url;
+      return;
+    }
     this.els.dialog.dataset.engine = 'hls.js';
     // A growing stream (EVENT playlist) starts at the beginning, not at its live edge.
     const hls = new Hls({ startPosition: 0 });
@@ -182,6 +195,13 @@ export class Player {
     });
     hls.loadSource(playback.url);
     hls.attachMedia(video);
+  }
+
+  /** The Play/Pause button, and a click on the picture. */
+  toggle() {
+    this.wantsPlay = this.video.paused;
+    if (this.wantsPlay) this.play();
+    else this.video.pause();
   }
 
   play() {
@@ -203,8 +223,7 @@ export class Player {
     this.refreshes += 1;
     this.refreshing = true;
     const at = this.video.currentTime || 0;
-    const playing = !this.video.paused;
-    this.load(at, playing).finally(() => {
+    this.load(at, this.wantsPlay).finally(() => {
       this.refreshing = false;
     });
   }
@@ -212,7 +231,8 @@ export class Player {
   onMediaError() {
     if (this.hls || !this.job || !this.video.getAttribute('src')) return;
     const error = this.video.error;
-    // A network error (an expired URL answers 403): fetch fresh links. A decode error is final.
+    // A refused URL (an expired link answers 403) shows as a network error, or, from Chromium's
+    // own HLS player, as a source it could not parse: fetch fresh links. A decode error is final.
     if (error && error.code === error.MEDIA_ERR_DECODE) {
       this.setError('This video could not be played in this browser. Download it instead.');
       return;

@@ -105,10 +105,14 @@ class R2Store:
             headers={"Content-Type": content_type, "Content-Length": str(size)},
         )
 
-    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str:
+    def presign_download(
+        self, key: str, expires: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if filename:
             params["ResponseContentDisposition"] = attachment(filename)
+        if content_type:
+            params["ResponseContentType"] = content_type
         return self._presign("get_object", Params=params, ExpiresIn=expires)
 
     def _presign(self, operation: str, **kwargs: Any) -> str:

@@ -41,6 +41,9 @@ from chalicelib.processing.context import Services
 
 RENDITION = re.compile(r"^([0-9]{2,4}p|audio)$")
 PLAYLIST = "application/vnd.apple.mpegurl"
+# What a segment's answer says it is: a browser's native player reads it without CORS, and Opaque
+# Response Blocking would refuse the package's own type (application/zip) there.
+SEGMENT = "video/mp2t"
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def media_playlist(svc: Services, job_id: str, name: str, token: str) -> str:
 
     def uri(segment: hls.Segment) -> str:
         if segment.key not in urls:  # a package's byte ranges share one URL
-            urls[segment.key] = svc.store.presign_download(segment.key, seconds)
+            urls[segment.key] = svc.store.presign_download(segment.key, seconds, content_type=SEGMENT)
         return urls[segment.key]
 
     return hls.media_playlist(stream, rendition, uri)

@@ -45,7 +45,12 @@ class ObjectStore(Protocol):
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest: ...
 
-    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str: ...
+    def presign_download(
+        self, key: str, expires: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
+        """A presigned GET; `filename`: a download of that name; `content_type`: the type the
+        answer says (an HLS segment read as a byte range of the package is video/mp2t)."""
+        ...
 
     def head(self, key: str) -> StoredObject | None:
         """The object's metadata, or None when it does not exist."""

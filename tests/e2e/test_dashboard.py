@@ -323,7 +323,10 @@ def test_a_failed_job_shows_its_error_and_a_retry_button(
     expect(retry).to_have_class(re.compile(r"\bbg-orange-600\b.*\bhover:bg-orange-700\b"))
     expect(retry).to_have_css("background-color", "rgb(234, 88, 12)")
     expect(job_card.get_by_test_id("download-button")).to_be_hidden()
-    expect(page.get_by_test_id("retry-all-button")).to_have_text("Retry all failed (1)")
+    # Its file is the problem: "Retry all failed" leaves it out and says so; "Upload a new file" helps.
+    expect(page.get_by_test_id("retry-all-button")).to_be_hidden()
+    expect(page.get_by_test_id("retry-all-note")).to_contain_text("1 failed job is left out")
+    expect(job_card.get_by_test_id("replace-button")).to_be_visible()
 
     # The seed's layout: the error sits below the timestamp; Retry beside (under) the badge.
     time_box = job_card.get_by_test_id("job-timestamp").bounding_box()
@@ -453,7 +456,7 @@ def test_at_zero_credits_retry_shows_insufficient_credits_and_changes_nothing(
     expect(job_card.get_by_test_id("status-badge")).to_have_text("failed")
     expect(job_card.locator("p.text-red-600").first).to_have_text(f"Error: {NOT_A_VIDEO}")
     expect_balance(page, 0)
-    expect(page.get_by_test_id("retry-all-button")).to_have_text("Retry all failed (1)")
+    expect(page.get_by_test_id("retry-all-note")).to_contain_text("1 failed job is left out")
     screenshot(page, "insufficient-credits")
     assert person.api.credits() == 0
     after = person.api.job(job["id"])

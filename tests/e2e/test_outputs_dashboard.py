@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.test_dashboard import (  # noqa: F401
     PROCESSING,
@@ -44,19 +45,32 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def hd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(
+        tmp_path_factory.mktemp("media") / "second-take.mp4", seconds=1, width=1280, height=720, fps=10
+    )
+
+
+PLAYER_STATE = """() => { const v = document.querySelector('[data-testid=player-video]');
+    const d = document.querySelector('[data-testid=player]');
+    return {time: v.currentTime, error: v.error && v.error.code, engine: d.dataset.engine,
+            kind: d.dataset.kind, live: d.dataset.live, paused: v.paused, ready: v.readyState,
+            status: document.querySelector('[data-testid=player-status]').textContent,
+            shown: document.querySelector('[data-testid=player-error]').textContent}; }"""
+
+
 def playing(page: Page, at_least: float = 1.0) -> dict[str, object]:
     """Wait until the player's video has played `at_least` seconds with no media error."""
-    page.wait_for_function(
-        "t => { const v = document.querySelector('[data-testid=player-video]'); return v.currentTime >= t; }",
-        arg=at_least,
-        timeout=PROCESSING,
-    )
-    state: dict[str, object] = page.evaluate(
-        """() => { const v = document.querySelector('[data-testid=player-video]');
-                  const d = document.querySelector('[data-testid=player]');
-                  return {time: v.currentTime, error: v.error && v.error.code, engine: d.dataset.engine,
-                          kind: d.dataset.kind, live: d.dataset.live}; }"""
-    )
+    try:
+        page.wait_for_function(
+            "t => document.querySelector('[data-testid=player-video]').currentTime >= t",
+            arg=at_least,
+            timeout=30_000,
+        )
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"the player did not play: {page.evaluate(PLAYER_STATE)}") from None
+    state: dict[str, object] = page.evaluate(PLAYER_STATE)
     assert state["error"] is None, state
     return state
 
@@ -89,7 +103,7 @@ def test_an_mp4_shows_its_poster_and_facts_and_plays_with_thumbnails_on_the_seek
     expect(poster).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=poster.element_handle())
     expect(job_card.get_by_test_id("job-facts")).to_have_text(
-        re.compile(r"^0:07 · 854×480 · [\d.]+ (KB|MB) · MP4 480p$")
+        re.compile(r"^0:07 · 640×360 · [\d.]+ (KB|MB) · MP4 480p$")  # never upscaled
     )
     screenshot(page, "card-with-poster")
     page.reload()
@@ -163,11 +177,11 @@ def test_retry_with_different_settings_produces_that_resolution(
     new_person: Callable[..., Person],  # noqa: F811
     worker: Workers,
     aws_stack: AwsStack,
-    clip: Path,
+    hd_clip: Path,
     tmp_path: Path,
 ) -> None:
     person = new_person(credits=3)
-    good = clip.read_bytes()
+    good = hd_clip.read_bytes()
     bad = make_corrupt_file(tmp_path / "bad.mp4", size=len(good)).read_bytes()[: len(good)]
     (job,) = failed_jobs(person, bad, "second-take.mp4")
     aws_stack.client("s3").put_object(Bucket=aws_stack.env["R2_BUCKET"], Key=job["inputFileKey"], Body=good)

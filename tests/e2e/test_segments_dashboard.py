@@ -14,6 +14,7 @@ from chalicelib.domain import AUDIO_TASK, Preset, QueueMessage
 from chalicelib.processing import worker as worker_rules
 from chalicelib.processing.context import Services
 from tests.e2e.test_dashboard import PROCESSING, Person, card, new_person, sign_in  # noqa: F401
+from tests.e2e.test_outputs_dashboard import playing
 from tests.support.media import make_long_form_clip
 from tests.support.stack import AwsStack, Workers
 
@@ -94,15 +95,8 @@ def test_a_long_hls_video_plays_in_the_browser_before_it_completes(
     job_card = card(page, job["id"])
     expect(job_card.get_by_test_id("status-badge")).to_have_text("processing")
     job_card.get_by_test_id("play-button").click()
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=player-video]').currentTime >= 1.5", timeout=PROCESSING
-    )
-    state = page.evaluate(
-        """() => { const v = document.querySelector('[data-testid=player-video]');
-                  const d = document.querySelector('[data-testid=player]');
-                  return {error: v.error && v.error.code, live: d.dataset.live}; }"""
-    )
-    assert state == {"error": None, "live": "true"}
+    state = playing(page, 1.5)
+    assert (state["live"], state["kind"], state["engine"]) == ("true", "hls", "hls.js")
     expect(page.get_by_test_id("player-status")).to_contain_text("Still processing")
     assert person.api.job(job["id"])["status"] == "processing"  # it played before the job completed
 

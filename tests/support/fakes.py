@@ -167,7 +167,9 @@ class FakeStore:
             headers={"Content-Type": content_type, "Content-Length": str(size)},
         )
 
-    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str:
+    def presign_download(
+        self, key: str, expires: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
         return f"https://r2.test/{key}?get"
 
     def head(self, key: str) -> StoredObject | None:
