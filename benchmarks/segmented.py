@@ -45,6 +45,7 @@ LAMBDA_MEMORY_MB = 3008
 LAMBDA_SLOWDOWN = 2 / (LAMBDA_MEMORY_MB / 1769)
 LAMBDA_LIMIT_SECONDS = 900.0
 TARGET = (3600.0, 90.0)  # a 60-minute video ready in 90 s
+Row = Callable[[str, float, str], None]
 
 
 class TimedSegmenter:
@@ -156,17 +157,17 @@ def through(ctx: Context, res: BenchResult, data: bytes, workers_n: int, timed: 
     return seconds
 
 
-def run(ctx: Context, res: BenchResult) -> None:
+def setup(ctx: Context, res: BenchResult, title: str) -> tuple[Path, float, Any, Row]:
+    """The long clip (10 minutes; 3 with --quick), the settings and the table's `row`."""
     seconds = 180.0 if ctx.quick else 600.0  # above SEGMENT_THRESHOLD_SECONDS (120)
     clip = ctx.tmp / f"clip-1080p30-{seconds:.0f}s.mp4"
     t0 = time.perf_counter()
     make_long_form_clip(clip, seconds, width=WIDTH, height=HEIGHT, fps=FPS, keyframe_every=2.0)
     size_mb = clip.stat().st_size / 1e6
     ctx.say(f"clip: {seconds:.0f} s, {size_mb:.0f} MB, made in {time.perf_counter() - t0:.0f} s")
-    real = bootstrap.services()
-    settings = real.settings.model_copy(update={"segment_seconds": SEGMENT_SECONDS})
+    settings = bootstrap.services().settings.model_copy(update={"segment_seconds": SEGMENT_SECONDS})
     table = Table(
-        f"{TITLE} ({seconds / 60:.0f} min, {size_mb:.0f} MB; preset {settings.transcode_preset}, "
+        f"{title} ({seconds / 60:.0f} min, {size_mb:.0f} MB; preset {settings.transcode_preset}, "
         f"crf {settings.transcode_crf}; segments of {SEGMENT_SECONDS:.0f} s)",
         ["run", "seconds", "x realtime", "notes"],
     )
@@ -179,6 +180,12 @@ def run(ctx: Context, res: BenchResult) -> None:
         rows[label] = {"seconds": round(value, 2), "notes": notes}
         ctx.say(f"{label}: {value:.1f} s {notes}")
 
+    return clip, seconds, settings, row
+
+
+def run(ctx: Context, res: BenchResult) -> None:
+    clip, seconds, settings, row = setup(ctx, res, TITLE)
+    real = bootstrap.services()
     started = time.perf_counter()
     out = ctx.tmp / "single.mp4"
     FFmpegTranscoder.from_settings(settings).transcode(str(clip), out)
@@ -212,17 +219,10 @@ def run(ctx: Context, res: BenchResult) -> None:
     encode = _audio_both_ways(ctx, real.segmenter, clip, row)
     _predictions(ctx, res, measured[1][1], seconds, encode)
     quiesce(ctx.stack)
-    _hls(ctx, res, data, seconds, settings, row)
+    hls(ctx, res, data, seconds, settings, row)
 
 
-def _hls(
-    ctx: Context,
-    res: BenchResult,
-    data: bytes,
-    seconds: float,
-    settings: Any,
-    row: Callable[[str, float, str], None],
-) -> None:
+def hls(ctx: Context, res: BenchResult, data: bytes, seconds: float, settings: Any, row: Row) -> None:
     """The hls preset, WORKERS=4: the first playable segment, then completed (issue 16)."""
     real = bootstrap.services()
     assert real.segmenter is not None
@@ -320,9 +320,7 @@ def _hls(
     }
 
 
-def _audio_both_ways(
-    ctx: Context, segmenter: Any, clip: Path, row: Callable[[str, float, str], None]
-) -> float:
+def _audio_both_ways(ctx: Context, segmenter: Any, clip: Path, row: Row) -> float:
     """The audio task on the local file, copied and encoded; returns the encode's seconds."""
     stream = segmenter.survey(str(clip)).audio_stream
     seconds: dict[bool, float] = {}

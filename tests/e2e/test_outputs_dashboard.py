@@ -88,6 +88,7 @@ def test_an_mp4_shows_its_poster_and_facts_and_plays_with_thumbnails_on_the_seek
     worker: Workers,
     clip: Path,
     screenshot: Callable[..., Path],
+    docs_screenshot: Callable[..., Path | None],
 ) -> None:
     person = new_person(credits=3)
     sign_in(page, person)
@@ -106,6 +107,7 @@ def test_an_mp4_shows_its_poster_and_facts_and_plays_with_thumbnails_on_the_seek
         re.compile(r"^0:07 · 640×360 · [\d.]+ (KB|MB) · MP4 480p$")  # never upscaled
     )
     screenshot(page, "card-with-poster")
+    docs_screenshot(job_card, "card-with-poster")
     page.reload()
     expect(page.get_by_test_id("preset-select")).to_have_value("mp4-480p")  # the workspace remembers
 
@@ -125,6 +127,7 @@ def test_an_mp4_shows_its_poster_and_facts_and_plays_with_thumbnails_on_the_seek
     assert "thumbs/00000.jpg" in (thumb.evaluate("t => t.style.backgroundImage") or "")
     assert thumb.evaluate("t => t.style.backgroundPosition") == "-800px 0px"  # the 6th cell
     screenshot(page, "player")
+    docs_screenshot(page.get_by_test_id("player"), "player")
     page.get_by_test_id("player-close").click()
     expect(page.get_by_test_id("player")).to_be_hidden()
 
