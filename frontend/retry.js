@@ -120,16 +120,19 @@ export class RetryController {
 
   /** The card's Retry button: the Retry dialog, then the retry (maybe with another output). */
   async retryOne(job) {
-    if (this.inFlight.has(job.id) || this.asking) return; // a request or the dialog is open
+    const answer = await this.confirm(job);
+    if (answer) await this.retry(job, answer.preset);
+  }
+
+  /** The Retry dialog for `job` (the seed's text, maybe another output); null when it was not confirmed. */
+  async confirm(job) {
+    if (this.inFlight.has(job.id) || this.asking) return null; // a request or the dialog is open
     this.asking = true;
-    let answer;
     try {
-      answer = await this.dialog.ask(retryConfirmMessage(job), job.preset);
+      return await this.dialog.ask(retryConfirmMessage(job), job.preset);
     } finally {
       this.asking = false;
     }
-    if (!answer) return;
-    await this.retry(job, answer.preset);
   }
 
   /** "Upload a new file": choose the file, then the Retry dialog; the file goes to the job. */
@@ -140,14 +143,7 @@ export class RetryController {
   }
 
   async replaceAndRetry(job, file) {
-    if (this.inFlight.has(job.id) || this.asking) return;
-    this.asking = true;
-    let answer;
-    try {
-      answer = await this.dialog.ask(retryConfirmMessage(job), job.preset);
-    } finally {
-      this.asking = false;
-    }
+    const answer = await this.confirm(job);
     if (!answer) return;
     const name = file.name || 'the new file';
     this.inFlight.add(job.id);

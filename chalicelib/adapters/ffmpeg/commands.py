@@ -133,6 +133,31 @@ def base_args(ffmpeg_path: str) -> list[str]:
     ]
 
 
+def strip_metadata() -> list[str]:
+    """Uploads may carry GPS position and device names: none of it goes into an output."""
+    return ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
+
+
+def audio_codec(copy: bool) -> list[str]:
+    """The soundtrack: stream-copied, or encoded to AAC-LC stereo (what every output carries)."""
+    return ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
+
+
+def audio_only_args(ffmpeg_path: str, input_url: str, audio_stream: int, *, copy: bool) -> list[str]:
+    """The whole file's audio stream alone, copied or encoded; the caller adds the output."""
+    return [
+        *base_args(ffmpeg_path),
+        *input_options(input_url),
+        "-i",
+        input_url,
+        "-map",
+        f"0:{audio_stream}",
+        "-vn",
+        *audio_codec(copy),
+        *strip_metadata(),
+    ]
+
+
 def video_encode_options(max_height: int, preset: str, crf: int) -> list[str]:
     """The output's video settings, shared by the single pass and every segment (segments must
     encode exactly as the single pass does, or their joins would show)."""

@@ -28,7 +28,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.adapters.ffmpeg.commands import AUDIO_BITRATE, base_args, input_options, scale_filter
+from chalicelib.adapters.ffmpeg.commands import (
+    audio_codec,
+    audio_only_args,
+    base_args,
+    input_options,
+    scale_filter,
+    strip_metadata,
+)
 from chalicelib.outputs.presets import KEYFRAME_SECONDS, SEGMENT_SECONDS, Rung
 from chalicelib.outputs.thumbnails import THUMB_H, THUMB_W, interval_for, points_between
 
@@ -164,15 +171,6 @@ def _video_options(spec: RenderSpec, rung: Rung) -> list[str]:
     return options
 
 
-def _clean() -> list[str]:
-    # Uploads may carry GPS position and device names: none of it goes into an output.
-    return ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
-
-
-def _audio_codec(copy: bool) -> list[str]:
-    return ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
-
-
 def hls_muxer(directory: Path, ts_offset: float) -> list[str]:
     """MPEG-TS segments of about SEGMENT_SECONDS in `directory`, timestamps not shifted."""
     return [
@@ -226,8 +224,8 @@ def render_args(
     for i, rung in enumerate(spec.rungs):
         args += ["-map", f"[v{i}]"]
         if not spec.streaming:
-            args += ["-map", f"0:{audio}", *_audio_codec(False)] if audio is not None else ["-an"]
-            args += [*_video_options(spec, rung), *_clean(), *limit]
+            args += ["-map", f"0:{audio}", *audio_codec(False)] if audio is not None else ["-an"]
+            args += [*_video_options(spec, rung), *strip_metadata(), *limit]
             args += (["-movflags", "+faststart"] if span is None else []) + [
                 "-f",
                 "mp4",
@@ -235,10 +233,11 @@ def render_args(
             ]
             continue
         directory = out_dir / HLS_DIR / spec.names[i]
-        args += ["-an", *_video_options(spec, rung), *_clean(), *limit, *hls_muxer(directory, spec.ts_offset)]
+        args += ["-an", *_video_options(spec, rung), *strip_metadata(), *limit]
+        args += hls_muxer(directory, spec.ts_offset)
     if spec.streaming and audio is not None:
         directory = out_dir / HLS_DIR / AUDIO_RENDITION
-        args += ["-map", f"0:{audio}", "-vn", *_audio_codec(spec.audio_copy), *_clean()]
+        args += ["-map", f"0:{audio}", "-vn", *audio_codec(spec.audio_copy), *strip_metadata()]
         args += hls_muxer(directory, spec.ts_offset)
     if spec.grid is not None and spec.poster:
         args += ["-map", "[poster]", *limit, "-frames:v", "1", "-update", "1", "-q:v", "3"]
@@ -254,15 +253,7 @@ def hls_audio_args(
 ) -> list[str]:
     """The whole file's audio as an HLS audio rendition (the segmented path's audio task)."""
     return [
-        *base_args(ffmpeg_path),
-        *input_options(input_url),
-        "-i",
-        input_url,
-        "-map",
-        f"0:{audio_stream}",
-        "-vn",
-        *_audio_codec(copy),
-        *_clean(),
+        *audio_only_args(ffmpeg_path, input_url, audio_stream, copy=copy),
         *hls_muxer(out_dir / HLS_DIR / AUDIO_RENDITION, TS_OFFSET),
     ]
 
