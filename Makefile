@@ -20,10 +20,9 @@ DDB_NPM_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DDB_DIR := .local/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(subst @,-,$(DDB_NPM_PACKAGE))
 
-# The dashboard's browser dependencies (hls.js), pinned in package-lock.json, installed into
-# node_modules/ and served with the dashboard (never from a CDN).
-NPM_HASH := $(shell cat package-lock.json | sha256sum | cut -c1-16)
-NPM_STAMP := node_modules/.installed-$(NPM_HASH)
+# The dashboard's third-party code (Swagger UI), pinned in frontend/package-lock.json; scripts off
+# (one of its dependencies would report the install to a third party).
+NPM_STAMP := frontend/node_modules/.installed-$(shell cat frontend/package-lock.json | sha256sum | cut -c1-16)
 
 # The FFmpeg layer is rebuilt only when its build script changes (it pins the wheel and its sha256).
 LAYER_HASH := $(shell cat layers/ffmpeg/build.sh | sha256sum | cut -c1-16)
@@ -40,12 +39,13 @@ WORKERS ?= 1
 FRESH ?=
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help install system-packages dev test lint bench screenshots layer package cfn-lint clean distclean
+.PHONY: help install system-packages dev test lint docs bench screenshots layer package cfn-lint clean distclean
 
 help:
 	@echo "make dev      install what is missing, then run the local stack (WORKERS=0, FRESH=1)"
-	@echo "make test     install what is missing, then ruff + mypy + pytest (PYTEST_ARGS=...)"
+	@echo "make test     install what is missing, then the docs build, ruff + mypy + pytest (PYTEST_ARGS=...)"
 	@echo "make lint     ruff + mypy"
+	@echo "make docs     the documentation site (mkdocs build --strict) into build/site"
 	@echo "make install  the install steps alone (idempotent)"
 	@echo "make bench    the benchmarks"
 	@echo "make screenshots  the dashboard's pictures in docs/screenshots (the e2e test that shows them)"
@@ -88,15 +88,14 @@ $(DDB_STAMP):
 	test -f $(DDB_DIR)/DynamoDBLocal.jar
 	@touch $@
 
-$(NPM_STAMP): package.json package-lock.json
-	npm ci --silent --no-audit --no-fund
-	@rm -f node_modules/.installed-*
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 dev: install
 	WORKERS=$(WORKERS) FRESH=$(FRESH) $(PY) -m devstack
 
-test: install cfn-lint
+test: install cfn-lint docs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -104,6 +103,11 @@ test: install cfn-lint
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# A broken link, a missing anchor or a page left out of mkdocs.yml's nav fails the build.
+# (Never with -q: mkdocs counts the warnings that --strict turns into errors only when it logs them.)
+docs: $(VENV_STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 bench: install
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
@@ -135,4 +139,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local frontend/node_modules

@@ -24,6 +24,8 @@ from benchmarks import (
     coldstart,
     contention,
     cost,
+    localstate,
+    notifier,
     outputs,
     playable,
     segmented,
@@ -34,7 +36,20 @@ from benchmarks.core import BenchResult, Context, Reporter, changed_files, code_
 from benchmarks.report import write_results
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (coldstart, calls, contention, sweeper, worker, cost, segmented, outputs, playable)
+    m.NAME: m
+    for m in (
+        coldstart,
+        calls,
+        contention,
+        sweeper,
+        worker,
+        cost,
+        segmented,
+        notifier,
+        localstate,
+        outputs,
+        playable,
+    )
 }
 # Run only when named (--only): `playable` is the part of `segmented` that a full run does anyway.
 ON_REQUEST = {playable.NAME}

@@ -1,4 +1,5 @@
-"""The seed's nouns: workspace, membership, job, attempt, ledger entry. Plain data, no I/O."""
+"""The seed's nouns: workspace, membership, job, attempt, ledger entry, and the purchases that add
+credits. Plain data, no I/O."""
 
 from __future__ import annotations
 
@@ -102,6 +103,8 @@ class LedgerReason(StrEnum):
     SYSTEM_FAILURE_REFUND = "system_failure_refund"  # the platform failed the attempt for good
     OPERATOR_GRANT = "operator_grant"  # an operator paid for a reprocess (cli reprocess --free)
     CANCEL_REFUND = "cancel_refund"  # a member cancelled a queued or processing job
+    PURCHASE = "purchase"  # a credit pack paid through Stripe Checkout
+    PURCHASE_REVERSAL = "purchase_reversal"  # a purchase refunded or disputed: its credits taken back
 
 
 class Role(StrEnum):
@@ -126,6 +129,10 @@ class Workspace:
         None  # an operator's override of RETRY_PRICING; None: the deployment's
     )
     preset: Preset | None = None  # the preset its uploads start with (the last one used); None: the default
+    # Jobs queued or processing now (MAX_ACTIVE_JOBS caps it): counted up by start and retry,
+    # down by every move that leaves queued/processing for good. A workspace stored before it
+    # was kept has none: 0.
+    active_jobs: int = 0
 
 
 @dataclass
@@ -223,6 +230,35 @@ class LedgerEntry:
     actor: str = ""
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
+    session_id: str | None = None  # a purchase (or its reversal): the Checkout session ...
+    payment_id: str | None = None  # ... and the payment (Stripe's PaymentIntent id)
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """A payment provider's event, applied once: its id is recorded with the change it made."""
+
+    id: str  # Stripe's event id (evt_...)
+    type: str  # checkout.session.completed, charge.refunded, ...
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A credit pack bought through one Checkout session: granted once, reversed at most once in
+    full (a refund, a dispute, or both, each taking back only what is not back yet)."""
+
+    session_id: str  # Stripe's Checkout session id (cs_...)
+    workspace_id: str
+    pack: str
+    credits: int
+    amount: int  # what was paid, in the currency's smallest unit (cents)
+    currency: str
+    payment_id: str | None  # Stripe's PaymentIntent id (pi_...): what refunds and disputes name
+    buyer: str  # the owner who started the checkout (user id)
+    event_id: str  # the event that granted it
+    created_at: datetime
+    reversed_credits: int = 0  # taken back so far by refunds and disputes
 
 
 AUDIO_TASK = -1  # the segmented path's audio task; segment tasks are numbered from 0

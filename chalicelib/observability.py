@@ -28,9 +28,15 @@ def metrics() -> Metrics:
     return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE, service=SERVICE)
 
 
+# Only botocore (boto3 and pynamodb go through it) is traced: its X-Ray patch records the service,
+# operation and table or queue, never a body. http.client's patch would record every URL called,
+# and a webhook URL may carry its receiver's token.
+TRACED_MODULES = ("botocore",)
+
+
 @cache
 def tracer() -> Tracer:
-    return Tracer(service=SERVICE)
+    return Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:

@@ -1,14 +1,16 @@
 /**
  * The dashboard's entry point: wires sign-in, the header (workspace, credits, account, the link
- * to the settings view), the upload panel with its output select, the job list, the player and
- * retries together.
+ * to the settings view), the upload panel with its output select, the job list, the player,
+ * retries, buying credits and the credit history together.
  */
 
 import { onUnauthorized, request, SESSION_EXPIRED_MESSAGE } from './api.js';
 import { getToken, hasExpiredSession, signIn, signOut, signedInEmail } from './auth.js';
 import { plural } from './format.js';
 import { JobsView } from './jobs.js';
+import { CreditHistory } from './ledger.js';
 import { BrowserNotifier, NotificationPanel } from './notifications.js';
+import { Purchases } from './purchases.js';
 import { CancelController } from './cancel.js';
 import { RetryDialog } from './dialog.js';
 import { Player } from './player.js';
@@ -27,6 +29,7 @@ const ctx = {
   workspaceQuery: () => (state.workspaceId ? { workspaceId: state.workspaceId } : {}),
   workspaceBody: () => (state.workspaceId ? { workspaceId: state.workspaceId } : {}),
   credits: () => state.credits,
+  canBuy: () => Boolean(purchases && purchases.canBuy),
   refreshCredits,
   announce,
 };
@@ -39,6 +42,8 @@ let notifier;
 let panel;
 let presets;
 let player;
+let purchases;
+let creditHistory;
 
 /** Say something in the polite live region (and show it in the status line). */
 function announce(message) {
@@ -64,6 +69,8 @@ function showSignIn(message = '') {
   retry.reset();
   uploader.reset();
   notifier.reset();
+  purchases.reset();
+  creditHistory.reset();
   state.workspaceId = null;
   state.credits = null;
   showView('signin');
@@ -106,12 +113,21 @@ function currentWorkspace() {
 
 function renderCredits() {
   const credits = $('credits');
+  const owed = typeof state.credits === 'number' && state.credits < 0;
   if (typeof state.credits === 'number') {
-    credits.textContent = plural(state.credits, 'credit');
+    // Below 0 only after a purchase was refunded or disputed: the workspace owes credits.
+    credits.textContent = owed ? `Owes ${plural(-state.credits, 'credit')}` : plural(state.credits, 'credit');
     credits.dataset.credits = String(state.credits);
   } else {
     credits.textContent = '…';
     delete credits.dataset.credits;
+  }
+  credits.classList.toggle('credits-owed', owed);
+  const notice = $('credits-owed');
+  notice.hidden = !owed;
+  if (owed) {
+    notice.textContent = `This workspace owes ${plural(-state.credits, 'credit')}: a purchase was refunded or `
+      + 'disputed. Jobs cannot be started or retried until credits are bought to cover it.';
   }
 }
 
@@ -148,6 +164,7 @@ async function refreshCredits() {
     const workspace = currentWorkspace();
     if (workspace) workspace.credits = data.credits;
     renderCredits();
+    creditHistory.refresh();
   } catch {
     // The header keeps the last known balance; the action that needed it shows its own error.
   }
@@ -173,6 +190,9 @@ function selectWorkspace(id) {
   uploader.reset();
   notifier.reset();
   panel.reset();
+  purchases.reset();
+  creditHistory.reset();
+  purchases.load();
   jobs.start();
   refreshCredits();
   presets.load();
@@ -204,6 +224,7 @@ async function enterDashboard() {
     return;
   }
   selectWorkspace(chooseWorkspace(state.workspaces));
+  purchases.handleReturn();
 }
 
 async function download(job) {
@@ -268,6 +289,7 @@ function wire() {
       onDownload: download,
       onPlay: (job) => player.open(job),
       presetLabel: (id) => presets.label(id),
+      onBuyCredits: () => purchases.open(),
     },
   );
   const dialog = new RetryDialog(
@@ -298,6 +320,31 @@ function wire() {
   jobs.onChange((shown) => notifier.observe(shown));
   jobs.onChange(revealLinkedJob);
   panel = new NotificationPanel(ctx);
+  creditHistory = new CreditHistory(ctx, {
+    panel: $('credit-history'),
+    list: $('ledger-list'),
+    more: $('ledger-more'),
+    error: $('ledger-error'),
+  });
+  purchases = new Purchases(
+    {
+      workspaceId: () => state.workspaceId,
+      workspaceName: () => (currentWorkspace() ? currentWorkspace().name || state.workspaceId : ''),
+      role: () => (currentWorkspace() ? currentWorkspace().role : null),
+      refreshCredits,
+      onCredited: () => jobs.refresh(),
+      announce,
+    },
+    {
+      button: $('buy-credits'),
+      dialog: $('buy-dialog'),
+      workspace: $('buy-workspace'),
+      list: $('pack-list'),
+      error: $('buy-error'),
+      close: $('buy-close'),
+      status: $('purchase-status'),
+    },
+  );
   uploader = new Uploader(
     {
       input: $('upload-input'),

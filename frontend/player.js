@@ -5,7 +5,7 @@
  * - GET /jobs/{id}/playback says what to play: an MP4 (presigned URL) in the <video> element, or
  *   an HLS master playlist served by the API. HLS plays natively where the browser can (Safari,
  *   Chromium 142+), else through hls.js (npm, pinned; served by the dashboard at
- *   /vendor/hls.min.js and loaded the first time it is needed); a stream still growing goes
+ *   /vendor/hls.js/hls.min.js and loaded the first time it is needed); a stream still growing goes
  *   through hls.js wherever it runs (Chromium's own player refuses live playlists).
  * - The links expire (PLAYBACK_URL_EXPIRY_SECONDS): when the player is refused (403) or a segment
  *   is gone, it asks for a fresh playback and resumes where it was.
@@ -18,7 +18,7 @@ import { formatDuration } from './format.js';
 import { show } from './dom.js';
 
 const HLS_TYPE = 'application/vnd.apple.mpegurl';
-const HLS_SCRIPT = '/vendor/hls.min.js';
+const HLS_SCRIPT = '/vendor/hls.js/hls.min.js';
 const MAX_REFRESHES = 5;
 
 let hlsLoading = null;

@@ -70,7 +70,7 @@ function newKey() {
 }
 
 /**
- * ctx: { workspaceBody(), credits(), refreshCredits(), announce(message) }
+ * ctx: { workspaceBody(), credits(), canBuy(), refreshCredits(), announce(message) }
  * jobs: the JobsView. batchUi: { button, note, results } elements of the batch controls.
  * dialog: the RetryDialog. replaceInput: the file input "Upload a new file" opens.
  */
@@ -178,7 +178,7 @@ export class RetryController {
     const intent = preset ? `${job.id}#${preset}` : job.id;
     const key = this.keyFor(intent);
     this.inFlight.add(job.id);
-    this.jobs.setUi(job.id, { retrying: true, message: null });
+    this.jobs.setUi(job.id, { retrying: true, message: null, offerPurchase: false });
     this.ctx.announce(`Retrying ${name}...`);
     try {
       const body = { ...this.ctx.workspaceBody(), ...(preset ? { preset } : {}) };
@@ -199,6 +199,11 @@ export class RetryController {
       // The job may have changed elsewhere (retried, deleted) or credits moved: show the truth.
       if (error.status >= 400 && error.status < 500) {
         await Promise.all([this.ctx.refreshCredits(), this.jobs.refresh()]);
+      }
+      // Refused for the balance: offer to buy credits right there (owners, where buying works).
+      const price = typeof job.retryPrice === 'number' ? job.retryPrice : 1;
+      if (error.status === 403 && this.ctx.credits() < price && this.ctx.canBuy()) {
+        this.jobs.setUi(job.id, { offerPurchase: true });
       }
     } finally {
       this.inFlight.delete(job.id);

@@ -13,17 +13,16 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
-from aws_lambda_powertools.utilities import parameters
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.secrets import json_secret
 from chalicelib.config import Settings, get_settings
 from chalicelib.errors import StorageError
 from chalicelib.processing.ports import PresignedRequest, StoredObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-SECRET_MAX_AGE = 300  # seconds Powertools caches the secret in a warm container
 # The worker's copy of an upload: at most 8 ranged GETs at once, in one wave when the size is
 # known (each range is then size/8, at least 8 MiB). One HTTP stream is bounded by one
 # connection's throughput; fewer, larger ranges also spare servers that re-read per request.
@@ -62,13 +61,10 @@ def r2_keys(settings: Settings) -> tuple[str, str] | None:
         if not settings.r2_access_key_id:
             return None
         return settings.r2_access_key_id, settings.r2_secret_access_key.get_secret_value()
-    try:
-        secret = parameters.get_secret(settings.r2_secret_id, transform="json", max_age=SECRET_MAX_AGE)
-    except parameters.exceptions.GetParameterError as exc:
-        raise StorageError("The R2 credentials could not be read") from exc
-    if not isinstance(secret, dict) or not secret.get("accessKeyId") or not secret.get("secretAccessKey"):
-        raise StorageError("The R2 credentials secret must hold accessKeyId and secretAccessKey")
-    return str(secret["accessKeyId"]), str(secret["secretAccessKey"])
+    keys = json_secret(
+        settings.r2_secret_id, ("accessKeyId", "secretAccessKey"), StorageError, "R2 credentials"
+    )
+    return keys["accessKeyId"], keys["secretAccessKey"]
 
 
 class R2Store:

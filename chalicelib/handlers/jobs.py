@@ -50,7 +50,7 @@ blueprint = Blueprint(__name__)
     status=201,
     body=CreateJobIn,
     response=CreatedJobOut,
-    errors=(400, 403, 404, 413),
+    errors=(400, 403, 404, 413, 429),
 )
 def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     created = jobs.create_job(
@@ -71,7 +71,7 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     status=202,
     body=WorkspaceIn,
     response=StartedOut,
-    errors=(400, 403, 404, 409, 503),
+    errors=(400, 403, 404, 409, 429, 503),
 )
 def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut:  # noqa: N803
     job_id = parse_job_id(jobId)
@@ -139,7 +139,7 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
     summary="Retry a failed job (1 credit; free under RETRY_PRICING first_free for its first retry)",
     body=RetryIn,
     response=RetryOut,
-    errors=(400, 403, 404, 409, 503),
+    errors=(400, 403, 404, 409, 429, 503),
 )
 def retry_job(principal: Principal, body: RetryIn, jobId: str) -> RetryOut:  # noqa: N803
     job_id = parse_job_id(jobId)

@@ -6,10 +6,11 @@ They validate what clients send and generate /openapi.json.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -49,6 +50,21 @@ def preset_field() -> Any:
     return Field(default=None, json_schema_extra=_optional_preset_schema)
 
 
+def _whole(value: Any) -> Any:
+    """A JSON number without a fraction (10 or 10.0, as JSON Schema's `integer`); not `true`, not
+    "10" (lax pydantic would take both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+
+
 class Schema(BaseModel):
     # defer_build: each model builds its validator on first use, not at import (a cold start
     # pays only for the models its request uses).
@@ -84,7 +100,7 @@ class UploadIn(WorkspaceIn):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=1, max_length=127, json_schema_extra={"pattern": VIDEO_TYPE_PATTERN})
     # documented: at least 1, at most UPLOAD_MAX_BYTES (413 above it)
-    size: int = Field(json_schema_extra={"minimum": 1})
+    size: WholeNumber = Field(json_schema_extra={"minimum": 1})
 
     @field_validator("filename")
     @classmethod
@@ -373,10 +389,20 @@ class LedgerEntryOut(Schema):
     reason: str
     job_id: str | None
     created_at: datetime
+    session_id: str | None  # a purchase or its reversal: the Stripe Checkout session ...
+    payment_id: str | None  # ... and the payment it names
 
     @classmethod
     def of(cls, e: LedgerEntry) -> LedgerEntryOut:
-        return cls(id=e.id, delta=e.delta, reason=e.reason.value, job_id=e.job_id, created_at=e.created_at)
+        return cls(
+            id=e.id,
+            delta=e.delta,
+            reason=e.reason.value,
+            job_id=e.job_id,
+            created_at=e.created_at,
+            session_id=e.session_id,
+            payment_id=e.payment_id,
+        )
 
 
 class LedgerOut(Schema):

@@ -43,6 +43,8 @@ class Move(StrEnum):
     CREDITS = "credits"  # an operator's grant or adjustment
     PRICING = "pricing"  # an operator's RETRY_PRICING override
     PRESET = "preset"  # the workspace's default preset
+    PURCHASE = "purchase"  # a paid Checkout session grants its pack's credits
+    PURCHASE_REVERSAL = "purchase_reversal"  # a refund or a dispute takes them back
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,12 @@ def poster_url(svc: Services, job: Job) -> str | None:
 
 
 def _key(settings: Settings) -> bytes:
+    if settings.playback_signing_secret_id:  # deployed: never in the function's environment
+        from chalicelib.adapters.secrets import text_secret
+
+        return text_secret(
+            settings.playback_signing_secret_id, ServiceUnavailableError, "playback signing key"
+        ).encode()
     key = settings.playback_signing_key.get_secret_value()
     if not key:
         raise ServiceUnavailableError("Playback is not configured (PLAYBACK_SIGNING_KEY)")

@@ -38,6 +38,7 @@ from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import Queued, dispatch
 from chalicelib.processing.idempotency import Key
+from chalicelib.processing.limits import check_rate
 from chalicelib.processing.ports import PresignedRequest
 from chalicelib.processing.pricing import pricing_of
 from chalicelib.processing.storage import input_key
@@ -88,11 +89,13 @@ def create_job(
     workspace_id: str | None,
     preset_name: str | None = None,
 ) -> NewUpload:
-    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet.
+    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet: the caller's
+    rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create.
 
     The job produces `preset_name` (which becomes the workspace's, what the next upload starts
     with), or without one, the workspace's."""
     preset = presets.parse(preset_name)
+    check_rate(svc, principal, "create-job")
     content_type = _checked_upload(svc, content_type, size)
     membership = resolve_workspace(svc.repo, principal, workspace_id)
     if preset is None:
@@ -194,7 +197,7 @@ def _start_once(
             f"The upload has {stored.size} bytes but {job.size} were declared. Upload the whole file again."
         )
     now = svc.clock()
-    started = transitions.start(job, principal.user_id, now)
+    started = transitions.start(job, principal.user_id, now, cap=svc.settings.max_active_jobs)
     queued = project(job, started)
     if key:
         started = dataclasses.replace(started, answer=key.answer(svc, Queued(queued)))

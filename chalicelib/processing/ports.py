@@ -281,3 +281,13 @@ class Repository(Protocol):
     def get_answer(self, record_id: str, now: datetime) -> KeyedAnswer | None:
         """The key's stored answer; None when there is none, it expired, or it was released."""
         ...
+
+
+class RateLimiter(Protocol):
+    """Counts a caller's requests per fixed window, shared by every process (DynamoDB)."""
+
+    def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> int | None:
+        """Count one request of `key` in the window `now` falls in: None while the window holds
+        at most `limit`, else the whole seconds until the window ends (nothing counted).
+        ServiceUnavailableError when it cannot be counted."""
+        ...

@@ -8,7 +8,10 @@ The rules, in the order the seed checks them:
    was refunded pays its first retry as a start (chalicelib.lifecycle.pricing);
 4. the original upload is still in R2 (else 409); when a new file was announced for the job
    ("Upload a new file", chalicelib.processing.jobs.replace_input), it is that file, whole
-   (else 400), and the retry takes it.
+   (else 400), and the retry takes it;
+5. the workspace has fewer than MAX_ACTIVE_JOBS jobs queued or processing (else 429 with
+   Retry-After; the batch reports the jobs it could not queue). The transaction itself checks it
+   and counts the job in, so two retries at once can never both pass the cap.
 The retry may name a preset ("Retry with different settings", one job): same price; a batch
 keeps each job's own.
 Then ONE transaction (chalicelib.lifecycle.transitions.retry): job failed→queued (guard: still
@@ -41,6 +44,7 @@ from chalicelib.domain import (
     Workspace,
 )
 from chalicelib.errors import (
+    ActiveJobsLimitError,
     DomainError,
     InsufficientCreditsForRetryError,
     JobNotFailedError,
@@ -207,7 +211,16 @@ def _commit_retry(
     replaced: frozenset[str] = frozenset(),
 ) -> Retried:
     retried = transitions.retry(
-        [job], basis, trigger, actor, member, svc.clock(), granted=granted, preset=preset, replaced=replaced
+        [job],
+        basis,
+        trigger,
+        actor,
+        member,
+        svc.clock(),
+        granted=granted,
+        preset=preset,
+        replaced=replaced,
+        cap=svc.settings.max_active_jobs,
     )
     queued, attempt = project(job, retried), _new_attempt(retried, job.id)
     charged = attempt.credits_charged
@@ -303,7 +316,11 @@ def _commit_batch(
     eligible = _eligible(svc, ws_id, ids, results)
     replaced = frozenset(job.id for job in eligible if job.pending_size is not None)
     workspace, repriced = _workspace(svc, ws_id), 0  # its pricing decides each job's price
+    cap = svc.settings.max_active_jobs
     while eligible:
+        eligible = _within_cap(eligible, cap - workspace.active_jobs, results)
+        if not eligible:
+            break
         basis = PricingBasis.read(workspace, svc.settings.retry_pricing)
         retried = transitions.retry(
             eligible,
@@ -313,6 +330,7 @@ def _commit_batch(
             principal.user_id,
             svc.clock(),
             replaced=replaced,
+            cap=cap,
         )
         if workspace.credits < -retried.credits:
             raise InsufficientCreditsForRetryError()
@@ -327,6 +345,8 @@ def _commit_batch(
             for job_id in exc.job_ids:
                 results[job_id] = _failure(job_id, JobNotFailedError())
             eligible = [job for job in eligible if job.id not in exc.job_ids]
+        except ActiveJobsLimitError:
+            workspace = _workspace(svc, ws_id)  # others joined the active jobs meanwhile: fewer fit
         except InsufficientCreditsForRetryError:
             fresh = _workspace(svc, ws_id)
             if fresh.retry_pricing == workspace.retry_pricing:
@@ -335,6 +355,14 @@ def _commit_batch(
             if repriced > 2:
                 raise TransactionConflictError() from None
     return None
+
+
+def _within_cap(eligible: list[Job], room: int, results: dict[str, ItemResult]) -> list[Job]:
+    """The first `room` jobs (in the request's order); the others reported as not queued."""
+    kept = eligible[: max(0, room)]
+    for job in eligible[len(kept) :]:
+        results[job.id] = _failure(job.id, ActiveJobsLimitError())
+    return kept
 
 
 def _workspace(svc: Services, ws_id: str) -> Workspace:

@@ -35,6 +35,8 @@ NOT_ON_THE_API_IMPORT_PATH = (
     "chalicelib.adapters.r2",
     "chalicelib.adapters.dynamodb",
     "chalicelib.adapters.idempotency",
+    "chalicelib.payments.adapters",
+    "stripe",
     "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.idempotency",
     "boto3",
@@ -48,6 +50,7 @@ ROUTE_MODULES = (
     "chalicelib.handlers.credits",
     "chalicelib.handlers.jobs",
     "chalicelib.notifications.routes",
+    "chalicelib.payments.routes",
 )
 
 

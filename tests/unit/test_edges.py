@@ -20,7 +20,7 @@ def test_every_domain_error_maps_to_a_status_and_code() -> None:
 
     for cls in all_subclasses(errors.DomainError):
         mapped = errors.http_error_for(cls.__new__(cls))
-        assert mapped.status in {400, 401, 403, 404, 409, 413, 500, 503}
+        assert mapped.status in {400, 401, 403, 404, 409, 413, 429, 500, 503}
     assert errors.http_error_for(errors.InsufficientCreditsForRetryError()) == (403, "FORBIDDEN")
     assert errors.http_error_for(errors.UploadGoneError()) == (409, "CONFLICT")
     assert errors.http_error_for(errors.JobsChangedError({"x"})) == (400, "BAD_REQUEST")

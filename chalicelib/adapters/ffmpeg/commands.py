@@ -276,6 +276,8 @@ class ProbeInfo:
     rotation: int = 0  # the display matrix's rotation in degrees (a phone's portrait video: ±90)
     color_transfer: str | None = None  # smpte2084 (PQ) or arib-std-b67 (HLG): HDR
     level: int | None = None  # H.264/HEVC level_idc (an output's CODECS entry)
+    start_seconds: float = 0.0  # the file's start time (what input `-ss` counts from)
+    video_start_seconds: float = 0.0  # the video stream's first presentation time
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -291,6 +293,11 @@ class ProbeInfo:
     @property
     def hdr(self) -> bool:
         return self.color_transfer in ("smpte2084", "arib-std-b67")
+
+    @property
+    def is_mp4(self) -> bool:
+        """An MP4 or MOV (ffmpeg's `mov` demuxer): its frame index can be read from `moov`."""
+        return "mp4" in self.format_name.split(",") or "mov" in self.format_name.split(",")
 
 
 def parse_probe(probe_json: str) -> ProbeInfo:
@@ -318,6 +325,8 @@ def parse_probe(probe_json: str) -> ProbeInfo:
         rotation=_rotation(video),
         color_transfer=_text(video.get("color_transfer")),
         level=int(video["level"]) if isinstance(video.get("level"), int) and video["level"] > 0 else None,
+        start_seconds=_float(fmt.get("start_time")),
+        video_start_seconds=_float(video.get("start_time")),
     )
 
 
@@ -342,6 +351,14 @@ def _text(value: object) -> str | None:
 def _is_moving_picture(stream: dict[str, Any]) -> bool:
     # Cover art inside an audio file is a "video" stream of one still picture.
     return stream.get("codec_type") == "video" and not (stream.get("disposition") or {}).get("attached_pic")
+
+
+def _float(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _positive_float(value: object) -> float | None:

@@ -9,11 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chalicelib.adapters.ffmpeg import mp4index
 from chalicelib.adapters.ffmpeg import render as rendering
-from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, redact
+from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, ProbeInfo, redact
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
 from chalicelib.adapters.ffmpeg.segments import (
     CUT_EPSILON,
+    FrameList,
     audio_copyable,
     build_audio_args,
     build_frames_args,
@@ -53,8 +55,7 @@ class FFmpegSegmenter:
         info = self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS)
         if not info.duration_seconds:
             raise InvalidVideoError(detail="the source has no duration")
-        args = build_frames_args(self.ffmpeg.ffprobe_path, input_url, info.video_stream)
-        frames = parse_frames(self.ffmpeg.run_probe(args, input_url, self.survey_timeout_seconds))
+        frames = self.frames(input_url, info)
         return SourceSurvey(
             duration_seconds=info.duration_seconds,
             video_stream=info.video_stream,
@@ -66,6 +67,18 @@ class FFmpegSegmenter:
             short_side=info.short_side,
             hdr=info.hdr,
         )
+
+    def frames(self, input_url: str, info: ProbeInfo) -> FrameList:
+        """The video's frame and keyframe times: from an MP4/MOV's sample tables (a few ranged
+        reads of `moov`), else by listing every packet (a read of the whole file)."""
+        if info.is_mp4:
+            indexed = mp4index.frame_list(
+                input_url, info.video_stream, info.video_start_seconds, info.start_seconds
+            )
+            if indexed is not None:
+                return FrameList(frame_times=indexed[0], keyframe_times=indexed[1])
+        args = build_frames_args(self.ffmpeg.ffprobe_path, input_url, info.video_stream)
+        return parse_frames(self.ffmpeg.run_probe(args, input_url, self.survey_timeout_seconds))
 
     def render_segment(
         self,
