@@ -20,9 +20,12 @@ DDB_NPM_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DDB_DIR := .local/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(subst @,-,$(DDB_NPM_PACKAGE))
 
-# The dashboard's third-party code (Swagger UI), pinned in frontend/package-lock.json; scripts off
-# (one of its dependencies would report the install to a third party).
-NPM_STAMP := frontend/node_modules/.installed-$(shell cat frontend/package-lock.json | sha256sum | cut -c1-16)
+# The dashboard's third-party code (package-lock.json pins it): Swagger UI for /api-docs/, served as
+# published, and Uppy, bundled into frontend/vendor/uppy.js; installed into node_modules (both
+# git-ignored) with scripts off (one of Swagger UI's dependencies would report the install to a
+# third party), again only when the lock or the bundle's entry change.
+NPM_HASH := $(shell cat package-lock.json frontend/vendor/entry.js | sha256sum | cut -c1-16)
+NPM_STAMP := node_modules/.installed-$(NPM_HASH)
 
 # The FFmpeg layer is rebuilt only when its build script changes (it pins the wheel and its sha256).
 LAYER_HASH := $(shell cat layers/ffmpeg/build.sh | sha256sum | cut -c1-16)
@@ -39,7 +42,7 @@ WORKERS ?= 1
 FRESH ?=
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help install system-packages dev test lint docs bench screenshots layer package cfn-lint clean distclean
+.PHONY: help install system-packages frontend-vendor dev test lint docs bench screenshots layer package cfn-lint clean distclean
 
 help:
 	@echo "make dev      install what is missing, then run the local stack (WORKERS=0, FRESH=1)"
@@ -47,6 +50,7 @@ help:
 	@echo "make lint     ruff + mypy"
 	@echo "make docs     the documentation site (mkdocs build --strict) into build/site"
 	@echo "make install  the install steps alone (idempotent)"
+	@echo "make frontend-vendor  the dashboard's Uppy bundle (npm ci + esbuild; part of install)"
 	@echo "make bench    the benchmarks"
 	@echo "make screenshots  the dashboard's pictures in docs/screenshots (the e2e test that shows them)"
 	@echo "make layer    build the FFmpeg Lambda layer (once per change of its build script)"
@@ -88,8 +92,11 @@ $(DDB_STAMP):
 	test -f $(DDB_DIR)/DynamoDBLocal.jar
 	@touch $@
 
-$(NPM_STAMP): frontend/package.json frontend/package-lock.json
-	cd frontend && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+frontend-vendor: $(NPM_STAMP)
+
+$(NPM_STAMP): package.json package-lock.json frontend/vendor/entry.js
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	npm run -s build
 	@touch $@
 
 dev: install
@@ -135,8 +142,9 @@ cfn-lint: $(PACKAGE_STAMP)
 	$(VENV)/bin/cfn-lint infra/resources.yaml $(PACKAGE_DIR)/sam.yaml
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts build layers/ffmpeg/build layers/ffmpeg/*.zip frontend/config.js
+	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts build layers/ffmpeg/build layers/ffmpeg/*.zip frontend/config.js \
+		frontend/vendor/uppy.js
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .local frontend/node_modules
+	rm -rf $(VENV) .local node_modules

@@ -19,6 +19,7 @@ from chalicelib.handlers.http import ThreadSafeChalice
 from chalicelib.notifications import routes as notification_routes
 from chalicelib.outputs import routes as output_routes
 from chalicelib.payments import routes as payment_routes
+from chalicelib.uploads import routes as upload_routes
 
 JOBS_QUEUE = "vidproc-jobs"  # the deployed queue's name (infra/); the code reads JOBS_QUEUE_URL
 NOTIFICATIONS_QUEUE = "vidproc-notifications"  # the code reads NOTIFICATIONS_QUEUE_URL
@@ -28,6 +29,7 @@ app = ThreadSafeChalice(app_name="vidproc")
 app.register_blueprint(meta.blueprint)
 app.register_blueprint(credits.blueprint)
 app.register_blueprint(jobs.blueprint)
+app.register_blueprint(upload_routes.blueprint)
 app.register_blueprint(notification_routes.blueprint)
 app.register_blueprint(output_routes.blueprint)
 app.register_blueprint(payment_routes.blueprint)

@@ -30,6 +30,7 @@ from benchmarks import (
     playable,
     segmented,
     sweeper,
+    uploads,
     worker,
 )
 from benchmarks.core import BenchResult, Context, Reporter, changed_files, code_stamp, machine, machine_line
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         localstate,
         outputs,
         playable,
+        uploads,
     )
 }
 # Run only when named (--only): `playable` is the part of `segmented` that a full run does anyway.

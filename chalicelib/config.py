@@ -31,7 +31,13 @@ from pydantic import (
 
 from chalicelib.domain import RetryPricing
 
+MIB = 1024**2
 GIB = 1024**3
+# R2's multipart rules (developers.cloudflare.com/r2/objects/multipart-objects): parts of 5 MiB
+# to 5 GiB, all but the last of one size, at most 10,000 of them; a single PUT is at most 5 GiB.
+PART_MIN_BYTES = 5 * MIB
+PART_MAX_BYTES = 5 * GIB
+MAX_PARTS = 10_000
 
 
 class CreditPack(BaseModel):
@@ -94,8 +100,15 @@ class Settings(BaseModel):
     r2_region: str = "auto"
 
     # --- Uploads and downloads ---------------------------------------------------------------
-    upload_max_bytes: int = Field(default=2 * GIB, gt=0)
-    upload_url_expiry_seconds: int = Field(default=900, gt=0, le=900)
+    upload_max_bytes: int = Field(default=50 * GIB, gt=0, le=MAX_PARTS * PART_MAX_BYTES)
+    upload_url_expiry_seconds: int = Field(default=900, gt=0, le=900)  # a PUT's, or a part's
+    # A file larger than this is uploaded in parts (multipart, resumable); up to it, one PUT.
+    upload_multipart_threshold_bytes: int = Field(default=100 * MIB, gt=0, le=PART_MAX_BYTES)
+    # Every part but the last has this size (larger when a file would need over 10,000 parts).
+    upload_part_bytes: int = Field(default=16 * MIB, ge=PART_MIN_BYTES, le=PART_MAX_BYTES)
+    # An unfinished multipart upload is aborted by the sweeper this long after it was created
+    # (and by R2's lifecycle rule a day later: infra/r2-lifecycle.json).
+    upload_multipart_expiry_seconds: int = Field(default=48 * 3600, gt=0)
     download_url_expiry_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
     # Playback (chalicelib.outputs.playback): the playlists' signed links and every segment URI
     # they hold live this long (a player that outlives them asks for fresh ones); the links are

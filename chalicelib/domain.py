@@ -196,6 +196,15 @@ class Job:
     pending_filename: str | None = None
     pending_content_type: str | None = None
     pending_size: int | None = None
+    # A file above UPLOAD_MULTIPART_THRESHOLD_BYTES is uploaded in parts: R2's multipart upload id
+    # and the size of every part but the last (both None: one presigned PUT). While uploading,
+    # `sweep_at` is when the sweeper aborts the upload if it is still unfinished.
+    upload_id: str | None = None
+    part_size: int | None = None
+
+    @property
+    def multipart(self) -> bool:
+        return self.upload_id is not None
 
     @property
     def segments_done(self) -> int:

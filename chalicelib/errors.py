@@ -85,6 +85,19 @@ class WebhookRejectedError(ValidationError):
     default_message = "The webhook's signature could not be verified"
 
 
+class NotUploadingError(DomainError):
+    """A request about a job's upload (its parts, completing or aborting it) for a job that is no
+    longer waiting for it, or whose upload is one PUT rather than parts."""
+
+    default_message = "This job is no longer waiting for its upload"
+
+
+class PartsIncompleteError(UploadIncompleteError):
+    """Completing a multipart upload whose stored parts do not add up to the declared file."""
+
+    default_message = "The upload is missing parts. Upload them, then complete it."
+
+
 # --- 401 / 403 -------------------------------------------------------------------------------
 class UnauthorizedError(DomainError):
     default_message = "Authentication required"
@@ -257,6 +270,7 @@ ERROR_TABLE: dict[type[DomainError], HttpError] = {
     JobNotCancellableError: HttpError(400, "BAD_REQUEST"),
     JobNotReplaceableError: HttpError(400, "BAD_REQUEST"),
     NotPlayableError: HttpError(400, "BAD_REQUEST"),
+    NotUploadingError: HttpError(400, "BAD_REQUEST"),
     UnauthorizedError: HttpError(401, "UNAUTHORIZED"),
     ForbiddenError: HttpError(403, "FORBIDDEN"),
     InsufficientCreditsError: HttpError(403, "FORBIDDEN"),
@@ -335,6 +349,14 @@ class InputMissingError(DownloadError):
 
     code = "INPUT_MISSING"
     default_message = "Failed to download from R2: the original upload no longer exists"
+
+
+class UploadExpiredError(ProcessingError):
+    """A multipart upload left unfinished past UPLOAD_MULTIPART_EXPIRY_SECONDS: its parts were
+    discarded (recorded on the job by the sweeper; no attempt ever ran)."""
+
+    code = "UPLOAD_EXPIRED"
+    default_message = "The upload was not finished in time and was discarded"
 
 
 class FFmpegCrashedError(ProcessingError):

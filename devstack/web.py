@@ -19,7 +19,7 @@ from devstack.services import LoopbackServer
 
 FRONTEND_DIR = REPO_ROOT / "frontend"
 # Third-party code the pages use, from the pinned npm packages `make install` put in
-# frontend/node_modules (never a CDN): URL prefix -> package folder. Deployed, infra/deploy.sh
+# node_modules (never a CDN): URL prefix -> package folder. Deployed, infra/deploy.sh
 # copies the same folders to the same paths.
 VENDOR = {"/vendor/swagger-ui/": "swagger-ui-dist", "/vendor/hls.js/": "hls.js/dist"}
 
@@ -31,7 +31,7 @@ def app_config(env: Mapping[str, str], api_url: str) -> dict[str, Any]:
         "cognitoEndpoint": env.get("AWS_ENDPOINT_URL_COGNITO_IDP", ""),
         "cognitoRegion": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
         "cognitoClientId": env.get("COGNITO_CLIENT_ID", ""),
-        "uploadMaxBytes": int(env.get("UPLOAD_MAX_BYTES", str(2 * 1024**3))),
+        "uploadMaxBytes": int(env.get("UPLOAD_MAX_BYTES", str(50 * 1024**3))),
     }
 
 
@@ -70,7 +70,7 @@ class FrontendHandler(SimpleHTTPRequestHandler):
             if path.startswith(prefix):
                 rest = unquote(path[len(prefix) :].split("?", 1)[0].split("#", 1)[0])
                 parts = [p for p in rest.split("/") if p not in ("", ".", "..")]
-                return str(Path(self.directory, "node_modules", package, *parts))
+                return str(Path(REPO_ROOT, "node_modules", package, *parts))
         return super().translate_path(path)
 
     def end_headers(self) -> None:

@@ -11,15 +11,17 @@
 #   4. `chalice package --merge-template infra/chalice-merge.yaml`, finished by infra/finalize_template.py
 #   5. `aws cloudformation package` + `deploy` of that SAM template, parameters from step 1's outputs
 #   6. the R2 bucket's CORS rule (PUT/GET/HEAD from the dashboard's origin) and its lifecycle rules
-#      (infra/r2-lifecycle.json: segment parts left under work/ expire), through R2's S3 API
-#   7. the dashboard: frontend/ to its bucket with a generated config.js, then a CloudFront invalidation
+#      (infra/r2-lifecycle.json: segment parts left under work/ expire, unfinished multipart uploads
+#      are aborted), through R2's S3 API
+#   7. the dashboard: its Uppy bundle built (make frontend-vendor), frontend/ to its bucket with a
+#      generated config.js, then a CloudFront invalidation
 #
 # Environment (required): AWS credentials for the target account, AWS_REGION (or AWS_DEFAULT_REGION),
 #   R2_ACCOUNT_ID (or R2_ENDPOINT_URL).
 # Environment (optional, defaults in brackets):
 #   STAGE [prod]  TABLE_PREFIX [vidproc-$STAGE]  R2_BUCKET [vidproc-$STAGE-media]
 #   RESOURCES_STACK [vidproc-$STAGE-resources]  APP_STACK [vidproc-$STAGE-app]
-#   UPLOAD_MAX_BYTES [2147483648]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
+#   UPLOAD_MAX_BYTES [53687091200]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
 #   FRONTEND_DOMAIN_NAME + FRONTEND_CERTIFICATE_ARN (custom dashboard domain, ACM cert in us-east-1)
 #   ALARM_TOPIC_ARN (SNS topic every alarm notifies; required for the prod stage)
 #   NOTIFY_EMAIL_FROM [notifications@vidproc.example] (the sender of notification emails: an
@@ -66,7 +68,7 @@ TABLE_PREFIX="${TABLE_PREFIX:-vidproc-$STAGE}"
 RESOURCES_STACK="${RESOURCES_STACK:-vidproc-$STAGE-resources}"
 APP_STACK="${APP_STACK:-vidproc-$STAGE-app}"
 R2_BUCKET="${R2_BUCKET:-vidproc-$STAGE-media}"
-UPLOAD_MAX_BYTES="${UPLOAD_MAX_BYTES:-2147483648}"
+UPLOAD_MAX_BYTES="${UPLOAD_MAX_BYTES:-53687091200}"
 NOTIFY_EMAIL_FROM="${NOTIFY_EMAIL_FROM:-notifications@vidproc.example}"
 BUILD_DIR="${BUILD_DIR:-infra/build}"
 PYTHON="${PYTHON:-.venv/bin/python}"
@@ -144,8 +146,11 @@ done
 missing=()
 command -v aws >/dev/null 2>&1 || missing+=("aws (AWS CLI v1 or v2)")
 [[ -x "$CHALICE" ]] || missing+=("$CHALICE (make install)")
-if ((!SKIP_LAYER)) && [[ -z "${FFMPEG_LAYER_ARN:-}" ]]; then
+if ((!SKIP_LAYER)) && [[ -z "${FFMPEG_LAYER_ARN:-}" ]] || ((!SKIP_FRONTEND)); then
   command -v make >/dev/null 2>&1 || missing+=("make")
+fi
+if ((!SKIP_FRONTEND)); then
+  command -v npm >/dev/null 2>&1 || missing+=("npm (the dashboard's Uppy bundle)")
 fi
 if ((${#missing[@]})); then
   if ((DRY_RUN)); then
@@ -395,7 +400,9 @@ PY
       --endpoint-url "$R2_ENDPOINT_URL" --region auto ||
       die "put-bucket-cors failed: R2 needs an Admin Read & Write token for bucket settings (R2_ADMIN_ACCESS_KEY_ID/R2_ADMIN_SECRET_ACCESS_KEY)"
     # Long videos leave their segment parts under work/ until the job completes; a job that never
-    # does (failed and not retried) leaves them behind: R2 deletes them after two days.
+    # does (failed and not retried) leaves them behind: R2 deletes them after two days. Multipart
+    # uploads left unfinished are aborted by R2 three days after they began (the sweeper does it
+    # after UPLOAD_MULTIPART_EXPIRY_SECONDS, 48 h, and fails the job; R2's rule is the backstop).
     run aws s3api put-bucket-lifecycle-configuration --bucket "$R2_BUCKET" \
       --lifecycle-configuration "file://$root/infra/r2-lifecycle.json" \
       --endpoint-url "$R2_ENDPOINT_URL" --region auto ||
@@ -424,18 +431,20 @@ print("// Written by infra/deploy.sh.\nwindow.APP_CONFIG = " + json.dumps(config
 PY
   echo "config.js:"
   cat "$config_js"
+  # The dashboard's Uppy bundle (frontend/vendor/uppy.js, pinned by package-lock.json) is built, not
+  # committed: `make frontend-vendor` installs and bundles it when the lock changed.
+  run make frontend-vendor
   # Assets first, then config.js, then index.html: a visitor never gets a page whose parts are missing.
   # File names are not hashed, so assets get a short cache life and the two entry files none.
   run aws s3 sync frontend/ "s3://$FRONTEND_BUCKET/" --delete \
-    --exclude index.html --exclude config.js --exclude config.js.example \
-    --exclude "node_modules/*" --exclude "vendor/*" --exclude package.json --exclude package-lock.json \
+    --exclude index.html --exclude config.js --exclude config.js.example --exclude vendor/entry.js \
     --cache-control "public, max-age=300"
   # Swagger UI for /api-docs/, from the pinned npm package (make install), as devstack/web.py serves it.
-  run aws s3 sync frontend/node_modules/swagger-ui-dist/ "s3://$FRONTEND_BUCKET/vendor/swagger-ui/" --delete \
+  run aws s3 sync node_modules/swagger-ui-dist/ "s3://$FRONTEND_BUCKET/vendor/swagger-ui/" --delete \
     --exclude "*" --include "swagger-ui-bundle.js" --include "swagger-ui.css" \
     --cache-control "public, max-age=300"
   # hls.js for the player, from the pinned npm package (make install), as devstack/web.py serves it.
-  run aws s3 sync frontend/node_modules/hls.js/dist/ "s3://$FRONTEND_BUCKET/vendor/hls.js/" --delete \
+  run aws s3 sync node_modules/hls.js/dist/ "s3://$FRONTEND_BUCKET/vendor/hls.js/" --delete \
     --exclude "*" --include "hls.min.js" --cache-control "public, max-age=300"
   run aws s3 cp "$config_js" "s3://$FRONTEND_BUCKET/config.js" \
     --cache-control no-cache --content-type "text/javascript; charset=utf-8"

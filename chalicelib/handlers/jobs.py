@@ -24,6 +24,7 @@ from chalicelib.handlers.schemas import (
     JobOut,
     JobPageOut,
     ListJobsQuery,
+    MultipartUploadOut,
     ReplacedOut,
     ReplaceInputIn,
     RetryIn,
@@ -37,7 +38,8 @@ from chalicelib.outputs import presets
 from chalicelib.processing import cancel, jobs, retry
 from chalicelib.processing.dispatch import Dispatch, Queued
 from chalicelib.processing.idempotency import Key
-from chalicelib.processing.ports import KeyedAnswer
+from chalicelib.processing.ports import KeyedAnswer, PresignedRequest
+from chalicelib.uploads.parts import SIGN_BATCH_MAX, Multipart
 
 blueprint = Blueprint(__name__)
 
@@ -46,7 +48,7 @@ blueprint = Blueprint(__name__)
     blueprint,
     "/jobs",
     "POST",
-    summary="Create a job and get a presigned upload",
+    summary="Create a job and get its upload: one presigned PUT, or a multipart upload for a large file",
     status=201,
     body=CreateJobIn,
     response=CreatedJobOut,
@@ -56,11 +58,22 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     created = jobs.create_job(
         services(), principal, body.filename, body.content_type, body.size, body.workspace_id, body.preset
     )
-    upload = created.upload
     return CreatedJobOut(
         job=JobOut.of(created.job, max_tries=services().settings.max_auto_attempts),
-        upload=UploadOut(url=upload.url, method="PUT", headers=upload.headers),
+        upload=_upload_out(created.upload),
     )
+
+
+def _upload_out(upload: PresignedRequest | Multipart) -> UploadOut | MultipartUploadOut:
+    if isinstance(upload, Multipart):
+        return MultipartUploadOut(
+            method="MULTIPART",
+            part_size=upload.plan.part_size,
+            part_count=upload.plan.count,
+            max_parts_per_request=SIGN_BATCH_MAX,
+            expires_at=upload.expires_at,
+        )
+    return UploadOut(url=upload.url, method="PUT", headers=upload.headers)
 
 
 @route(

@@ -225,6 +225,8 @@ class JobOut(Schema):
     has_thumbnails: bool = False  # the player's seek bar shows thumbnails
     input_failure: bool = False  # failed because of its file: "Upload a new file" helps
     pending_upload: bool = False  # a new file was announced (POST /jobs/{id}/replace), not yet retried
+    part_size: int | None = None  # a file uploaded in parts: every part but the last has this size
+    upload_expires_at: datetime | None = None  # an unfinished multipart upload is discarded then
 
     @classmethod
     def of(
@@ -235,6 +237,7 @@ class JobOut(Schema):
         poster_url: str | None = None,
     ) -> JobOut:
         failure = describe(job.error_code) if job.status == JobStatus.FAILED else None
+        unfinished = job.status == JobStatus.UPLOADING and job.multipart
         return cls(
             preset=job.preset.value,
             output_width=job.output_width,
@@ -246,6 +249,8 @@ class JobOut(Schema):
             has_thumbnails=bool(job.thumbnails_key) and job.status == JobStatus.COMPLETED,
             input_failure=failure is not None and failure.input_at_fault,
             pending_upload=job.pending_size is not None,
+            part_size=job.part_size,
+            upload_expires_at=job.sweep_at if unfinished else None,
             retryable=failure.retryable if failure else None,
             suggestion=failure.suggestion if failure else None,
             retry_price=retry_price(pricing or RetryPricing.FULL, job)
@@ -307,14 +312,27 @@ class StartedOut(_Sparse):
 
 
 class UploadOut(Schema):
+    """One PUT of the whole file to `url` with exactly `headers`."""
+
     url: str
     method: Literal["PUT"]
     headers: dict[str, str]
 
 
+class MultipartUploadOut(Schema):
+    """The file in `partCount` parts of `partSize` bytes (the last one shorter): presign them with
+    POST /jobs/{jobId}/upload/parts, PUT each, then POST /jobs/{jobId}/upload/complete."""
+
+    method: Literal["MULTIPART"]
+    part_size: int
+    part_count: int
+    max_parts_per_request: int  # part numbers one POST /jobs/{jobId}/upload/parts may sign
+    expires_at: datetime  # unfinished by then, the upload is discarded and the job fails
+
+
 class CreatedJobOut(Schema):
     job: JobOut
-    upload: UploadOut
+    upload: Annotated[UploadOut | MultipartUploadOut, Field(discriminator="method")]
 
 
 class JobPageOut(Schema):

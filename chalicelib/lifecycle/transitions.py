@@ -366,6 +366,24 @@ def create_job(job: Job, remember: bool = False) -> Transition:
     )
 
 
+def uploaded(job: Job, now: datetime) -> Transition:
+    """The job's multipart upload is complete (its parts joined into the object): the sweeper no
+    longer watches it, and it waits for its start like any uploaded job."""
+    return _upload_move(job, Move.UPLOADED, now, {"sweep_at": None, "updated_at": now})
+
+
+def expire_upload(job: Job, error: RecordedError, now: datetime) -> Transition:
+    """uploading → failed: the multipart upload was still unfinished when it fell due (`sweep_at`
+    before `now`) and its parts were discarded. Nothing was charged, so nothing comes back. An
+    upload completed meanwhile is no longer due: the guard refuses it."""
+    return _upload_move(job, Move.EXPIRE_UPLOAD, now, _failed(error, now), due_before=now)
+
+
+def _upload_move(job: Job, move: Move, now: datetime, changes: Changes, **more: Any) -> Transition:
+    guarded = guard(move, job.attempt, **more)
+    return Transition(move, now, jobs=(JobWrite(job.id, job.workspace_id, guard=guarded, changes=changes),))
+
+
 def _cap(cap: int | None, jobs: int) -> int | None:
     """The most active jobs a workspace may have before `jobs` more join them."""
     return None if cap is None else cap - jobs

@@ -31,6 +31,7 @@ from chalicelib.errors import (
     RepeatedFailureError,
     TranscodeFailedError,
     TranscodeTimeoutError,
+    UploadExpiredError,
     UploadOutputError,
     WorkerInterruptedError,
 )
@@ -91,6 +92,12 @@ _TABLE: dict[str, Failure] = {
             FailureKind.PERMANENT,
             "Upload the video again: the original file is no longer stored.",
             input_at_fault=True,
+        ),
+        Failure(
+            UploadExpiredError.code,
+            UploadExpiredError.default_message,
+            FailureKind.PERMANENT,
+            "Choose the video again to upload it as a new job: an unfinished upload is not kept.",
         ),
         Failure(
             TranscodeTimeoutError.code,

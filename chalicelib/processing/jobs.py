@@ -1,5 +1,6 @@
-"""Jobs: create with a presigned upload, start (charge 1 credit and queue), read, list, download,
-and a new file for a failed one; the workspace's preset (what an upload starts with)."""
+"""Jobs: create with a presigned upload (one PUT, or a multipart upload in parts for a large
+file: chalicelib.uploads), start (charge 1 credit and queue), read, list, download, and a new
+file for a failed one; the workspace's preset (what an upload starts with)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ from chalicelib.processing.limits import check_rate
 from chalicelib.processing.ports import PresignedRequest
 from chalicelib.processing.pricing import pricing_of
 from chalicelib.processing.storage import input_key
+from chalicelib.uploads import service as uploads
+from chalicelib.uploads.parts import Multipart
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 
@@ -49,7 +52,17 @@ START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 @dataclass(frozen=True)
 class NewUpload:
     job: Job
-    upload: PresignedRequest
+    upload: PresignedRequest | Multipart  # one PUT, or the parts to send (chalicelib.uploads)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    job: Job
+    upload: PresignedRequest  # a new file for a failed job goes in one PUT
+
+
+# The largest object one presigned PUT may carry (R2 and S3 refuse more).
+SINGLE_PUT_MAX_BYTES = 5 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -89,8 +102,9 @@ def create_job(
     workspace_id: str | None,
     preset_name: str | None = None,
 ) -> NewUpload:
-    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet: the caller's
-    rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create.
+    """A job in `uploading`, and how to send its file: a presigned PUT, or (above
+    UPLOAD_MULTIPART_THRESHOLD_BYTES) a multipart upload begun at R2. Nothing is charged yet: the
+    caller's rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create.
 
     The job produces `preset_name` (which becomes the workspace's, what the next upload starts
     with), or without one, the workspace's."""
@@ -116,7 +130,12 @@ def create_job(
         created_by=principal.user_id,
         preset=preset,
     )
-    svc.repo.commit(transitions.create_job(job, remember=preset_name is not None))
+    remember = preset_name is not None
+    if uploads.wants_parts(svc, size):
+        job = uploads.begin(svc, job)
+        svc.repo.commit(transitions.create_job(job, remember=remember))
+        return NewUpload(job=job, upload=uploads.described(job))
+    svc.repo.commit(transitions.create_job(job, remember=remember))
     upload = svc.store.presign_upload(
         job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds
     )
@@ -131,12 +150,17 @@ def replace_input(
     content_type: str,
     size: int,
     workspace_id: str | None,
-) -> NewUpload:
+) -> Replacement:
     """ "Upload a new file" for a failed job: a presigned PUT of the new bytes to the job's input
     key (the old ones are replaced, not kept), the file's name, type and size recorded as pending
     (lifecycle `replace_input`). Nothing is charged: the retry that follows (the seed's price and
-    confirm) takes the new file, and the job's history stays."""
+    confirm) takes the new file, and the job's history stays. One PUT: at most 5 GiB."""
     content_type = _checked_upload(svc, content_type, size)
+    if size > SINGLE_PUT_MAX_BYTES:
+        raise PayloadTooLargeError(
+            f"A new file for a failed job is at most {_human(SINGLE_PUT_MAX_BYTES)}: "
+            "upload a larger one as a new job"
+        )
     job = visible_job(svc.repo, principal, job_id, workspace_id)
     if job.status != JobStatus.FAILED:
         raise JobNotReplaceableError()
@@ -147,7 +171,7 @@ def replace_input(
         job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds
     )
     logger().info("new file announced", extra={"job_id": job.id, "workspace_id": job.workspace_id})
-    return NewUpload(job=project(job, announced), upload=upload)
+    return Replacement(job=project(job, announced), upload=upload)
 
 
 def workspace_preset(svc: Services, principal: Principal, workspace_id: str | None) -> tuple[str, Preset]:

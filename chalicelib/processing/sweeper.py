@@ -9,6 +9,9 @@
   the credit refunded). The write is conditional on the lease still being expired, so a live
   worker that re-claimed the attempt in the meantime keeps it.
 - An automatic retry waiting for its `nextAttemptAt` is not due (its `sweepAt` is that time).
+- A multipart upload still unfinished at its `sweepAt` (UPLOAD_MULTIPART_EXPIRY_SECONDS after it
+  began) is aborted at R2 and its job failed with UPLOAD_EXPIRED (chalicelib.uploads): nothing
+  was charged, and the job says why it will never run.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from chalicelib.processing.autoretry import Handled, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import message_for
+from chalicelib.uploads import service as uploads
 
 BATCH = 100
 MAX_WAIT = timedelta(hours=1)
@@ -44,6 +48,7 @@ def backoff(svc: Services, resends: int) -> timedelta:
 class SweepReport:
     requeued: int
     interrupted: int
+    uploads_expired: int = 0
 
 
 def sweep(svc: Services) -> SweepReport:
@@ -55,9 +60,11 @@ def sweep(svc: Services) -> SweepReport:
     requeued = sum(_each(due, lambda job: _resend(svc, job)))
     expired = svc.repo.jobs_to_sweep(JobStatus.PROCESSING, now, BATCH)
     interrupted = sum(_each(expired, lambda job: _interrupt(svc, job, now)))
+    unfinished = svc.repo.jobs_to_sweep(JobStatus.UPLOADING, now, BATCH)
+    uploads_expired = sum(_each(unfinished, lambda job: uploads.expire(svc, job, now)))
     if requeued:
         count("JobsRequeued", requeued)
-    return SweepReport(requeued=requeued, interrupted=interrupted)
+    return SweepReport(requeued=requeued, interrupted=interrupted, uploads_expired=uploads_expired)
 
 
 def _each(found: list[Job], action: Callable[[Job], bool]) -> list[bool]:

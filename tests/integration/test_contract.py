@@ -92,12 +92,15 @@ class World:
     def commit(self, transition: Transition) -> bool:
         return committed(self.repo, transition)
 
-    def new_job(self) -> Job:
+    def new_job(self, due: datetime | None = None) -> Job:
+        """A job waiting for its upload; with `due`, a multipart one the sweeper expires then."""
         now = utcnow()
         job_id = str(uuid.uuid4())
         job = Job(
             job_id, self.workspace, JobStatus.UPLOADING, "a.mp4", "video/mp4", 10, f"k/{job_id}", now, now
         )
+        if due is not None:
+            job = dataclasses.replace(job, upload_id=f"upload-{job_id}", part_size=5 * 1024**2, sweep_at=due)
         self.repo.commit(transitions.create_job(job))
         self.job_ids.append(job_id)
         return job
@@ -333,6 +336,54 @@ def test_an_expired_answer_is_no_answer(world: World) -> None:
     record = f"contract#{uuid.uuid4()}"
     world.repo.commit(transitions.start(world.job(), USER, utcnow(), answer(record, seconds=1)))
     assert world.repo.get_answer(record, utcnow() + timedelta(seconds=2)) is None
+
+
+# --- multipart uploads -----------------------------------------------------------------------------
+
+EXPIRED = RecordedError("The upload was not finished within 48 hours and was discarded", "UPLOAD_EXPIRED")
+
+
+def test_a_multipart_upload_is_stored_with_its_part_size_and_found_by_the_sweeper_when_due(
+    world: World,
+) -> None:
+    now = utcnow()
+    due, later = world.new_job(due=now - timedelta(seconds=1)), world.new_job(due=now + timedelta(hours=1))
+    stored = world.read(due.id)
+    assert (stored.upload_id, stored.part_size, stored.sweep_at) == (
+        due.upload_id,
+        due.part_size,
+        due.sweep_at,
+    )
+    found = {j.id for j in world.repo.jobs_to_sweep(JobStatus.UPLOADING, now, 500)}
+    assert due.id in found and later.id not in found and world.job().id not in found
+
+
+def test_an_upload_expires_only_while_due_and_unfinished(world: World) -> None:
+    now = utcnow()
+    not_yet = world.new_job(due=now + timedelta(minutes=5))
+    assert not world.commit(transitions.expire_upload(not_yet, EXPIRED, now))
+    completed = world.new_job(due=now - timedelta(seconds=1))
+    assert world.commit(transitions.uploaded(completed, now))
+    assert world.read(completed.id).sweep_at is None
+    assert not world.commit(transitions.expire_upload(completed, EXPIRED, now))  # completed meanwhile
+    due = world.new_job(due=now - timedelta(seconds=1))
+    assert world.commit(transitions.expire_upload(due, EXPIRED, now))
+    failed = world.read(due.id)
+    assert (failed.status, failed.error_code, failed.error, failed.sweep_at) == (
+        JobStatus.FAILED,
+        "UPLOAD_EXPIRED",
+        EXPIRED.message,
+        None,
+    )
+    assert world.read(completed.id).status == JobStatus.UPLOADING
+    assert world.credits() == 5 and world.balanced()
+
+
+def test_an_upload_is_recorded_complete_only_while_the_job_waits_for_it(world: World) -> None:
+    queued = world.job(JobStatus.QUEUED)
+    stale = dataclasses.replace(queued, status=JobStatus.UPLOADING, attempt=0)
+    assert not world.commit(transitions.uploaded(stale, utcnow()))
+    assert world.read(queued.id).status == JobStatus.QUEUED
 
 
 # --- retry -------------------------------------------------------------------------------------
@@ -1025,6 +1076,8 @@ def _charged(world: World, job: Job) -> Attempt | None:
 # Each job move, built from the job as if it were read at `source` (the guard then meets whatever
 # status the job really has).
 BUILDERS: dict[Move, Build] = {
+    Move.UPLOADED: lambda w, j, now: transitions.uploaded(j, now),
+    Move.EXPIRE_UPLOAD: lambda w, j, now: transitions.expire_upload(j, EXPIRED, now),
     Move.START: lambda w, j, now: transitions.start(j, USER, now),
     Move.RETRY: lambda w, j, now: transitions.retry(
         [j], PricingBasis.assumed(FULL), Trigger.MANUAL, USER, USER, now
@@ -1068,8 +1121,11 @@ def test_every_job_move_has_a_builder() -> None:
 
 def _prepared(world: World, move: Move, status: JobStatus) -> Job:
     """A job at `status` that `move` could leave if the table allowed it (its plan recorded for
-    the segment moves; a processing lease that ran out for the moves that need one)."""
+    the segment moves; a processing lease that ran out for the moves that need one; a multipart
+    upload past its expiry for the sweeper's)."""
     lease = timedelta(seconds=-1) if MOVES[move].lease else timedelta(minutes=15)
+    if move is Move.EXPIRE_UPLOAD and status == JobStatus.UPLOADING:
+        return world.new_job(due=utcnow() - timedelta(seconds=1))  # an unfinished upload, due
     job = world.job(status, lease=lease)
     if status == JobStatus.PROCESSING and move in (
         Move.FINISH_TASK,

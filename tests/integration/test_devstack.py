@@ -388,7 +388,7 @@ def test_web_server_serves_the_generated_config(aws_stack: AwsStack, tmp_path: P
         "cognitoEndpoint": aws_stack.moto_url,
         "cognitoRegion": aws_stack.region,
         "cognitoClientId": aws_stack.env["COGNITO_CLIENT_ID"],
-        "uploadMaxBytes": 2 * 1024**3,
+        "uploadMaxBytes": 50 * 1024**3,
     }
     assert not (tmp_path / "config.js").exists()
 

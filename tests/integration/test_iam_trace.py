@@ -198,6 +198,10 @@ def _run_every_path(stack: AwsStack, media: Path, notifications: str, webhooks: 
     phase("worker", lambda: _deliver(app, [], poison=True))  # moved to the DLQ with its reason
     phase("api", lambda: api.browse(good, bad))
     phase("api", api.buy_and_refund)
+    phase("api", api.in_parts)  # a multipart upload: signed, listed, refused, aborted
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("UPLOAD_MULTIPART_EXPIRY_SECONDS", "1")  # due at once: the sweeper aborts it
+        phase("api", api.unfinished)
     phase("api", lambda: api.started(clip))  # its message is "lost": the sweeper re-sends it
     interrupted, expired = phase("api", lambda: [api.started(clip), api.started(clip)])
     _expire_lease(interrupted)
@@ -356,6 +360,20 @@ class _Api:
         self.call("get", "/webhooks")
         self.call("post", f"/webhooks/{hook['endpoint']['id']}/rotate")
         return str(hook["endpoint"]["id"]), str(failing["endpoint"]["id"])
+
+    def unfinished(self) -> dict[str, Any]:
+        size = bootstrap.services().settings.upload_multipart_threshold_bytes + 1
+        body = {"filename": "long.mov", "contentType": "video/quicktime", "size": size}
+        created = self.call("post", "/jobs", body, (201,))
+        assert created["upload"]["method"] == "MULTIPART"
+        return dict(created["job"])
+
+    def in_parts(self) -> None:
+        job_id = self.unfinished()["id"]
+        self.call("post", f"/jobs/{job_id}/upload/parts", {"partNumbers": [1, 2]})
+        self.call("get", f"/jobs/{job_id}/upload/parts")
+        self.call("post", f"/jobs/{job_id}/upload/complete", {}, expect=(400,))  # no part stored
+        self.call("delete", f"/jobs/{job_id}/upload")
 
     def after_deliveries(self, hook: str, failing: str, delivered: str, token: str) -> None:
         self.call("get", f"/webhooks/{hook}/deliveries")

@@ -340,6 +340,7 @@ def test_a_crash_after_the_commit_is_requeued_by_the_sweeper_and_completes_once(
         assert app.sweep_stuck_jobs(SCHEDULED, None) == {
             "requeued": 1,
             "interrupted": 0,
+            "uploadsExpired": 0,
         }
         worker.run_once()
         app.sweep_stuck_jobs(SCHEDULED, None)

@@ -32,7 +32,7 @@ from chalicelib.domain import (
     Workspace,
     utcnow,
 )
-from chalicelib.errors import QueueSendError, StorageError, WebhookRejectedError
+from chalicelib.errors import PartsIncompleteError, QueueSendError, StorageError, WebhookRejectedError
 from chalicelib.lifecycle import KeyedAnswer, Release, Transition, apply, transitions
 from chalicelib.payments.ports import CheckoutRequest, CheckoutSession, PaymentServices, ProviderEvent
 from chalicelib.processing.context import Services
@@ -42,6 +42,7 @@ from chalicelib.processing.ports import (
     PresignedRequest,
     Rendered,
     StoredObject,
+    StoredPart,
     ThumbSheet,
 )
 
@@ -190,6 +191,39 @@ class FakeStore:
         self.uploaded: dict[str, Path] = {}
         self.downloaded: list[str] = []
         self.data: dict[str, bytes] = {}  # what `write` stored (and what `read` gives back)
+        self.multipart: dict[str, tuple[str, dict[int, int]]] = {}  # upload id -> (key, part -> size)
+        self.aborted: list[str] = []
+
+    def start_multipart(self, key: str, content_type: str) -> str:
+        upload_id = f"upload-{len(self.multipart) + len(self.aborted) + 1}"
+        self.multipart[upload_id] = (key, {})
+        return upload_id
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> PresignedRequest:
+        url = f"https://r2.test/{key}?partNumber={number}&uploadId={upload_id}"
+        return PresignedRequest(url=url, method="PUT", headers={"Content-Length": str(size)})
+
+    def put_part(self, upload_id: str, number: int, size: int) -> None:
+        """What a client's PUT to a part's URL does (a test's stand-in for the browser)."""
+        self.multipart[upload_id][1][number] = size
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
+        if upload_id not in self.multipart:
+            return None
+        parts = self.multipart[upload_id][1]
+        return [StoredPart(n, size, f'"etag-{n}"') for n, size in sorted(parts.items())]
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
+        if upload_id not in self.multipart:
+            raise PartsIncompleteError("Storage refused the parts (NoSuchUpload). Upload them again.")
+        self.objects[key] = sum(p.size for p in parts)
+        del self.multipart[upload_id]
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        if self.multipart.pop(upload_id, None) is not None:
+            self.aborted.append(upload_id)
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
         return PresignedRequest(

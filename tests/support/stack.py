@@ -32,6 +32,7 @@ from devstack.services import (
 from devstack.stripe_standin import StripeStandIn
 from devstack.web import WebServer, app_config
 from devstack.worker import Handler, run_worker
+from tests.support.received import ReceivedParts
 
 TEST_RETRY_ENV = {"AUTO_RETRY_BASE_SECONDS": "0"}
 # The per-user limit on creating jobs stays on (every POST /jobs counts, as deployed) but far
@@ -62,6 +63,8 @@ class AwsStack:
     log_dir: Path
     state_dir: Path
     stripe: StripeStandIn  # Stripe's two API calls, its pay page and its webhook sender, on loopback
+    # The body bytes moto received for each part of each multipart upload (tests.support.received).
+    received_parts: ReceivedParts = field(default_factory=ReceivedParts)
     _passwords: dict[str, str] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -130,6 +133,9 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
         ddb.start()
         moto.start()
         web_port, api_port, stripe_port = free_port(), free_port(), free_port()
+        received = ReceivedParts()
+        moto.wrap_app(received.middleware)
+        web_port, api_port = free_port(), free_port()
         result = bootstrap(
             moto.url,
             ddb.url,
@@ -165,6 +171,7 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
             log_dir=log_dir,
             state_dir=state_dir,
             stripe=stripe,
+            received_parts=received,
         )
         stack._passwords[result.demo_email] = result.demo_password
         yield stack

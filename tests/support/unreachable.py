@@ -70,12 +70,15 @@ def one_of_each() -> dict[Move, Transition]:
     retried = transitions.retry([job], basis, Trigger.MANUAL, "u", "u", now, answer)
     queued = Job(job_id, ws, JobStatus.QUEUED, "a.mp4", "video/mp4", 1, "k", now, now, attempt=2)
     bought = Purchase("cs_1", ws, "small", 10, 500, "usd", "pi_1", "u", "evt_1", now)
+    uploading = Job(job_id, ws, JobStatus.UPLOADING, "a.mp4", "video/mp4", 1, "k", now, now, sweep_at=now)
     return {
         Move.OPEN_WORKSPACE: transitions.open_workspace(Workspace(ws, ws, 5), entry, now),
         Move.ADD_MEMBER: transitions.add_member(Membership("u", ws, Role.OWNER), now),
         Move.CREDITS: transitions.change_credits(entry),
         Move.PRICING: transitions.set_pricing(ws, None, now),
         Move.CREATE: transitions.create_job(job),
+        Move.UPLOADED: transitions.uploaded(uploading, now),
+        Move.EXPIRE_UPLOAD: transitions.expire_upload(uploading, error, now),
         Move.START: transitions.start(job, "u", now, answer),
         Move.RETRY: retried,
         Move.UNDO: transitions.undo(
@@ -178,6 +181,11 @@ def main() -> None:
     seen["store.copy"] = outcome(store.copy, "k", "k2")
     seen["store.presign_upload"] = outcome(store.presign_upload, "k", "video/mp4", 1, 60)
     seen["store.presign_download"] = outcome(store.presign_download, "k", 60)
+    seen["store.presign_part"] = outcome(store.presign_part, "k", "u", 1, 5 * 1024**2, 60)
+    seen["store.start_multipart"] = outcome(store.start_multipart, "k", "video/mp4")
+    seen["store.list_parts"] = outcome(store.list_parts, "k", "u")
+    seen["store.complete_multipart"] = outcome(store.complete_multipart, "k", "u", [])
+    seen["store.abort_multipart"] = outcome(store.abort_multipart, "k", "u")
     seen["queue.from_settings"] = outcome(
         SqsJobQueue.from_settings, settings.model_copy(update={"jobs_queue_url": ""})
     )

@@ -49,6 +49,7 @@ ROUTE_MODULES = (
     "chalicelib.handlers.meta",
     "chalicelib.handlers.credits",
     "chalicelib.handlers.jobs",
+    "chalicelib.uploads.routes",
     "chalicelib.notifications.routes",
     "chalicelib.payments.routes",
 )

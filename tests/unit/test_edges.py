@@ -65,7 +65,7 @@ def test_settings_derive_issuer_and_jwks_from_the_pool(monkeypatch: pytest.Monke
     s = Settings()
     assert s.issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc"
     assert s.jwks_url == s.issuer + "/.well-known/jwks.json"
-    assert s.upload_max_bytes == 2 * 1024**3 and s.upload_url_expiry_seconds <= 900
+    assert s.upload_max_bytes == 50 * 1024**3 and s.upload_url_expiry_seconds <= 900
 
 
 def test_upload_expiry_cannot_exceed_15_minutes(monkeypatch: pytest.MonkeyPatch) -> None:

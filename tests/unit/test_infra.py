@@ -887,3 +887,16 @@ def test_r2_lifecycle_expires_the_segment_parts_prefix() -> None:
     assert len(parts) == 1 and parts[0]["Status"] == "Enabled"
     assert 1 <= parts[0]["Expiration"]["Days"] <= 7
     assert not "outputs/ws/job/attempt-1.mp4".startswith(parts[0]["Filter"]["Prefix"])  # results stay
+
+
+def test_r2_aborts_unfinished_multipart_uploads_only_after_the_sweeper_would_have() -> None:
+    # The sweeper aborts an upload left unfinished UPLOAD_MULTIPART_EXPIRY_SECONDS after it began and
+    # fails its job with UPLOAD_EXPIRED; R2's own rule is the backstop (the sweeper down, an upload
+    # whose job was never recorded), and must not discard an upload the job still waits for.
+    from chalicelib.config import Settings
+
+    rules = json.loads((INFRA / "r2-lifecycle.json").read_text())["Rules"]
+    [abort] = [r for r in rules if "AbortIncompleteMultipartUpload" in r]
+    assert abort["Status"] == "Enabled" and abort["Filter"]["Prefix"] == ""
+    days = abort["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+    assert days * 86400 > Settings().upload_multipart_expiry_seconds

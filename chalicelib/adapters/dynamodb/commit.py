@@ -206,6 +206,8 @@ def _job_condition(guard: JobGuard) -> Condition:
         if guard.published == 0:  # a job written before the attribute existed has published none
             published |= JobModel.hlsPublished.does_not_exist()
         condition &= published
+    if guard.due_before is not None:
+        condition &= JobModel.sweepAt < guard.due_before  # false when the attribute is absent
     return condition
 
 

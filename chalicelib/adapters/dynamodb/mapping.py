@@ -97,6 +97,8 @@ def job_from(m: JobModel) -> Job:
         pending_filename=m.pendingFilename,
         pending_content_type=m.pendingContentType,
         pending_size=_int(m.pendingSize),
+        upload_id=m.uploadId,
+        part_size=int(m.partSize) if m.partSize is not None else None,
     )
 
 
@@ -132,6 +134,9 @@ def job_model(job: Job) -> JobModel:
         creditsPaid=job.credits_paid,
         preset=job.preset.value,
         hlsPublished=job.hls_published,
+        sweepAt=job.sweep_at,
+        uploadId=job.upload_id,
+        partSize=job.part_size,
     )
 
 

@@ -85,7 +85,7 @@ class _JobsByWorkspaceStatus(GlobalSecondaryIndex["JobModel"]):
 
 
 class _JobsToSweep(GlobalSecondaryIndex["JobModel"]):
-    """Sparse: only queued and processing jobs carry `sweepAt`."""
+    """Sparse: only queued and processing jobs, and unfinished multipart uploads, carry `sweepAt`."""
 
     class Meta:
         index_name = "to-sweep"
@@ -150,6 +150,8 @@ class JobModel(_Base):
     pendingFilename = UnicodeAttribute(null=True)
     pendingContentType = UnicodeAttribute(null=True)
     pendingSize = NumberAttribute(null=True)
+    uploadId = UnicodeAttribute(null=True)  # R2's multipart upload id (None: one presigned PUT)
+    partSize = NumberAttribute(null=True)  # every part but the last, for a multipart upload
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()
