@@ -32,10 +32,12 @@ export function formatMB(bytes) {
   return `${mb.toFixed(mb > 0 && mb < 1 ? 2 : 1)} MB`;
 }
 
-/** A file's size for people: MB below a gigabyte ("12.3 MB"), GB above ("1.25 GB"). */
+/** A size for people: KB below a megabyte ("820 KB"), MB below a gigabyte ("12.3 MB"), GB above ("1.25 GB"). */
 export function formatSize(bytes) {
-  const gb = bytes / (1024 * MB);
-  return gb >= 1 ? `${gb.toFixed(2)} GB` : formatMB(bytes);
+  const n = Number(bytes) || 0;
+  if (n >= 1024 * MB) return `${(n / (1024 * MB)).toFixed(2)} GB`;
+  if (n >= MB) return formatMB(n);
+  return `${Math.max(1, Math.round(n / 1024))} KB`;
 }
 
 /** A transfer rate: "12.3 MB/s". */
@@ -68,10 +70,3 @@ export function formatDuration(seconds) {
   return hours > 0 ? `${hours}:${String(minutes).padStart(2, '0')}:${secs}` : `${minutes}:${secs}`;
 }
 
-/** "820 KB", "3.4 MB", "1.2 GB": a size in the unit that reads best. */
-export function formatSize(bytes) {
-  const n = Number(bytes) || 0;
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`;
-  if (n >= MB) return `${(n / MB).toFixed(1)} MB`;
-  return `${Math.max(1, Math.round(n / 1024))} KB`;
-}
