@@ -156,8 +156,8 @@ def replace_input(
     (lifecycle `replace_input`). Nothing is charged: the retry that follows (the seed's price and
     confirm) takes the new file, and the job's history stays. One PUT: at most 5 GiB."""
     content_type = _checked_upload(svc, content_type, size)
-    if size > SINGLE_PUT_MAX_BYTES:
-        raise PayloadTooLargeError(
+    if size > SINGLE_PUT_MAX_BYTES:  # a 400: the upload limit allows it, this route does not
+        raise ValidationError(
             f"A new file for a failed job is at most {_human(SINGLE_PUT_MAX_BYTES)}: "
             "upload a larger one as a new job"
         )

@@ -9,9 +9,9 @@ import pytest
 from chalicelib.domain import AUDIO_TASK, JobStatus, Preset, QueueMessage
 from chalicelib.errors import (
     JobNotReplaceableError,
-    PayloadTooLargeError,
     ReplacementIncompleteError,
     UnknownPresetError,
+    ValidationError,
 )
 from chalicelib.lifecycle import transitions
 from chalicelib.outputs import hls
@@ -60,7 +60,7 @@ def test_each_attempt_records_its_preset_and_a_retry_may_change_it_at_the_same_p
 def test_a_new_file_above_one_put_is_refused_and_nothing_is_announced() -> None:
     svc = make_services()
     job_id = failed_job(svc)
-    with pytest.raises(PayloadTooLargeError, match="upload a larger one as a new job"):
+    with pytest.raises(ValidationError, match="upload a larger one as a new job"):
         too_big = jobs.SINGLE_PUT_MAX_BYTES + 1
         jobs.replace_input(svc, ALICE, job_id, "huge.mov", "video/quicktime", too_big, None)
     assert repo_of(svc).jobs[job_id].pending_size is None
