@@ -92,7 +92,7 @@ class JobCard {
     });
     this.posterPlaceholder = el('div', { class: 'job-poster job-poster-placeholder', 'data-testid': 'job-poster-placeholder' });
     this.facts = el('p', { class: 'job-meta job-facts', 'data-testid': 'job-facts' });
-    this.pendingNote = el('p', { class: 'job-meta', 'data-testid': 'pending-upload' }, PENDING_UPLOAD_NOTE);
+    this.pendingNote = el('p', { class: 'job-meta', 'data-testid': 'pending-new-file' }, PENDING_UPLOAD_NOTE);
     this.filename = el('h3', { class: 'job-filename', 'data-testid': 'job-filename' });
     this.time = el('time', { 'data-testid': 'job-timestamp' });
     this.error = el('p', { class: 'text-red-600 job-error', 'data-testid': 'job-error' });
