@@ -42,7 +42,7 @@ WORKERS ?= 1
 FRESH ?=
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help install system-packages frontend-vendor dev test lint docs bench layer package cfn-lint clean distclean
+.PHONY: help install system-packages frontend-vendor dev test lint docs bench screenshots layer package cfn-lint clean distclean
 
 help:
 	@echo "make dev      install what is missing, then run the local stack (WORKERS=0, FRESH=1)"
@@ -52,6 +52,7 @@ help:
 	@echo "make install  the install steps alone (idempotent)"
 	@echo "make frontend-vendor  the dashboard's Uppy bundle (npm ci + esbuild; part of install)"
 	@echo "make bench    the benchmarks"
+	@echo "make screenshots  the dashboard's pictures in docs/screenshots (the e2e test that shows them)"
 	@echo "make layer    build the FFmpeg Lambda layer (once per change of its build script)"
 	@echo "make package  layer + chalice package + merge + finalize, offline (STAGE=prod)"
 	@echo "make cfn-lint the package, then cfn-lint on infra/resources.yaml and its template"
@@ -117,6 +118,12 @@ docs: $(VENV_STAMP)
 
 bench: install
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
+
+# The pictures the docs show, taken in Chromium by the e2e test that checks that view (the suite
+# runs the same test without DOCS_SCREENSHOTS and writes nothing).
+screenshots: install
+	DOCS_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q -p no:cacheprovider \
+		tests/e2e/test_outputs_dashboard.py -k poster_and_facts
 
 layer: $(LAYER_STAMP)
 

@@ -17,6 +17,7 @@ from chalice.app import CloudWatchEvent, SQSEvent
 from chalicelib.handlers import credits, jobs, meta, middleware
 from chalicelib.handlers.http import ThreadSafeChalice
 from chalicelib.notifications import routes as notification_routes
+from chalicelib.outputs import routes as output_routes
 from chalicelib.payments import routes as payment_routes
 from chalicelib.uploads import routes as upload_routes
 
@@ -30,6 +31,7 @@ app.register_blueprint(credits.blueprint)
 app.register_blueprint(jobs.blueprint)
 app.register_blueprint(upload_routes.blueprint)
 app.register_blueprint(notification_routes.blueprint)
+app.register_blueprint(output_routes.blueprint)
 app.register_blueprint(payment_routes.blueprint)
 app.register_middleware(middleware.http, "http")
 app.register_middleware(middleware.events, "sqs")

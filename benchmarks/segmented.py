@@ -6,6 +6,9 @@
   (survey + plan, every segment, the audio, the stitch);
 - the audio task both ways on the local file: stream copy (what the clip's AAC audio gets) and
   the AAC encode (what any other audio gets);
+- the `hls` preset through the same path with WORKERS=4: time to the first playable segment (the
+  stream published: the audio and the first segment's ladder done) against time to completed,
+  and its prediction for Lambda from the measured segment times;
 - a prediction for Lambda with N parallel workers from those per-stage times:
   plan + (waves of the slowest segment, or the audio task if longer) + stitch, where the plan,
   the audio and the stitch grow with the video's length and a segment does not; for a source
@@ -20,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from benchmarks.core import BenchResult, Context, Table, median
 from benchmarks.fixtures import quiesce, tenant
@@ -40,6 +45,7 @@ LAMBDA_MEMORY_MB = 3008
 LAMBDA_SLOWDOWN = 2 / (LAMBDA_MEMORY_MB / 1769)
 LAMBDA_LIMIT_SECONDS = 900.0
 TARGET = (3600.0, 90.0)  # a 60-minute video ready in 90 s
+Row = Callable[[str, float, str], None]
 
 
 class TimedSegmenter:
@@ -62,8 +68,8 @@ class TimedSegmenter:
     def survey(self, *args: Any, **kwargs: Any) -> Any:
         return self._timed("survey", self.inner.survey, *args, **kwargs)
 
-    def encode_segment(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("segment", self.inner.encode_segment, *args, **kwargs)
+    def render_segment(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed("segment", self.inner.render_segment, *args, **kwargs)
 
     def encode_audio(self, *args: Any, **kwargs: Any) -> Any:
         return self._timed("audio", self.inner.encode_audio, *args, **kwargs)
@@ -151,17 +157,17 @@ def through(ctx: Context, res: BenchResult, data: bytes, workers_n: int, timed: 
     return seconds
 
 
-def run(ctx: Context, res: BenchResult) -> None:
+def setup(ctx: Context, res: BenchResult, title: str) -> tuple[Path, float, Any, Row]:
+    """The long clip (10 minutes; 3 with --quick), the settings and the table's `row`."""
     seconds = 180.0 if ctx.quick else 600.0  # above SEGMENT_THRESHOLD_SECONDS (120)
     clip = ctx.tmp / f"clip-1080p30-{seconds:.0f}s.mp4"
     t0 = time.perf_counter()
     make_long_form_clip(clip, seconds, width=WIDTH, height=HEIGHT, fps=FPS, keyframe_every=2.0)
     size_mb = clip.stat().st_size / 1e6
     ctx.say(f"clip: {seconds:.0f} s, {size_mb:.0f} MB, made in {time.perf_counter() - t0:.0f} s")
-    real = bootstrap.services()
-    settings = real.settings.model_copy(update={"segment_seconds": SEGMENT_SECONDS})
+    settings = bootstrap.services().settings.model_copy(update={"segment_seconds": SEGMENT_SECONDS})
     table = Table(
-        f"{TITLE} ({seconds / 60:.0f} min, {size_mb:.0f} MB; preset {settings.transcode_preset}, "
+        f"{title} ({seconds / 60:.0f} min, {size_mb:.0f} MB; preset {settings.transcode_preset}, "
         f"crf {settings.transcode_crf}; segments of {SEGMENT_SECONDS:.0f} s)",
         ["run", "seconds", "x realtime", "notes"],
     )
@@ -174,6 +180,12 @@ def run(ctx: Context, res: BenchResult) -> None:
         rows[label] = {"seconds": round(value, 2), "notes": notes}
         ctx.say(f"{label}: {value:.1f} s {notes}")
 
+    return clip, seconds, settings, row
+
+
+def run(ctx: Context, res: BenchResult) -> None:
+    clip, seconds, settings, row = setup(ctx, res, TITLE)
+    real = bootstrap.services()
     started = time.perf_counter()
     out = ctx.tmp / "single.mp4"
     FFmpegTranscoder.from_settings(settings).transcode(str(clip), out)
@@ -206,11 +218,109 @@ def run(ctx: Context, res: BenchResult) -> None:
     )
     encode = _audio_both_ways(ctx, real.segmenter, clip, row)
     _predictions(ctx, res, measured[1][1], seconds, encode)
+    quiesce(ctx.stack)
+    hls(ctx, res, data, seconds, settings, row)
 
 
-def _audio_both_ways(
-    ctx: Context, segmenter: Any, clip: Path, row: Callable[[str, float, str], None]
-) -> float:
+def hls(ctx: Context, res: BenchResult, data: bytes, seconds: float, settings: Any, row: Row) -> None:
+    """The hls preset, WORKERS=4: the first playable segment, then completed (issue 16)."""
+    real = bootstrap.services()
+    assert real.segmenter is not None
+    timed = TimedSegmenter(real.segmenter)
+    bootstrap.override(Services(settings, real.repo, real.store, real.queue, real.transcoder, timed))
+    owner = tenant(ctx.stack, ctx.api_url, credits=2)
+    workers = Workers(ctx.stack)
+    try:
+        for _ in range(4):
+            workers.start()
+        r = owner.api.post(
+            "/jobs",
+            json={"filename": "talk.mp4", "contentType": "video/mp4", "size": len(data), "preset": "hls"},
+        )
+        assert r.status_code == 201, r.text
+        created = r.json()
+        put = requests.put(
+            created["upload"]["url"], data=data, headers=created["upload"]["headers"], timeout=600
+        )
+        assert put.status_code == 200
+        job_id = created["job"]["id"]
+        started = time.perf_counter()
+        assert owner.api.post(f"/jobs/{job_id}/start").status_code == 202
+        first = None
+        while True:
+            job = owner.api.job(job_id)
+            if first is None and job["playable"]:
+                first = time.perf_counter() - started
+                done_n, total_n = job["segmentsDone"], job["segmentsTotal"]
+                ctx.say(f"hls: first playable after {first:.1f} s ({done_n} of {total_n} segments)")
+            if job["status"] in ("completed", "failed"):
+                break
+            if time.perf_counter() - started > TIMEOUT:
+                raise TimeoutError("the hls job did not complete")
+            time.sleep(0.5)
+        done = time.perf_counter() - started
+    finally:
+        workers.stop()
+        bootstrap.override(None)
+    res.check("hls: completed", job["status"] == "completed", str(job.get("error")))
+    res.check("hls: playable before it completed", first is not None and first < done, f"{first} / {done}")
+    segs = timed.times["segment"]
+    row(
+        "hls, WORKERS=4: first playable segment",
+        first or math.nan,
+        "the audio and the first segment's ladder",
+    )
+    row(
+        "hls, WORKERS=4: completed",
+        done,
+        f"{len(segs)} segments (ladder {job['attempts'][0]['plan']}), median {median(segs):.1f} s, "
+        f"slowest {max(segs):.1f} s",
+    )
+    stages = Stages(
+        duration=seconds,
+        plan=timed.times["survey"][0],
+        segments=segs,
+        stitch=0.0,
+        audio=0.0,
+        audio_copy=timed.times["audio"][0],
+    )
+    package = done - (first or 0) - max(segs)  # what follows the last segment: roughly the packaging
+    table = Table(
+        "HLS: predicted seconds on Lambda (first playable = plan + the first segment's ladder or the "
+        "audio; completed = plan + waves of the slowest segment + packaging; "
+        f"encodes x {LAMBDA_SLOWDOWN:.2f})",
+        [
+            "workers",
+            "first playable, 10 min",
+            "completed, 10 min",
+            "first playable, 60 min",
+            "completed, 60 min",
+        ],
+    )
+    predictions: dict[str, Any] = {}
+    for n in (10, 100, 200):
+        cells = []
+        for duration in (600.0, 3600.0):
+            terms = breakdown(stages, n, duration, aac=True)
+            first_s = terms["plan"] + max(segs[0] * LAMBDA_SLOWDOWN, terms["audio"])
+            done_s = (
+                terms["plan"]
+                + max(terms["segments"], terms["audio"])
+                + max(package, 0.0) * duration / seconds
+            )
+            cells += [first_s, done_s]
+        table.add(n, cells[0], cells[1], cells[2], cells[3])
+        predictions[str(n)] = [round(c, 1) for c in cells]
+    res.tables.append(table)
+    res.data["hls"] = {
+        "first_playable_s": round(first or math.nan, 1),
+        "completed_s": round(done, 1),
+        "segments_s": [round(x, 1) for x in segs],
+        "predictions_first_done_600_3600": predictions,
+    }
+
+
+def _audio_both_ways(ctx: Context, segmenter: Any, clip: Path, row: Row) -> float:
     """The audio task on the local file, copied and encoded; returns the encode's seconds."""
     stream = segmenter.survey(str(clip)).audio_stream
     seconds: dict[bool, float] = {}

@@ -193,7 +193,7 @@ def bare(settings: Settings, clip: Path, out: Path) -> tuple[float, Output]:
         out,
         video_stream=probe.video_stream,
         audio_stream=probe.audio_stream,
-        max_height=settings.transcode_max_height,
+        max_height=720,  # mp4-720p, the default preset
         preset=settings.transcode_preset,
         crf=settings.transcode_crf,
     )

@@ -110,6 +110,14 @@ class Settings(BaseModel):
     # (and by R2's lifecycle rule a day later: infra/r2-lifecycle.json).
     upload_multipart_expiry_seconds: int = Field(default=48 * 3600, gt=0)
     download_url_expiry_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+    # Playback (chalicelib.outputs.playback): the playlists' signed links and every segment URI
+    # they hold live this long (a player that outlives them asks for fresh ones); the links are
+    # signed with this key (HMAC-SHA256; the local stack writes a random one into stack.env).
+    playback_url_expiry_seconds: int = Field(default=600, ge=30, le=3600)
+    playback_signing_key: SecretStr = SecretStr("")
+    # Deployed: a Secrets Manager secret holding that key, read at run time (Powertools
+    # Parameters, cached) by the API, the one function that signs and verifies; it wins over the above.
+    playback_signing_secret_id: str = ""
 
     # --- Authentication (Cognito) ------------------------------------------------------------
     cognito_user_pool_id: str = ""
@@ -137,8 +145,7 @@ class Settings(BaseModel):
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     transcode_timeout_seconds: int = Field(default=780, gt=0)
-    transcode_max_height: int = 720
-    transcode_preset: str = "veryfast"
+    transcode_preset: str = "veryfast"  # x264's; the output sizes are the job's preset's
     transcode_crf: int = 23
     work_dir: str = "/tmp"
     # "download": copy the upload to WORK_DIR with parallel ranged reads, then ffmpeg reads the

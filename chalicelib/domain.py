@@ -58,6 +58,18 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Preset(StrEnum):
+    """What a job's attempt produces (chalicelib.outputs.presets describes each)."""
+
+    MP4_720P = "mp4-720p"  # H.264/AAC MP4, the short side at most 720 (the seed's output)
+    MP4_1080P = "mp4-1080p"
+    MP4_480P = "mp4-480p"
+    HLS = "hls"  # an adaptive ladder (1080p, 720p, 480p as the source allows) packaged as HLS
+
+
+DEFAULT_PRESET = Preset.MP4_720P
+
+
 class FailureKind(StrEnum):
     """Whose fault a failure is (chalicelib.processing.failures maps every error code to one)."""
 
@@ -116,6 +128,7 @@ class Workspace:
     retry_pricing: RetryPricing | None = (
         None  # an operator's override of RETRY_PRICING; None: the deployment's
     )
+    preset: Preset | None = None  # the preset its uploads start with (the last one used); None: the default
     # Jobs queued or processing now (MAX_ACTIVE_JOBS caps it): counted up by start and retry,
     # down by every move that leaves queued/processing for good. A workspace stored before it
     # was kept has none: 0.
@@ -166,6 +179,23 @@ class Job:
     charged_attempt: int = 0  # the attempt that opened the current round (what a refund pays back)
     credits_paid: int = 0  # credits the workspace paid for this job and kept (refunds taken off)
     free_retry: FreeRetry = FreeRetry.AVAILABLE
+    preset: Preset = DEFAULT_PRESET  # what the current attempt produces
+    # What the completed attempt produced (None until then): the (top) output's size, its length,
+    # the bytes stored for the download, the poster and the thumbnail index (a WebVTT file), and
+    # for HLS the stream's index (chalicelib.outputs.hls).
+    output_width: int | None = None
+    output_height: int | None = None
+    output_duration: float | None = None
+    output_size: int | None = None
+    poster_key: str | None = None
+    thumbnails_key: str | None = None
+    stream_key: str | None = None
+    hls_published: int = 0  # a long HLS video: its video tasks whose segments are playable (in order)
+    # A replacement of the input announced (`replace_input`) and not yet taken by a retry: the new
+    # file's name, type and declared size (its bytes go to the same input key).
+    pending_filename: str | None = None
+    pending_content_type: str | None = None
+    pending_size: int | None = None
     # A file above UPLOAD_MULTIPART_THRESHOLD_BYTES is uploaded in parts: R2's multipart upload id
     # and the size of every part but the last (both None: one presigned PUT). While uploading,
     # `sweep_at` is when the sweeper aborts the upload if it is still unfinished.
@@ -197,6 +227,7 @@ class Attempt:
     stderr_tail: str | None = None  # operators only; never in the API
     plan: str | None = None  # a long video's segment plan, in words ("40 segments of about 60 s")
     refunded: bool = False  # its credit came back (a final platform failure)
+    preset: Preset = DEFAULT_PRESET  # what it was asked to produce
 
 
 @dataclass
@@ -254,6 +285,21 @@ class QueueMessage:
     workspace_id: str
     attempt: int
     task: int | None = None
+    preset: Preset = DEFAULT_PRESET  # the attempt's preset (messages sent before presets: the default)
+
+
+@dataclass(frozen=True)
+class OutputFacts:
+    """What a worker stored for a completed attempt, beside the download's key (the job records
+    it in `complete`)."""
+
+    width: int
+    height: int
+    duration: float
+    size: int  # bytes of the download (the MP4, or the HLS package)
+    poster_key: str | None = None
+    thumbnails_key: str | None = None
+    stream_key: str | None = None  # HLS: the stream's index
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,17 @@ class ValidationError(DomainError):
     default_message = "The request is not valid"
 
 
+class UnknownPresetError(ValidationError):
+    """A request named a preset that does not exist; the message names the ones that do."""
+
+    def __init__(self, given: str, valid: list[str]) -> None:
+        super().__init__(f"Unknown preset '{given}'. Valid presets: {', '.join(valid)}")
+
+
+class ReplacementIncompleteError(ValidationError):
+    default_message = "The new file is missing or incomplete. Upload it again, then retry the job."
+
+
 class JobNotFailedError(DomainError):
     default_message = "Only failed jobs can be retried"
 
@@ -56,6 +67,14 @@ class JobNotCancellableError(DomainError):
     default_message = "Only queued or processing jobs can be cancelled"
 
 
+class JobNotReplaceableError(DomainError):
+    default_message = "Only failed jobs can get a new file"
+
+
+class NotPlayableError(DomainError):
+    default_message = "This job has nothing to play yet"
+
+
 class UnknownPackError(ValidationError):
     default_message = "There is no such credit pack"
 
@@ -86,6 +105,12 @@ class UnauthorizedError(DomainError):
 
 class ForbiddenError(DomainError):
     default_message = "You are not allowed to do this"
+
+
+class LinkExpiredError(ForbiddenError):
+    """A signed playback link that is forged, for another job, or past its time."""
+
+    default_message = "This playback link is not valid any more. Open the player again."
 
 
 class InsufficientCreditsError(DomainError):
@@ -243,6 +268,8 @@ ERROR_TABLE: dict[type[DomainError], HttpError] = {
     UploadIncompleteError: HttpError(400, "BAD_REQUEST"),
     JobNotCompletedError: HttpError(400, "BAD_REQUEST"),
     JobNotCancellableError: HttpError(400, "BAD_REQUEST"),
+    JobNotReplaceableError: HttpError(400, "BAD_REQUEST"),
+    NotPlayableError: HttpError(400, "BAD_REQUEST"),
     NotUploadingError: HttpError(400, "BAD_REQUEST"),
     UnauthorizedError: HttpError(401, "UNAUTHORIZED"),
     ForbiddenError: HttpError(403, "FORBIDDEN"),

@@ -166,7 +166,7 @@ def ensure_bucket(s3: Any, bucket: str, region: str, web_origin: str) -> None:
                     "AllowedOrigins": _origin_variants(web_origin),
                     "AllowedMethods": ["PUT", "GET", "HEAD"],
                     "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
+                    "ExposeHeaders": ["ETag", "Content-Length", "Content-Range", "Accept-Ranges"],
                     "MaxAgeSeconds": 3600,
                 }
             ]
@@ -270,9 +270,9 @@ def ensure_notifications(sqs: Any, ses: Any, events: str, webhooks: str, sender:
     return urls
 
 
-def signing_key(state_dir: Path) -> str:
-    """The key that signs unsubscribe links: made once, kept beside the demo password."""
-    path = state_dir / "notify-signing-key"
+def signing_key(state_dir: Path, name: str = "notify-signing-key") -> str:
+    """A key that signs links (unsubscribe, playback): made once, kept beside the demo password."""
+    path = state_dir / name
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_urlsafe(32)
@@ -419,6 +419,7 @@ def bootstrap(
             "WEBHOOK_QUEUE_URL": webhook_url,
             "WEBHOOK_QUEUE_NAME": names.webhook_queue_name,
             "NOTIFY_SIGNING_KEY": signing_key(state),
+            "PLAYBACK_SIGNING_KEY": signing_key(state, "playback-signing-key"),
             # A secret's name, not the keys: the app reads them from Secrets Manager, as deployed.
             "VAPID_SECRET_ID": ensure_vapid_secret(
                 _client("secretsmanager", moto_url, region), vapid_keys(state)

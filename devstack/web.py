@@ -21,7 +21,7 @@ FRONTEND_DIR = REPO_ROOT / "frontend"
 # Third-party code the pages use, from the pinned npm packages `make install` put in
 # node_modules (never a CDN): URL prefix -> package folder. Deployed, infra/deploy.sh
 # copies the same folders to the same paths.
-VENDOR = {"/vendor/swagger-ui/": "swagger-ui-dist"}
+VENDOR = {"/vendor/swagger-ui/": "swagger-ui-dist", "/vendor/hls.js/": "hls.js/dist"}
 
 
 def app_config(env: Mapping[str, str], api_url: str) -> dict[str, Any]:
@@ -45,7 +45,8 @@ class FrontendHandler(SimpleHTTPRequestHandler):
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
-        if self.path.split("?", 1)[0] == "/config.js":
+        path = self.path.split("?", 1)[0]
+        if path == "/config.js":
             self._send_config(head=False)
             return
         super().do_GET()

@@ -1,6 +1,7 @@
 /**
- * The dashboard's entry point: wires sign-in, the header (workspace, credits, account),
- * the upload panel, the job list, retries, buying credits and the credit history together.
+ * The dashboard's entry point: wires sign-in, the header (workspace, credits, account, the link
+ * to the settings view), the upload panel with its output select, the job list, the player,
+ * retries, buying credits and the credit history together.
  */
 
 import { onUnauthorized, request, SESSION_EXPIRED_MESSAGE } from './api.js';
@@ -11,8 +12,12 @@ import { CreditHistory } from './ledger.js';
 import { BrowserNotifier, NotificationPanel } from './notifications.js';
 import { Purchases } from './purchases.js';
 import { CancelController } from './cancel.js';
+import { RetryDialog } from './dialog.js';
+import { Player } from './player.js';
+import { Presets } from './presets.js';
 import { RetryController } from './retry.js';
 import { config } from './settings.js';
+import { DefaultPresetForm, wantsSettings } from './settings-view.js';
 import { Uploader } from './upload.js';
 
 const $ = (id) => document.getElementById(id);
@@ -35,6 +40,8 @@ let canceller;
 let uploader;
 let notifier;
 let panel;
+let presets;
+let player;
 let purchases;
 let creditHistory;
 
@@ -85,6 +92,17 @@ function onSessionExpired(message) {
     $('signin-email').value = email;
     $('signin-password').focus();
   }
+}
+
+/** The upload and the jobs, or the settings (#settings): one of them at a time. */
+function showPage() {
+  const settings = wantsSettings();
+  $('main-view').hidden = settings;
+  $('settings-view').hidden = !settings;
+  const link = $('settings-link');
+  link.textContent = settings ? 'Back to jobs' : 'Settings';
+  link.setAttribute('href', settings ? '#' : '#settings');
+  if (settings) $('settings-heading').focus();
 }
 
 // --- header --------------------------------------------------------------------------------
@@ -177,6 +195,7 @@ function selectWorkspace(id) {
   purchases.load();
   jobs.start();
   refreshCredits();
+  presets.load();
 }
 
 // --- dashboard -----------------------------------------------------------------------------
@@ -237,6 +256,23 @@ function revealLinkedJob() {
 // --- start ---------------------------------------------------------------------------------
 
 function wire() {
+  presets = new Presets(ctx, { select: $('preset-select'), hint: $('preset-hint') });
+  player = new Player(ctx, {
+    dialog: $('player'),
+    title: $('player-title'),
+    video: $('player-video'),
+    close: $('player-close'),
+    toggle: $('player-toggle'),
+    mute: $('player-mute'),
+    fullscreen: $('player-fullscreen'),
+    seek: $('player-seek'),
+    preview: $('seek-preview'),
+    thumb: $('seek-thumb'),
+    previewTime: $('seek-time'),
+    time: $('player-time'),
+    status: $('player-status'),
+    error: $('player-error'),
+  });
   jobs = new JobsView(
     {
       section: $('jobs-section'),
@@ -248,12 +284,37 @@ function wire() {
     ctx,
     {
       onRetry: (job) => retry.retryOne(job),
+      onReplace: (job) => retry.chooseReplacement(job),
       onCancel: (job) => canceller.cancelOne(job),
       onDownload: download,
+      onPlay: (job) => player.open(job),
+      presetLabel: (id) => presets.label(id),
       onBuyCredits: () => purchases.open(),
     },
   );
-  retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
+  const dialog = new RetryDialog(
+    {
+      dialog: $('retry-dialog'),
+      message: $('retry-dialog-message'),
+      toggle: $('retry-settings-toggle'),
+      settings: $('retry-settings'),
+      select: $('retry-preset'),
+    },
+    presets,
+  );
+  retry = new RetryController(
+    ctx,
+    jobs,
+    { button: $('retry-all'), note: $('retry-all-note'), results: $('batch-results') },
+    dialog,
+    $('replace-input'),
+  );
+  new DefaultPresetForm(ctx, presets, {
+    form: $('preset-settings'),
+    select: $('default-preset'),
+    status: $('default-preset-status'),
+  });
+  presets.onChange(() => jobs.render());
   canceller = new CancelController(ctx, jobs);
   notifier = new BrowserNotifier($('browser-notify'), $('browser-notify-status'));
   jobs.onChange((shown) => notifier.observe(shown));
@@ -299,9 +360,12 @@ function wire() {
     },
     ctx,
     jobs,
+    presets,
   );
 
   onUnauthorized(onSessionExpired);
+  window.addEventListener('hashchange', showPage);
+  showPage();
 
   $('signin-form').addEventListener('submit', async (event) => {
     event.preventDefault();

@@ -32,10 +32,12 @@ export function formatMB(bytes) {
   return `${mb.toFixed(mb > 0 && mb < 1 ? 2 : 1)} MB`;
 }
 
-/** A file's size for people: MB below a gigabyte ("12.3 MB"), GB above ("1.25 GB"). */
+/** A size for people: KB below a megabyte ("820 KB"), MB below a gigabyte ("12.3 MB"), GB above ("1.25 GB"). */
 export function formatSize(bytes) {
-  const gb = bytes / (1024 * MB);
-  return gb >= 1 ? `${gb.toFixed(2)} GB` : formatMB(bytes);
+  const n = Number(bytes) || 0;
+  if (n >= 1024 * MB) return `${(n / (1024 * MB)).toFixed(2)} GB`;
+  if (n >= MB) return formatMB(n);
+  return `${Math.max(1, Math.round(n / 1024))} KB`;
 }
 
 /** A transfer rate: "12.3 MB/s". */
@@ -58,3 +60,13 @@ export function formatTimeLeft(seconds) {
 export function plural(count, singular, pluralForm = `${singular}s`) {
   return `${count} ${count === 1 ? singular : pluralForm}`;
 }
+
+/** "0:07", "12:03", "1:02:03": a length as a player shows it. */
+export function formatDuration(seconds) {
+  const total = Math.max(0, Math.round(Number(seconds) || 0));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const secs = String(total % 60).padStart(2, '0');
+  return hours > 0 ? `${hours}:${String(minutes).padStart(2, '0')}:${secs}` : `${minutes}:${secs}`;
+}
+

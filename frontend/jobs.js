@@ -8,7 +8,7 @@
 
 import { request } from './api.js';
 import { el, replaceChildren, setClasses, show } from './dom.js';
-import { formatTimestamp, parseDate, plural } from './format.js';
+import { formatDuration, formatSize, formatTimestamp, parseDate, plural } from './format.js';
 
 export const POLL_INTERVAL_MS = 2000;
 const ERROR_BACKOFF_MS = 5000;
@@ -26,9 +26,19 @@ export const BADGE_CLASSES = {
 const CANCELLABLE_STATUSES = new Set(['queued', 'processing']);
 
 const RETRY_CLASSES = 'btn text-white bg-orange-600 hover:bg-orange-700';
+const PLAY_CLASSES = 'btn btn-secondary';
 const RETRY_BUSY_CLASSES = 'btn text-white bg-orange-600 opacity-50 cursor-not-allowed';
 const DOWNLOAD_CLASSES = 'btn text-white bg-blue-600 hover:bg-blue-700';
 const CANCEL_CLASSES = 'btn btn-secondary';
+
+const PLACEHOLDER_TEXT = {
+  uploading: 'Uploading',
+  queued: 'Waiting',
+  processing: 'Processing',
+  failed: 'No preview',
+  cancelled: 'Cancelled',
+  completed: 'No preview',
+};
 
 const TRIGGER_LABELS = {
   initial: 'first run',
@@ -50,6 +60,19 @@ export function autoRetryText(job, now = Date.now()) {
 }
 
 const NOT_RETRYABLE_NOTE = 'A retry is unlikely to help: the problem is with the file itself.';
+const PENDING_UPLOAD_NOTE = 'A new file was announced but has not fully arrived: upload it again.';
+
+/** "0:12 · 1280×720 · 3.4 MB · MP4 720p": what a completed job produced (else its preset). */
+export function factsText(job, presetLabel) {
+  const label = presetLabel(job.preset);
+  if (job.status !== 'completed') return label;
+  const parts = [];
+  if (typeof job.durationSeconds === 'number') parts.push(formatDuration(job.durationSeconds));
+  if (job.outputWidth && job.outputHeight) parts.push(`${job.outputWidth}×${job.outputHeight}`);
+  if (typeof job.outputSize === 'number') parts.push(formatSize(job.outputSize));
+  parts.push(label);
+  return parts.join(' · ');
+}
 
 /** One job's card. `update(job, ui)` makes it show that job and the page's state for it. */
 class JobCard {
@@ -61,6 +84,15 @@ class JobCard {
     this.historyLoadedFor = null;
     const historyId = `history-${job.id}`;
 
+    this.poster = el('img', {
+      class: 'job-poster',
+      alt: '',
+      'data-testid': 'job-poster',
+      onclick: () => this.job.playable && this.handlers.onPlay(this.job),
+    });
+    this.posterPlaceholder = el('div', { class: 'job-poster job-poster-placeholder', 'data-testid': 'job-poster-placeholder' });
+    this.facts = el('p', { class: 'job-meta job-facts', 'data-testid': 'job-facts' });
+    this.pendingNote = el('p', { class: 'job-meta', 'data-testid': 'pending-new-file' }, PENDING_UPLOAD_NOTE);
     this.filename = el('h3', { class: 'job-filename', 'data-testid': 'job-filename' });
     this.time = el('time', { 'data-testid': 'job-timestamp' });
     this.error = el('p', { class: 'text-red-600 job-error', 'data-testid': 'job-error' });
@@ -96,6 +128,18 @@ class JobCard {
       'data-testid': 'download-button',
       onclick: () => this.handlers.onDownload(this.job),
     });
+    this.playButton = el('button', {
+      type: 'button',
+      class: PLAY_CLASSES,
+      'data-testid': 'play-button',
+      onclick: () => this.handlers.onPlay(this.job),
+    }, 'Play');
+    this.replaceButton = el('button', {
+      type: 'button',
+      class: PLAY_CLASSES,
+      'data-testid': 'replace-button',
+      onclick: () => this.handlers.onReplace(this.job),
+    }, 'Upload a new file');
     this.message = el('div', { class: 'job-message', 'data-testid': 'job-message' });
 
     this.historyToggle = el('button', {
@@ -114,15 +158,18 @@ class JobCard {
       el(
         'div',
         { class: 'job-row' },
+        el('div', { class: 'job-poster-wrap' }, this.poster, this.posterPlaceholder),
         el(
           'div',
           { class: 'job-info' },
           this.filename,
           el('p', { class: 'job-time' }, this.time),
+          this.facts,
           this.error,
           this.suggestion,
           this.autoRetry,
           this.retried,
+          this.pendingNote,
           this.cancelledNote,
           this.progressWrap,
         ),
@@ -132,7 +179,9 @@ class JobCard {
           this.badge,
           this.retryButton,
           this.retryNote,
+          this.replaceButton,
           this.cancelButton,
+          this.playButton,
           this.downloadButton,
         ),
       ),
@@ -153,6 +202,9 @@ class JobCard {
     this.time.dateTime = parseDate(job.createdAt)?.toISOString() || '';
 
     const failed = status === 'failed';
+    this.renderPoster(job);
+    this.facts.textContent = factsText(job, this.handlers.presetLabel);
+    show(this.pendingNote, failed && Boolean(job.pendingUpload));
     this.error.textContent = failed && job.error ? `Error: ${job.error}` : '';
     show(this.error, failed && Boolean(job.error));
     this.suggestion.textContent = failed && job.suggestion ? job.suggestion : '';
@@ -195,6 +247,12 @@ class JobCard {
     this.cancelButton.setAttribute('aria-label', `Cancel ${job.originalFilename || 'job'}`);
     show(this.cancelledNote, status === 'cancelled');
 
+    show(this.playButton, Boolean(job.playable) && (status === 'completed' || status === 'processing'));
+    this.playButton.setAttribute('aria-label', `Play ${job.originalFilename || 'video'}`);
+    const replacing = Boolean(ui.replacing);
+    show(this.replaceButton, (failed && Boolean(job.inputFailure)) || replacing);
+    this.replaceButton.disabled = replacing || retrying;
+    this.replaceButton.textContent = replacing ? 'Uploading...' : 'Upload a new file';
     show(this.downloadButton, status === 'completed');
     this.downloadButton.disabled = Boolean(ui.downloading);
     this.downloadButton.textContent = ui.downloading ? 'Preparing...' : 'Download';
@@ -203,6 +261,20 @@ class JobCard {
     this.renderMessage(ui.message, ui.messageKind, Boolean(ui.offerPurchase));
 
     if (this.historyOpen && previous.updatedAt !== job.updatedAt) this.loadHistory();
+  }
+
+  /** The poster of a completed job (a placeholder before, or when it has none). */
+  renderPoster(job) {
+    const url = job.status === 'completed' ? job.posterUrl : null;
+    // A presigned URL changes at every refresh: keep the image until the job itself changes.
+    if (url && (!this.poster.src || this.posterFor !== job.updatedAt)) {
+      this.poster.src = url;
+      this.posterFor = job.updatedAt;
+    }
+    show(this.poster, Boolean(url));
+    show(this.posterPlaceholder, !url);
+    this.poster.classList.toggle('is-playable', Boolean(job.playable));
+    this.posterPlaceholder.textContent = PLACEHOLDER_TEXT[job.status] || '';
   }
 
   /** The automatic retry's countdown; called on every update and every second by the view. */
@@ -278,6 +350,7 @@ class JobCard {
         .map(([label, value]) => `${label} ${formatTimestamp(value)}`)
         .join(' · ');
       const charged = typeof attempt.creditsCharged === 'number' ? ` · ${plural(attempt.creditsCharged, 'credit')}` : '';
+      const preset = attempt.preset ? ` · ${this.handlers.presetLabel(attempt.preset)}` : '';
       return el(
         'li',
         { class: 'attempt', 'data-testid': 'attempt', dataset: { outcome: attempt.outcome || '' } },
@@ -287,6 +360,7 @@ class JobCard {
           `Attempt ${attempt.n} · ${TRIGGER_LABELS[attempt.trigger] || attempt.trigger} · `,
           el('strong', {}, attempt.outcome || 'unknown'),
           charged,
+          el('span', { 'data-testid': 'attempt-preset' }, preset),
           attempt.refunded ? el('span', { class: 'text-green-700', 'data-testid': 'attempt-refunded' }, ' · refunded') : null,
         ),
         attempt.plan ? el('p', { class: 'job-meta', 'data-testid': 'attempt-plan' }, `Long video: ${attempt.plan}`) : null,

@@ -1,6 +1,9 @@
 /**
- * Retrying failed jobs: one job (the card's Retry button) or every failed job on screen
- * (the "Retry all failed (N)" button). Each costs 1 credit per job, after a confirm.
+ * Retrying failed jobs: one job (the card's Retry button, in the Retry dialog: the seed's
+ * confirm, and "Retry with different settings" for another output at the same price), one job
+ * with a new file ("Upload a new file": the file goes to the same job, then the same dialog and
+ * retry), or every failed job on screen whose file is not the problem ("Retry all failed (N)":
+ * jobs that failed because of their file are left out, and the page says how many and why).
  *
  * Idempotency: one Idempotency-Key per intent to retry. The key is kept until the server
  * gives a definite answer, so clicking Retry again after a lost response (a network error,
@@ -9,6 +12,7 @@
 
 import { request } from './api.js';
 import { plural } from './format.js';
+import { putFile } from './upload.js';
 
 export const RETRY_CONFIRM_MESSAGE = 'This will use 1 credit. Are you sure you want to retry this job?';
 export const FREE_RETRY_CONFIRM_MESSAGE = 'This retry is free. Are you sure you want to retry this job?';
@@ -19,16 +23,32 @@ export function retryConfirmMessage(job) {
 }
 const BATCH_MAX = 25;
 
+/** Why jobs are left out of "Retry all failed": their file is the problem. */
+export function leftOutText(count) {
+  if (!count) return '';
+  const jobs = count === 1 ? '1 failed job is' : `${count} failed jobs are`;
+  return `${jobs} left out because the problem is with the file itself: use "Upload a new file" on ${count === 1 ? 'it' : 'each'}.`;
+}
+
 /** The confirm text of "Retry all failed (N)"; `cost` is less than `count` when some retries are free. */
-export function batchConfirmMessage(count, balance, cost = count) {
+export function batchConfirmMessage(count, balance, cost = count, leftOut = 0) {
   const credits = plural(cost, 'credit');
   const jobs = plural(count, 'failed job');
-  if (typeof balance !== 'number') return `This will use ${credits} to retry ${jobs}. Continue?`;
+  const note = leftOut ? ` ${leftOutText(leftOut)}` : '';
+  if (typeof balance !== 'number') return `This will use ${credits} to retry ${jobs}.${note} Continue?`;
   if (balance < cost) {
     return `This will use up to ${credits} to retry ${jobs}, but your balance is ${plural(balance, 'credit')}: `
-      + `only ${plural(Math.max(balance, 0), 'job')} can be retried. Continue?`;
+      + `only ${plural(Math.max(balance, 0), 'job')} can be retried.${note} Continue?`;
   }
-  return `This will use ${credits} to retry ${jobs}. Your balance will be ${plural(balance - cost, 'credit')}. Continue?`;
+  return `This will use ${credits} to retry ${jobs}. Your balance will be ${plural(balance - cost, 'credit')}.${note} Continue?`;
+}
+
+/** The failed jobs "Retry all failed" retries, and the ones it leaves out (their file's fault). */
+export function batchTargets(failed) {
+  return {
+    retried: failed.filter((job) => !job.inputFailure),
+    leftOut: failed.filter((job) => job.inputFailure),
+  };
 }
 
 /** An answer that settles the request's outcome (so its key must not be reused). */
@@ -51,13 +71,24 @@ function newKey() {
 
 /**
  * ctx: { workspaceBody(), credits(), canBuy(), refreshCredits(), announce(message) }
- * jobs: the JobsView. batchUi: { button, results } elements of the batch controls.
+ * jobs: the JobsView. batchUi: { button, note, results } elements of the batch controls.
+ * dialog: the RetryDialog. replaceInput: the file input "Upload a new file" opens.
  */
 export class RetryController {
-  constructor(ctx, jobs, batchUi) {
+  constructor(ctx, jobs, batchUi, dialog, replaceInput) {
     this.ctx = ctx;
     this.jobs = jobs;
     this.batchUi = batchUi;
+    this.dialog = dialog;
+    this.replaceInput = replaceInput;
+    this.replacing = null;
+    replaceInput.addEventListener('change', () => {
+      const file = replaceInput.files && replaceInput.files[0];
+      const job = this.replacing;
+      replaceInput.value = '';
+      this.replacing = null;
+      if (file && job) this.replaceAndRetry(job, file);
+    });
     this.pendingKeys = new Map(); // jobId or 'batch:<ids>' -> key whose outcome is unknown
     this.inFlight = new Set();
     this.batchInFlight = false;
@@ -87,27 +118,81 @@ export class RetryController {
     if (!error || isDefinite(error)) this.pendingKeys.delete(intent);
   }
 
-  /** The card's Retry button. */
+  /** The card's Retry button: the Retry dialog, then the retry (maybe with another output). */
   async retryOne(job) {
-    if (this.inFlight.has(job.id)) return; // the first click's request is still running
-    if (!window.confirm(retryConfirmMessage(job))) return;
+    const answer = await this.confirm(job);
+    if (answer) await this.retry(job, answer.preset);
+  }
+
+  /** The Retry dialog for `job` (the seed's text, maybe another output); null when it was not confirmed. */
+  async confirm(job) {
+    if (this.inFlight.has(job.id) || this.asking) return null; // a request or the dialog is open
+    this.asking = true;
+    try {
+      return await this.dialog.ask(retryConfirmMessage(job), job.preset);
+    } finally {
+      this.asking = false;
+    }
+  }
+
+  /** "Upload a new file": choose the file, then the Retry dialog; the file goes to the job. */
+  chooseReplacement(job) {
+    if (this.inFlight.has(job.id)) return;
+    this.replacing = job;
+    this.replaceInput.click();
+  }
+
+  async replaceAndRetry(job, file) {
+    const answer = await this.confirm(job);
+    if (!answer) return;
+    const name = file.name || 'the new file';
+    this.inFlight.add(job.id);
+    this.jobs.setUi(job.id, { replacing: true, message: null });
+    this.ctx.announce(`Uploading ${name}...`);
+    try {
+      const replaced = await request(`/jobs/${encodeURIComponent(job.id)}/replace`, {
+        method: 'POST',
+        body: {
+          filename: file.name,
+          contentType: file.type || 'application/octet-stream',
+          size: file.size,
+          ...this.ctx.workspaceBody(),
+        },
+      });
+      await putFile(replaced.upload, file, () => {});
+    } catch (error) {
+      this.inFlight.delete(job.id);
+      this.jobs.setUi(job.id, { replacing: false });
+      if (error.status === 401) return;
+      this.jobs.setUi(job.id, { message: `${name}: ${error.message}`, messageKind: 'error', messageFor: 'failed' });
+      this.ctx.announce(`${name} was not uploaded: ${error.message}`);
+      return;
+    }
+    this.inFlight.delete(job.id);
+    this.jobs.setUi(job.id, { replacing: false });
+    await this.retry(job, answer.preset);
+  }
+
+  async retry(job, preset) {
     const name = job.originalFilename || 'the job';
-    const key = this.keyFor(job.id);
+    const intent = preset ? `${job.id}#${preset}` : job.id;
+    const key = this.keyFor(intent);
     this.inFlight.add(job.id);
     this.jobs.setUi(job.id, { retrying: true, message: null, offerPurchase: false });
     this.ctx.announce(`Retrying ${name}...`);
     try {
+      const body = { ...this.ctx.workspaceBody(), ...(preset ? { preset } : {}) };
       const answer = await request(`/jobs/${encodeURIComponent(job.id)}/retry`, {
         method: 'POST',
-        body: this.ctx.workspaceBody(),
+        body,
         headers: { 'Idempotency-Key': key },
       });
-      this.settle(job.id);
+      this.settle(intent);
       const charged = answer && typeof answer.creditsCharged === 'number' ? answer.creditsCharged : 1;
       this.ctx.announce(`${name} is queued again. ${charged ? plural(charged, 'credit') + ' used' : 'No credit used'}.`);
       await Promise.all([this.ctx.refreshCredits(), this.jobs.refresh()]);
     } catch (error) {
-      this.settle(job.id, error);
+      this.settle(intent, error);
       if (error.status === 401) return;
       this.jobs.setUi(job.id, { message: error.message, messageKind: 'error', messageFor: 'failed' });
       this.ctx.announce(`${name}: ${error.message}`);
@@ -129,13 +214,16 @@ export class RetryController {
 
   renderBatchButton(jobs) {
     const failed = jobs.filter((job) => job.status === 'failed' && !this.inFlight.has(job.id));
-    const { button } = this.batchUi;
-    button.hidden = failed.length === 0 && !this.batchInFlight;
+    const { retried, leftOut } = batchTargets(failed);
+    const { button, note } = this.batchUi;
+    button.hidden = retried.length === 0 && !this.batchInFlight;
     if (!this.batchInFlight) {
-      button.textContent = `Retry all failed (${failed.length})`;
+      button.textContent = `Retry all failed (${retried.length})`;
       button.disabled = false;
       button.className = 'btn text-white bg-orange-600 hover:bg-orange-700';
     }
+    note.textContent = leftOutText(leftOut.length);
+    note.hidden = leftOut.length === 0;
   }
 
   /** "Retry all failed (N)": exactly the failed jobs on screen when the dialog opened. */
@@ -148,11 +236,13 @@ export class RetryController {
     } finally {
       this.batchOpening = false;
     }
-    const targets = this.jobs.failedJobs().filter((job) => !this.inFlight.has(job.id));
+    const { retried: targets, leftOut } = batchTargets(
+      this.jobs.failedJobs().filter((job) => !this.inFlight.has(job.id)),
+    );
     if (targets.length === 0) return;
     const ids = targets.map((job) => job.id);
     const cost = targets.reduce((sum, job) => sum + (job.retryPrice === 0 ? 0 : 1), 0);
-    if (!window.confirm(batchConfirmMessage(ids.length, this.ctx.credits(), cost))) return;
+    if (!window.confirm(batchConfirmMessage(ids.length, this.ctx.credits(), cost, leftOut.length))) return;
 
     const { button } = this.batchUi;
     this.batchInFlight = true;

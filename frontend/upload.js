@@ -1,5 +1,6 @@
 /**
- * Uploading a video: POST /jobs (the API checks size and type), the bytes straight to storage,
+ * Uploading a video: POST /jobs with the output chosen beside the drop zone (the API checks size
+ * and type, and remembers the output for the workspace), the bytes straight to storage,
  * then POST /jobs/{id}/start. A file up to the API's multipart threshold goes in one presigned PUT;
  * a larger one in parallel parts that survive a dropped connection, a reload or a closed tab
  * (multipart.js): choosing the same file again continues where it stopped.
@@ -59,13 +60,14 @@ export function progressText(sent, total, speed, secondsLeft) {
 /**
  * The upload panel. els: { input, dropzone, progressWrap, progress, progressText, error, status,
  * cancel, pendingWrap, pendingList }. ctx: { workspaceBody(), refreshCredits(), announce(message) };
- * jobs: the JobsView.
+ * jobs: the JobsView; presets: the Presets (the select beside the drop zone).
  */
 export class Uploader {
-  constructor(els, ctx, jobs) {
+  constructor(els, ctx, jobs, presets) {
     this.els = els;
     this.ctx = ctx;
     this.jobs = jobs;
+    this.presets = presets;
     this.queue = [];
     this.busy = false;
     this.active = null; // the multipart upload in progress: { jobId, cancel() }
@@ -159,6 +161,7 @@ export class Uploader {
     const progress = this.meter(file);
     progress(0);
     let jobId = null;
+    const preset = this.presets.chosen();
     try {
       const resumed = await this.resumable(file);
       if (resumed) {
@@ -171,10 +174,12 @@ export class Uploader {
             filename: file.name,
             contentType: file.type || 'application/octet-stream',
             size: file.size,
+            preset,
             ...ctx.workspaceBody(),
           },
         });
         jobId = created.job.id;
+        this.presets.remember(preset);
         this.jobs.refresh();
         if (created.upload.method === 'MULTIPART') {
           const record = pendingRecord(file, created.job, created.upload, ctx.workspaceBody().workspaceId);

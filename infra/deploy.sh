@@ -207,6 +207,7 @@ WEBHOOK_QUEUE_URL="$(res WebhookQueueUrl)"
 NOTIFY_SIGNING_SECRET_ARN="$(res NotifySigningSecretArn)"
 VAPID_SECRET_ARN="$(res VapidSecretArn)"
 STRIPE_SECRET_ARN="$(res StripeSecretArn)"
+PLAYBACK_SIGNING_SECRET_ARN="$(res PlaybackSigningSecretArn)"
 FRONTEND_BUCKET="$(res FrontendBucketName)"
 DISTRIBUTION_ID="$(res FrontendDistributionId)"
 FRONTEND_ORIGIN="$(res FrontendOrigin)"
@@ -339,6 +340,7 @@ app_params=(
   "WebhookQueueUrl=$WEBHOOK_QUEUE_URL"
   "NotifySigningSecretArn=$NOTIFY_SIGNING_SECRET_ARN"
   "VapidSecretArn=$VAPID_SECRET_ARN"
+  "PlaybackSigningSecretArn=$PLAYBACK_SIGNING_SECRET_ARN"
   "NotifyEmailFrom=$NOTIFY_EMAIL_FROM"
   "StripeSecretArn=$STRIPE_SECRET_ARN"
   "CreditCurrency=${CREDIT_CURRENCY:-usd}"
@@ -366,7 +368,8 @@ if ((SKIP_R2_CORS)); then
   echo "skipped (--skip-r2-cors)"
 else
   cors_file="$tmp/r2-cors.json"
-  # The browser PUTs to presigned URLs with a signed Content-Type; downloads are plain navigations.
+  # The browser PUTs to presigned URLs with a signed Content-Type; downloads are plain navigations;
+  # the player reads HLS segments as byte ranges of the package (Range), and reads the ranges' sizes.
   # R2 does not accept "*" in AllowedHeaders.
   "$PYTHON" - "$FRONTEND_ORIGIN" >"$cors_file" <<'PY'
 import json, sys
@@ -374,8 +377,8 @@ import json, sys
 rule = {
     "AllowedOrigins": [sys.argv[1]],
     "AllowedMethods": ["PUT", "GET", "HEAD"],
-    "AllowedHeaders": ["content-type"],
-    "ExposeHeaders": ["ETag"],
+    "AllowedHeaders": ["content-type", "range"],
+    "ExposeHeaders": ["ETag", "Content-Length", "Content-Range", "Accept-Ranges"],
     "MaxAgeSeconds": 3600,
 }
 print(json.dumps({"CORSRules": [rule]}))
@@ -440,6 +443,9 @@ PY
   run aws s3 sync node_modules/swagger-ui-dist/ "s3://$FRONTEND_BUCKET/vendor/swagger-ui/" --delete \
     --exclude "*" --include "swagger-ui-bundle.js" --include "swagger-ui.css" \
     --cache-control "public, max-age=300"
+  # hls.js for the player, from the pinned npm package (make install), as devstack/web.py serves it.
+  run aws s3 sync node_modules/hls.js/dist/ "s3://$FRONTEND_BUCKET/vendor/hls.js/" --delete \
+    --exclude "*" --include "hls.min.js" --cache-control "public, max-age=300"
   run aws s3 cp "$config_js" "s3://$FRONTEND_BUCKET/config.js" \
     --cache-control no-cache --content-type "text/javascript; charset=utf-8"
   run aws s3 cp frontend/index.html "s3://$FRONTEND_BUCKET/index.html" \

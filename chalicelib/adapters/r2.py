@@ -161,10 +161,14 @@ class R2Store:
         except BotoCoreError as exc:
             raise StorageError() from exc
 
-    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str:
+    def presign_download(
+        self, key: str, expires: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if filename:
             params["ResponseContentDisposition"] = attachment(filename)
+        if content_type:
+            params["ResponseContentType"] = content_type
         return self._presign("get_object", Params=params, ExpiresIn=expires)
 
     def _presign(self, operation: str, **kwargs: Any) -> str:
@@ -183,7 +187,12 @@ class R2Store:
             raise StorageError() from exc
         except BotoCoreError as exc:
             raise StorageError() from exc
-        return StoredObject(key=key, size=int(resp["ContentLength"]), content_type=resp.get("ContentType"))
+        return StoredObject(
+            key=key,
+            size=int(resp["ContentLength"]),
+            content_type=resp.get("ContentType"),
+            etag=str(resp.get("ETag", "")).strip('"'),
+        )
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
         try:
@@ -202,6 +211,31 @@ class R2Store:
             self._client.download_file(self._bucket, key, str(path), Config=download_config(size))
         except (ClientError, BotoCoreError, OSError) as exc:
             raise StorageError("Failed to download the upload from R2") from exc
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            resp = self._client.get_object(Bucket=self._bucket, Key=key)
+            return bytes(resp["Body"].read())
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+                return None
+            raise StorageError() from exc
+        except BotoCoreError as exc:
+            raise StorageError() from exc
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError("Failed to store the result in R2") from exc
+
+    def copy(self, source: str, target: str) -> None:
+        try:
+            self._client.copy_object(
+                Bucket=self._bucket, Key=target, CopySource={"Bucket": self._bucket, "Key": source}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError("Failed to copy a result in R2") from exc
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0

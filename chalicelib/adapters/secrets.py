@@ -1,5 +1,6 @@
 """Secrets Manager secrets holding JSON, read at run time with Powertools Parameters (cached in a
-warm container), never from the environment: R2's keys, Stripe's."""
+warm container), never from the environment: R2's keys, Stripe's; and plain keys: the
+unsubscribe links' and the playback links' HMAC keys."""
 
 from __future__ import annotations
 
@@ -19,3 +20,14 @@ def json_secret(secret_id: str, keys: tuple[str, ...], error: type[DomainError],
     if not isinstance(secret, dict) or not all(secret.get(key) for key in keys):
         raise error(f"The {what} secret must hold {' and '.join(keys)}")
     return {key: str(secret[key]) for key in keys}
+
+
+def text_secret(secret_id: str, error: type[DomainError], what: str) -> str:
+    """The secret's string (non-empty), or `error` saying the `what` could not be used."""
+    try:
+        value = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE)
+    except parameters.exceptions.GetParameterError as exc:
+        raise error(f"The {what} could not be read") from exc
+    if not isinstance(value, str) or not value:
+        raise error(f"The {what} secret is empty")
+    return value

@@ -1,7 +1,8 @@
 """The jobs queue on SQS and its dead-letter queue.
 
 Two message types (the README documents both):
-- a job message `{"jobId", "workspaceId", "attempt"}` (optionally `"type": "job"`): one attempt;
+- a job message `{"jobId", "workspaceId", "attempt", "preset"?}` (optionally `"type": "job"`): one
+  attempt, and what it produces (a message without `preset`, sent before presets: mp4-720p);
 - a reprocess request `{"type": "reprocess", "workspaceId", "errorCode"?, "since"?, "free"?,
   "dryRun"?, "requestId"?}`: re-queue a workspace's failed jobs, as `python -m cli reprocess` does.
 """
@@ -20,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings, get_settings
-from chalicelib.domain import AUDIO_TASK, QueueMessage, ReprocessRequest
+from chalicelib.domain import AUDIO_TASK, DEFAULT_PRESET, Preset, QueueMessage, ReprocessRequest
 from chalicelib.errors import QueueSendError, ServiceUnavailableError, ValidationError
 
 _REPROCESS_KEYS = {"type", "workspaceId", "errorCode", "since", "free", "dryRun", "requestId"}
@@ -34,6 +35,7 @@ def encode(message: QueueMessage) -> str:
     }
     if message.task is not None:
         body["task"] = message.task
+    body["preset"] = message.preset.value
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -56,6 +58,7 @@ def decode(body: str) -> QueueMessage | ReprocessRequest:
             workspace_id=_text(data["workspaceId"]),
             attempt=int(data["attempt"]),
             task=_task(data.get("task")),
+            preset=Preset(_text(data.get("preset", DEFAULT_PRESET.value))),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValidationError("Not a job message") from exc

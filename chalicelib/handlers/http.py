@@ -199,7 +199,7 @@ def _json(status: int, payload: Any) -> Response:
 
 def _json_body(request: Request) -> Any:
     raw = request.raw_body
-    if not raw or not raw.strip():
+    if not raw:  # no body: the route's defaults (a body of only whitespace is not JSON: 400)
         return {}
     try:
         return json.loads(raw)

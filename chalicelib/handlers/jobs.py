@@ -1,4 +1,4 @@
-"""The job routes: create, start, list, get, download, retry, batch retry.
+"""The job routes: create, start, list, get, download, retry, batch retry, cancel, a new file.
 
 Each one translates: input model in, one service call, response model out."""
 
@@ -25,12 +25,16 @@ from chalicelib.handlers.schemas import (
     JobPageOut,
     ListJobsQuery,
     MultipartUploadOut,
+    ReplacedOut,
+    ReplaceInputIn,
+    RetryIn,
     RetryItemOut,
     RetryOut,
     StartedOut,
     UploadOut,
     WorkspaceIn,
 )
+from chalicelib.outputs import presets
 from chalicelib.processing import cancel, jobs, retry
 from chalicelib.processing.dispatch import Dispatch, Queued
 from chalicelib.processing.idempotency import Key
@@ -52,7 +56,7 @@ blueprint = Blueprint(__name__)
 )
 def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     created = jobs.create_job(
-        services(), principal, body.filename, body.content_type, body.size, body.workspace_id
+        services(), principal, body.filename, body.content_type, body.size, body.workspace_id, body.preset
     )
     return CreatedJobOut(
         job=JobOut.of(created.job, max_tries=services().settings.max_auto_attempts),
@@ -108,7 +112,8 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
     status = JobStatus(query.status) if query.status else None
     page = jobs.list_jobs(services(), principal, query.workspace_id, status, query.limit, query.cursor)
     tries = services().settings.max_auto_attempts
-    return JobPageOut(jobs=[JobOut.of(j, page.pricing, tries) for j in page.jobs], cursor=page.cursor)
+    shown = [JobOut.of(j, page.pricing, tries, page.posters.get(j.id)) for j in page.jobs]
+    return JobPageOut(jobs=shown, cursor=page.cursor)
 
 
 @route(
@@ -123,7 +128,8 @@ def list_jobs(principal: Principal, query: ListJobsQuery) -> JobPageOut:
 def get_job(principal: Principal, query: WorkspaceIn, jobId: str) -> JobDetailEnvelope:  # noqa: N803
     detail = jobs.get_job(services(), principal, parse_job_id(jobId), query.workspace_id)
     tries = services().settings.max_auto_attempts
-    return JobDetailEnvelope(job=JobDetailOut.of_detail(detail.job, detail.attempts, detail.pricing, tries))
+    job = JobDetailOut.of_detail(detail.job, detail.attempts, detail.pricing, tries, detail.poster_url)
+    return JobDetailEnvelope(job=job)
 
 
 @route(
@@ -144,15 +150,16 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
     "/jobs/{jobId}/retry",
     "POST",
     summary="Retry a failed job (1 credit; free under RETRY_PRICING first_free for its first retry)",
-    body=WorkspaceIn,
+    body=RetryIn,
     response=RetryOut,
     errors=(400, 403, 404, 409, 429, 503),
 )
-def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
+def retry_job(principal: Principal, body: RetryIn, jobId: str) -> RetryOut:  # noqa: N803
     job_id = parse_job_id(jobId)
+    preset = presets.parse(body.preset)
 
     def act(key: Key[retry.Retried] | None) -> retry.Retried:
-        return retry.retry_job(services(), principal, job_id, body.workspace_id, key)
+        return retry.retry_job(services(), principal, job_id, body.workspace_id, key, preset)
 
     def render(retried: retry.Retried) -> dict[str, Any]:
         out = RetryOut(
@@ -160,10 +167,39 @@ def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut: 
             job_id=retried.job.id,
             credits_charged=retried.credits_charged,
             delivery=_deferred(retried.delivery),
+            preset=retried.job.preset.value if preset else None,  # said when the request chose it
         )
         return out.model_dump(mode="json", by_alias=True)
 
-    return RetryOut.model_validate(idempotently(blueprint, principal, "retry", job_id, act, render))
+    # One key, one intent: the same key for another preset is another request (a 400).
+    target = f"{job_id}#{preset.value}" if preset else job_id
+    return RetryOut.model_validate(idempotently(blueprint, principal, "retry", target, act, render))
+
+
+@route(
+    blueprint,
+    "/jobs/{jobId}/replace",
+    "POST",
+    summary="A new file for a failed job: a presigned upload; then retry the job (its price) to process it",
+    body=ReplaceInputIn,
+    response=ReplacedOut,
+    errors=(400, 404, 409, 413),
+)
+def replace_input(principal: Principal, body: ReplaceInputIn, jobId: str) -> ReplacedOut:  # noqa: N803
+    replaced = jobs.replace_input(
+        services(),
+        principal,
+        parse_job_id(jobId),
+        body.filename,
+        body.content_type,
+        body.size,
+        body.workspace_id,
+    )
+    upload = replaced.upload
+    return ReplacedOut(
+        job=JobOut.of(replaced.job, max_tries=services().settings.max_auto_attempts),
+        upload=UploadOut(url=upload.url, method="PUT", headers=upload.headers),
+    )
 
 
 @route(

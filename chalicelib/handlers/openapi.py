@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib.config import get_settings
-from chalicelib.handlers.schemas import ErrorOut
+from chalicelib.handlers.schemas import ErrorOut, JobOut
 
 _REF = "#/components/schemas/{model}"
 # A job's id is a UUID; an endpoint's or a delivery's is an opaque id (routes.py checks it).
@@ -97,9 +97,21 @@ def _links_to_the_created_job(routes: list[Any]) -> dict[str, Any]:
         if r.query is not None and "workspaceId" in r.query.model_json_schema(by_alias=True)["properties"]:
             link["parameters"]["query.workspaceId"] = "$response.body#/job/workspaceId"
         if r.body is not None:
-            link["requestBody"] = {"workspaceId": "$response.body#/job/workspaceId"}
+            link["requestBody"] = _body_from_the_job(r.body)
         links[link["operationId"]] = link
     return links
+
+
+# A request body's field that the job holds under another name (a new file's name: the job's).
+_FROM_THE_JOB = {"filename": "originalFilename"}
+
+
+def _body_from_the_job(body: type[BaseModel]) -> dict[str, str]:
+    """The body's fields the created job says (its workspace; for a new file, the job's own)."""
+    job = JobOut.model_json_schema(by_alias=True)["properties"]
+    fields = body.model_json_schema(by_alias=True)["properties"]
+    taken = {name: _FROM_THE_JOB.get(name, name) for name in fields}
+    return {name: f"$response.body#/job/{source}" for name, source in taken.items() if source in job}
 
 
 def _configured_limits(components: dict[str, Any]) -> None:

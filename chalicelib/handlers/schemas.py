@@ -6,7 +6,7 @@ They validate what clients send and generate /openapi.json.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -30,9 +30,24 @@ from chalicelib.domain import (
     RetryPricing,
 )
 from chalicelib.lifecycle.pricing import retry_price
+from chalicelib.outputs.playback import playable
 from chalicelib.processing.failures import describe
 
 StatusName = Literal["uploading", "queued", "processing", "completed", "failed", "cancelled"]
+# The presets (chalicelib.outputs.presets; docs/outputs.md). A name outside the list is refused
+# with 400 by the service, naming the valid ones; the document lists them.
+PresetName = Literal["mp4-720p", "mp4-1080p", "mp4-480p", "hls"]
+PRESET_NAMES: list[str] = list(get_args(PresetName))
+
+
+def _optional_preset_schema(schema: dict[str, Any]) -> None:
+    schema.pop("anyOf", None)
+    schema["anyOf"] = [{"type": "string", "enum": PRESET_NAMES}, {"type": "null"}]
+
+
+def preset_field() -> Any:
+    """An optional preset in a request: documented as the list, checked by the service."""
+    return Field(default=None, json_schema_extra=_optional_preset_schema)
 
 
 def _whole(value: Any) -> Any:
@@ -79,7 +94,9 @@ class WorkspaceIn(Schema):
 # layer (or the adapter), which words the refusal for a person ("The file is empty ...").
 
 
-class CreateJobIn(WorkspaceIn):
+class UploadIn(WorkspaceIn):
+    """A file about to be uploaded: its name, type and size (signed into the presigned PUT)."""
+
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=1, max_length=127, json_schema_extra={"pattern": VIDEO_TYPE_PATTERN})
     # documented: at least 1, at most UPLOAD_MAX_BYTES (413 above it)
@@ -93,6 +110,22 @@ class CreateJobIn(WorkspaceIn):
         name = "".join(c for c in value.replace("\\", "/") if ord(c) >= 32 and ord(c) != 127)
         parts = [p.strip() for p in name.split("/") if p.strip()]
         return parts[-1] if parts else "video"
+
+
+class CreateJobIn(UploadIn):
+    # Omitted: the workspace's (the last one used there, or mp4-720p). Given: it becomes the
+    # workspace's too. Checked by the service, whose 400 names the valid presets.
+    preset: str | None = preset_field()
+
+
+class ReplaceInputIn(UploadIn):
+    """The new file for a failed job ("Upload a new file")."""
+
+
+class RetryIn(WorkspaceIn):
+    # "Retry with different settings": what this retry produces (at the same price); omitted: the
+    # job's current preset.
+    preset: str | None = preset_field()
 
 
 class BatchRetryIn(WorkspaceIn):
@@ -135,10 +168,12 @@ class AttemptOut(Schema):
     error_code: str | None
     refunded: bool  # its credit came back: the platform failed it for good
     plan: str | None = None  # a long video: how it was cut ("3 segments of about 60 s; ...")
+    preset: PresetName = "mp4-720p"  # what it was asked to produce
 
     @classmethod
     def of(cls, a: Attempt) -> AttemptOut:
         return cls(
+            preset=a.preset.value,
             refunded=a.refunded,
             n=a.n,
             trigger=a.trigger.value,
@@ -178,14 +213,42 @@ class JobOut(Schema):
     max_auto_attempts: int  # tries per charged attempt, the charged one included
     segments_total: int | None = None  # a long video processed in segments: how many
     segments_done: int | None = None  # ... and how many are encoded
+    preset: PresetName = "mp4-720p"  # what the current attempt produces
+    # What the completed attempt produced: the (largest) output's size, its length, and the bytes
+    # of the download (the MP4, or the HLS package).
+    output_width: int | None = None
+    output_height: int | None = None
+    duration_seconds: float | None = None
+    output_size: int | None = None
+    poster_url: str | None = None  # a completed job's poster (a presigned URL; lists and GET only)
+    playable: bool = False  # it plays now: completed, or a long HLS video with its first segments
+    has_thumbnails: bool = False  # the player's seek bar shows thumbnails
+    input_failure: bool = False  # failed because of its file: "Upload a new file" helps
+    pending_upload: bool = False  # a new file was announced (POST /jobs/{id}/replace), not yet retried
     part_size: int | None = None  # a file uploaded in parts: every part but the last has this size
     upload_expires_at: datetime | None = None  # an unfinished multipart upload is discarded then
 
     @classmethod
-    def of(cls, job: Job, pricing: RetryPricing | None = None, max_tries: int = 3) -> JobOut:
+    def of(
+        cls,
+        job: Job,
+        pricing: RetryPricing | None = None,
+        max_tries: int = 3,
+        poster_url: str | None = None,
+    ) -> JobOut:
         failure = describe(job.error_code) if job.status == JobStatus.FAILED else None
         unfinished = job.status == JobStatus.UPLOADING and job.multipart
         return cls(
+            preset=job.preset.value,
+            output_width=job.output_width,
+            output_height=job.output_height,
+            duration_seconds=job.output_duration,
+            output_size=job.output_size,
+            poster_url=poster_url,
+            playable=playable(job),
+            has_thumbnails=bool(job.thumbnails_key) and job.status == JobStatus.COMPLETED,
+            input_failure=failure is not None and failure.input_at_fault,
+            pending_upload=job.pending_size is not None,
             part_size=job.part_size,
             upload_expires_at=job.sweep_at if unfinished else None,
             retryable=failure.retryable if failure else None,
@@ -224,9 +287,15 @@ class JobDetailOut(JobOut):
 
     @classmethod
     def of_detail(
-        cls, job: Job, attempts: list[Attempt], pricing: RetryPricing, max_tries: int
+        cls,
+        job: Job,
+        attempts: list[Attempt],
+        pricing: RetryPricing,
+        max_tries: int,
+        poster_url: str | None = None,
     ) -> JobDetailOut:
-        return cls(**dict(JobOut.of(job, pricing, max_tries)), attempts=[AttemptOut.of(a) for a in attempts])
+        job_out = JobOut.of(job, pricing, max_tries, poster_url)
+        return cls(**dict(job_out), attempts=[AttemptOut.of(a) for a in attempts])
 
 
 class JobDetailEnvelope(Schema):
@@ -280,6 +349,12 @@ class RetryOut(_Sparse):
     job_id: str
     credits_charged: int
     delivery: Delivery | None = None
+    preset: PresetName | None = None  # what the retry produces, when the request named a preset
+
+
+class ReplacedOut(Schema):
+    job: JobOut
+    upload: UploadOut
 
 
 class CancelOut(Schema):

@@ -43,6 +43,8 @@ def job_guard_holds(guard: JobGuard, job: Job | None) -> bool:
         return False
     if guard.task_not_done is not None and guard.task_not_done in job.tasks_done:
         return False
+    if guard.published is not None and job.hls_published != guard.published:
+        return False
     if guard.due_before is not None and (job.sweep_at is None or job.sweep_at >= guard.due_before):
         return False
     free_at = guard.stitch_free_at

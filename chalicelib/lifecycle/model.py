@@ -83,6 +83,7 @@ class JobGuard:
     has_plan: bool = False  # a segment plan is recorded
     task_not_done: int | None = None  # this segment task is not recorded done yet
     stitch_free_at: datetime | None = None  # nobody's stitch claim runs past this time
+    published: int | None = None  # this many of its HLS video tasks are published (no more)
     due_before: datetime | None = None  # its `sweep_at` is set and before this time
 
 

@@ -37,11 +37,14 @@ class Move(StrEnum):
     INTERRUPT = "interrupt"  # the sweeper settles an attempt whose worker's lease ran out
     GIVE_UP = "give_up"  # the message's last delivery failed: failed and refunded
     CANCEL = "cancel"  # a member stopped it: cancelled, its charge refunded
+    REPLACE_INPUT = "replace_input"  # a new file announced for a failed job (a retry then takes it)
+    PUBLISH = "publish"  # a long HLS video: more of its segments playable, in order
     # Not job moves: the workspace's own transitions.
     OPEN_WORKSPACE = "open_workspace"
     ADD_MEMBER = "add_member"
     CREDITS = "credits"  # an operator's grant or adjustment
     PRICING = "pricing"  # an operator's RETRY_PRICING override
+    PRESET = "preset"  # the workspace's default preset
     PURCHASE = "purchase"  # a paid Checkout session grants its pack's credits
     PURCHASE_REVERSAL = "purchase_reversal"  # a refund or a dispute takes them back
 
@@ -79,6 +82,8 @@ MOVES: dict[Move, Row] = {
     Move.INTERRUPT: _row({PROCESSING}, QUEUED, FAILED, lease=True),
     Move.GIVE_UP: _row({QUEUED, PROCESSING}, FAILED, lease=True),
     Move.CANCEL: _row({UPLOADING, QUEUED, PROCESSING}, CANCELLED),
+    Move.REPLACE_INPUT: _row({FAILED}, FAILED),
+    Move.PUBLISH: _row({PROCESSING}, PROCESSING),
 }
 
 FINAL = frozenset({COMPLETED, CANCELLED})  # no move leaves these (FAILED is left by RETRY)

@@ -22,7 +22,9 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    OutputFacts,
     PaymentEvent,
+    Preset,
     Purchase,
     QueueMessage,
     Trigger,
@@ -35,6 +37,7 @@ from chalicelib.errors import (
     InsufficientCreditsError,
     InsufficientCreditsForRetryError,
     JobExistsError,
+    JobNotReplaceableError,
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
@@ -91,7 +94,22 @@ def _segments_reset() -> Changes:
         "segments_total": None,
         "tasks_done": frozenset(),
         "stitch_until": None,
+        "hls_published": 0,
+        "stream_key": None,  # a long HLS video's growing stream belongs to its attempt
     }
+
+
+# What a completed attempt produced: a new round starts without it.
+_NO_OUTPUTS: Changes = {
+    "output_file_key": None,
+    "output_width": None,
+    "output_height": None,
+    "output_duration": None,
+    "output_size": None,
+    "poster_key": None,
+    "thumbnails_key": None,
+    "stream_key": None,
+}
 
 
 def _queued(now: datetime, due: datetime | None = None) -> Changes:
@@ -195,6 +213,18 @@ def _cancel_refused(labels: frozenset[str]) -> Exception:
     return TransitionRefusedError(labels)  # the job moved on since it was read
 
 
+def _replace_refused(labels: frozenset[str]) -> Exception:
+    if "member" in labels:
+        return NotAMemberError()
+    return JobNotReplaceableError()  # it is not failed (any more) at the attempt read
+
+
+def _create_refused(labels: frozenset[str]) -> Exception:
+    if "workspace" in labels:
+        return WorkspaceNotFoundError()
+    return JobExistsError()
+
+
 # --- the workspace ---------------------------------------------------------------------------
 
 
@@ -226,6 +256,17 @@ def change_credits(entry: LedgerEntry, expected: int | None = None) -> Transitio
         ),
         entries=(entry,),
         refusal=lambda _: ConflictError("The balance changed or would go below 0; nothing was changed"),
+    )
+
+
+def set_preset(workspace_id: str, preset: Preset | None, member: str, now: datetime) -> Transition:
+    """A member chooses the workspace's default preset (None: the service's default)."""
+    return Transition(
+        Move.PRESET,
+        now,
+        workspace=WorkspaceWrite(workspace_id, changes={"preset": preset}),
+        member=(member, workspace_id),
+        refusal=lambda labels: NotAMemberError() if "member" in labels else WorkspaceNotFoundError(),
     )
 
 
@@ -312,12 +353,16 @@ def purchase_reversal(bought: Purchase, event: PaymentEvent, reversed_to: int, n
 # --- charging: create, start, retry, undo ---------------------------------------------------------
 
 
-def create_job(job: Job) -> Transition:
+def create_job(job: Job, remember: bool = False) -> Transition:
+    """A new job waiting for its upload; with `remember`, its preset becomes the workspace's (the
+    one the next upload starts with), in the same write."""
+    workspace = WorkspaceWrite(job.workspace_id, changes={"preset": job.preset}) if remember else None
     return Transition(
         Move.CREATE,
         job.created_at,
         jobs=(JobWrite(job.id, job.workspace_id, create=job),),
-        refusal=lambda _: JobExistsError(),
+        workspace=workspace,
+        refusal=_create_refused,
     )
 
 
@@ -351,7 +396,7 @@ def start(
     still a member, the key (if any) has no answer yet and the workspace has fewer than `cap`
     jobs queued or processing (the job joins them)."""
     n = job.attempt + 1
-    attempt = Attempt(job.id, n, Trigger.INITIAL, START_PRICE, now, requested_by=actor)
+    attempt = Attempt(job.id, n, Trigger.INITIAL, START_PRICE, now, requested_by=actor, preset=job.preset)
     entry = LedgerEntry(job.workspace_id, -START_PRICE, LedgerReason.JOB_START, job.id, actor, now)
     return Transition(
         Move.START,
@@ -389,10 +434,15 @@ def retry(
     now: datetime,
     answer: KeyedAnswer | None = None,
     granted: bool = False,
+    preset: Preset | None = None,
+    replaced: frozenset[str] = frozenset(),
     cap: int | None = None,
 ) -> Transition:
     """failed → queued for every job, each at its price under `basis`, in one transaction.
 
+    `preset` (one job: "Retry with different settings") is what the new attempt produces, at the
+    same price; without it each job keeps its own. The jobs in `replaced` have their announced new
+    file in place: each takes the file's name, type and size (`replace_input`); the history stays.
     The jobs join the workspace's active ones, which must stay within `cap`.
     The workspace pays the sum (credits ≥ it), under the pricing the prices were decided from;
     with `granted` an operator pays (a charge and an `operator_grant` of the same amount, so the
@@ -403,16 +453,16 @@ def retry(
     """
     workspace_id = jobs[0].workspace_id
     job_writes, attempt_writes, entries, paid = [], [], [], 0
+    if preset is not None and len(jobs) != 1:
+        raise ValueError("a preset is for a retry of one job (a batch keeps each job's own)")
     for job in jobs:
         price = retry_price(basis.pricing, job)
         n = job.attempt + 1
         workspace_pays = 0 if granted else price
         paid += workspace_pays
-        attempt_writes.append(
-            AttemptWrite(
-                job.id, n, create=Attempt(job.id, n, trigger, workspace_pays, now, requested_by=actor)
-            )
-        )
+        produces = preset or job.preset
+        attempt = Attempt(job.id, n, trigger, workspace_pays, now, requested_by=actor, preset=produces)
+        attempt_writes.append(AttemptWrite(job.id, n, create=attempt))
         if price:
             entries.append(LedgerEntry(workspace_id, -price, LedgerReason.RETRY, job.id, actor, now))
         if price and granted:
@@ -420,13 +470,16 @@ def retry(
         changes: dict[str, Any] = {
             **_queued(now),
             **_new_round(n),
+            **_NO_OUTPUTS,
             "error": None,
             "error_code": None,
             "completed_at": None,
-            "output_file_key": None,
+            "preset": produces,
         }
         if price == 0:
             changes["free_retry"] = FreeRetry.RUNNING
+        if job.id in replaced:
+            changes.update(_replacement_taken(job))
         job_writes.append(
             JobWrite(
                 job.id,
@@ -453,6 +506,46 @@ def retry(
         member=(member, workspace_id) if member is not None else None,
         answer=answer,
         refusal=_retry_refused,
+    )
+
+
+def _replacement_taken(job: Job) -> Changes:
+    """The announced file is the job's input now: its name, type and size; nothing pending."""
+    return {
+        "original_filename": job.pending_filename or job.original_filename,
+        "content_type": job.pending_content_type or job.content_type,
+        "size": job.pending_size if job.pending_size is not None else job.size,
+        "pending_filename": None,
+        "pending_content_type": None,
+        "pending_size": None,
+    }
+
+
+def replace_input(
+    job: Job, filename: str, content_type: str, size: int, member: str, now: datetime
+) -> Transition:
+    """A failed job gets a new file ("Upload a new file"): the file announced (its bytes go to the
+    job's input key through a new presigned upload, replacing the old ones), the job still failed
+    at its attempt. Nothing is charged: the retry that takes the file is the retry's own
+    transaction, at its price."""
+    return Transition(
+        Move.REPLACE_INPUT,
+        now,
+        jobs=(
+            JobWrite(
+                job.id,
+                job.workspace_id,
+                guard=guard(Move.REPLACE_INPUT, job.attempt),
+                changes={
+                    "pending_filename": filename,
+                    "pending_content_type": content_type,
+                    "pending_size": size,
+                    "updated_at": now,
+                },
+            ),
+        ),
+        member=(member, job.workspace_id),
+        refusal=_replace_refused,
     )
 
 
@@ -578,7 +671,22 @@ def _touch(ref: QueueMessage, move: Move, now: datetime, changes: Changes) -> Tr
     )
 
 
-def complete(ref: QueueMessage, output_key: str, now: datetime) -> Transition:
+def complete(
+    ref: QueueMessage, output_key: str, now: datetime, facts: OutputFacts | None = None
+) -> Transition:
+    """processing → completed, with what the attempt produced (`facts`: its size, length, poster,
+    thumbnails and, for HLS, the stream's index)."""
+    produced: dict[str, Any] = {}
+    if facts is not None:
+        produced = {
+            "output_width": facts.width,
+            "output_height": facts.height,
+            "output_duration": facts.duration,
+            "output_size": facts.size,
+            "poster_key": facts.poster_key,
+            "thumbnails_key": facts.thumbnails_key,
+            "stream_key": facts.stream_key,
+        }
     return Transition(
         Move.COMPLETE,
         now,
@@ -589,6 +697,7 @@ def complete(ref: QueueMessage, output_key: str, now: datetime) -> Transition:
                 guard=_processing(ref, Move.COMPLETE),
                 changes={
                     **_ended(JobStatus.COMPLETED, now),
+                    **produced,
                     "output_file_key": output_key,
                     "completed_at": now,
                     "progress": 1.0,
@@ -698,7 +807,7 @@ def reschedule(
     """A free automatic retry, in one transaction: the attempt failed with `error`, a free
     attempt created, and the job queued again for it, due at `due`."""
     n = job.attempt
-    again = Attempt(job.id, n + 1, Trigger.AUTO, 0, now, requested_by=SYSTEM)
+    again = Attempt(job.id, n + 1, Trigger.AUTO, 0, now, requested_by=SYSTEM, preset=job.preset)
     return Transition(
         move,
         now,
@@ -838,3 +947,21 @@ def claim_stitch(ref: QueueMessage, now: datetime, until: datetime) -> Transitio
 
 def release_stitch(ref: QueueMessage, now: datetime) -> Transition:
     return _touch(ref, Move.RELEASE_STITCH, now, {"stitch_until": None})
+
+
+def publish(ref: QueueMessage, before: int, after: int, index_key: str, now: datetime) -> Transition:
+    """A long HLS video's first `after` video tasks are playable: `index_key` is the stream's index
+    as far as they go, if exactly `before` were published. Publishers that race apply their step in
+    turn, and what is published never goes back."""
+    return Transition(
+        Move.PUBLISH,
+        now,
+        jobs=(
+            JobWrite(
+                ref.job_id,
+                ref.workspace_id,
+                guard=_processing(ref, Move.PUBLISH, has_plan=True, published=before),
+                changes={"hls_published": after, "stream_key": index_key, "updated_at": now},
+            ),
+        ),
+    )

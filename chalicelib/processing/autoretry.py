@@ -104,7 +104,8 @@ def _retry_later(
         extra={**_keys(job), "error_code": error.code, "try": tries + 1, "delay_seconds": delay},
     )
     try:
-        svc.queue.send(QueueMessage(job.id, job.workspace_id, job.attempt + 1), delay_seconds=delay)
+        again_ref = QueueMessage(job.id, job.workspace_id, job.attempt + 1, preset=job.preset)
+        svc.queue.send(again_ref, delay_seconds=delay)
     except QueueSendError:
         # Committed: the job is queued and due at `due`; the sweeper re-sends it from then on.
         logger().warning("could not send the automatic retry; the sweeper will", extra=_keys(job))

@@ -41,7 +41,7 @@ class Queued:
 
 
 def message_for(job: Job) -> QueueMessage:
-    return QueueMessage(job_id=job.id, workspace_id=job.workspace_id, attempt=job.attempt)
+    return QueueMessage(job_id=job.id, workspace_id=job.workspace_id, attempt=job.attempt, preset=job.preset)
 
 
 def dispatch(

@@ -10,6 +10,9 @@
   proven to be the input's keeps the credit (chalicelib.lifecycle.pricing.keeps_credit).
 
 `retryable` answers "would a manual Retry plausibly help?": yes for everything but permanent.
+`input_at_fault`: the file itself is the problem (not a readable video, or gone): a new file for
+the same job ("Upload a new file") helps, a retry of the same one does not; "Retry all failed"
+leaves these out.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Failure:
     message: str
     kind: FailureKind
     suggestion: str
+    input_at_fault: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -80,12 +84,14 @@ _TABLE: dict[str, Failure] = {
             InvalidVideoError.default_message,
             FailureKind.PERMANENT,
             "Upload a different file: this one is not a readable video.",
+            input_at_fault=True,
         ),
         Failure(
             InputMissingError.code,
             InputMissingError.default_message,
             FailureKind.PERMANENT,
             "Upload the video again: the original file is no longer stored.",
+            input_at_fault=True,
         ),
         Failure(
             UploadExpiredError.code,
@@ -129,7 +135,7 @@ def describe(error_code: str | None) -> Failure | None:
 def classify(error: ProcessingError) -> Failure:
     """The entry for a raised error, keeping the error's own (maybe more precise) message."""
     known = describe(error.code) or _UNKNOWN
-    return Failure(known.error_code, error.message, known.kind, known.suggestion)
+    return Failure(known.error_code, error.message, known.kind, known.suggestion, known.input_at_fault)
 
 
 def retry_automatically(kind: FailureKind, tries_so_far: int, max_tries: int) -> bool:

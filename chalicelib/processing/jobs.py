@@ -1,5 +1,6 @@
 """Jobs: create with a presigned upload (one PUT, or a multipart upload in parts for a large
-file: chalicelib.uploads), start (charge 1 credit and queue), read, list, download."""
+file: chalicelib.uploads), start (charge 1 credit and queue), read, list, download, and a new
+file for a failed one; the workspace's preset (what an upload starts with)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from chalicelib.domain import (
     Job,
     JobStatus,
     LedgerReason,
+    Preset,
     Principal,
     RetryPricing,
     Trigger,
@@ -21,13 +23,17 @@ from chalicelib.domain import (
 from chalicelib.errors import (
     JobNotCompletedError,
     JobNotFoundError,
+    JobNotReplaceableError,
     JobNotStartableError,
     PayloadTooLargeError,
     UploadIncompleteError,
     ValidationError,
+    WorkspaceNotFoundError,
 )
 from chalicelib.lifecycle import Release, project, transitions
 from chalicelib.observability import count, logger
+from chalicelib.outputs import presets
+from chalicelib.outputs.playback import poster_url
 from chalicelib.processing.access import require_member, resolve_workspace, visible_job
 from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
@@ -50,10 +56,21 @@ class NewUpload:
 
 
 @dataclass(frozen=True)
+class Replacement:
+    job: Job
+    upload: PresignedRequest  # a new file for a failed job goes in one PUT
+
+
+# The largest object one presigned PUT may carry (R2 and S3 refuse more).
+SINGLE_PUT_MAX_BYTES = 5 * 1024**3
+
+
+@dataclass(frozen=True)
 class JobDetail:
     job: Job
     attempts: list[Attempt]
     pricing: RetryPricing  # the workspace's: what a manual retry of the job would cost
+    poster_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,19 @@ class JobList:
     jobs: list[Job]
     cursor: str | None
     pricing: RetryPricing
+    posters: dict[str, str]  # job id -> its poster's presigned URL (completed jobs)
+
+
+def _checked_upload(svc: Services, content_type: str, size: int) -> str:
+    """The upload's content type as stored (lower case), after the checks every upload passes."""
+    if not re.fullmatch(VIDEO_TYPE_PATTERN, content_type):
+        raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
+    if size <= 0:
+        raise ValidationError("The file is empty (size must be greater than 0)")
+    limit = svc.settings.upload_max_bytes
+    if size > limit:
+        raise PayloadTooLargeError(f"The file is too large: the limit is {_human(limit)}")
+    return content_type.lower()
 
 
 def create_job(
@@ -70,20 +100,21 @@ def create_job(
     content_type: str,
     size: int,
     workspace_id: str | None,
+    preset_name: str | None = None,
 ) -> NewUpload:
     """A job in `uploading`, and how to send its file: a presigned PUT, or (above
     UPLOAD_MULTIPART_THRESHOLD_BYTES) a multipart upload begun at R2. Nothing is charged yet: the
-    caller's rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create."""
+    caller's rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create.
+
+    The job produces `preset_name` (which becomes the workspace's, what the next upload starts
+    with), or without one, the workspace's."""
+    preset = presets.parse(preset_name)
     check_rate(svc, principal, "create-job")
-    if not re.fullmatch(VIDEO_TYPE_PATTERN, content_type):
-        raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
-    content_type = content_type.lower()
-    if size <= 0:
-        raise ValidationError("The file is empty (size must be greater than 0)")
-    limit = svc.settings.upload_max_bytes
-    if size > limit:
-        raise PayloadTooLargeError(f"The file is too large: the limit is {_human(limit)}")
+    content_type = _checked_upload(svc, content_type, size)
     membership = resolve_workspace(svc.repo, principal, workspace_id)
+    if preset is None:
+        workspace = svc.repo.get_workspace(membership.workspace_id)
+        preset = presets.or_default(workspace.preset if workspace else None)
     now = svc.clock()
     job_id = new_id()
     job = Job(
@@ -97,16 +128,67 @@ def create_job(
         created_at=now,
         updated_at=now,
         created_by=principal.user_id,
+        preset=preset,
     )
+    remember = preset_name is not None
     if uploads.wants_parts(svc, size):
         job = uploads.begin(svc, job)
-        svc.repo.commit(transitions.create_job(job))
+        svc.repo.commit(transitions.create_job(job, remember=remember))
         return NewUpload(job=job, upload=uploads.described(job))
-    svc.repo.commit(transitions.create_job(job))
+    svc.repo.commit(transitions.create_job(job, remember=remember))
     upload = svc.store.presign_upload(
         job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds
     )
     return NewUpload(job=job, upload=upload)
+
+
+def replace_input(
+    svc: Services,
+    principal: Principal,
+    job_id: str,
+    filename: str,
+    content_type: str,
+    size: int,
+    workspace_id: str | None,
+) -> Replacement:
+    """ "Upload a new file" for a failed job: a presigned PUT of the new bytes to the job's input
+    key (the old ones are replaced, not kept), the file's name, type and size recorded as pending
+    (lifecycle `replace_input`). Nothing is charged: the retry that follows (the seed's price and
+    confirm) takes the new file, and the job's history stays. One PUT: at most 5 GiB."""
+    content_type = _checked_upload(svc, content_type, size)
+    if size > SINGLE_PUT_MAX_BYTES:  # a 400: the upload limit allows it, this route does not
+        raise ValidationError(
+            f"A new file for a failed job is at most {_human(SINGLE_PUT_MAX_BYTES)}: "
+            "upload a larger one as a new job"
+        )
+    job = visible_job(svc.repo, principal, job_id, workspace_id)
+    if job.status != JobStatus.FAILED:
+        raise JobNotReplaceableError()
+    now = svc.clock()
+    announced = transitions.replace_input(job, filename, content_type, size, principal.user_id, now)
+    svc.repo.commit(announced)
+    upload = svc.store.presign_upload(
+        job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds
+    )
+    logger().info("new file announced", extra={"job_id": job.id, "workspace_id": job.workspace_id})
+    return Replacement(job=project(job, announced), upload=upload)
+
+
+def workspace_preset(svc: Services, principal: Principal, workspace_id: str | None) -> tuple[str, Preset]:
+    """The workspace a request means, and the preset its uploads start with."""
+    membership = resolve_workspace(svc.repo, principal, workspace_id)
+    workspace = svc.repo.get_workspace(membership.workspace_id)
+    if workspace is None:
+        raise WorkspaceNotFoundError()
+    return workspace.id, presets.or_default(workspace.preset)
+
+
+def set_workspace_preset(
+    svc: Services, principal: Principal, workspace_id: str | None, preset: Preset
+) -> str:
+    membership = resolve_workspace(svc.repo, principal, workspace_id)
+    svc.repo.commit(transitions.set_preset(membership.workspace_id, preset, principal.user_id, svc.clock()))
+    return membership.workspace_id
 
 
 def start_job(
@@ -158,7 +240,10 @@ def _start_once(
 def get_job(svc: Services, principal: Principal, job_id: str, workspace_id: str | None) -> JobDetail:
     job = visible_job(svc.repo, principal, job_id, workspace_id)
     return JobDetail(
-        job=job, attempts=svc.repo.attempts_of(job.id), pricing=_pricing(svc, job.workspace_id, [job])
+        job=job,
+        attempts=svc.repo.attempts_of(job.id),
+        pricing=_pricing(svc, job.workspace_id, [job]),
+        poster_url=poster_url(svc, job),
     )
 
 
@@ -173,8 +258,12 @@ def list_jobs(
     membership = resolve_workspace(svc.repo, principal, workspace_id)
     limit = max(1, min(limit, svc.settings.jobs_page_max))
     page = svc.repo.list_jobs(membership.workspace_id, status, limit, cursor)
+    posters = {job.id: url for job in page.jobs if (url := poster_url(svc, job))}
     return JobList(
-        jobs=page.jobs, cursor=page.cursor, pricing=_pricing(svc, membership.workspace_id, page.jobs)
+        jobs=page.jobs,
+        cursor=page.cursor,
+        pricing=_pricing(svc, membership.workspace_id, page.jobs),
+        posters=posters,
     )
 
 
@@ -195,8 +284,9 @@ def download_url(svc: Services, principal: Principal, job_id: str, workspace_id:
 
 
 def _output_name(job: Job) -> str:
+    """The download's file name: the upload's, as an MP4 or (HLS) a zip of the stream."""
     stem = job.original_filename.rsplit(".", 1)[0] or "video"
-    return f"{stem}.mp4"
+    return f"{stem}-hls.zip" if presets.spec(job.preset).streaming else f"{stem}.mp4"
 
 
 def _human(n: int) -> str:

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Protocol
 
 from chalicelib.domain import (
+    DEFAULT_PRESET,
     Attempt,
     Job,
     JobStatus,
     LedgerEntry,
     Membership,
+    Preset,
     QueueMessage,
     Workspace,
 )
 from chalicelib.lifecycle.model import KeyedAnswer, Transition
+from chalicelib.outputs.presets import Rung
 from chalicelib.processing.segment_plan import Span
 
 
@@ -34,6 +37,7 @@ class StoredObject:
     key: str
     size: int
     content_type: str | None
+    etag: str = ""  # changes when the object's bytes do (a replaced input)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,12 @@ class ObjectStore(Protocol):
         """Discard the upload and its parts (nothing to do when it no longer exists)."""
         ...
 
-    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str: ...
+    def presign_download(
+        self, key: str, expires: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
+        """A presigned GET; `filename`: a download of that name; `content_type`: the type the
+        answer says (an HLS segment read as a byte range of the package is video/mp2t)."""
+        ...
 
     def head(self, key: str) -> StoredObject | None:
         """The object's metadata, or None when it does not exist."""
@@ -89,6 +98,16 @@ class ObjectStore(Protocol):
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with prefix; how many were deleted."""
+        ...
+
+    def read(self, key: str) -> bytes | None:
+        """A small object's bytes (an index, a playlist); None when it does not exist."""
+        ...
+
+    def write(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def copy(self, source: str, target: str) -> None:
+        """A copy made by storage itself (no bytes through the caller)."""
         ...
 
 
@@ -116,17 +135,74 @@ class TranscodeResult:
     elapsed_seconds: float
 
 
+@dataclass(frozen=True)
+class ThumbSheet:
+    """A JPEG of thumbnails: grid points first .. first+count-1 (one every `interval` seconds of
+    the source), `columns` a row (chalicelib.outputs.thumbnails)."""
+
+    path: Path
+    interval: float
+    first: int
+    count: int
+    columns: int
+
+
+@dataclass(frozen=True)
+class RenditionFiles:
+    """One HLS rendition a run wrote: its directory, ffmpeg's media playlist, what it is."""
+
+    name: str
+    directory: Path
+    playlist: Path
+    width: int
+    height: int
+    codecs: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What one run (a single pass, or one segment of a long video) wrote, from one decode."""
+
+    preset: Preset
+    width: int  # the (largest) output's
+    height: int
+    duration_seconds: float
+    elapsed_seconds: float
+    video: Path | None = None  # an MP4 preset's file
+    renditions: tuple[RenditionFiles, ...] = ()  # HLS: largest first
+    audio: RenditionFiles | None = None  # HLS: the audio rendition (a single pass with audio)
+    poster: Path | None = None
+    thumbs: ThumbSheet | None = None
+
+
 class Transcoder(Protocol):
     """FFmpeg. Raises a chalicelib.errors.ProcessingError subclass on failure, and StoppedError
     (ffmpeg killed, nothing written) once `stop` is set."""
 
-    def transcode(
+    def render(
         self,
         input_url: str,
-        output_path: Path,
+        out_dir: Path,
+        preset: Preset = DEFAULT_PRESET,
         on_progress: Callable[[float], None] | None = None,
         stop: threading.Event | None = None,
-    ) -> TranscodeResult: ...
+    ) -> Rendered:
+        """The preset's outputs, the poster and the thumbnails in `out_dir`, from one decode."""
+        ...
+
+
+@dataclass(frozen=True)
+class SegmentWork:
+    """What a long video's segment task produces: its preset's renditions (decided at the plan),
+    tone-mapped when the source is HDR, and its share of the thumbnails (and, for the first
+    segment, the poster) on the grid of a source of `duration` seconds."""
+
+    preset: Preset
+    rungs: tuple[Rung, ...]
+    duration: float
+    hdr: bool = False
+    poster: bool = False
+    names: tuple[str, ...] = ()  # the renditions' names (as the rungs)
 
 
 @dataclass(frozen=True)
@@ -139,6 +215,8 @@ class SourceSurvey:
     frame_times: tuple[float, ...]  # seconds from the file's start, sorted
     keyframe_times: tuple[float, ...]
     audio_copy: bool = False  # the audio is already what the output carries: stream-copy it
+    short_side: int = 0  # the picture as displayed (rotation applied): what a ladder is chosen by
+    hdr: bool = False  # 10-bit HLG or PQ: tone-mapped to SDR BT.709
 
 
 class Segmenter(Protocol):
@@ -151,16 +229,16 @@ class Segmenter(Protocol):
 
     def survey(self, input_url: str) -> SourceSurvey: ...
 
-    def encode_segment(
+    def render_segment(
         self,
         input_url: str,
         span: Span,
         video_stream: int,
-        output_path: Path,
-        on_progress: Callable[[float], None] | None = None,
+        out_dir: Path,
+        work: SegmentWork,
         stop: threading.Event | None = None,
-    ) -> float:
-        """Encode one span of the video; the seconds it took."""
+    ) -> Rendered:
+        """Encode one span of the video (no audio) into `out_dir`, as `work` says."""
         ...
 
     def encode_audio(
@@ -170,8 +248,11 @@ class Segmenter(Protocol):
         output_path: Path,
         copy: bool = False,
         stop: threading.Event | None = None,
+        streaming: bool = False,
     ) -> float:
-        """The whole file's audio, stream-copied (copy) or encoded; the seconds it took."""
+        """The whole file's audio, stream-copied (copy) or encoded, into an M4A at `output_path`
+        (or, `streaming`, an HLS audio rendition under the directory `output_path`); the seconds
+        it took."""
         ...
 
     def stitch(

@@ -6,10 +6,14 @@ The rules, in the order the seed checks them:
 3. the workspace has the retry's price (else 403 "Insufficient credits ..."); the price is 1
    credit, or 0 for the job's free retry under RETRY_PRICING first_free, and a job whose start
    was refunded pays its first retry as a start (chalicelib.lifecycle.pricing);
-4. the original upload is still in R2 (else 409);
+4. the original upload is still in R2 (else 409); when a new file was announced for the job
+   ("Upload a new file", chalicelib.processing.jobs.replace_input), it is that file, whole
+   (else 400), and the retry takes it;
 5. the workspace has fewer than MAX_ACTIVE_JOBS jobs queued or processing (else 429 with
    Retry-After; the batch reports the jobs it could not queue). The transaction itself checks it
    and counts the job in, so two retries at once can never both pass the cap.
+The retry may name a preset ("Retry with different settings", one job): same price; a batch
+keeps each job's own.
 Then ONE transaction (chalicelib.lifecycle.transitions.retry): job failed→queued (guard: still
 failed at the attempt and retry count read), credits −price (guard: credits ≥ price, and the
 workspace's pricing override is exactly what the price was decided from), the caller's
@@ -34,6 +38,7 @@ from chalicelib.domain import (
     Job,
     JobStatus,
     LedgerReason,
+    Preset,
     Principal,
     Trigger,
     Workspace,
@@ -46,6 +51,7 @@ from chalicelib.errors import (
     JobNotFoundError,
     JobsChangedError,
     QueueSendError,
+    ReplacementIncompleteError,
     ServiceUnavailableError,
     TransactionConflictError,
     UploadGoneError,
@@ -61,6 +67,7 @@ from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import Dispatch, dispatch
 from chalicelib.processing.idempotency import Key
+from chalicelib.processing.ports import StoredObject
 from chalicelib.processing.pricing import pricing_of
 
 RETRY_REFUND_MESSAGE = "Could not queue the retry. Your credit was refunded."
@@ -101,14 +108,18 @@ def retry_job(
     job_id: str,
     workspace_id: str | None = None,
     key: Key[Retried] | None = None,
+    preset: Preset | None = None,
 ) -> Retried:
-    """Re-queue one failed job (`job_id` in its canonical form) for its price."""
+    """Re-queue one failed job (`job_id` in its canonical form) for its price; `preset`: what
+    this retry produces (without it, the job's own)."""
 
     def once() -> Retried:
         job = svc.repo.get_job(job_id)
         if job is None or (workspace_id and job.workspace_id != workspace_id):
             raise JobNotFoundError()
-        return _retry_once(svc, job, Trigger.MANUAL, principal.user_id, principal.user_id, key=key)
+        return _retry_once(
+            svc, job, Trigger.MANUAL, principal.user_id, principal.user_id, key=key, preset=preset
+        )
 
     return with_contention(once)
 
@@ -143,6 +154,7 @@ def _retry_once(
     member: str | None,
     granted: bool = False,
     key: Key[Retried] | None = None,
+    preset: Preset | None = None,
 ) -> Retried:
     """`member`: the caller whose membership the transaction checks (None: an operator).
 
@@ -155,15 +167,17 @@ def _retry_once(
     if job.status != JobStatus.FAILED:
         _require_member(svc, member, job)
         raise JobNotFailedError()
-    if svc.store.head(job.input_file_key) is None:
+    upload = svc.store.head(job.input_file_key)
+    if upload is None or not _replacement_whole(job, upload):
         _require_member(svc, member, job)
         if not granted:
             _require_credits(svc, job)
-        raise UploadGoneError()
+        raise UploadGoneError() if upload is None else ReplacementIncompleteError()
+    replaced = frozenset({job.id}) if job.pending_size is not None else frozenset()
     basis = PricingBasis.assumed(svc.settings.retry_pricing)
     for _ in range(3):
         try:
-            return _commit_retry(svc, job, trigger, actor, member, basis, granted, key)
+            return _commit_retry(svc, job, trigger, actor, member, basis, granted, key, preset, replaced)
         except InsufficientCreditsForRetryError:
             workspace = svc.repo.get_workspace(job.workspace_id)
             if workspace is None or workspace.retry_pricing in basis.overrides:
@@ -171,6 +185,11 @@ def _retry_once(
                 raise  # the price held: the balance is short
             basis = PricingBasis.read(workspace, svc.settings.retry_pricing)
     raise TransactionConflictError()  # the override kept changing under us: start over
+
+
+def _replacement_whole(job: Job, upload: StoredObject) -> bool:
+    """No new file was announced, or the stored one is it (its declared size)."""
+    return job.pending_size is None or upload.size == job.pending_size
 
 
 def _require_credits(svc: Services, job: Job) -> None:
@@ -188,9 +207,20 @@ def _commit_retry(
     basis: PricingBasis,
     granted: bool,
     key: Key[Retried] | None,
+    preset: Preset | None = None,
+    replaced: frozenset[str] = frozenset(),
 ) -> Retried:
     retried = transitions.retry(
-        [job], basis, trigger, actor, member, svc.clock(), granted=granted, cap=svc.settings.max_active_jobs
+        [job],
+        basis,
+        trigger,
+        actor,
+        member,
+        svc.clock(),
+        granted=granted,
+        preset=preset,
+        replaced=replaced,
+        cap=svc.settings.max_active_jobs,
     )
     queued, attempt = project(job, retried), _new_attempt(retried, job.id)
     charged = attempt.credits_charged
@@ -284,6 +314,7 @@ def _commit_batch(
     """The batch's transaction, committed: the jobs it queued (None: none could be)."""
     results.clear()  # a re-run after a TransactionConflict judges every job afresh
     eligible = _eligible(svc, ws_id, ids, results)
+    replaced = frozenset(job.id for job in eligible if job.pending_size is not None)
     workspace, repriced = _workspace(svc, ws_id), 0  # its pricing decides each job's price
     cap = svc.settings.max_active_jobs
     while eligible:
@@ -292,7 +323,14 @@ def _commit_batch(
             break
         basis = PricingBasis.read(workspace, svc.settings.retry_pricing)
         retried = transitions.retry(
-            eligible, basis, Trigger.BATCH, principal.user_id, principal.user_id, svc.clock(), cap=cap
+            eligible,
+            basis,
+            Trigger.BATCH,
+            principal.user_id,
+            principal.user_id,
+            svc.clock(),
+            replaced=replaced,
+            cap=cap,
         )
         if workspace.credits < -retried.credits:
             raise InsufficientCreditsForRetryError()
@@ -350,6 +388,8 @@ def _eligible(svc: Services, ws_id: str, ids: list[str], results: dict[str, Item
     for job, head in zip(failed, heads, strict=True):
         if head is None:
             results[job.id] = _failure(job.id, UploadGoneError())
+        elif not _replacement_whole(job, head):
+            results[job.id] = _failure(job.id, ReplacementIncompleteError())
     return [job for job in failed if job.id not in results]
 
 

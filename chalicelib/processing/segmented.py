@@ -2,13 +2,18 @@
 
 The attempt's message plans (ffprobe's frame list, chalicelib.processing.segment_plan) and sends
 one message per segment and one for the audio, all to the same queue and worker. Each task
-encodes its part to `segments_prefix(...)` and records itself done on the job item; the task that
-sees every task done claims the stitch (one conditional write), joins the parts, uploads the
-output and completes the job. Money: the attempt's one credit was charged when it was queued;
-tasks cost nothing, and a task that fails for the platform's reasons is delivered again by SQS
-(free) until `segment_max_tries`, without touching the others; after that, or at once for the
-input's fault, the attempt is settled by chalicelib.processing.autoretry: a free automatic try
-(which plans again and reuses the finished parts) or the end, refunded or not by the taxonomy.
+encodes its part as the attempt's preset says (an MP4 part, or every rendition of the HLS ladder
+from one decode of its span), with its share of the thumbnails, to `segments_prefix(...)`, and
+records itself done on the job item; with HLS the stream is published as far as the tasks done
+from the first one go (playable before the job completes). The task that sees every task done
+claims the stitch (one conditional write), joins or packages the parts without re-encoding
+(chalicelib.processing.segment_outputs), uploads the output and completes the job.
+
+Money: the attempt's one credit was charged when it was queued; tasks cost nothing, and a task
+that fails for the platform's reasons is delivered again by SQS (free) until `segment_max_tries`,
+without touching the others; after that, or at once for the input's fault, the attempt is
+settled by chalicelib.processing.autoretry: a free automatic try (which plans again and reuses
+the finished parts) or the end, refunded or not by the taxonomy.
 
 Finished parts live under a per-job prefix whose name carries the plan's fingerprint: a manual
 Retry of a failed job plans the same segments again, finds the parts already there and encodes
@@ -26,32 +31,34 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from chalicelib.domain import AUDIO_TASK, FailureKind, JobStatus, QueueMessage
+from chalicelib.domain import AUDIO_TASK, DEFAULT_PRESET, FailureKind, JobStatus, Preset, QueueMessage
 from chalicelib.errors import (
     InternalProcessingError,
     ProcessingError,
     ServiceUnavailableError,
     StoppedError,
-    StorageError,
     TaskRetryError,
-    UploadOutputError,
     WorkerInterruptedError,
 )
 from chalicelib.lifecycle import transitions
 from chalicelib.observability import count, logger
-from chalicelib.processing import failures
+from chalicelib.outputs import presets
+from chalicelib.outputs.presets import Rung, rendition_name
+from chalicelib.processing import failures, segment_outputs
 from chalicelib.processing.autoretry import Handled, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import Segmenter
+from chalicelib.processing.ports import Segmenter, SegmentWork, StoredObject
 from chalicelib.processing.segment_plan import SegmentPlan, Span, plan_segments
 from chalicelib.processing.storage import (
     discard_if_cancelled,
     input_key,
-    output_key,
+    media_prefix,
+    outputs_prefix,
     remove,
     segments_prefix,
     source_url,
+    stored_input,
 )
 from chalicelib.processing.watch import Receipt, Watch, watching
 
@@ -67,6 +74,10 @@ class StoredPlan:
     audio_stream: int | None
     prefix: str
     audio_copy: bool = False  # the source's audio is AAC-LC mono/stereo: copied, not encoded
+    preset: Preset = DEFAULT_PRESET
+    bounds: tuple[int, ...] = (720,)  # the renditions' short-side bounds (the preset's ladder)
+    names: tuple[str, ...] = ("720p",)  # ... and their names
+    hdr: bool = False  # tone-mapped to SDR
 
     @property
     def tasks(self) -> list[int]:
@@ -74,8 +85,51 @@ class StoredPlan:
         audio = [AUDIO_TASK] if self.audio_stream is not None else []
         return audio + [span.index for span in self.plan.spans]
 
+    @property
+    def streaming(self) -> bool:
+        return presets.spec(self.preset).streaming
+
+    @property
+    def rungs(self) -> tuple[Rung, ...]:
+        catalog = {r.bound: r for r in presets.spec(self.preset).rungs}
+        return tuple(catalog.get(bound, Rung(bound)) for bound in self.bounds)
+
     def part_key(self, task: int) -> str:
+        """What marks a task done in storage: its part (MP4), or its segments' manifest (HLS)."""
+        if self.streaming:
+            return (
+                f"{self.prefix}hls/audio.json"
+                if task == AUDIO_TASK
+                else f"{self.prefix}hls/task-{task:05d}.json"
+            )
         return f"{self.prefix}audio.m4a" if task == AUDIO_TASK else f"{self.prefix}seg-{task:05d}.mp4"
+
+    def segment_key(self, rendition: str, task: int, n: int) -> str:
+        """An HLS segment a task wrote (the audio task: the soundtrack's n-th)."""
+        if task == AUDIO_TASK:
+            return f"{self.prefix}hls/audio/{n:05d}.ts"
+        return f"{self.prefix}hls/{rendition}/t{task:05d}-{n:05d}.ts"
+
+    def sheet_key(self, task: int) -> str:
+        return f"{self.prefix}thumbs-{task:05d}.jpg"
+
+    @property
+    def poster_key(self) -> str:
+        return f"{self.prefix}poster.jpg"
+
+    def live_key(self, published: int) -> str:
+        """The stream's index as far as the first `published` video tasks (never overwritten)."""
+        return f"{self.prefix}hls/live-{published:05d}.json"
+
+    def work(self, task: int) -> SegmentWork:
+        return SegmentWork(
+            preset=self.preset,
+            rungs=self.rungs,
+            duration=self.plan.duration,
+            hdr=self.hdr,
+            poster=task == 0,
+            names=self.names,
+        )
 
     def to_json(self) -> str:
         return json.dumps(
@@ -84,6 +138,10 @@ class StoredPlan:
                 "audio": self.audio_stream,
                 "prefix": self.prefix,
                 "copy": self.audio_copy,
+                "preset": self.preset.value,
+                "bounds": list(self.bounds),
+                "names": list(self.names),
+                "hdr": self.hdr,
                 "duration": self.plan.duration,
                 "accurate": self.plan.accurate_cuts,
                 "spans": [[s.start, s.duration] for s in self.plan.spans],
@@ -102,14 +160,24 @@ class StoredPlan:
             audio_stream=data["audio"],
             prefix=data["prefix"],
             audio_copy=bool(data.get("copy", False)),  # plans stored before the copy path encode
+            # plans stored before presets: the seed's 720p MP4
+            preset=Preset(data.get("preset", DEFAULT_PRESET.value)),
+            bounds=tuple(int(b) for b in data.get("bounds", [720])),
+            names=tuple(str(n) for n in data.get("names", ["720p"])),
+            hdr=bool(data.get("hdr", False)),
         )
 
     def describe(self) -> str:
         """The plan's words for the attempt, with what happens to the audio."""
+        words = self.plan.describe()
+        if self.streaming:
+            words += f"; renditions {', '.join(self.names)}"
+        if self.hdr:
+            words += "; HDR tone-mapped to SDR"
         if self.audio_stream is None:
-            return f"{self.plan.describe()}; no audio"
+            return f"{words}; no audio"
         audio = "audio copied (already AAC)" if self.audio_copy else "audio encoded to AAC"
-        return f"{self.plan.describe()}; {audio}"
+        return f"{words}; {audio}"
 
 
 def wants_segments(svc: Services, duration_seconds: float | None) -> bool:
@@ -127,17 +195,22 @@ def plan_if_long(svc: Services, ref: QueueMessage, watch: Watch) -> bool:
     if svc.segmenter is None:
         return False
     key = input_key(ref.workspace_id, ref.job_id)
-    source = source_url(svc, key)
+    upload = stored_input(svc, key)
+    source = svc.store.presign_download(key, svc.settings.transcode_timeout_seconds + 300)
     if not wants_segments(svc, svc.segmenter.probe_duration(source)):
         return False
-    plan_attempt(svc, ref, key, source, watch)
+    plan_attempt(svc, ref, upload, source, watch)
     return True
 
 
 def plan_attempt(
-    svc: Services, ref: QueueMessage, source_key: str, source: str, watch: Watch | None = None
+    svc: Services, ref: QueueMessage, upload: StoredObject, source: str, watch: Watch | None = None
 ) -> StoredPlan:
-    """Survey the source, record the plan on the job and send one message per task."""
+    """Survey the source, record the plan on the job and send one message per task.
+
+    The parts' prefix is named by everything they depend on (the upload's bytes, the cuts, the
+    preset and its ladder, the encoder's settings): a retry with the same ones reuses them, a
+    replaced file or another preset does not."""
     survey = segmenter(svc).survey(source)
     if watch is not None:
         watch.check()
@@ -145,12 +218,18 @@ def plan_attempt(
     plan = plan_segments(
         survey.frame_times, survey.keyframe_times, survey.duration_seconds, settings.segment_seconds
     )
+    rungs = presets.ladder(ref.preset, survey.short_side)
+    names = tuple(rendition_name(r, survey.short_side) for r in rungs)
     fingerprint = hashlib.sha256(
         json.dumps(
             [
-                source_key,
+                upload.key,
+                upload.size,
+                upload.etag,
                 [[s.start, s.duration] for s in plan.spans],
-                settings.transcode_max_height,
+                ref.preset.value,
+                [r.bound for r in rungs],
+                survey.hdr,
                 settings.transcode_preset,
                 settings.transcode_crf,
             ]
@@ -162,6 +241,10 @@ def plan_attempt(
         audio_stream=survey.audio_stream,
         prefix=f"{segments_prefix(ref.workspace_id, ref.job_id)}{fingerprint}/",
         audio_copy=survey.audio_copy,
+        preset=ref.preset,
+        bounds=tuple(r.bound for r in rungs),
+        names=names,
+        hdr=survey.hdr,
     )
     now = svc.clock()
     lease = now + timedelta(seconds=settings.claim_lease_seconds)
@@ -171,7 +254,7 @@ def plan_attempt(
         raise WorkerInterruptedError(detail="the attempt moved on while it was being planned")
     logger().info("segment plan", extra={"job_id": ref.job_id, "plan": words})
     for task in stored.tasks:
-        svc.queue.send(QueueMessage(ref.job_id, ref.workspace_id, ref.attempt, task=task))
+        svc.queue.send(QueueMessage(ref.job_id, ref.workspace_id, ref.attempt, task=task, preset=ref.preset))
     count("SegmentsPlanned", plan.count)
     return stored
 
@@ -183,6 +266,7 @@ class SegmentState:
     plan: str  # the plan as `plan_attempt` recorded it (JSON)
     tasks: int  # segments + the audio task
     done: frozenset[int]  # tasks recorded done (AUDIO_TASK for the audio)
+    published: int = 0  # HLS: video tasks whose segments are in the published stream
 
     @property
     def complete(self) -> bool:
@@ -196,7 +280,9 @@ def segment_state(svc: Services, ref: QueueMessage) -> SegmentState | None:
         return None
     if job.segment_plan is None or job.segment_tasks is None:
         return None
-    return SegmentState(plan=job.segment_plan, tasks=job.segment_tasks, done=job.tasks_done)
+    return SegmentState(
+        plan=job.segment_plan, tasks=job.segment_tasks, done=job.tasks_done, published=job.hls_published
+    )
 
 
 def run_task(svc: Services, ref: QueueMessage, receipt: Receipt | None = None) -> Handled:
@@ -225,6 +311,8 @@ def run_task(svc: Services, ref: QueueMessage, receipt: Receipt | None = None) -
         if state is None:
             return Handled.SKIPPED
         _report_progress(svc, ref, stored, state)
+        if not state.complete:
+            segment_outputs.publish(svc, ref, stored, state.done, state.published)
     if not state.complete:
         return Handled.ENCODED
     return stitch(svc, ref, stored, receipt)
@@ -232,7 +320,13 @@ def run_task(svc: Services, ref: QueueMessage, receipt: Receipt | None = None) -
 
 def stopped(svc: Services, ref: QueueMessage, *keys: str) -> Handled:
     """The attempt stopped while a task ran: a cancelled job's parts (and `keys`) are deleted."""
-    discard_if_cancelled(svc, ref, segments_prefix(ref.workspace_id, ref.job_id), *keys)
+    discard_if_cancelled(
+        svc,
+        ref,
+        segments_prefix(ref.workspace_id, ref.job_id),
+        outputs_prefix(ref.workspace_id, ref.job_id),
+        *keys,
+    )
     logger().info("task stopped: the job was cancelled or moved on", extra={"job_id": ref.job_id})
     return Handled.STOPPED
 
@@ -244,25 +338,28 @@ def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int
     source = source_url(svc, input_key(ref.workspace_id, ref.job_id))
     seg = segmenter(svc)
     with tempfile.TemporaryDirectory(prefix="task-", dir=svc.settings.work_dir) as tmp:
-        target = Path(tmp) / ("audio.m4a" if task == AUDIO_TASK else "segment.mp4")
         if task == AUDIO_TASK:
             assert stored.audio_stream is not None
+            target = Path(tmp) / ("audio" if stored.streaming else "audio.m4a")
             elapsed = seg.encode_audio(
-                source, stored.audio_stream, target, copy=stored.audio_copy, stop=watch.stopped
+                source,
+                stored.audio_stream,
+                target,
+                copy=stored.audio_copy,
+                stop=watch.stopped,
+                streaming=stored.streaming,
             )
-        else:
-            span = stored.plan.spans[task]
-            elapsed = seg.encode_segment(source, span, stored.video_stream, target, stop=watch.stopped)
-        count("SegmentSeconds", elapsed)
+            count("SegmentSeconds", elapsed)
+            watch.check()
+            segment_outputs.store_audio(svc, stored, target)
+            return
+        span = stored.plan.spans[task]
+        rendered = seg.render_segment(
+            source, span, stored.video_stream, Path(tmp), stored.work(task), stop=watch.stopped
+        )
+        count("SegmentSeconds", rendered.elapsed_seconds)
         watch.check()
-        _upload(svc, target, key, "audio/mp4" if task == AUDIO_TASK else "video/mp4")
-
-
-def _upload(svc: Services, path: Path, key: str, content_type: str) -> None:
-    try:
-        svc.store.upload_file(path, key, content_type)
-    except StorageError as exc:
-        raise UploadOutputError(detail=repr(exc)) from exc
+        segment_outputs.store_segment(svc, stored, task, rendered)
 
 
 def _task_failed(
@@ -331,36 +428,20 @@ def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan, receipt: Receip
         return Handled.ENCODED  # another task stitches (or a crashed stitcher's claim has not run out)
     try:
         with watching(svc, ref, receipt) as watch:
-            key = _join_and_upload(svc, ref, stored, watch)
+            key, facts = segment_outputs.assemble(svc, ref, stored, segmenter(svc), watch)
     except StoppedError:
         return stopped(svc, ref)
     except (ProcessingError, ServiceUnavailableError) as error:
         return _stitch_failed(svc, ref, error, receipt.receive_count if receipt else 1)
-    if not committed(svc.repo, transitions.complete(ref, key, svc.clock())):
+    if not committed(svc.repo, transitions.complete(ref, key, svc.clock(), facts)):
         job = svc.repo.get_job(ref.job_id)
         cancelled = job is not None and job.status == JobStatus.CANCELLED
-        return stopped(svc, ref, key) if cancelled else Handled.SKIPPED
+        media = media_prefix(ref.workspace_id, ref.job_id, ref.attempt)
+        return stopped(svc, ref, key, media) if cancelled else Handled.SKIPPED
     count("JobsCompleted")
     remove(svc, segments_prefix(ref.workspace_id, ref.job_id))
     logger().info("job completed (segmented)", extra={"job_id": ref.job_id, "segments": stored.plan.count})
     return Handled.COMPLETED
-
-
-def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan, watch: Watch) -> str:
-    expires = svc.settings.transcode_timeout_seconds + 300
-    parts = [
-        (svc.store.presign_download(stored.part_key(s.index), expires), s.duration) for s in stored.plan.spans
-    ]
-    audio = None
-    if stored.audio_stream is not None:
-        audio = svc.store.presign_download(stored.part_key(AUDIO_TASK), expires)
-    key = output_key(ref.workspace_id, ref.job_id, ref.attempt)
-    with tempfile.TemporaryDirectory(prefix="stitch-", dir=svc.settings.work_dir) as tmp:
-        target = Path(tmp) / "output.mp4"
-        segmenter(svc).stitch(parts, audio, target, stop=watch.stopped)
-        watch.check()
-        _upload(svc, target, key, "video/mp4")
-    return key
 
 
 def _stitch_failed(svc: Services, ref: QueueMessage, error: Exception, receive_count: int) -> Handled:

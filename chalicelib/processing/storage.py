@@ -20,7 +20,19 @@ def input_key(workspace_id: str, job_id: str) -> str:
 
 
 def output_key(workspace_id: str, job_id: str, attempt: int) -> str:
+    """An MP4 preset's output."""
     return f"outputs/{workspace_id}/{job_id}/attempt-{attempt}.mp4"
+
+
+def outputs_prefix(workspace_id: str, job_id: str) -> str:
+    """Everything a job's attempts stored for the person (deleted when the job is cancelled)."""
+    return f"outputs/{workspace_id}/{job_id}/"
+
+
+def media_prefix(workspace_id: str, job_id: str, attempt: int) -> str:
+    """Beside the output: the poster, the thumbnails and their index; for HLS, the package (the
+    download, whose byte ranges are the segments) and the stream's index."""
+    return f"{outputs_prefix(workspace_id, job_id)}attempt-{attempt}/"
 
 
 def segments_prefix(workspace_id: str, job_id: str) -> str:

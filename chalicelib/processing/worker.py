@@ -29,7 +29,7 @@ from chalicelib.processing import segmented, single_pass
 from chalicelib.processing.autoretry import Handled, give_up, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
-from chalicelib.processing.storage import discard_if_cancelled
+from chalicelib.processing.storage import discard_if_cancelled, media_prefix
 from chalicelib.processing.watch import Receipt, watching
 
 __all__ = ["Handled", "HandedBack", "Receipt", "deliver", "process", "reject_malformed"]
@@ -108,7 +108,7 @@ def process(
         with watching(svc, ref, receipt) as watch:
             if segmented.plan_if_long(svc, ref, watch):
                 return Handled.PLANNED
-            key = single_pass.transcode_and_store(svc, ref, watch)
+            key, facts = single_pass.transcode_and_store(svc, ref, watch)
     except StoppedError:
         log.info("attempt stopped: the job was cancelled or moved on", extra=_keys(ref))
         return Handled.STOPPED
@@ -119,9 +119,10 @@ def process(
     except Exception as exc:  # anything else (a full disk, a bug): nobody can tell whose fault
         log.exception("unexpected error in the attempt", extra=_keys(ref))
         return _record_failure(svc, ref, ProcessingError(detail=repr(exc)))
-    if not committed(svc.repo, transitions.complete(ref, key, svc.clock())):
+    if not committed(svc.repo, transitions.complete(ref, key, svc.clock(), facts)):
         log.warning("attempt finished but no longer ours", extra=_keys(ref))
-        return Handled.STOPPED if discard_if_cancelled(svc, ref, key) else Handled.SKIPPED
+        media = media_prefix(ref.workspace_id, ref.job_id, ref.attempt)
+        return Handled.STOPPED if discard_if_cancelled(svc, ref, key, media) else Handled.SKIPPED
     count("JobsCompleted")
     log.info("job completed", extra={**_keys(ref), "output_key": key})
     return Handled.COMPLETED

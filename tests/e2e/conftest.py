@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Playwright, ViewportSize, expect, sync_playwright
 
 from devstack import REPO_ROOT
 
@@ -26,6 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT_DIR = REPO_ROOT / "artifacts" / "screenshots"
+# `make screenshots` sets it: the tests that show a documented view write it there (docs/screenshots).
+DOCS_SCREENSHOTS = "DOCS_SCREENSHOTS"
 DESKTOP: ViewportSize = {"width": 1100, "height": 800}
 
 # The API and the page answer in well under a second; a loaded CI machine gets some slack.
@@ -79,6 +81,24 @@ def screenshot(request: pytest.FixtureRequest) -> Callable[..., Path]:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
         path = SCREENSHOT_DIR / f"{safe}.png"
         page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+@pytest.fixture
+def docs_screenshot() -> Callable[[Locator, str], Path | None]:
+    """docs_screenshot(element, "name"): with DOCS_SCREENSHOTS=<dir> (`make screenshots`), the
+    element as <dir>/<name>.png, the picture the docs show; without it, nothing (the suite leaves
+    the committed pictures alone)."""
+
+    def take(element: Locator, name: str) -> Path | None:
+        directory = os.environ.get(DOCS_SCREENSHOTS)
+        if not directory:
+            return None
+        path = Path(directory) / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        element.screenshot(path=str(path), animations="disabled")
         return path
 
     return take

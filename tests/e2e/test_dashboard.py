@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Dialog, Locator, Page, Request, Route, expect
 
-from chalicelib.domain import RetryPricing, utcnow
+from chalicelib.domain import QueueMessage, RetryPricing, utcnow
 from chalicelib.lifecycle import transitions
 from tests.support.api import Api
 from tests.support.media import make_clip, make_corrupt_file, probe_streams
@@ -105,11 +105,32 @@ def failed_jobs(person: Person, data: bytes, *filenames: str) -> list[dict[str, 
 
 
 def accept_next_dialog(page: Page, seen: list[str]) -> None:
+    """Accept the next native dialog (the batch's and Cancel's confirm), noting its text."""
+
     def handle(dialog: Dialog) -> None:
         seen.append(dialog.message)
         dialog.accept()
 
     page.once("dialog", handle)
+
+
+def retry_dialog(
+    page: Page, opener: Locator, accept: bool = True, preset: str | None = None, screenshot_as: Any = None
+) -> str:
+    """Click `opener` (a Retry button), answer the Retry dialog, and return its text. `preset`:
+    "Retry with different settings" and pick it first."""
+    opener.click()
+    dialog = page.get_by_test_id("retry-dialog")
+    expect(dialog).to_be_visible()
+    text = page.get_by_test_id("retry-dialog-message").inner_text()
+    if preset is not None:
+        page.get_by_test_id("retry-settings-toggle").click()
+        page.get_by_test_id("retry-preset").select_option(preset)
+    if screenshot_as is not None:
+        screenshot_as(page)
+    page.get_by_test_id("retry-dialog-ok" if accept else "retry-dialog-cancel").click()
+    expect(dialog).to_be_hidden()
+    return text
 
 
 def hold_requests(page: Page, pattern: re.Pattern[str]) -> list[Route]:
@@ -302,7 +323,10 @@ def test_a_failed_job_shows_its_error_and_a_retry_button(
     expect(retry).to_have_class(re.compile(r"\bbg-orange-600\b.*\bhover:bg-orange-700\b"))
     expect(retry).to_have_css("background-color", "rgb(234, 88, 12)")
     expect(job_card.get_by_test_id("download-button")).to_be_hidden()
-    expect(page.get_by_test_id("retry-all-button")).to_have_text("Retry all failed (1)")
+    # Its file is the problem: "Retry all failed" leaves it out and says so; "Upload a new file" helps.
+    expect(page.get_by_test_id("retry-all-button")).to_be_hidden()
+    expect(page.get_by_test_id("retry-all-note")).to_contain_text("1 failed job is left out")
+    expect(job_card.get_by_test_id("replace-button")).to_be_visible()
 
     # The seed's layout: the error sits below the timestamp; Retry beside (under) the badge.
     time_box = job_card.get_by_test_id("job-timestamp").bounding_box()
@@ -339,15 +363,8 @@ def test_cancel_in_the_confirm_changes_nothing(
     sign_in(page, person)
     expect_balance(page, 2)
     posts = retry_posts(page, job["id"])
-    seen: list[str] = []
-
-    def dismiss(dialog: Dialog) -> None:
-        seen.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", dismiss)
     job_card = card(page, job["id"])
-    job_card.get_by_test_id("retry-button").click()
+    seen = [retry_dialog(page, job_card.get_by_test_id("retry-button"), accept=False)]
 
     assert seen == [RETRY_CONFIRM]
     expect(job_card.get_by_test_id("retry-button")).to_have_text("Retry")
@@ -385,10 +402,7 @@ def test_ok_shows_retrying_then_queued_then_completed_with_the_balance_one_lower
     retry = job_card.get_by_test_id("retry-button")
     expect(retry).to_have_text("Retry")
     held = hold_requests(page, re.compile(rf"/jobs/{job['id']}/retry$"))
-    seen: list[str] = []
-    accept_next_dialog(page, seen)
-    screenshot(page, "confirm-about-to-open")  # a native dialog cannot be captured while it is open
-    retry.click()
+    seen = [retry_dialog(page, retry, screenshot_as=lambda p: screenshot(p, "retry-dialog"))]
 
     assert seen == [RETRY_CONFIRM]
     expect(retry).to_have_text("Retrying...")
@@ -430,10 +444,8 @@ def test_at_zero_credits_retry_shows_insufficient_credits_and_changes_nothing(
     sign_in(page, person)
     expect_balance(page, 0)
 
-    seen: list[str] = []
-    accept_next_dialog(page, seen)
     job_card = card(page, job["id"])
-    job_card.get_by_test_id("retry-button").click()
+    seen = [retry_dialog(page, job_card.get_by_test_id("retry-button"))]
 
     assert seen == [RETRY_CONFIRM]
     message = job_card.get_by_test_id("job-action-error")
@@ -444,38 +456,59 @@ def test_at_zero_credits_retry_shows_insufficient_credits_and_changes_nothing(
     expect(job_card.get_by_test_id("status-badge")).to_have_text("failed")
     expect(job_card.locator("p.text-red-600").first).to_have_text(f"Error: {NOT_A_VIDEO}")
     expect_balance(page, 0)
-    expect(page.get_by_test_id("retry-all-button")).to_have_text("Retry all failed (1)")
+    expect(page.get_by_test_id("retry-all-note")).to_contain_text("1 failed job is left out")
     screenshot(page, "insufficient-credits")
     assert person.api.credits() == 0
     after = person.api.job(job["id"])
     assert (after["status"], after["retryCount"]) == ("failed", 0)
 
 
-def test_retry_all_failed_retries_exactly_the_jobs_on_screen(
+def platform_failed_jobs(person: Person, clip: bytes, *filenames: str) -> list[dict[str, Any]]:
+    """Jobs the platform failed for good (storage unreachable on each try): a retry may help.
+    Submitted with the worker stopped, then failed through the lifecycle as a worker would."""
+    from tests.support.api import repository
+    from tests.support.lifecycle import claim_and_fail
+
+    jobs = []
+    for name in filenames:
+        job = person.api.submit(clip, name)
+        claim_and_fail(
+            repository(), QueueMessage(job["id"], person.workspace_id, 1), code="R2_DOWNLOAD_FAILED"
+        )
+        jobs.append(person.api.job(job["id"]))
+    return jobs
+
+
+def test_retry_all_failed_retries_exactly_the_jobs_on_screen_and_leaves_out_broken_files(
     page: Page,
     new_person: Callable[..., Person],
     worker: Workers,
+    clip: Path,
     not_a_video: bytes,
     screenshot: Callable[..., Path],
 ) -> None:
-    person = new_person(credits=10)
-    shown = failed_jobs(person, not_a_video, "one.mp4", "two.mp4", "three.mp4")
+    person = new_person(credits=11)
+    (broken,) = failed_jobs(person, not_a_video, "broken.mp4")  # its file is the problem
+    worker.stop()  # the retried jobs stay queued, so what the page shows is stable
+    shown = platform_failed_jobs(person, clip.read_bytes(), "one.mp4", "two.mp4", "three.mp4")
     sign_in(page, person)
     button = page.get_by_test_id("retry-all-button")
     expect(button).to_have_text("Retry all failed (3)")
+    left_out = 'left out because the problem is with the file itself: use "Upload a new file" on it.'
+    expect(page.get_by_test_id("retry-all-note")).to_have_text(f"1 failed job is {left_out}")
     expect(page.get_by_test_id("jobs")).to_have_attribute("data-polling", "false")
-    # A fourth job fails while the page is open but not polling: it is not on screen.
-    (unseen,) = failed_jobs(person, not_a_video, "four.mp4")
+    # A fifth job fails while the page is open but not polling: it is not on screen.
+    (unseen,) = platform_failed_jobs(person, clip.read_bytes(), "four.mp4")
     assert person.api.credits() == 6
-    expect(page.get_by_test_id("job-card")).to_have_count(3)
-    worker.stop()  # the retried jobs stay queued, so what the page shows is stable
+    expect(page.get_by_test_id("job-card")).to_have_count(4)
 
     seen: list[str] = []
     accept_next_dialog(page, seen)
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/jobs/retry")) as sent:
         button.click()
     assert seen == [
-        "This will use 3 credits to retry 3 failed jobs. Your balance will be 3 credits. Continue?"
+        "This will use 3 credits to retry 3 failed jobs. Your balance will be 3 credits. "
+        f"1 failed job is {left_out} Continue?"
     ]
     body = sent.value.post_data_json
     assert body and sorted(body["jobIds"]) == sorted(job["id"] for job in shown)
@@ -490,15 +523,17 @@ def test_retry_all_failed_retries_exactly_the_jobs_on_screen(
         expect(card(page, job["id"]).get_by_test_id("status-badge")).to_have_text("queued")
     expect(page.get_by_test_id("batch-summary")).to_have_text("3 of 3 jobs queued again.")
     expect_balance(page, 3)
-    # After the batch the list reloads: the fourth job shows up, still failed, on its own.
+    # After the batch the list reloads: the fifth job shows up, still failed, on its own.
     expect(card(page, unseen["id"]).get_by_test_id("status-badge")).to_have_text("failed")
     expect(button).to_have_text("Retry all failed (1)")
+    expect(card(page, broken["id"]).get_by_test_id("replace-button")).to_be_visible()
     screenshot(page, "batch-results")
 
     assert person.api.credits() == 3
     for job in shown:
         assert person.api.job(job["id"])["retryCount"] == 1
     assert person.api.job(unseen["id"])["retryCount"] == 0
+    assert person.api.job(broken["id"])["retryCount"] == 0
 
 
 def test_a_double_click_on_retry_charges_once(
@@ -509,7 +544,6 @@ def test_a_double_click_on_retry_charges_once(
     worker.stop()
     assert person.api.credits() == 2
     sign_in(page, person)
-    page.on("dialog", lambda dialog: dialog.accept())
 
     # 1. The answer is lost after the server charged; the person clicks Retry again (nothing is
     #    queued on screen, so the page is not polling and still shows the job as failed).
@@ -525,13 +559,13 @@ def test_a_double_click_on_retry_charges_once(
 
     page.route(re.compile(rf"/jobs/{second['id']}/retry$"), lose_the_answer)
     second_card = card(page, second["id"])
-    second_card.get_by_test_id("retry-button").click()
+    retry_dialog(page, second_card.get_by_test_id("retry-button"))
     expect(second_card.get_by_test_id("job-action-error")).to_contain_text("Network error")
     assert lost == [200]
     assert person.api.credits() == 1
     expect(second_card.get_by_test_id("retry-button")).to_have_text("Retry")
 
-    second_card.get_by_test_id("retry-button").click()
+    retry_dialog(page, second_card.get_by_test_id("retry-button"))
     expect(second_card.get_by_test_id("status-badge")).to_have_text("queued")
     expect(second_card.get_by_test_id("job-action-error")).to_be_hidden()
     expect_balance(page, 1)
@@ -540,10 +574,12 @@ def test_a_double_click_on_retry_charges_once(
     assert person.api.credits() == 1
     assert person.api.job(second["id"])["retryCount"] == 1
 
-    # 2. A double click: one charge.
+    # 2. A double click opens one dialog (the page behind it takes no click); OK: one charge.
     posts = retry_posts(page, first["id"])
     first_card = card(page, first["id"])
     first_card.get_by_test_id("retry-button").dblclick()
+    expect(page.get_by_test_id("retry-dialog")).to_be_visible()
+    page.get_by_test_id("retry-dialog-ok").click()
     expect(first_card.get_by_test_id("status-badge")).to_have_text("queued")
     expect_balance(page, 0)
     assert person.api.credits() == 0
@@ -558,13 +594,13 @@ class CrashesOnce:
     def __init__(self, inner: Any) -> None:
         self.inner, self.crashed = inner, False
 
-    def transcode(self, *args: Any, **kwargs: Any) -> Any:
+    def render(self, *args: Any, **kwargs: Any) -> Any:
         from chalicelib.errors import FFmpegCrashedError
 
         if not self.crashed:
             self.crashed = True
             raise FFmpegCrashedError(detail="ffmpeg killed by signal 9")
-        return self.inner.transcode(*args, **kwargs)
+        return self.inner.render(*args, **kwargs)
 
 
 def test_an_auto_retried_job_counts_down_then_completes_and_a_corrupt_one_says_why_retry_wont_help(
@@ -619,14 +655,7 @@ def test_an_auto_retried_job_counts_down_then_completes_and_a_corrupt_one_says_w
     expect(corrupt.get_by_test_id("retry-button")).to_be_visible()  # the Retry button stays
     expect(flaky.get_by_test_id("retry-note")).to_be_hidden()
     screenshot(page, "not-retryable-note")
-    seen: list[str] = []
-
-    def dismiss(dialog: Dialog) -> None:
-        seen.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", dismiss)
-    corrupt.get_by_test_id("retry-button").click()
+    seen = [retry_dialog(page, corrupt.get_by_test_id("retry-button"), accept=False)]
     expect(corrupt.get_by_test_id("retry-button")).to_have_text("Retry")
     assert seen == [RETRY_CONFIRM]  # it costs 1 credit: exactly the seed's sentence
 
@@ -642,9 +671,7 @@ def test_a_free_first_retry_says_so_in_the_confirm_and_costs_nothing(
     assert person.api.job(job["id"])["retryPrice"] == 0
     sign_in(page, person)
     expect_balance(page, 2)
-    seen: list[str] = []
-    accept_next_dialog(page, seen)
-    card(page, job["id"]).get_by_test_id("retry-button").click()
+    seen = [retry_dialog(page, card(page, job["id"]).get_by_test_id("retry-button"))]
     expect(card(page, job["id"]).get_by_test_id("status-badge")).not_to_have_text(
         "failed", timeout=PROCESSING
     )

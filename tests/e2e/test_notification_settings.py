@@ -55,7 +55,12 @@ def test_settings_panel_email_choices_browser_notifications_and_webhooks(
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_test_id("user-email")).to_have_text(email)
 
-        # Defaults for an owner; no permission prompt before the person asks for notifications.
+        # Settings live in their own view, reached from the header; the main page is the upload
+        # and the jobs. Defaults for an owner; no permission prompt before the person asks.
+        page.get_by_test_id("settings-link").click()
+        expect(page.get_by_test_id("settings-view")).to_be_visible()
+        expect(page.get_by_test_id("main-view")).to_be_hidden()
+        expect(page.get_by_test_id("retention-settings")).to_be_visible()
         page.get_by_test_id("notification-settings-toggle").click()
         for kind, checked in (
             ("job.completed", True),
@@ -78,7 +83,8 @@ def test_settings_panel_email_choices_browser_notifications_and_webhooks(
             "job.retried",
         ]
 
-        page.reload()
+        page.reload()  # the address keeps the view
+        expect(page.get_by_test_id("settings-view")).to_be_visible()
         page.get_by_test_id("notification-settings-toggle").click()
         expect(page.get_by_test_id("email-event-job.completed")).not_to_be_checked()
         expect(page.get_by_test_id("email-event-job.retried")).to_be_checked()
@@ -100,6 +106,8 @@ def test_settings_panel_email_choices_browser_notifications_and_webhooks(
         shown_secret = secret.inner_text()
 
         # A job completes: a system notification, and a signed webhook in the delivery log.
+        page.get_by_test_id("settings-link").click()  # "Back to jobs"
+        expect(page.get_by_test_id("main-view")).to_be_visible()
         page.get_by_label("Choose a video").set_input_files(clip)
         job_card = page.get_by_test_id("job-card").filter(has_text="holiday.mp4")
         expect(job_card.get_by_test_id("status-badge")).to_have_text("completed", timeout=PROCESSING)
@@ -112,6 +120,7 @@ def test_settings_panel_email_choices_browser_notifications_and_webhooks(
         got = receiver.of_type("job.completed")
         assert len(got) == 1 and signed_by(shown_secret, got[0].headers, got[0].body)
 
+        page.get_by_test_id("settings-link").click()
         page.get_by_test_id("webhook-deliveries").click()
         expect(page.get_by_test_id("delivery-status")).to_have_text("delivered")
         page.get_by_test_id("delivery-resend").click()

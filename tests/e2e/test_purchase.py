@@ -16,12 +16,12 @@ from tests.e2e.test_dashboard import (
     INSUFFICIENT_CREDITS,
     RETRY_CONFIRM,
     Person,
-    accept_next_dialog,
     card,
     expect_balance,
     failed_jobs,
     new_person,  # noqa: F401 (a fixture)
     not_a_video,  # noqa: F401 (a fixture)
+    retry_dialog,
     sign_in,
 )
 from tests.support.stack import AwsStack, Workers
@@ -60,10 +60,7 @@ def test_from_insufficient_credits_buy_a_pack_come_back_to_the_new_balance_and_r
 
     # GIVEN the seed's insufficient-credits message on the failed job, with a way to buy
     job_card = card(page, job["id"])
-    seen: list[str] = []
-    accept_next_dialog(page, seen)
-    job_card.get_by_test_id("retry-button").click()
-    assert seen == [RETRY_CONFIRM]
+    assert retry_dialog(page, job_card.get_by_test_id("retry-button")) == RETRY_CONFIRM
     expect(job_card.get_by_test_id("job-action-error")).to_have_text(INSUFFICIENT_CREDITS)
     buy = job_card.get_by_test_id("job-buy-credits")
     expect(buy).to_have_text("Buy credits")
@@ -109,8 +106,7 @@ def test_from_insufficient_credits_buy_a_pack_come_back_to_the_new_balance_and_r
     expect(newest).to_contain_text("Bought 10 credits")
 
     # AND the failed job can be retried now
-    accept_next_dialog(page, seen)
-    job_card.get_by_test_id("retry-button").click()
+    assert retry_dialog(page, job_card.get_by_test_id("retry-button")) == RETRY_CONFIRM
     expect(job_card.get_by_test_id("status-badge")).not_to_have_text("failed")
     expect(job_card.get_by_test_id("job-action-error")).to_have_count(0)
     expect_balance(page, 9)

@@ -102,6 +102,7 @@ def test_a_push_reaches_the_closed_dashboard_as_a_notification_whose_click_opens
     page = context.new_page()
     page.add_init_script(STAND_IN_PUSH_MANAGER % json.dumps(keys.subscription(endpoint)))
     _sign_in(page, email, added.password)
+    page.get_by_test_id("settings-link").click()  # the notifications live in the settings view
     page.get_by_test_id("notification-settings-toggle").click()
     expect(page.get_by_test_id("push-status")).to_have_text("Push notifications are off for this device.")
     page.get_by_test_id("push-toggle").click()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 
@@ -9,14 +10,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from chalicelib import bootstrap
-from chalicelib.domain import QueueMessage
+from chalicelib.domain import AUDIO_TASK, Preset, QueueMessage
 from chalicelib.processing import worker as worker_rules
 from chalicelib.processing.context import Services
 from tests.e2e.test_dashboard import PROCESSING, Person, card, new_person, sign_in  # noqa: F401
+from tests.e2e.test_outputs_dashboard import playing
 from tests.support.media import make_long_form_clip
 from tests.support.stack import AwsStack, Workers
 
-SMALL = {"segment_threshold_seconds": 5.0, "segment_seconds": 4.0, "transcode_max_height": 360}
+SMALL = {"segment_threshold_seconds": 5.0, "segment_seconds": 4.0}
 
 
 @pytest.fixture(scope="module")
@@ -64,5 +66,41 @@ def test_a_long_video_shows_segments_done_of_total_while_it_processes(
     expect(job_card.get_by_test_id("job-progress")).to_have_attribute("value", re.compile(r"^3[0-9]$"))
 
     worker.start()  # the rest of the tasks (and the duplicates of those already done)
+    expect(job_card.get_by_test_id("status-badge")).to_have_text("completed", timeout=PROCESSING)
+    assert person.api.credits() == 2
+
+
+def test_a_long_hls_video_plays_in_the_browser_before_it_completes(
+    page: Page,
+    new_person: Callable[..., Person],  # noqa: F811
+    worker: Workers,
+    segmenting: Services,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    worker.stop()
+    person = new_person(credits=3)
+    assert person.api.call("PUT", "/presets/default", json={"preset": "hls"}).status_code == 200
+    clip = make_long_form_clip(
+        tmp_path_factory.mktemp("media") / "talk.mp4", 12, width=640, height=360, fps=10
+    )
+    job = person.api.submit(clip.read_bytes(), "talk.mp4")
+    attempt = QueueMessage(job["id"], person.workspace_id, 1, preset=Preset.HLS)
+    assert worker_rules.process(segmenting, attempt) == worker_rules.Handled.PLANNED
+    for task in (AUDIO_TASK, 0):  # the soundtrack and the first 4 s: the rest is not encoded yet
+        assert (
+            worker_rules.process(segmenting, dataclasses.replace(attempt, task=task))
+            == worker_rules.Handled.ENCODED
+        )
+    sign_in(page, person)
+    job_card = card(page, job["id"])
+    expect(job_card.get_by_test_id("status-badge")).to_have_text("processing")
+    job_card.get_by_test_id("play-button").click()
+    state = playing(page, 1.5)
+    assert (state["live"], state["kind"], state["engine"]) == ("true", "hls", "hls.js")
+    expect(page.get_by_test_id("player-status")).to_contain_text("Still processing")
+    assert person.api.job(job["id"])["status"] == "processing"  # it played before the job completed
+
+    page.get_by_test_id("player-close").click()
+    worker.start()
     expect(job_card.get_by_test_id("status-badge")).to_have_text("completed", timeout=PROCESSING)
     assert person.api.credits() == 2

@@ -82,6 +82,7 @@ def test_every_transition_says_the_database_is_unavailable(outcomes: dict[str, s
 def test_r2_and_sqs_say_what_failed(outcomes: dict[str, str]) -> None:
     assert outcomes["store.head"] == outcomes["store.upload_file"] == "StorageError"
     assert outcomes["store.delete_prefix"] == "StorageError"
+    assert outcomes["store.read"] == outcomes["store.write"] == outcomes["store.copy"] == "StorageError"
     multipart = ("start_multipart", "list_parts", "complete_multipart", "abort_multipart")
     assert {outcomes[f"store.{m}"] for m in multipart} == {"StorageError"}
     signed = ("presign_upload", "presign_download", "presign_part")

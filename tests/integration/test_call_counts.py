@@ -14,13 +14,14 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import bootstrap
-from chalicelib.domain import QueueMessage, utcnow
+from chalicelib.domain import DEFAULT_PRESET, Preset, QueueMessage, utcnow
 from chalicelib.errors import InvalidVideoError
 from chalicelib.processing import worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import TranscodeResult
+from chalicelib.processing.ports import Rendered
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.aws_calls import counting
+from tests.support.fakes import fake_rendered
 from tests.support.lifecycle import claim, fail
 from tests.support.stack import AwsStack
 
@@ -108,16 +109,20 @@ def test_me_reads_the_workspaces_in_one_call(client: Client, tenant: Tenant) -> 
 
 
 class Refusing:
-    def transcode(self, *args: Any, **kwargs: Any) -> Any:
+    def render(self, *args: Any, **kwargs: Any) -> Any:
         raise InvalidVideoError()
 
 
 class Writing:
-    def transcode(
-        self, input_url: str, output_path: Path, on_progress: Any = None, stop: Any = None
-    ) -> TranscodeResult:
-        output_path.write_bytes(b"an mp4")
-        return TranscodeResult(width=2, height=2, duration_seconds=1.0, elapsed_seconds=0.0)
+    def render(
+        self,
+        input_url: str,
+        out_dir: Path,
+        preset: Preset = DEFAULT_PRESET,
+        on_progress: Any = None,
+        stop: Any = None,
+    ) -> Rendered:
+        return fake_rendered(out_dir, preset)
 
 
 def worker_services(transcoder: Any, tmp_path: Path) -> Services:
@@ -132,9 +137,10 @@ def test_the_worker_does_not_read_the_job_after_its_claim(tenant: Tenant, tmp_pa
     with counting(svc) as seen:
         assert worker.process(svc, QueueMessage(job["id"], job["workspaceId"], 1)) == worker.Handled.COMPLETED
     # claim, HEAD of the input (its key comes from the message), its copy to /tmp (one ranged GET
-    # for a small upload; issue 9), the upload, complete
+    # for a small upload; issue 9), the uploads (the output, the poster, the thumbnail sheet and
+    # its WebVTT index; issue 16), complete
     assert seen == Counter(
-        {"ddb:TransactWriteItems": 2, "s3:HeadObject": 1, "s3:GetObject": 1, "s3:PutObject": 1}
+        {"ddb:TransactWriteItems": 2, "s3:HeadObject": 1, "s3:GetObject": 1, "s3:PutObject": 4}
     )
 
 

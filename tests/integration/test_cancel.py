@@ -214,19 +214,19 @@ class BlockingSegmenter:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def encode_segment(self, input_url: str, span: Any, *args: Any, stop: Any = None, **kwargs: Any) -> float:
+    def render_segment(self, input_url: str, span: Any, *args: Any, stop: Any = None, **kwargs: Any) -> Any:
         if span.index == 1:
             self.blocked.set()
             if stop is not None and stop.wait(20):
                 raise StoppedError("stopped")
-        return float(self.inner.encode_segment(input_url, span, *args, stop=stop, **kwargs))
+        return self.inner.render_segment(input_url, span, *args, stop=stop, **kwargs)
 
 
 def test_cancel_of_a_segmented_job_midway_stops_its_tasks_and_never_stitches(
     tenant: Tenant, lecture: bytes, worker: Workers, swap: Any, aws_stack: AwsStack
 ) -> None:
     worker.stop()
-    svc = swap(segment_threshold_seconds=5.0, segment_seconds=4.0, transcode_max_height=360)
+    svc = swap(segment_threshold_seconds=5.0, segment_seconds=4.0)
     blocking = BlockingSegmenter(svc.segmenter)
     svc.segmenter = blocking
     job = tenant.api.submit(lecture, "lecture.mp4")

@@ -24,7 +24,9 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    OutputFacts,
     PaymentEvent,
+    Preset,
     Purchase,
     QueueMessage,
     RetryPricing,
@@ -41,6 +43,7 @@ from chalicelib.errors import (
     InsufficientCreditsError,
     InsufficientCreditsForRetryError,
     JobExistsError,
+    JobNotReplaceableError,
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
@@ -501,6 +504,128 @@ def test_a_batch_refund_notes_the_job_in_the_answer(world: World) -> None:
     stored = world.repo.get_answer(record, utcnow())
     assert stored is not None and stored.refunded == {two.id}
     assert world.credits() == 2 and world.balanced()
+
+
+# --- presets, a new file, what a completed attempt produced ----------------------------------------
+
+
+def test_a_job_created_with_a_preset_is_remembered_by_the_workspace_in_the_same_write(world: World) -> None:
+    now = utcnow()
+    job = Job(
+        str(uuid.uuid4()),
+        world.workspace,
+        JobStatus.UPLOADING,
+        "a.mp4",
+        "video/mp4",
+        10,
+        "k",
+        now,
+        now,
+        preset=Preset.HLS,
+    )
+    world.repo.commit(transitions.create_job(job, remember=True))
+    assert world.read(job.id).preset == Preset.HLS
+    assert world.repo.get_workspace(world.workspace).preset == Preset.HLS  # type: ignore[union-attr]
+    other = dataclasses.replace(job, id=str(uuid.uuid4()), workspace_id="ws-none-" + uuid.uuid4().hex)
+    with pytest.raises(WorkspaceNotFoundError):
+        world.repo.commit(transitions.create_job(other, remember=True))
+    assert world.repo.get_job(other.id) is None  # nothing written without its workspace
+
+
+def test_the_default_preset_is_a_members_choice_and_can_be_removed(world: World) -> None:
+    world.repo.commit(transitions.set_preset(world.workspace, Preset.MP4_480P, USER, utcnow()))
+    assert world.repo.get_workspace(world.workspace).preset == Preset.MP4_480P  # type: ignore[union-attr]
+    with pytest.raises(NotAMemberError):
+        world.repo.commit(transitions.set_preset(world.workspace, Preset.HLS, "stranger", utcnow()))
+    world.repo.commit(transitions.set_preset(world.workspace, None, USER, utcnow()))
+    assert world.repo.get_workspace(world.workspace).preset is None  # type: ignore[union-attr]
+
+
+def test_a_retry_with_another_preset_records_it_on_the_job_and_the_attempt_at_the_same_price(
+    world: World,
+) -> None:
+    failed = world.job(JobStatus.FAILED)
+    assert failed.preset == Preset.MP4_720P
+    world.repo.commit(world.retry(failed, preset=Preset.MP4_480P))
+    assert world.read(failed.id).preset == Preset.MP4_480P
+    assert (world.attempt(failed.id, 1).preset, world.attempt(failed.id, 2).preset) == (
+        Preset.MP4_720P,
+        Preset.MP4_480P,
+    )
+    assert world.attempt(failed.id, 2).credits_charged == 1 and world.credits() == 3 and world.balanced()
+
+
+def test_a_new_file_is_announced_on_a_failed_job_and_taken_by_its_retry_keeping_the_history(
+    world: World,
+) -> None:
+    failed = world.job(JobStatus.FAILED)
+    now = utcnow()
+    world.repo.commit(transitions.replace_input(failed, "fixed.mov", "video/quicktime", 99, USER, now))
+    announced = world.read(failed.id)
+    assert (announced.status, announced.pending_filename, announced.pending_size) == (
+        JobStatus.FAILED,
+        "fixed.mov",
+        99,
+    )
+    assert announced.original_filename == "a.mp4" and world.credits() == 4  # nothing charged yet
+    world.repo.commit(world.retry(announced, replaced=frozenset({failed.id})))
+    taken = world.read(failed.id)
+    assert (taken.original_filename, taken.content_type, taken.size, taken.pending_size) == (
+        "fixed.mov",
+        "video/quicktime",
+        99,
+        None,
+    )
+    assert (taken.status, taken.attempt, taken.retry_count) == (JobStatus.QUEUED, 2, 1)
+    assert world.attempt(failed.id, 1).outcome == Outcome.FAILED  # the first attempt's history stays
+    assert world.credits() == 3 and world.balanced()
+
+
+def test_a_new_file_is_refused_for_a_job_that_is_not_failed_or_by_a_stranger(world: World) -> None:
+    queued = world.job(JobStatus.QUEUED)
+    stale = dataclasses.replace(queued, status=JobStatus.FAILED)
+    with pytest.raises(JobNotReplaceableError):
+        world.repo.commit(transitions.replace_input(stale, "b.mp4", "video/mp4", 5, USER, utcnow()))
+    failed = world.job(JobStatus.FAILED)
+    with pytest.raises(NotAMemberError):
+        world.repo.commit(transitions.replace_input(failed, "b.mp4", "video/mp4", 5, "stranger", utcnow()))
+    assert world.read(failed.id).pending_size is None and world.read(queued.id).pending_size is None
+
+
+def test_complete_records_what_the_attempt_produced(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    facts = OutputFacts(1280, 720, 12.5, 4242, "p/poster.jpg", "p/thumbnails.vtt", "p/stream.json")
+    assert world.commit(transitions.complete(world.ref(job.id), "p/package.zip", utcnow(), facts))
+    done = world.read(job.id)
+    assert (done.output_width, done.output_height, done.output_duration, done.output_size) == (
+        1280,
+        720,
+        12.5,
+        4242,
+    )
+    assert (done.poster_key, done.thumbnails_key, done.stream_key) == (
+        "p/poster.jpg",
+        "p/thumbnails.vtt",
+        "p/stream.json",
+    )
+    failed = world.job(JobStatus.FAILED)
+    world.repo.commit(world.retry(failed))
+    assert world.read(failed.id).output_size is None
+
+
+def test_publishing_moves_forward_from_the_step_it_was_built_on_only(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING)
+    ref, now = world.ref(job.id), utcnow()
+    assert not world.commit(transitions.publish(ref, 0, 1, "live-1", now))  # no plan yet
+    assert world.commit(transitions.plan(ref, "{}", "3 segments", 4, 3, now, now + timedelta(minutes=5)))
+    assert world.commit(transitions.publish(ref, 0, 2, "live-2", now))
+    assert not world.commit(transitions.publish(ref, 0, 1, "live-1", now))  # a slower publisher's step
+    assert world.commit(transitions.publish(ref, 2, 3, "live-3", now))
+    stored = world.read(job.id)
+    assert (stored.hls_published, stored.stream_key) == (3, "live-3")
+    assert world.commit(transitions.reschedule(stored, CRASHED, now, now))
+    again = world.read(job.id)
+    assert (again.hls_published, again.stream_key) == (0, None)  # a new attempt publishes afresh
 
 
 # --- undo after a failed send -------------------------------------------------------------------
@@ -983,6 +1108,8 @@ BUILDERS: dict[Move, Build] = {
         j, CRASHED, FailureKind.TRANSIENT, now, _charged(w, j), Lease(now, "nobody"), Move.GIVE_UP
     ),
     Move.CANCEL: lambda w, j, now: transitions.cancel(j, _charged(w, j), USER, USER, now),
+    Move.REPLACE_INPUT: lambda w, j, now: transitions.replace_input(j, "new.mp4", "video/mp4", 7, USER, now),
+    Move.PUBLISH: lambda w, j, now: transitions.publish(w.ref(j.id), j.hls_published, 1, "live", now),
 }
 JOB_MOVES = [m for m in MOVES if m is not Move.CREATE]
 STATUSES = list(JobStatus)
@@ -1000,7 +1127,12 @@ def _prepared(world: World, move: Move, status: JobStatus) -> Job:
     if move is Move.EXPIRE_UPLOAD and status == JobStatus.UPLOADING:
         return world.new_job(due=utcnow() - timedelta(seconds=1))  # an unfinished upload, due
     job = world.job(status, lease=lease)
-    if status == JobStatus.PROCESSING and move in (Move.FINISH_TASK, Move.CLAIM_STITCH, Move.RELEASE_STITCH):
+    if status == JobStatus.PROCESSING and move in (
+        Move.FINISH_TASK,
+        Move.CLAIM_STITCH,
+        Move.RELEASE_STITCH,
+        Move.PUBLISH,
+    ):
         ref, now = world.ref(job.id), utcnow()
         assert world.commit(transitions.plan(ref, "{}", "1", 2, 1, now, now + lease))
     return world.read(job.id)

@@ -226,10 +226,10 @@ class CountingTranscoder:
     def __init__(self, inner: Any) -> None:
         self.inner, self.calls, self._lock = inner, 0, threading.Lock()
 
-    def transcode(self, *args: Any, **kwargs: Any) -> Any:
+    def render(self, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             self.calls += 1
-        return self.inner.transcode(*args, **kwargs)
+        return self.inner.render(*args, **kwargs)
 
 
 def test_the_same_message_delivered_twice_at_once_runs_one_transcode(

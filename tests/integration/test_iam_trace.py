@@ -74,6 +74,7 @@ REFS = {
     "StripeSecretArn": "secret:stripe",
     "NotifySigningSecretArn": "secret:signing",
     "VapidSecretArn": "secret:vapid",
+    "PlaybackSigningSecretArn": "secret:playback",
 }
 ARN = "arn:aws:sqs:us-east-1:123456789012:"
 
@@ -113,12 +114,14 @@ def traced(aws_stack: AwsStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tag = uuid.uuid4().hex[:8]
     secrets = aws_stack.client("secretsmanager")
     r2, signing = f"vidproc/test/r2-{tag}", f"vidproc/test/signing-{tag}"
+    playback = f"vidproc/test/playback-{tag}"
     keys = {
         "accessKeyId": aws_stack.env["R2_ACCESS_KEY_ID"],
         "secretAccessKey": aws_stack.env["R2_SECRET_ACCESS_KEY"],
     }
     secrets.create_secret(Name=r2, SecretString=json.dumps(keys))
     secrets.create_secret(Name=signing, SecretString=uuid.uuid4().hex + uuid.uuid4().hex)
+    secrets.create_secret(Name=playback, SecretString=uuid.uuid4().hex + uuid.uuid4().hex)
     # Queues of this module only: no poller of the test session takes a message from them.
     sqs = aws_stack.client("sqs")
     notifications = sqs.create_queue(QueueName=f"iam-{tag}-notifications")["QueueUrl"]
@@ -127,6 +130,7 @@ def traced(aws_stack: AwsStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     with pytest.MonkeyPatch.context() as env:
         env.setenv("R2_SECRET_ID", r2)  # as deployed: the R2 keys come from Secrets Manager
         env.setenv("NOTIFY_SIGNING_SECRET_ID", signing)  # ... and the unsubscribe links' key
+        env.setenv("PLAYBACK_SIGNING_SECRET_ID", playback)  # ... and the playback links' key
         env.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws_stack.moto_url)
         env.setenv("SWEEPER_REQUEUE_AFTER_SECONDS", "1")
         env.setenv("NOTIFICATIONS_QUEUE_URL", notifications)
@@ -150,6 +154,7 @@ def traced(aws_stack: AwsStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 "secrets": {
                     r2: "r2",
                     signing: "signing",
+                    playback: "playback",
                     settings.stripe_secret_id: "stripe",
                     settings.vapid_secret_id: "vapid",
                 },
@@ -346,6 +351,7 @@ class _Api:
         self.call("get", "/jobs?status=failed&limit=5")
         self.call("get", f"/jobs/{good['id']}")
         self.call("get", f"/jobs/{good['id']}/download")
+        self.call("get", f"/jobs/{good['id']}/playback")  # its thumbnails' link is signed with the key
         key = uuid.uuid4().hex
         self.call("post", f"/jobs/{bad['id']}/retry", key=key)
         self.call("post", f"/jobs/{bad['id']}/retry", key=key)  # replayed from the idempotency record

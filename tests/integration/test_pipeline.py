@@ -37,10 +37,10 @@ class CountingTranscoder:
     def __init__(self, inner: Any) -> None:
         self.inner, self.calls, self._lock = inner, 0, threading.Lock()
 
-    def transcode(self, *args: Any, **kwargs: Any) -> Any:
+    def render(self, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             self.calls += 1
-        return self.inner.transcode(*args, **kwargs)
+        return self.inner.render(*args, **kwargs)
 
 
 @pytest.fixture

@@ -328,9 +328,9 @@ def test_a_crash_after_the_commit_is_requeued_by_the_sweeper_and_completes_once(
     transcodes = []
 
     class Counting:
-        def transcode(self, *args: Any, **kwargs: Any) -> Any:
+        def render(self, *args: Any, **kwargs: Any) -> Any:
             transcodes.append(1)
-            return real.transcoder.transcode(*args, **kwargs)  # type: ignore[union-attr]
+            return real.transcoder.render(*args, **kwargs)  # type: ignore[union-attr]
 
     prompt = real.settings.model_copy(update={"sweeper_requeue_after_seconds": 1})
     later = Services(prompt, real.repo, real.store, real.queue, Counting())

@@ -17,6 +17,9 @@ import pytest
 
 from chalicelib.adapters.ffmpeg import FFmpegTranscoder
 from chalicelib.adapters.ffmpeg.segmenter import FFmpegSegmenter
+from chalicelib.domain import Preset
+from chalicelib.outputs.presets import Rung
+from chalicelib.processing.ports import SegmentWork
 from chalicelib.processing.segment_plan import SegmentPlan, plan_segments
 from tests.support.media import (
     ffmpeg_binary,
@@ -61,9 +64,12 @@ def run_both(source: Path, work: Path, fps: float) -> Outputs:
     plan = plan_segments(survey.frame_times, survey.keyframe_times, survey.duration_seconds, SEGMENT_SECONDS)
     parts = []
     for span in plan.spans:
-        part = work / f"segment-{span.index:04d}.mp4"
-        seg.encode_segment(str(source), span, survey.video_stream, part)
-        parts.append((str(part), span.duration))
+        part_dir = work / f"segment-{span.index:04d}"
+        part_dir.mkdir()
+        job = SegmentWork(Preset.MP4_720P, (Rung(360),), survey.duration_seconds, poster=span.index == 0)
+        rendered = seg.render_segment(str(source), span, survey.video_stream, part_dir, job)
+        assert rendered.video is not None
+        parts.append((str(rendered.video), span.duration))
     audio = None
     if survey.audio_stream is not None:
         audio = work / "audio.m4a"

@@ -7,6 +7,7 @@ segmented path and the suite's time stays sane.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -18,18 +19,21 @@ import pytest
 import requests
 
 from chalicelib import bootstrap
-from chalicelib.domain import AUDIO_TASK
+from chalicelib.domain import AUDIO_TASK, Preset, QueueMessage
 from chalicelib.errors import InvalidVideoError
+from chalicelib.processing import worker as worker_rules
 from chalicelib.processing.context import Services
+from chalicelib.processing.worker import Handled
 from tests.support.api import Tenant, new_tenant
 from tests.support.invariants import ledger_mismatches
-from tests.support.media import make_long_form_clip, stream_facts
+from tests.support.media import decodes, first_packets, make_long_form_clip, stream_facts
 from tests.support.stack import AwsStack, Workers
+from tests.support.streams import read_stream
 
 pytestmark = pytest.mark.integration
 
-SMALL = {"segment_threshold_seconds": 5.0, "segment_seconds": 4.0, "transcode_max_height": 360}
-SMALL_ENV = {"SEGMENT_THRESHOLD_SECONDS": "5", "SEGMENT_SECONDS": "4", "TRANSCODE_MAX_HEIGHT": "360"}
+SMALL = {"segment_threshold_seconds": 5.0, "segment_seconds": 4.0}
+SMALL_ENV = {"SEGMENT_THRESHOLD_SECONDS": "5", "SEGMENT_SECONDS": "4"}
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +58,11 @@ class FlakySegmenter:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def encode_segment(self, input_url: str, span: Any, *args: Any, **kwargs: Any) -> float:
+    def render_segment(self, input_url: str, span: Any, *args: Any, **kwargs: Any) -> Any:
         if span.index in self.fail_once:
             raise self.fail_once.pop(span.index)
         self.encoded.append(span.index)
-        return float(self.inner.encode_segment(input_url, span, *args, **kwargs))
+        return self.inner.render_segment(input_url, span, *args, **kwargs)
 
     def encode_audio(self, *args: Any, **kwargs: Any) -> float:
         self.encoded.append(AUDIO_TASK)
@@ -206,4 +210,82 @@ def test_a_segment_whose_worker_is_killed_mid_encode_is_retried_and_the_job_comp
     assert (done["segmentsTotal"], done["segmentsDone"]) == (3, 3)
     assert_output_matches_source(download(tenant, job["id"], tmp_path / "out.mp4"))
     assert tenant.api.credits() == 9
+    assert ledger_mismatches() == []
+
+
+# --- a long video as HLS: a ladder per segment, published as segments finish in order ----------
+
+
+@pytest.fixture(scope="module")
+def hd_lecture(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("media") / "hd-lecture.mp4"
+    return make_long_form_clip(path, 12, width=1280, height=720, fps=10).read_bytes()
+
+
+def test_a_long_hls_video_plays_from_its_first_segments_and_completes_as_an_event_stream_with_endlist(
+    tenant: Tenant,
+    hd_lecture: bytes,
+    worker: Workers,
+    segmenting: FlakySegmenter,
+    aws_stack: AwsStack,
+    tmp_path: Path,
+) -> None:
+    worker.stop()
+    r = tenant.api.post(
+        "/jobs",
+        {"filename": "lecture.mp4", "contentType": "video/mp4", "size": len(hd_lecture), "preset": "hls"},
+    )
+    created = r.json()
+    requests.put(created["upload"]["url"], data=hd_lecture, headers=created["upload"]["headers"], timeout=60)
+    job_id = created["job"]["id"]
+    assert tenant.api.post(f"/jobs/{job_id}/start").status_code == 202
+    svc = bootstrap.services()
+    attempt = QueueMessage(job_id, tenant.workspace_id, 1, preset=Preset.HLS)
+    assert worker_rules.process(svc, attempt) == Handled.PLANNED
+    planned = tenant.api.job(job_id)
+    assert (
+        planned["attempts"][0]["plan"]
+        == "3 segments of about 4 s; renditions 720p, 480p; audio copied (already AAC)"
+    )
+    assert planned["playable"] is False
+
+    # The audio and the first segment: the stream plays from the start while the rest is encoded.
+    for task in (AUDIO_TASK, 0):
+        assert worker_rules.process(svc, dataclasses.replace(attempt, task=task)) == Handled.ENCODED
+    early = tenant.api.job(job_id)
+    assert (early["status"], early["playable"]) == ("processing", True)
+    playback = tenant.api.get(f"/jobs/{job_id}/playback").json()
+    assert (playback["kind"], playback["live"]) == ("hls", True)
+    live = read_stream(playback["url"], tmp_path / "live")
+    for r in live["renditions"].values():
+        media = r["media"]
+        assert media.playlist_type == "event" and not media.is_endlist
+        assert abs(sum(d for _, d, _ in r["segments"]) - 4.0) <= 0.1 + 1e-6  # the first segment's 4 s
+        assert all(decodes(path) == "" for path, _, _ in r["segments"])
+
+    worker.start()  # the rest
+    done = tenant.api.wait_for(job_id, "completed", "failed", timeout=240)
+    assert done["status"] == "completed", done
+    assert (done["outputWidth"], done["outputHeight"]) == (1280, 720) and done["hasThumbnails"]
+    final = read_stream(tenant.api.get(f"/jobs/{job_id}/playback").json()["url"], tmp_path / "final")
+    starts = {}
+    for name, r in final["renditions"].items():
+        media, segments = r["media"], r["segments"]
+        assert media.playlist_type == "event" and media.is_endlist
+        assert all(round(d) <= media.target_duration for _, d, _ in segments)
+        assert abs(sum(d for _, d, _ in segments) - 12.0) <= 0.1 + 1e-6, name  # within a frame
+        joined = tmp_path / f"{name}.ts"
+        joined.write_bytes(b"".join(path.read_bytes() for path, _, _ in segments))
+        assert decodes(joined) == "", name
+        facts = stream_facts(joined)
+        assert facts["video"]["frames"] == 120, (
+            name
+        )  # every source frame once: no gap, no overlap at the joins
+        starts[name] = [float(first_packets(path)[0]["pts_time"]) for path, _, _ in segments]
+        assert all("K" in first_packets(path)[0]["flags"] for path, _, _ in segments)
+    assert sorted(final["renditions"]) == ["480p", "720p"] and starts["720p"] == starts["480p"]
+    audio = final["audio"]
+    assert audio is not None and abs(sum(d for _, d, _ in audio["segments"]) - 12.0) <= 0.1
+    assert tenant.api.credits() == 9
+    assert work_objects(aws_stack, tenant.workspace_id, job_id) == []  # intermediates deleted
     assert ledger_mismatches() == []

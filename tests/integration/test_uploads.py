@@ -22,7 +22,9 @@ from chalicelib import bootstrap
 from chalicelib.adapters.ffmpeg import FFmpegTranscoder
 from chalicelib.adapters.ffmpeg.segmenter import FFmpegSegmenter
 from chalicelib.config import MIB, Settings
-from chalicelib.domain import utcnow
+from chalicelib.domain import Preset, utcnow
+from chalicelib.outputs.presets import Rung
+from chalicelib.processing.ports import SegmentWork
 from chalicelib.processing.segment_plan import Span
 from devstack.lambda_events import scheduled_event
 from tests.support.api import Tenant, new_tenant
@@ -312,7 +314,10 @@ def test_the_segmented_path_reads_a_multipart_object_by_ranges_as_any_other(
     survey = segmenter.survey(parts_url)
     assert survey == segmenter.survey(store.presign_download(single, 600))
     span = Span(index=1, start=6.0, duration=2.0)  # across the parts' boundary in the middle of the file
-    out = tmp_path / "segment.mp4"
-    segmenter.encode_segment(parts_url, span, survey.video_stream, out)
-    assert stream_facts(out)["video"]["frames"] == 50  # 2 s of 25 fps: every frame of the span
+    out = tmp_path / "segment"
+    out.mkdir()
+    work = SegmentWork(Preset.MP4_720P, (Rung(360),), survey.duration_seconds)
+    rendered = segmenter.render_segment(parts_url, span, survey.video_stream, out, work)
+    assert rendered.video is not None
+    assert stream_facts(rendered.video)["video"]["frames"] == 50  # 2 s of 25 fps: every frame of the span
     assert small.credits() == 5

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from chalicelib.config import Settings
 from chalicelib.domain import (
+    DEFAULT_PRESET,
     Attempt,
     Job,
     JobStatus,
@@ -23,6 +24,7 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     PaymentEvent,
+    Preset,
     Principal,
     Purchase,
     QueueMessage,
@@ -34,7 +36,15 @@ from chalicelib.errors import PartsIncompleteError, QueueSendError, StorageError
 from chalicelib.lifecycle import KeyedAnswer, Release, Transition, apply, transitions
 from chalicelib.payments.ports import CheckoutRequest, CheckoutSession, PaymentServices, ProviderEvent
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import LedgerPage, Page, PresignedRequest, StoredObject, StoredPart
+from chalicelib.processing.ports import (
+    LedgerPage,
+    Page,
+    PresignedRequest,
+    Rendered,
+    StoredObject,
+    StoredPart,
+    ThumbSheet,
+)
 
 
 class FakeRepository:
@@ -180,6 +190,7 @@ class FakeStore:
         self.objects: dict[str, int] = {}
         self.uploaded: dict[str, Path] = {}
         self.downloaded: list[str] = []
+        self.data: dict[str, bytes] = {}  # what `write` stored (and what `read` gives back)
         self.multipart: dict[str, tuple[str, dict[int, int]]] = {}  # upload id -> (key, part -> size)
         self.aborted: list[str] = []
 
@@ -221,7 +232,9 @@ class FakeStore:
             headers={"Content-Type": content_type, "Content-Length": str(size)},
         )
 
-    def presign_download(self, key: str, expires: int, filename: str | None = None) -> str:
+    def presign_download(
+        self, key: str, expires: int, filename: str | None = None, content_type: str | None = None
+    ) -> str:
         return f"https://r2.test/{key}?get"
 
     def head(self, key: str) -> StoredObject | None:
@@ -240,11 +253,28 @@ class FakeStore:
         path.write_bytes(b"\0" * self.objects[key])
         self.downloaded.append(key)
 
+    def read(self, key: str) -> bytes | None:
+        if key not in self.objects:
+            return None
+        return self.data.get(key, b"")
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = len(data)
+        self.data[key] = data
+
+    def copy(self, source: str, target: str) -> None:
+        if source not in self.objects:
+            raise StorageError(f"no object {source}")
+        self.objects[target] = self.objects[source]
+        if source in self.data:
+            self.data[target] = self.data[source]
+
     def delete_prefix(self, prefix: str) -> int:
         doomed = [key for key in self.objects if key.startswith(prefix)]
         for key in doomed:
             del self.objects[key]
             self.uploaded.pop(key, None)
+            self.data.pop(key, None)
         return len(doomed)
 
 
@@ -273,6 +303,25 @@ class FakeQueue:
         if self.fail:
             raise QueueSendError()
         self.dead.append((body, reason))
+
+
+def fake_rendered(out_dir: Path, preset: Preset = DEFAULT_PRESET, elapsed: float = 0.01) -> Rendered:
+    """What a transcoder's `render` leaves, as small files (an MP4 preset's output, a poster and one
+    sheet of three thumbnails): for unit tests of the service layer."""
+    out_dir = Path(out_dir)
+    video, poster, sheet = out_dir / "video.mp4", out_dir / "poster.jpg", out_dir / "thumbs.jpg"
+    for path, data in ((video, b"mp4"), (poster, b"jpg"), (sheet, b"jpg")):
+        path.write_bytes(data)
+    return Rendered(
+        preset=preset,
+        width=1280,
+        height=720,
+        duration_seconds=3.0,
+        elapsed_seconds=elapsed,
+        video=video,
+        poster=poster,
+        thumbs=ThumbSheet(sheet, interval=1.0, first=0, count=3, columns=3),
+    )
 
 
 class FakePaymentProvider:

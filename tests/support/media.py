@@ -184,7 +184,8 @@ def make_long_form_clip(
         args += ["-x264-params", x264_params]
     args += ["-c:a", audio_codec, "-b:a", "64k", "-ac", str(audio_channels)] if audio else ["-an"]
     args += ["-shortest", str(path)]
-    subprocess.run(args, check=True, capture_output=True, timeout=300)
+    # a long clip on a busy machine takes a while (ultrafast 1080p: about real time with 2 cores busy)
+    subprocess.run(args, check=True, capture_output=True, timeout=max(300.0, 3 * seconds))
     return path
 
 
@@ -229,3 +230,89 @@ def ssim_per_frame(a: Path, b: Path) -> list[float]:
         for part in line.split()
         if part.startswith("All:")
     ]
+
+
+def make_black_start_clip(path: Path, black: float = 1.5, seconds: float = 4.0, fps: int = 10) -> Path:
+    """A clip that opens on `black` seconds of black (a fade-in's first frames), then a test
+    pattern: its first frame is no poster."""
+    rest = seconds - black
+    graph = (
+        f"color=black:size=320x180:rate={fps}:duration={black}[b];"
+        f"testsrc2=size=320x180:rate={fps}:duration={rest}[t];[b][t]concat=n=2:v=1:a=0[v]"
+    )
+    args = [ffmpeg_binary(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error"]
+    args += ["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast"]
+    args += ["-pix_fmt", "yuv420p", str(path)]
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+    return path
+
+
+HDR_TRANSFERS = {"hlg": "arib-std-b67", "pq": "smpte2084"}
+
+
+def make_hdr_clip(path: Path, kind: str, seconds: float = 1.0, width: int = 320, height: int = 180) -> Path:
+    """A 10-bit HEVC clip in BT.2020 with HLG or PQ, as recent phones record: the test pattern
+    (SDR, BT.709, white at 100 nits) converted with zscale, tagged in the stream."""
+    transfer = HDR_TRANSFERS[kind]
+    to_hdr = (
+        "format=yuv420p,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv,"
+        f"zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt2020,zscale=t={transfer}:m=bt2020nc:r=tv:npl=100,"
+        "format=yuv420p10le"
+    )
+    args = [ffmpeg_binary(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error"]
+    args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=10:duration={seconds}", "-vf", to_hdr]
+    args += ["-c:v", "libx265", "-preset", "ultrafast", "-tag:v", "hvc1"]
+    args += ["-x265-params", f"log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"]
+    args += [str(path)]
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+    return path
+
+
+def picture_stats(path: Path) -> dict[str, float]:
+    """Mean luma (YAVG) and mean saturation (SATAVG) over every frame, 8-bit scale (signalstats)."""
+    args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path)]
+    args += ["-vf", "format=yuv420p,signalstats,metadata=print:file=-", "-f", "null", "-"]
+    out = subprocess.run(args, check=True, capture_output=True, timeout=120, text=True).stdout
+    sums: dict[str, list[float]] = {"YAVG": [], "SATAVG": []}
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        name = key.rsplit(".", 1)[-1]
+        if name in sums:
+            sums[name].append(float(value))
+    return {name: sum(values) / len(values) for name, values in sums.items() if values}
+
+
+def first_packets(path: Path, stream: str = "v:0") -> list[dict[str, Any]]:
+    """The first packets of a stream (pts_time, flags) in file order."""
+    out = subprocess.run(
+        [
+            ffprobe_binary(),
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-read_intervals",
+            "%+#3",
+            "-show_entries",
+            "packet=pts_time,flags",
+            "-print_format",
+            "json",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    packets: list[dict[str, Any]] = json.loads(out).get("packets", [])
+    return packets
+
+
+def decodes(path: Path) -> str:
+    """ffmpeg's complaints decoding the whole file ('' when it decodes cleanly)."""
+    done = subprocess.run(
+        [ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        timeout=120,
+        text=True,
+    )
+    return done.stderr.strip() if done.returncode == 0 else done.stderr.strip() or f"exit {done.returncode}"

@@ -23,6 +23,7 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     PaymentEvent,
+    Preset,
     Purchase,
     QueueMessage,
     Role,
@@ -99,6 +100,9 @@ def one_of_each() -> dict[Move, Transition]:
             job, error, FailureKind.TRANSIENT, now, charged, Lease(now, "o"), Move.GIVE_UP
         ),
         Move.CANCEL: transitions.cancel(queued, charged, "u", "u", now),
+        Move.REPLACE_INPUT: transitions.replace_input(job, "b.mp4", "video/mp4", 5, "u", now),
+        Move.PUBLISH: transitions.publish(ref, 0, 1, "k/live", now),
+        Move.PRESET: transitions.set_preset(ws, Preset.HLS, "u", now),
         Move.PURCHASE: transitions.purchase(
             bought, PaymentEvent("evt_1", "checkout.session.completed", now), now
         ),
@@ -172,6 +176,9 @@ def main() -> None:
     seen["store.head"] = outcome(store.head, "k")
     seen["store.upload_file"] = outcome(store.upload_file, source, "k", "video/mp4")
     seen["store.delete_prefix"] = outcome(store.delete_prefix, "work/")
+    seen["store.read"] = outcome(store.read, "k")
+    seen["store.write"] = outcome(store.write, "k", b"{}", "application/json")
+    seen["store.copy"] = outcome(store.copy, "k", "k2")
     seen["store.presign_upload"] = outcome(store.presign_upload, "k", "video/mp4", 1, 60)
     seen["store.presign_download"] = outcome(store.presign_download, "k", 60)
     seen["store.presign_part"] = outcome(store.presign_part, "k", "u", 1, 5 * 1024**2, 60)

@@ -15,10 +15,12 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.adapters.sqs import decode
 from chalicelib.domain import (
+    DEFAULT_PRESET,
     FailureKind,
     JobStatus,
     LedgerReason,
     Outcome,
+    Preset,
     QueueMessage,
     ReprocessRequest,
     RetryPricing,
@@ -36,9 +38,9 @@ from chalicelib.errors import (
 from chalicelib.lifecycle import Move, Transition
 from chalicelib.processing import autoretry, failures, jobs, pricing, reprocess, retry, worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import TranscodeResult
+from chalicelib.processing.ports import Rendered
 from tests.support import sqs_events
-from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, make_services
+from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, fake_rendered, make_services
 
 
 class ScriptedTranscoder:
@@ -49,15 +51,19 @@ class ScriptedTranscoder:
         self.calls = 0
         self.seconds = seconds
 
-    def transcode(
-        self, input_url: str, output_path: Path, on_progress: Any = None, stop: Any = None
-    ) -> TranscodeResult:
+    def render(
+        self,
+        input_url: str,
+        out_dir: Path,
+        preset: Preset = DEFAULT_PRESET,
+        on_progress: Any = None,
+        stop: Any = None,
+    ) -> Rendered:
         self.calls += 1
         time.sleep(self.seconds)
         if self.errors:
             raise self.errors.pop(0)
-        Path(output_path).write_bytes(b"mp4")
-        return TranscodeResult(1280, 720, 1.0, 0.01)
+        return fake_rendered(out_dir, preset)
 
 
 def repo_of(svc: Services) -> FakeRepository:

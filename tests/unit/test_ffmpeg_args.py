@@ -326,7 +326,6 @@ def test_from_settings_takes_every_knob_from_settings():
         ffmpeg_path="/opt/bin/ffmpeg",
         ffprobe_path="/opt/bin/ffprobe",
         transcode_timeout_seconds=600,
-        transcode_max_height=480,
         transcode_preset="faster",
         transcode_crf=26,
     )
@@ -336,4 +335,4 @@ def test_from_settings_takes_every_knob_from_settings():
     assert transcoder.ffmpeg_path == "/opt/bin/ffmpeg"
     assert transcoder.ffprobe_path == "/opt/bin/ffprobe"
     assert transcoder.timeout_seconds == 600
-    assert (transcoder.max_height, transcoder.preset, transcoder.crf) == (480, "faster", 26)
+    assert (transcoder.preset, transcoder.crf) == ("faster", 26)  # the sizes are each job's preset's

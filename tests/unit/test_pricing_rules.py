@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.domain import JobStatus, LedgerReason, RetryPricing, utcnow
+from chalicelib.domain import DEFAULT_PRESET, JobStatus, LedgerReason, Preset, RetryPricing, utcnow
 from chalicelib.errors import (
     FFmpegCrashedError,
     InvalidVideoError,
@@ -23,9 +23,9 @@ from chalicelib.errors import (
 from chalicelib.lifecycle import Move, Transition, transitions
 from chalicelib.processing import jobs, retry, worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import TranscodeResult
+from chalicelib.processing.ports import Rendered
 from tests.support import sqs_events
-from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, make_services
+from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, fake_rendered, make_services
 from tests.support.lifecycle import claim
 
 FIRST_FREE = RetryPricing.FIRST_FREE
@@ -37,13 +37,17 @@ class Transcoder:
     def __init__(self, *errors: BaseException) -> None:
         self.errors = list(errors)
 
-    def transcode(
-        self, input_url: str, output_path: Path, on_progress: Any = None, stop: Any = None
-    ) -> TranscodeResult:
+    def render(
+        self,
+        input_url: str,
+        out_dir: Path,
+        preset: Preset = DEFAULT_PRESET,
+        on_progress: Any = None,
+        stop: Any = None,
+    ) -> Rendered:
         if self.errors:
             raise self.errors.pop(0)
-        Path(output_path).write_bytes(b"mp4")
-        return TranscodeResult(1280, 720, 1.0, 0.01)
+        return fake_rendered(out_dir, preset)
 
 
 def services(pricing: RetryPricing = RetryPricing.FULL, credits: int = 10) -> Services:

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.domain import AUDIO_TASK, JobStatus, QueueMessage
+from chalicelib.domain import AUDIO_TASK, DEFAULT_PRESET, JobStatus, Preset, QueueMessage
 from chalicelib.errors import DownloadError, InvalidVideoError, TaskRetryError, UploadOutputError
 from chalicelib.processing import retry, worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import SourceSurvey, TranscodeResult
+from chalicelib.processing.ports import Rendered, SegmentWork, SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span, plan_segments
 from chalicelib.processing.segmented import StoredPlan
 from chalicelib.processing.worker import Handled, Receipt
-from tests.support.fakes import ALICE, FakeQueue, make_services
+from tests.support.fakes import ALICE, FakeQueue, fake_rendered, make_services
 from tests.support.lifecycle import fail
 from tests.unit.test_service_rules import repo_of, started_job, store_of
 
@@ -48,16 +48,17 @@ class FakeSegmenter:
         keys = frames[:: int(self.keyframe_every * 10)]
         return SourceSurvey(self.duration, 0, 1 if self.audio else None, frames, keys, self.audio_copy)
 
-    def encode_segment(
+    def render_segment(
         self,
         input_url: str,
         span: Span,
         video_stream: int,
-        output_path: Path,
-        on_progress: Callable[[float], None] | None = None,
+        out_dir: Path,
+        work: SegmentWork,
         stop: threading.Event | None = None,
-    ) -> float:
-        return self._encode(span.index, output_path)
+    ) -> Rendered:
+        self._encode(span.index)
+        return fake_rendered(out_dir, work.preset)
 
     def encode_audio(
         self,
@@ -66,18 +67,19 @@ class FakeSegmenter:
         output_path: Path,
         copy: bool = False,
         stop: threading.Event | None = None,
+        streaming: bool = False,
     ) -> float:
         self.audio_copied.append(copy)
-        return self._encode(AUDIO_TASK, output_path)
+        self._encode(AUDIO_TASK)
+        output_path.write_bytes(b"part")
+        return 0.1
 
-    def _encode(self, task: int, output_path: Path) -> float:
+    def _encode(self, task: int) -> None:
         if task in self.failures:
             raise self.failures.pop(task)
         if task in self.always_fail:
             raise self.always_fail[task]
         self.encoded.append(task)
-        output_path.write_bytes(b"part")
-        return 0.1
 
     def stitch(
         self,
@@ -170,16 +172,16 @@ class FakeTranscoder:
     def __init__(self) -> None:
         self.calls = 0
 
-    def transcode(
+    def render(
         self,
         input_url: str,
-        output_path: Path,
+        out_dir: Path,
+        preset: Preset = DEFAULT_PRESET,
         on_progress: Callable[[float], None] | None = None,
         stop: threading.Event | None = None,
-    ) -> TranscodeResult:
+    ) -> Rendered:
         self.calls += 1
-        output_path.write_bytes(b"out")
-        return TranscodeResult(640, 360, 4.0, 0.1)
+        return fake_rendered(out_dir, preset)
 
 
 def test_a_short_video_keeps_the_single_pass() -> None:

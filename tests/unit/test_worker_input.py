@@ -11,11 +11,11 @@ from typing import Literal
 import pytest
 
 from chalicelib.config import Settings
-from chalicelib.domain import JobStatus, QueueMessage
+from chalicelib.domain import DEFAULT_PRESET, JobStatus, Preset, QueueMessage
 from chalicelib.processing import jobs, worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import TranscodeResult
-from tests.support.fakes import ALICE, FakeRepository, FakeStore, make_services
+from chalicelib.processing.ports import Rendered
+from tests.support.fakes import ALICE, FakeRepository, FakeStore, fake_rendered, make_services
 
 SIZE = 4096
 
@@ -27,18 +27,18 @@ class SeeingTranscoder:
         self.inputs: list[str] = []
         self.local_sizes: list[int | None] = []
 
-    def transcode(
+    def render(
         self,
         input_url: str,
-        output_path: Path,
+        out_dir: Path,
+        preset: Preset = DEFAULT_PRESET,
         on_progress: Callable[[float], None] | None = None,
         stop: threading.Event | None = None,
-    ) -> TranscodeResult:
+    ) -> Rendered:
         self.inputs.append(input_url)
         local = Path(input_url)
         self.local_sizes.append(local.stat().st_size if local.is_absolute() and local.exists() else None)
-        output_path.write_bytes(b"mp4")
-        return TranscodeResult(width=1280, height=720, duration_seconds=1.0, elapsed_seconds=0.1)
+        return fake_rendered(out_dir, preset)
 
 
 def queued(

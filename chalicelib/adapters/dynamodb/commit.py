@@ -201,6 +201,11 @@ def _job_condition(guard: JobGuard) -> Condition:
         condition &= ~JobModel.segDone.contains(guard.task_not_done)
     if guard.stitch_free_at is not None:
         condition &= JobModel.stitchUntil.does_not_exist() | (JobModel.stitchUntil < guard.stitch_free_at)
+    if guard.published is not None:
+        published = JobModel.hlsPublished == guard.published
+        if guard.published == 0:  # a job written before the attribute existed has published none
+            published |= JobModel.hlsPublished.does_not_exist()
+        condition &= published
     if guard.due_before is not None:
         condition &= JobModel.sweepAt < guard.due_before  # false when the attribute is absent
     return condition

@@ -21,6 +21,7 @@ from chalicelib.adapters.dynamodb.models import (
 )
 from chalicelib.domain import (
     CURSOR_PATTERN,
+    DEFAULT_PRESET,
     Attempt,
     FreeRetry,
     Job,
@@ -30,6 +31,7 @@ from chalicelib.domain import (
     Membership,
     Outcome,
     PaymentEvent,
+    Preset,
     Purchase,
     RetryPricing,
     Role,
@@ -83,9 +85,30 @@ def job_from(m: JobModel) -> Job:
         # A job written before creditsPaid was kept: a started one paid its start.
         credits_paid=int(m.creditsPaid) if m.creditsPaid is not None else min(int(m.attempt), 1),
         free_retry=FreeRetry(m.freeRetry) if m.freeRetry else FreeRetry.AVAILABLE,
+        preset=_preset(m.preset) or DEFAULT_PRESET,
+        output_width=_int(m.outWidth),
+        output_height=_int(m.outHeight),
+        output_duration=float(m.outDuration) if m.outDuration is not None else None,
+        output_size=_int(m.outSize),
+        poster_key=m.posterKey,
+        thumbnails_key=m.thumbsKey,
+        stream_key=m.streamKey,
+        hls_published=int(m.hlsPublished or 0),
+        pending_filename=m.pendingFilename,
+        pending_content_type=m.pendingContentType,
+        pending_size=_int(m.pendingSize),
         upload_id=m.uploadId,
         part_size=int(m.partSize) if m.partSize is not None else None,
     )
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _preset(value: str | None) -> Preset | None:
+    """A stored preset; one this version does not know (a newer writer's) reads as none."""
+    return Preset(value) if value in tuple(Preset) else None
 
 
 def job_model(job: Job) -> JobModel:
@@ -109,6 +132,8 @@ def job_model(job: Job) -> JobModel:
         attempt=job.attempt,
         retryCount=job.retry_count,
         creditsPaid=job.credits_paid,
+        preset=job.preset.value,
+        hlsPublished=job.hls_published,
         sweepAt=job.sweep_at,
         uploadId=job.upload_id,
         partSize=job.part_size,
@@ -122,6 +147,7 @@ def workspace_from(m: WorkspaceModel) -> Workspace:
         name=m.name,
         credits=int(m.credits),
         retry_pricing=RetryPricing(pricing) if pricing else None,
+        preset=_preset(m.preset),
         active_jobs=int(m.activeJobs or 0),
     )
 
@@ -133,6 +159,7 @@ def workspace_model(workspace: Workspace, created_at: datetime) -> WorkspaceMode
         credits=workspace.credits,
         createdAt=created_at,
         retryPricing=workspace.retry_pricing.value if workspace.retry_pricing else None,
+        preset=workspace.preset.value if workspace.preset else None,
         activeJobs=workspace.active_jobs or None,
     )
 
@@ -166,6 +193,7 @@ def attempt_from(m: AttemptModel) -> Attempt:
         stderr_tail=m.stderrTail,
         plan=m.plan,
         refunded=bool(m.refunded),
+        preset=_preset(m.preset) or DEFAULT_PRESET,
     )
 
 
@@ -178,6 +206,7 @@ def attempt_model(a: Attempt) -> AttemptModel:
         requestedBy=a.requested_by,
         queuedAt=a.queued_at,
         outcome=a.outcome.value,
+        preset=a.preset.value,
     )
 
 
@@ -208,6 +237,22 @@ JOB_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "charged_attempt": JobModel.chargedAttempt,
     "credits_paid": JobModel.creditsPaid,
     "free_retry": JobModel.freeRetry,
+    "preset": JobModel.preset,
+    "output_width": JobModel.outWidth,
+    "output_height": JobModel.outHeight,
+    "output_duration": JobModel.outDuration,
+    "output_size": JobModel.outSize,
+    "poster_key": JobModel.posterKey,
+    "thumbnails_key": JobModel.thumbsKey,
+    "stream_key": JobModel.streamKey,
+    "hls_published": JobModel.hlsPublished,
+    "pending_filename": JobModel.pendingFilename,
+    "pending_content_type": JobModel.pendingContentType,
+    "pending_size": JobModel.pendingSize,
+    # a replacement file taken by a retry
+    "original_filename": JobModel.originalFilename,
+    "content_type": JobModel.contentType,
+    "size": JobModel.size,
 }
 ATTEMPT_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "outcome": AttemptModel.outcome,
@@ -219,7 +264,10 @@ ATTEMPT_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "plan": AttemptModel.plan,
     "refunded": AttemptModel.refunded,
 }
-WORKSPACE_ATTRIBUTES: dict[str, Attribute[Any]] = {"retry_pricing": WorkspaceModel.retryPricing}
+WORKSPACE_ATTRIBUTES: dict[str, Attribute[Any]] = {
+    "retry_pricing": WorkspaceModel.retryPricing,
+    "preset": WorkspaceModel.preset,
+}
 
 
 def stored(value: Any) -> Any:

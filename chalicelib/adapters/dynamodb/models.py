@@ -36,6 +36,7 @@ class WorkspaceModel(_Base):
     createdAt = UTCDateTimeAttribute()
     retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
     lowCreditsThreshold = NumberAttribute(null=True)  # credits.low; None: the default (2)
+    preset = UnicodeAttribute(null=True)  # the preset uploads start with; None: the default
     activeJobs = NumberAttribute(null=True)  # jobs queued or processing; None (stored before): 0
 
 
@@ -135,6 +136,20 @@ class JobModel(_Base):
     chargedAttempt = NumberAttribute(default=0)
     creditsPaid = NumberAttribute(null=True)  # None: a job written before it was kept
     freeRetry = UnicodeAttribute(null=True)  # None: available
+    preset = UnicodeAttribute(null=True)  # None: a job written before presets (mp4-720p)
+    # What the completed attempt produced (chalicelib.domain.OutputFacts).
+    outWidth = NumberAttribute(null=True)
+    outHeight = NumberAttribute(null=True)
+    outDuration = NumberAttribute(null=True)
+    outSize = NumberAttribute(null=True)
+    posterKey = UnicodeAttribute(null=True)
+    thumbsKey = UnicodeAttribute(null=True)
+    streamKey = UnicodeAttribute(null=True)
+    hlsPublished = NumberAttribute(null=True)  # a long HLS video's playable video tasks
+    # A new file announced for a failed job and not yet taken by a retry.
+    pendingFilename = UnicodeAttribute(null=True)
+    pendingContentType = UnicodeAttribute(null=True)
+    pendingSize = NumberAttribute(null=True)
     uploadId = UnicodeAttribute(null=True)  # R2's multipart upload id (None: one presigned PUT)
     partSize = NumberAttribute(null=True)  # every part but the last, for a multipart upload
 
@@ -162,6 +177,7 @@ class AttemptModel(_Base):
     stderrTail = UnicodeAttribute(null=True)
     plan = UnicodeAttribute(null=True)  # the segment plan in words, when the video was segmented
     refunded = BooleanAttribute(null=True)
+    preset = UnicodeAttribute(null=True)  # None: an attempt written before presets (mp4-720p)
 
 
 class LedgerModel(_Base):

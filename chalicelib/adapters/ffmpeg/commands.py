@@ -133,6 +133,31 @@ def base_args(ffmpeg_path: str) -> list[str]:
     ]
 
 
+def strip_metadata() -> list[str]:
+    """Uploads may carry GPS position and device names: none of it goes into an output."""
+    return ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
+
+
+def audio_codec(copy: bool) -> list[str]:
+    """The soundtrack: stream-copied, or encoded to AAC-LC stereo (what every output carries)."""
+    return ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
+
+
+def audio_only_args(ffmpeg_path: str, input_url: str, audio_stream: int, *, copy: bool) -> list[str]:
+    """The whole file's audio stream alone, copied or encoded; the caller adds the output."""
+    return [
+        *base_args(ffmpeg_path),
+        *input_options(input_url),
+        "-i",
+        input_url,
+        "-map",
+        f"0:{audio_stream}",
+        "-vn",
+        *audio_codec(copy),
+        *strip_metadata(),
+    ]
+
+
 def video_encode_options(max_height: int, preset: str, crf: int) -> list[str]:
     """The output's video settings, shared by the single pass and every segment (segments must
     encode exactly as the single pass does, or their joins would show)."""
@@ -248,8 +273,26 @@ class ProbeInfo:
     audio_codec: str | None = None
     audio_profile: str | None = None
     audio_channels: int | None = None
+    rotation: int = 0  # the display matrix's rotation in degrees (a phone's portrait video: ±90)
+    color_transfer: str | None = None  # smpte2084 (PQ) or arib-std-b67 (HLG): HDR
+    level: int | None = None  # H.264/HEVC level_idc (an output's CODECS entry)
     start_seconds: float = 0.0  # the file's start time (what input `-ss` counts from)
     video_start_seconds: float = 0.0  # the video stream's first presentation time
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown (ffmpeg rotates before any filter runs)."""
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+    @property
+    def short_side(self) -> int:
+        return min(self.display_size)
+
+    @property
+    def hdr(self) -> bool:
+        return self.color_transfer in ("smpte2084", "arib-std-b67")
 
     @property
     def is_mp4(self) -> bool:
@@ -279,9 +322,26 @@ def parse_probe(probe_json: str) -> ProbeInfo:
         audio_codec=_text((audio or {}).get("codec_name")),
         audio_profile=_text((audio or {}).get("profile")),
         audio_channels=int((audio or {}).get("channels") or 0) or None,
+        rotation=_rotation(video),
+        color_transfer=_text(video.get("color_transfer")),
+        level=int(video["level"]) if isinstance(video.get("level"), int) and video["level"] > 0 else None,
         start_seconds=_float(fmt.get("start_time")),
         video_start_seconds=_float(video.get("start_time")),
     )
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """Degrees the display matrix (or an old `rotate` tag) turns the picture."""
+    for side in stream.get("side_data_list") or []:
+        if "rotation" in side:
+            try:
+                return int(float(side["rotation"]))
+            except (TypeError, ValueError):
+                return 0
+    try:
+        return int((stream.get("tags") or {}).get("rotate", 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _text(value: object) -> str | None:

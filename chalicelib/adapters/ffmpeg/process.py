@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from chalicelib.adapters.ffmpeg import render as rendering
 from chalicelib.adapters.ffmpeg.commands import (
     PROBE_TIMEOUT_SECONDS,
     STDERR_TAIL_CHARS,
@@ -26,6 +28,7 @@ from chalicelib.adapters.ffmpeg.commands import (
     progress_fraction,
     redact,
 )
+from chalicelib.domain import DEFAULT_PRESET, Preset
 from chalicelib.errors import (
     DownloadError,
     FFmpegCrashedError,
@@ -35,7 +38,9 @@ from chalicelib.errors import (
     TranscodeFailedError,
     TranscodeTimeoutError,
 )
-from chalicelib.processing.ports import TranscodeResult
+from chalicelib.outputs import presets
+from chalicelib.outputs.hls import h264_codecs, parse_media_playlist
+from chalicelib.processing.ports import Rendered, RenditionFiles, ThumbSheet, TranscodeResult
 
 if TYPE_CHECKING:
     from chalicelib.config import Settings
@@ -87,6 +92,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def _playlist_seconds(playlist: Path) -> float:
+    return sum(duration for _, duration in parse_media_playlist(playlist.read_text()))
+
+
 def _remove(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
@@ -122,7 +131,6 @@ class FFmpegTranscoder:
             ffmpeg_path=settings.ffmpeg_path,
             ffprobe_path=settings.ffprobe_path,
             timeout_seconds=settings.transcode_timeout_seconds,
-            max_height=settings.transcode_max_height,
             preset=settings.transcode_preset,
             crf=settings.transcode_crf,
         )
@@ -169,6 +177,102 @@ class FFmpegTranscoder:
                 f"Processing took longer than {duration_words(self.timeout_seconds)} and was stopped",
                 detail=f"ffprobe gave no answer within {self.timeout_seconds} s",
             ) from exc
+
+    def render(
+        self,
+        input_url: str,
+        out_dir: Path,
+        preset: Preset = DEFAULT_PRESET,
+        on_progress: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> Rendered:
+        """The preset's outputs, the poster and the thumbnails in `out_dir`, from one ffmpeg run
+        (chalicelib.adapters.ffmpeg.render)."""
+        started = time.monotonic()
+        deadline = started + self.timeout_seconds
+        out_dir = Path(out_dir)
+        throttle = ProgressThrottle(self.progress_interval_seconds)
+        source = self._probe_within(input_url, deadline)
+        spec = rendering.RenderSpec(
+            video_stream=source.video_stream,
+            audio_stream=source.audio_stream,
+            rungs=presets.ladder(preset, source.short_side),
+            streaming=presets.spec(preset).streaming,
+            x264_preset=self.preset,
+            crf=self.crf,
+            hdr=source.hdr,
+            audio_copy=False,
+            grid=rendering.thumb_grid(source.duration_seconds) if source.duration_seconds else None,
+            poster=bool(source.duration_seconds),
+        )
+        rungs = spec.rungs
+        spec = dataclasses.replace(
+            spec, names=tuple(presets.rendition_name(r, source.short_side) for r in rungs)
+        )
+        for directory in rendering.output_dirs(out_dir, spec, source.audio_stream is not None):
+            directory.mkdir(parents=True, exist_ok=True)
+        args = rendering.render_args(self.ffmpeg_path, input_url, out_dir, spec)
+        self.run(args, input_url, source.duration_seconds, deadline, on_progress, throttle, stop)
+        rendered = self.collect(out_dir, spec, preset, time.monotonic() - started)
+        if on_progress is not None and throttle.last_value < 1.0:
+            on_progress(1.0)
+        return rendered
+
+    def collect(self, out_dir: Path, spec: rendering.RenderSpec, preset: Preset, elapsed: float) -> Rendered:
+        """What a run wrote, probed: the output's size and length, each rendition's CODECS."""
+        poster = out_dir / rendering.POSTER_FILE
+        sheet = out_dir / rendering.THUMBS_FILE
+        thumbs = None
+        if spec.grid is not None and spec.grid.count > 0 and sheet.exists():
+            grid = spec.grid
+            thumbs = ThumbSheet(sheet, grid.interval, grid.first, grid.count, grid.columns)
+        common = {
+            "preset": preset,
+            "elapsed_seconds": elapsed,
+            "poster": poster if poster.exists() else None,
+            "thumbs": thumbs,
+        }
+        if not spec.streaming:
+            video = out_dir / rendering.VIDEO_FILE
+            info = self.probe(str(video), timeout=self.probe_timeout_seconds)
+            return Rendered(
+                width=info.width,
+                height=info.height,
+                duration_seconds=info.duration_seconds or 0.0,
+                video=video,
+                **common,  # type: ignore[arg-type]
+            )
+        renditions = tuple(self._rendition(out_dir / rendering.HLS_DIR / name) for name in spec.names)
+        audio_dir = out_dir / rendering.HLS_DIR / rendering.AUDIO_RENDITION
+        audio = None
+        if (audio_dir / rendering.PLAYLIST_FILE).exists():
+            audio = RenditionFiles(
+                rendering.AUDIO_RENDITION, audio_dir, audio_dir / rendering.PLAYLIST_FILE, 0, 0, ""
+            )
+        top = renditions[0]
+        return Rendered(
+            width=top.width,
+            height=top.height,
+            duration_seconds=_playlist_seconds(top.playlist),
+            renditions=renditions,
+            audio=audio,
+            **common,  # type: ignore[arg-type]
+        )
+
+    def _rendition(self, directory: Path) -> RenditionFiles:
+        playlist = directory / rendering.PLAYLIST_FILE
+        first = next(iter(sorted(directory.glob("*.ts"))), None)
+        if first is None:
+            raise TranscodeFailedError(detail=f"no segment written in {directory.name}")
+        info = self.probe(str(first), timeout=self.probe_timeout_seconds)
+        return RenditionFiles(
+            name=directory.name,
+            directory=directory,
+            playlist=playlist,
+            width=info.width,
+            height=info.height,
+            codecs=h264_codecs(info.level or 40),
+        )
 
     def probe(self, input_url: str, timeout: float) -> ProbeInfo:
         """ffprobe the input. Raises DownloadError, InvalidVideoError or FFmpegNotFoundError."""

@@ -10,20 +10,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chalicelib.adapters.ffmpeg import mp4index
+from chalicelib.adapters.ffmpeg import render as rendering
 from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, ProbeInfo, redact
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
 from chalicelib.adapters.ffmpeg.segments import (
+    CUT_EPSILON,
     FrameList,
     audio_copyable,
     build_audio_args,
     build_frames_args,
-    build_segment_args,
     build_stitch_args,
     concat_list,
     parse_frames,
 )
 from chalicelib.errors import InvalidVideoError, ProcessingError
-from chalicelib.processing.ports import SourceSurvey, TranscodeResult
+from chalicelib.outputs import presets
+from chalicelib.processing.ports import Rendered, SegmentWork, SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span
 
 if TYPE_CHECKING:
@@ -62,6 +64,8 @@ class FFmpegSegmenter:
             keyframe_times=frames.keyframe_times,
             audio_copy=info.audio_stream is not None
             and audio_copyable(info.audio_codec, info.audio_profile, info.audio_channels),
+            short_side=info.short_side,
+            hdr=info.hdr,
         )
 
     def frames(self, input_url: str, info: ProbeInfo) -> FrameList:
@@ -76,28 +80,46 @@ class FFmpegSegmenter:
         args = build_frames_args(self.ffmpeg.ffprobe_path, input_url, info.video_stream)
         return parse_frames(self.ffmpeg.run_probe(args, input_url, self.survey_timeout_seconds))
 
-    def encode_segment(
+    def render_segment(
         self,
         input_url: str,
         span: Span,
         video_stream: int,
-        output_path: Path,
-        on_progress: Callable[[float], None] | None = None,
+        out_dir: Path,
+        work: SegmentWork,
         stop: threading.Event | None = None,
-    ) -> float:
+    ) -> Rendered:
+        """Source time [start, end) of the video alone, as the single pass would encode it, with
+        the thumbnails of the grid points in it (the first segment: the poster too).
+
+        `-ss` before `-i`: ffmpeg seeks with HTTP Range requests to the keyframe at or before the
+        cut and drops what precedes it. Every output is limited to the span's length."""
         ff = self.ffmpeg
-        args = build_segment_args(
-            ff.ffmpeg_path,
-            input_url,
-            output_path,
-            start=span.start,
-            duration=span.duration,
+        started = time.monotonic()
+        seek = max(span.start - CUT_EPSILON, 0.0)
+        length = span.start + span.duration - CUT_EPSILON - seek
+        grid = rendering.thumb_grid(work.duration, span.start, span.end, offset=seek)
+        spec = rendering.RenderSpec(
             video_stream=video_stream,
-            max_height=ff.max_height,
-            preset=ff.preset,
+            audio_stream=None,
+            rungs=work.rungs,
+            streaming=presets.spec(work.preset).streaming,
+            x264_preset=ff.preset,
             crf=ff.crf,
+            hdr=work.hdr,
+            grid=grid,
+            poster=work.poster,
+            # a segment's frames keep the source's times: its pieces line up with the others'
+            ts_offset=rendering.TS_OFFSET + span.start,
+            names=work.names,
         )
-        return self._timed(args, input_url, span.duration, output_path, on_progress, stop)
+        out_dir = Path(out_dir)
+        for directory in rendering.output_dirs(out_dir, spec, with_audio=False):
+            directory.mkdir(parents=True, exist_ok=True)
+        args = rendering.render_args(ff.ffmpeg_path, input_url, out_dir, spec, span=(seek, length))
+        deadline = started + ff.timeout_seconds
+        ff.run(args, input_url, span.duration, deadline, None, stop=stop)
+        return ff.collect(out_dir, spec, work.preset, time.monotonic() - started)
 
     def encode_audio(
         self,
@@ -106,8 +128,15 @@ class FFmpegSegmenter:
         output_path: Path,
         copy: bool = False,
         stop: threading.Event | None = None,
+        streaming: bool = False,
     ) -> float:
-        args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, copy=copy)
+        if streaming:
+            (output_path / rendering.HLS_DIR / rendering.AUDIO_RENDITION).mkdir(parents=True, exist_ok=True)
+            args = rendering.hls_audio_args(
+                self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, copy=copy
+            )
+        else:
+            args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, copy=copy)
         return self._timed(args, input_url, None, output_path, None, stop)
 
     def stitch(

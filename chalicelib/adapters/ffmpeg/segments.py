@@ -24,7 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.adapters.ffmpeg.commands import AUDIO_BITRATE, base_args, input_options, video_encode_options
+from chalicelib.adapters.ffmpeg.commands import (
+    audio_only_args,
+    base_args,
+    input_options,
+    video_encode_options,
+)
 from chalicelib.errors import InvalidVideoError
 
 CUT_EPSILON = 0.0005  # far below any frame interval (240 fps is 4.2 ms)
@@ -126,24 +131,7 @@ def build_audio_args(
     ffmpeg_path: str, input_url: str, output_path: Path | str, audio_stream: int, *, copy: bool = False
 ) -> list[str]:
     """The whole file's audio, once: stream-copied (copy) or encoded as single-pass encodes it."""
-    codec = ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
-    return [
-        *base_args(ffmpeg_path),
-        *input_options(input_url),
-        "-i",
-        input_url,
-        "-map",
-        f"0:{audio_stream}",
-        "-vn",
-        "-sn",
-        "-dn",
-        "-map_metadata",
-        "-1",
-        *codec,
-        "-f",
-        "mp4",
-        str(output_path),
-    ]
+    return [*audio_only_args(ffmpeg_path, input_url, audio_stream, copy=copy), "-f", "mp4", str(output_path)]
 
 
 def concat_list(entries: Sequence[tuple[str, float]]) -> str:
