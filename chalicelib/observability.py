@@ -1,4 +1,5 @@
-"""Powertools Logger, Metrics and Tracer, built on first use (never at import time).
+"""Powertools Logger, Metrics and Tracer, built (and Powertools imported) on first use, never
+at import time: the API's cold import loads none of Powertools' modules.
 
 Service name, metrics namespace and the tracer switch come from Powertools' own variables
 (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED).
@@ -10,9 +11,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 from functools import cache
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics, Tracer
 
 SERVICE = "vidproc"
 NAMESPACE = "VideoProcessing"
@@ -20,21 +22,35 @@ NAMESPACE = "VideoProcessing"
 
 @cache
 def logger() -> Logger:
+    from aws_lambda_powertools import Logger
+
     return Logger(service=SERVICE, use_rfc3339=True)
 
 
 @cache
 def metrics() -> Metrics:
+    from aws_lambda_powertools import Metrics
+
     return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE, service=SERVICE)
+
+
+def flush_metrics() -> None:
+    """Flush what the Metrics object buffered, if anything built it (most requests do not)."""
+    if metrics.cache_info().currsize and metrics().metric_set:
+        metrics().flush_metrics()
 
 
 @cache
 def tracer() -> Tracer:
+    from aws_lambda_powertools import Tracer
+
     return Tracer(service=SERVICE)
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:
     """Emit one EMF metric now, with its own dimensions (e.g. JobsFailed by errorCode)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
     unit = MetricUnit.Seconds if name.endswith("Seconds") else MetricUnit.Count
     with single_metric(name=name, unit=unit, value=value, namespace=metrics().namespace) as metric:
         metric.add_dimension("service", SERVICE)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from chalicelib.config import get_settings
-from chalicelib.handlers.schemas import ErrorOut
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
@@ -26,6 +24,7 @@ _ERROR_TEXT = {
 @cache
 def openapi_document() -> dict[str, Any]:
     from chalicelib.handlers.http import ROUTES
+    from chalicelib.handlers.schemas import ErrorOut
 
     components: dict[str, Any] = {}
     paths: dict[str, Any] = {}
@@ -96,6 +95,8 @@ def _links_to_the_created_job(routes: list[Any]) -> dict[str, Any]:
 def _configured_limits(components: dict[str, Any]) -> None:
     """The limits that are settings, as this deployment has them (a schema-valid request is
     never refused for them)."""
+    from chalicelib.config import get_settings
+
     settings = get_settings()
     components["CreateJobIn"]["properties"]["size"]["maximum"] = settings.upload_max_bytes
     components["BatchRetryIn"]["properties"]["jobIds"]["maxItems"] = settings.batch_retry_max

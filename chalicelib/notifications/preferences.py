@@ -8,9 +8,9 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from chalicelib.config import Settings
 from chalicelib.domain import Principal, Role
 from chalicelib.errors import ForbiddenError, ServiceUnavailableError, ValidationError
 from chalicelib.notifications.domain import (
@@ -22,6 +22,9 @@ from chalicelib.notifications.domain import (
 )
 from chalicelib.notifications.ports import NotifyServices
 from chalicelib.processing.access import resolve_workspace
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
 
 MAX_THRESHOLD = 1_000_000
 

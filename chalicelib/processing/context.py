@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from chalicelib.config import Settings
 from chalicelib.domain import utcnow
 from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Segmenter, Transcoder
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
 
 
 @dataclass
