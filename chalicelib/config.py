@@ -93,10 +93,11 @@ class Settings(BaseModel):
     transcode_preset: str = "veryfast"
     transcode_crf: int = 23
     work_dir: str = "/tmp"
-    # "download": copy the upload to WORK_DIR with parallel ranged reads, then ffmpeg reads the
-    # local file (one HTTP stream read by ffmpeg was 16 % slower, and its probe re-read the file
-    # end over HTTP). "url": ffmpeg reads the presigned URL itself (no /tmp for the input).
-    transcode_input: Literal["download", "url"] = "download"
+    # "stream": ffmpeg starts at once, reading a local range server that parallel ranged reads
+    # fill (the bytes it waits for first); "download": copy the upload to WORK_DIR first, then
+    # ffmpeg reads the local file; "url": ffmpeg reads the presigned URL itself (one HTTP stream,
+    # no /tmp for the input). docs/performance.md has the measurements behind the default.
+    transcode_input: Literal["stream", "download", "url"] = "stream"
     # A worker's claim on an attempt. While an attempt (or a segment task) runs, one conditional
     # write every `pulse_seconds` renews the claim and records the progress, so a long transcode is
     # never taken for a dead one; a refused write (the job was cancelled) stops ffmpeg within it.

@@ -7,6 +7,7 @@ are presigned PUTs with Content-Type and Content-Length signed in.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ SECRET_MAX_AGE = 300  # seconds Powertools caches the secret in a warm container
 DOWNLOAD_THREADS = 8
 DOWNLOAD_MIN_RANGE = 8 * 1024 * 1024
 DOWNLOAD_DEFAULT_RANGE = 16 * 1024 * 1024
+READ_PIECE = 256 * 1024  # a ranged read's body is handed on in pieces of this size
 
 
 def download_config(size: int | None) -> TransferConfig:
@@ -146,6 +148,18 @@ class R2Store:
             self._client.download_file(self._bucket, key, str(path), Config=download_config(size))
         except (ClientError, BotoCoreError, OSError) as exc:
             raise StorageError("Failed to download the upload from R2") from exc
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        try:
+            body = self._client.get_object(
+                Bucket=self._bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            )["Body"]
+            try:
+                yield from body.iter_chunks(READ_PIECE)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as exc:  # a body that breaks off is a BotoCoreError too
+            raise StorageError("Failed to read the upload from R2") from exc
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0

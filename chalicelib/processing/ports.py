@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +52,11 @@ class ObjectStore(Protocol):
     def download_file(self, key: str, path: Path, size: int | None = None) -> None:
         """Copy the object (of `size` bytes, when known) to a local file with parallel ranged
         reads. StorageError when it fails."""
+        ...
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """The object's bytes [start, start + length), in pieces as they arrive (one ranged GET).
+        StorageError when it fails, before or while the pieces come."""
         ...
 
     def delete_prefix(self, prefix: str) -> int:

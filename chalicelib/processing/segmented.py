@@ -122,15 +122,14 @@ def segmenter(svc: Services) -> Segmenter:
     return svc.segmenter
 
 
-def plan_if_long(svc: Services, ref: QueueMessage, watch: Watch) -> bool:
-    """A video longer than the threshold goes in segments: plan it and queue its tasks."""
+def plan_if_long(svc: Services, ref: QueueMessage, watch: Watch, source: str) -> bool:
+    """A video longer than the threshold goes in segments: plan it and queue its tasks.
+    `source` is where the attempt's upload is read (chalicelib.processing.storage.Input.url)."""
     if svc.segmenter is None:
         return False
-    key = input_key(ref.workspace_id, ref.job_id)
-    source = source_url(svc, key)
     if not wants_segments(svc, svc.segmenter.probe_duration(source)):
         return False
-    plan_attempt(svc, ref, key, source, watch)
+    plan_attempt(svc, ref, input_key(ref.workspace_id, ref.job_id), source, watch)
     return True
 
 

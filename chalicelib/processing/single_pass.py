@@ -1,34 +1,32 @@
-"""An attempt in one pass: the upload copied to /tmp (or read through a presigned URL), one
-ffmpeg run, the output uploaded. The watch (chalicelib.processing.watch) keeps the claim alive
-and stops the work when the job is cancelled: nothing is uploaded then."""
+"""An attempt in one pass: the upload read as it arrives (chalicelib.processing.storage
+`opened_input`), one ffmpeg run, the output uploaded. The watch (chalicelib.processing.watch)
+keeps the claim alive and stops the work when the job is cancelled: nothing is uploaded then."""
 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 from chalicelib.domain import QueueMessage
-from chalicelib.errors import DownloadError, InternalProcessingError, StorageError, UploadOutputError
+from chalicelib.errors import InternalProcessingError, StorageError, UploadOutputError
 from chalicelib.observability import count, segment
 from chalicelib.processing.context import Services
-from chalicelib.processing.storage import input_key, output_key, stored_input
+from chalicelib.processing.storage import Input, output_key
 from chalicelib.processing.watch import Watch
 
 
-def transcode_and_store(svc: Services, ref: QueueMessage, watch: Watch) -> str:
+def transcode_and_store(svc: Services, ref: QueueMessage, watch: Watch, upload: Input) -> str:
     """Transcode the attempt's upload and store the result; its key. Raises a ProcessingError on
     failure, StoppedError when the watch says the attempt is no longer ours."""
     if svc.transcoder is None:
         raise InternalProcessingError(detail="no transcoder configured")
-    key = input_key(ref.workspace_id, ref.job_id)  # from the message: no read of the job
-    stored = stored_input(svc, key)
     with tempfile.TemporaryDirectory(prefix="job-", dir=svc.settings.work_dir) as tmp:
-        source = _input_for(svc, key, stored.size, Path(tmp) / "input")
+        source = upload.read_all()
         watch.check()
         target = Path(tmp) / "output.mp4"
         with segment("transcode"):
             result = svc.transcoder.transcode(source, target, on_progress=watch.report, stop=watch.stopped)
+        upload.arrived()
         count("TranscodeSeconds", result.elapsed_seconds)
         watch.check()
         output = output_key(ref.workspace_id, ref.job_id, ref.attempt)
@@ -38,18 +36,3 @@ def transcode_and_store(svc: Services, ref: QueueMessage, watch: Watch) -> str:
         except StorageError as exc:
             raise UploadOutputError(detail=repr(exc)) from exc
     return output
-
-
-def _input_for(svc: Services, key: str, size: int, local: Path) -> str:
-    """What ffmpeg reads: a local copy of the upload (default), or its presigned URL."""
-    settings = svc.settings
-    if settings.transcode_input == "url":
-        return svc.store.presign_download(key, settings.transcode_timeout_seconds + 300)
-    started = time.monotonic()
-    try:
-        with segment("download"):
-            svc.store.download_file(key, local, size)
-    except StorageError as exc:
-        raise DownloadError(detail=repr(exc)) from exc
-    count("DownloadSeconds", time.monotonic() - started)
-    return str(local)

@@ -149,6 +149,7 @@ class FakeStore:
         self.objects: dict[str, int] = {}
         self.uploaded: dict[str, Path] = {}
         self.downloaded: list[str] = []
+        self.ranges: list[tuple[str, int, int]] = []
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
         return PresignedRequest(
@@ -175,6 +176,12 @@ class FakeStore:
             raise StorageError(f"no object {key}")
         path.write_bytes(b"\0" * self.objects[key])
         self.downloaded.append(key)
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        if key not in self.objects:
+            raise StorageError(f"no object {key}")
+        self.ranges.append((key, start, length))
+        yield b"\0" * max(min(length, self.objects[key] - start), 0)
 
     def delete_prefix(self, prefix: str) -> int:
         doomed = [key for key in self.objects if key.startswith(prefix)]
