@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from functools import cache
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -20,31 +20,55 @@ SERVICE = "vidproc"
 NAMESPACE = "VideoProcessing"
 
 
-@cache
+_built: dict[str, Any] = {}
+_building = threading.Lock()
+
+
+def _once(name: str, build: Callable[[], Any]) -> Any:
+    """Build it once per process, whichever thread asks first. Concurrent first requests (chalice
+    local serves each on a thread) must not build two Loggers for one service: the second finds
+    the first's handler half set up and has no formatter of its own."""
+    try:
+        return _built[name]
+    except KeyError:
+        pass
+    with _building:
+        if name not in _built:
+            _built[name] = build()
+        return _built[name]
+
+
 def logger() -> Logger:
-    from aws_lambda_powertools import Logger
+    def build() -> Logger:
+        from aws_lambda_powertools import Logger
 
-    return Logger(service=SERVICE, use_rfc3339=True)
+        return Logger(service=SERVICE, use_rfc3339=True)
+
+    return cast("Logger", _once("logger", build))
 
 
-@cache
 def metrics() -> Metrics:
-    from aws_lambda_powertools import Metrics
+    def build() -> Metrics:
+        from aws_lambda_powertools import Metrics
 
-    return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE, service=SERVICE)
+        return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE, service=SERVICE)
+
+    return cast("Metrics", _once("metrics", build))
 
 
 def flush_metrics() -> None:
     """Flush what the Metrics object buffered, if anything built it (most requests do not)."""
-    if metrics.cache_info().currsize and metrics().metric_set:
+    if "metrics" in _built and metrics().metric_set:
         metrics().flush_metrics()
 
 
-@cache
 def tracer() -> Tracer:
-    from aws_lambda_powertools import Tracer
+    def build() -> Tracer:
+        from aws_lambda_powertools import Tracer
 
-    return Tracer(service=SERVICE)
+        return Tracer(service=SERVICE)
+
+    return cast("Tracer", _once("tracer", build))
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:

@@ -130,6 +130,30 @@ print(json.dumps({"health": [health.status_code, json.loads(health.body)], "refs
     assert result["refs"] > 30 and result["classes"] == ["ModelMetaclass"]  # each name is a model
 
 
+def test_ten_first_requests_at_once_in_a_fresh_process_all_answer() -> None:
+    # What is built on first use (Powertools' Logger, the models) is built once, whichever
+    # thread comes first: chalice local serves each request on its own thread.
+    code = """
+import json, threading
+from chalice.test import Client
+import app
+client = Client(app.app)
+ready = threading.Barrier(11)
+statuses = []
+def one():
+    ready.wait()
+    statuses.append(client.http.get("/health").status_code)
+threads = [threading.Thread(target=one) for _ in range(10)]
+for t in threads:
+    t.start()
+ready.wait()
+for t in threads:
+    t.join()
+print(json.dumps(sorted(statuses)))
+"""
+    assert _fresh(code) == [200] * 10
+
+
 def test_lazy_services_build_each_adapter_once_on_first_use_only() -> None:
     made: list[str] = []
     lock = threading.Lock()
