@@ -19,6 +19,7 @@ from chalicelib.domain import (
     Workspace,
 )
 from chalicelib.lifecycle.model import KeyedAnswer, Transition
+from chalicelib.processing.audio_plan import Chunk
 from chalicelib.processing.segment_plan import Span
 
 
@@ -111,6 +112,9 @@ class SourceSurvey:
     frame_times: tuple[float, ...]  # seconds from the file's start, sorted
     keyframe_times: tuple[float, ...]
     audio_copy: bool = False  # the audio is already what the output carries: stream-copy it
+    # (sample rate, timestamp of its first sample in samples) when its timestamps count samples
+    # exactly: the segment tasks can encode it in chunks (chalicelib.processing.audio_plan)
+    audio_chunks: tuple[int, int] | None = None
 
 
 class Segmenter(Protocol):
@@ -144,6 +148,23 @@ class Segmenter(Protocol):
         stop: threading.Event | None = None,
     ) -> float:
         """The whole file's audio, stream-copied (copy) or encoded; the seconds it took."""
+        ...
+
+    def encode_audio_chunk(
+        self,
+        input_url: str,
+        audio_stream: int,
+        chunk: Chunk,
+        output_path: Path,
+        stop: threading.Event | None = None,
+    ) -> float:
+        """One chunk of the soundtrack, encoded as the single pass encodes it (with the margins
+        the join needs); the seconds it took."""
+        ...
+
+    def join_audio(self, chunks: Sequence[Chunk], paths: Sequence[Path], output_path: Path) -> int:
+        """The chunks' encodes joined into one M4A, as one encode of the whole soundtrack would
+        be; the soundtrack's sample count."""
         ...
 
     def stitch(
@@ -198,7 +219,8 @@ class Repository(Protocol):
     def get_attempt(self, job_id: str, n: int) -> Attempt | None: ...
     def jobs_to_sweep(self, status: JobStatus, before: datetime, limit: int) -> list[Job]:
         """Jobs in `status` whose `sweep_at` is before `before` (queued: due to be re-sent;
-        processing: their worker's lease ran out)."""
+        processing: their worker's lease ran out; completed or cancelled: their upload's
+        retention is due a look)."""
         ...
 
     # idempotency

@@ -18,6 +18,7 @@ infra/ removes what a job that never completes leaves behind).
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import hashlib
 import json
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from chalicelib.domain import AUDIO_TASK, FailureKind, JobStatus, QueueMessage
 from chalicelib.errors import (
+    DownloadError,
     InternalProcessingError,
     ProcessingError,
     ServiceUnavailableError,
@@ -40,6 +42,7 @@ from chalicelib.errors import (
 from chalicelib.lifecycle import transitions
 from chalicelib.observability import count, logger
 from chalicelib.processing import failures
+from chalicelib.processing.audio_plan import Chunk, encode_with_audio, plan_chunks
 from chalicelib.processing.autoretry import Handled, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
@@ -56,6 +59,7 @@ from chalicelib.processing.storage import (
 from chalicelib.processing.watch import Receipt, Watch, watching
 
 STITCH_GRACE_SECONDS = 60
+PARTS_AT_ONCE = 8  # the stitch copies the parts down this many at a time
 
 
 @dataclass(frozen=True)
@@ -67,15 +71,27 @@ class StoredPlan:
     audio_stream: int | None
     prefix: str
     audio_copy: bool = False  # the source's audio is AAC-LC mono/stereo: copied, not encoded
+    # (sample rate, first sample's timestamp): the segment tasks encode the audio in chunks
+    audio_chunks: tuple[int, int] | None = None
 
     @property
     def tasks(self) -> list[int]:
         # The audio first: it is the longest task (the whole soundtrack), so it must not start last.
-        audio = [AUDIO_TASK] if self.audio_stream is not None else []
+        audio = [AUDIO_TASK] if self.audio_stream is not None and self.audio_chunks is None else []
         return audio + [span.index for span in self.plan.spans]
 
     def part_key(self, task: int) -> str:
         return f"{self.prefix}audio.m4a" if task == AUDIO_TASK else f"{self.prefix}seg-{task:05d}.mp4"
+
+    def chunks(self) -> list[Chunk]:
+        """The soundtrack's chunks, one per segment (the segment task encodes it)."""
+        assert self.audio_chunks is not None
+        rate, origin = self.audio_chunks
+        return plan_chunks([span.start for span in self.plan.spans], rate, origin)
+
+    def chunk_key(self, task: int) -> str | None:
+        """Where segment task `task` puts its audio chunk (None: its task has none)."""
+        return f"{self.prefix}audio-{task:05d}.m4a" if self.audio_chunks is not None and task >= 0 else None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -84,6 +100,7 @@ class StoredPlan:
                 "audio": self.audio_stream,
                 "prefix": self.prefix,
                 "copy": self.audio_copy,
+                **({"chunks": list(self.audio_chunks)} if self.audio_chunks else {}),
                 "duration": self.plan.duration,
                 "accurate": self.plan.accurate_cuts,
                 "spans": [[s.start, s.duration] for s in self.plan.spans],
@@ -102,6 +119,7 @@ class StoredPlan:
             audio_stream=data["audio"],
             prefix=data["prefix"],
             audio_copy=bool(data.get("copy", False)),  # plans stored before the copy path encode
+            audio_chunks=(int(data["chunks"][0]), int(data["chunks"][1])) if data.get("chunks") else None,
         )
 
     def describe(self) -> str:
@@ -109,6 +127,8 @@ class StoredPlan:
         if self.audio_stream is None:
             return f"{self.plan.describe()}; no audio"
         audio = "audio copied (already AAC)" if self.audio_copy else "audio encoded to AAC"
+        if self.audio_chunks is not None:
+            audio = "audio encoded to AAC in chunks, beside the segments"
         return f"{self.plan.describe()}; {audio}"
 
 
@@ -160,7 +180,8 @@ def plan_attempt(
         video_stream=survey.video_stream,
         audio_stream=survey.audio_stream,
         prefix=f"{segments_prefix(ref.workspace_id, ref.job_id)}{fingerprint}/",
-        audio_copy=survey.audio_copy,
+        audio_copy=survey.audio_copy and survey.audio_chunks is None,
+        audio_chunks=survey.audio_chunks,
     )
     now = svc.clock()
     lease = now + timedelta(seconds=settings.claim_lease_seconds)
@@ -237,8 +258,8 @@ def stopped(svc: Services, ref: QueueMessage, *keys: str) -> Handled:
 
 
 def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int, watch: Watch) -> None:
-    key = stored.part_key(task)
-    if svc.store.head(key) is not None:
+    key, audio_key = stored.part_key(task), stored.chunk_key(task)
+    if all(svc.store.head(k) is not None for k in (key, audio_key) if k is not None):
         return  # encoded by an earlier attempt of this job (a manual Retry) or a duplicate delivery
     source = source_url(svc, input_key(ref.workspace_id, ref.job_id))
     seg = segmenter(svc)
@@ -250,11 +271,32 @@ def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int
                 source, stored.audio_stream, target, copy=stored.audio_copy, stop=watch.stopped
             )
         else:
-            span = stored.plan.spans[task]
-            elapsed = seg.encode_segment(source, span, stored.video_stream, target, stop=watch.stopped)
+            elapsed = _encode_segment(seg, source, stored, task, Path(tmp), target, watch)
         count("SegmentSeconds", elapsed)
         watch.check()
         _upload(svc, target, key, "audio/mp4" if task == AUDIO_TASK else "video/mp4")
+        if audio_key is not None:
+            _upload(svc, Path(tmp) / "audio-chunk.m4a", audio_key, "audio/mp4")
+
+
+def _encode_segment(
+    seg: Segmenter, source: str, stored: StoredPlan, task: int, folder: Path, target: Path, watch: Watch
+) -> float:
+    """Segment `task`'s video and, when the plan says so, its audio chunk beside it, at once (as
+    one pass encodes both)."""
+    span = stored.plan.spans[task]
+
+    def video() -> float:
+        return seg.encode_segment(source, span, stored.video_stream, target, stop=watch.stopped)
+
+    if stored.chunk_key(task) is None or stored.audio_stream is None:
+        return video()
+    chunk, stream = stored.chunks()[task], stored.audio_stream
+
+    def audio() -> float:
+        return seg.encode_audio_chunk(source, stream, chunk, folder / "audio-chunk.m4a", watch.stopped)
+
+    return encode_with_audio(video, audio)
 
 
 def _upload(svc: Services, path: Path, key: str, content_type: str) -> None:
@@ -346,20 +388,51 @@ def stitch(svc: Services, ref: QueueMessage, stored: StoredPlan, receipt: Receip
 
 
 def _join_and_upload(svc: Services, ref: QueueMessage, stored: StoredPlan, watch: Watch) -> str:
-    expires = svc.settings.transcode_timeout_seconds + 300
-    parts = [
-        (svc.store.presign_download(stored.part_key(s.index), expires), s.duration) for s in stored.plan.spans
-    ]
-    audio = None
-    if stored.audio_stream is not None:
-        audio = svc.store.presign_download(stored.part_key(AUDIO_TASK), expires)
     key = output_key(ref.workspace_id, ref.job_id, ref.attempt)
     with tempfile.TemporaryDirectory(prefix="stitch-", dir=svc.settings.work_dir) as tmp:
-        target = Path(tmp) / "output.mp4"
+        folder = Path(tmp)
+        # The parts come down in parallel first: the concat demuxer would read them one by one,
+        # each through one HTTP stream (an hour's parts are about as big as the output).
+        spans = stored.plan.spans
+        local = _fetched(svc, [(stored.part_key(s.index), folder / f"seg-{s.index:05d}.mp4") for s in spans])
+        parts = [(str(path), span.duration) for path, span in zip(local, spans, strict=True)]
+        audio = None
+        if stored.audio_chunks is not None:
+            audio = _joined_audio(svc, stored, folder)
+        elif stored.audio_stream is not None:
+            [audio_path] = _fetched(svc, [(stored.part_key(AUDIO_TASK), folder / "audio.m4a")])
+            audio = str(audio_path)
+        watch.check()
+        target = folder / "output.mp4"
         segmenter(svc).stitch(parts, audio, target, stop=watch.stopped)
         watch.check()
         _upload(svc, target, key, "video/mp4")
     return key
+
+
+def _joined_audio(svc: Services, stored: StoredPlan, folder: Path) -> str:
+    """The segment tasks' audio chunks, fetched and joined into one soundtrack; its path."""
+    keys = [stored.chunk_key(span.index) for span in stored.plan.spans]
+    paths = _fetched(svc, [(k, folder / f"audio-{i:05d}.m4a") for i, k in enumerate(keys) if k is not None])
+    joined = folder / "joined-audio.m4a"
+    segmenter(svc).join_audio(stored.chunks(), paths, joined)
+    return str(joined)
+
+
+def _fetched(svc: Services, wanted: list[tuple[str, Path]]) -> list[Path]:
+    """Copy each (key, path) down, PARTS_AT_ONCE at a time; the paths, in order. A part that
+    cannot be read is a DownloadError (the platform's: the stitch is delivered again)."""
+
+    def one(item: tuple[str, Path]) -> Path:
+        key, path = item
+        try:
+            svc.store.download_file(key, path)
+        except StorageError as exc:
+            raise DownloadError(detail=f"{key}: {exc!r}") from exc
+        return path
+
+    with cf.ThreadPoolExecutor(PARTS_AT_ONCE, thread_name_prefix="stitch-fetch") as pool:
+        return list(pool.map(one, wanted))
 
 
 def _stitch_failed(svc: Services, ref: QueueMessage, error: Exception, receive_count: int) -> Handled:

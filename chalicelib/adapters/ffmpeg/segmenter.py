@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.adapters.ffmpeg import mp4index
+from chalicelib.adapters.ffmpeg import audio_chunks, mp4index
 from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, ProbeInfo, redact
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
 from chalicelib.adapters.ffmpeg.segments import (
@@ -23,6 +23,7 @@ from chalicelib.adapters.ffmpeg.segments import (
     parse_frames,
 )
 from chalicelib.errors import InvalidVideoError, ProcessingError
+from chalicelib.processing.audio_plan import Chunk
 from chalicelib.processing.ports import SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span
 
@@ -62,6 +63,7 @@ class FFmpegSegmenter:
             keyframe_times=frames.keyframe_times,
             audio_copy=info.audio_stream is not None
             and audio_copyable(info.audio_codec, info.audio_profile, info.audio_channels),
+            audio_chunks=audio_chunks.chunkable(info),
         )
 
     def frames(self, input_url: str, info: ProbeInfo) -> FrameList:
@@ -109,6 +111,22 @@ class FFmpegSegmenter:
     ) -> float:
         args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, copy=copy)
         return self._timed(args, input_url, None, output_path, None, stop)
+
+    def encode_audio_chunk(
+        self,
+        input_url: str,
+        audio_stream: int,
+        chunk: Chunk,
+        output_path: Path,
+        stop: threading.Event | None = None,
+    ) -> float:
+        args = audio_chunks.build_chunk_args(
+            self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, chunk
+        )
+        return self._timed(args, input_url, None, output_path, None, stop)
+
+    def join_audio(self, chunks: Sequence[Chunk], paths: Sequence[Path], output_path: Path) -> int:
+        return audio_chunks.join_files(chunks, paths, output_path)
 
     def stitch(
         self,
