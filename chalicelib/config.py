@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from chalicelib.domain import RetryPricing
+from chalicelib.domain import MAX_RETENTION_DAYS, RetryPricing
 
 GIB = 1024**3
 
@@ -123,6 +123,9 @@ class Settings(BaseModel):
 
     # --- Sweeper -------------------------------------------------------------------------------
     sweeper_requeue_after_seconds: int = Field(default=120, gt=0)
+    # Days an upload is kept after its job completed or was cancelled, for workspaces whose owner
+    # chose nothing (docs/performance.md, "Storage"); 0 deletes it at the sweeper's next pass.
+    originals_retention_days: int = Field(default=30, ge=0, le=MAX_RETENTION_DAYS)
 
     # --- Notifications (email, webhooks) -------------------------------------------------------
     notifications_queue_name: str = "vidproc-notifications"

@@ -113,6 +113,9 @@ class Workspace:
     retry_pricing: RetryPricing | None = (
         None  # an operator's override of RETRY_PRICING; None: the deployment's
     )
+    # Days an upload is kept after its job completed or was cancelled (the owner's setting);
+    # None: the deployment's ORIGINALS_RETENTION_DAYS. Outputs are kept until deleted.
+    keep_originals_days: int | None = None
 
 
 @dataclass
@@ -159,6 +162,7 @@ class Job:
     charged_attempt: int = 0  # the attempt that opened the current round (what a refund pays back)
     credits_paid: int = 0  # credits the workspace paid for this job and kept (refunds taken off)
     free_retry: FreeRetry = FreeRetry.AVAILABLE
+    original_deleted_at: datetime | None = None  # the upload deleted under the workspace's retention
 
     @property
     def segments_done(self) -> int:
@@ -195,6 +199,7 @@ class LedgerEntry:
 
 
 AUDIO_TASK = -1  # the segmented path's audio task; segment tasks are numbered from 0
+MAX_RETENTION_DAYS = 3650  # the longest a workspace may keep uploads after their job (ten years)
 
 
 @dataclass(frozen=True)

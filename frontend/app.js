@@ -9,6 +9,7 @@ import { plural } from './format.js';
 import { JobsView } from './jobs.js';
 import { BrowserNotifier, NotificationPanel } from './notifications.js';
 import { CancelController } from './cancel.js';
+import { RetentionPanel } from './retention.js';
 import { RetryController } from './retry.js';
 import { config } from './settings.js';
 import { Uploader } from './upload.js';
@@ -32,6 +33,7 @@ let canceller;
 let uploader;
 let notifier;
 let panel;
+let storage; // the "Storage" panel (frontend/retention.js)
 
 /** Say something in the polite live region (and show it in the status line). */
 function announce(message) {
@@ -155,6 +157,8 @@ function selectWorkspace(id) {
   uploader.reset();
   notifier.reset();
   panel.reset();
+  storage.reset();
+  if ($('retention-settings').open) storage.load();
   jobs.start();
   refreshCredits();
 }
@@ -237,6 +241,10 @@ function wire() {
   jobs.onChange((shown) => notifier.observe(shown));
   jobs.onChange(revealLinkedJob);
   panel = new NotificationPanel(ctx);
+  storage = new RetentionPanel($('retention-panel'), ctx);
+  $('retention-settings').addEventListener('toggle', () => {
+    if ($('retention-settings').open) storage.load();
+  });
   uploader = new Uploader(
     {
       input: $('upload-input'),

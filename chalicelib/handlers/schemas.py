@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from chalicelib.domain import (
     CURSOR_PATTERN,
+    MAX_RETENTION_DAYS,
     UUID_PATTERN,
     VIDEO_TYPE_PATTERN,
     Attempt,
@@ -30,6 +31,7 @@ from chalicelib.domain import (
 )
 from chalicelib.lifecycle.pricing import retry_price
 from chalicelib.processing.failures import describe
+from chalicelib.processing.retention import Retention
 
 StatusName = Literal["uploading", "queued", "processing", "completed", "failed", "cancelled"]
 
@@ -162,6 +164,7 @@ class JobOut(Schema):
     max_auto_attempts: int  # tries per charged attempt, the charged one included
     segments_total: int | None = None  # a long video processed in segments: how many
     segments_done: int | None = None  # ... and how many are encoded
+    original_deleted_at: datetime | None = None  # the upload deleted under the workspace's retention
 
     @classmethod
     def of(cls, job: Job, pricing: RetryPricing | None = None, max_tries: int = 3) -> JobOut:
@@ -193,6 +196,7 @@ class JobOut(Schema):
             progress=job.progress,
             segments_total=job.segments_total,
             segments_done=job.segments_done if job.segments_total else None,
+            original_deleted_at=job.original_deleted_at,
         )
 
 
@@ -308,3 +312,29 @@ class LedgerOut(Schema):
     workspace_id: str
     entries: list[LedgerEntryOut]
     cursor: str | None
+
+
+class RetentionIn(WorkspaceIn):
+    # null: back to the deployment's default (ORIGINALS_RETENTION_DAYS)
+    keep_originals_days: int | None = Field(default=None, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+
+
+class RetentionOut(Schema):
+    """How long the workspace keeps uploads after their job completed or was cancelled."""
+
+    workspace_id: str
+    keep_originals_days: int
+    default_days: int  # the deployment's ORIGINALS_RETENTION_DAYS
+    chosen: bool  # an owner chose keep_originals_days (False: the default)
+    can_change: bool  # the caller is an owner
+    outputs: Literal["kept until deleted"] = "kept until deleted"
+
+    @classmethod
+    def of(cls, r: Retention) -> RetentionOut:
+        return cls(
+            workspace_id=r.workspace_id,
+            keep_originals_days=r.days,
+            default_days=r.default_days,
+            chosen=r.chosen,
+            can_change=r.can_change,
+        )

@@ -9,5 +9,10 @@ from chalicelib.processing.sweeper import sweep
 
 def handle() -> dict[str, int]:
     report = sweep(services())
-    logger().info("sweep done", extra={"requeued": report.requeued, "interrupted": report.interrupted})
-    return {"requeued": report.requeued, "interrupted": report.interrupted}
+    done = {
+        "requeued": report.requeued,
+        "interrupted": report.interrupted,
+        "originalsDeleted": report.originals_deleted,
+    }
+    logger().info("sweep done", extra=done)
+    return done

@@ -35,11 +35,15 @@ class Move(StrEnum):
     INTERRUPT = "interrupt"  # the sweeper settles an attempt whose worker's lease ran out
     GIVE_UP = "give_up"  # the message's last delivery failed: failed and refunded
     CANCEL = "cancel"  # a member stopped it: cancelled, its charge refunded
+    # The upload of a finished job, under the workspace's retention: looked at again later, or
+    # deleted (the job keeps its status and its output).
+    EXPIRE_ORIGINAL = "expire_original"
     # Not job moves: the workspace's own transitions.
     OPEN_WORKSPACE = "open_workspace"
     ADD_MEMBER = "add_member"
     CREDITS = "credits"  # an operator's grant or adjustment
     PRICING = "pricing"  # an operator's RETRY_PRICING override
+    RETENTION = "retention"  # an owner's choice of how long uploads are kept after their job
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,11 @@ class Row:
     sources: frozenset[JobStatus]
     targets: frozenset[JobStatus]
     lease: bool = False  # from processing only when the worker's lease ran out (or is the caller's)
+    stays: bool = False  # the job keeps its status (each source is its own target)
 
 
-def _row(sources: set[JobStatus], *targets: JobStatus, lease: bool = False) -> Row:
-    return Row(frozenset(sources), frozenset(targets), lease)
+def _row(sources: set[JobStatus], *targets: JobStatus, lease: bool = False, stays: bool = False) -> Row:
+    return Row(frozenset(sources), frozenset(targets), lease, stays)
 
 
 # Each job move: the statuses it may leave and the ones it may arrive at. CREATE has no source.
@@ -73,6 +78,7 @@ MOVES: dict[Move, Row] = {
     Move.INTERRUPT: _row({PROCESSING}, QUEUED, FAILED, lease=True),
     Move.GIVE_UP: _row({QUEUED, PROCESSING}, FAILED, lease=True),
     Move.CANCEL: _row({UPLOADING, QUEUED, PROCESSING}, CANCELLED),
+    Move.EXPIRE_ORIGINAL: _row({COMPLETED, CANCELLED}, COMPLETED, CANCELLED, stays=True),
 }
 
 FINAL = frozenset({COMPLETED, CANCELLED})  # no move leaves these (FAILED is left by RETRY)
@@ -80,4 +86,4 @@ FINAL = frozenset({COMPLETED, CANCELLED})  # no move leaves these (FAILED is lef
 
 def allowed(move: Move, source: JobStatus, target: JobStatus) -> bool:
     row = MOVES[move]
-    return source in row.sources and target in row.targets
+    return source in row.sources and target in row.targets and (not row.stays or source == target)

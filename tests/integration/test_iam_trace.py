@@ -3,9 +3,10 @@
 Every path of each function runs in this process against DynamoDB Local and moto, with every
 botocore call recorded (tests/support/aws_calls.py): the API's routes (success and refusal, an
 Idempotency-Key, a send that fails and is refunded), the worker (a transcode that completes, one
-that fails), the sweeper (a lost message re-sent, an expired lease). The calls become IAM
-actions per table and are compared with the roles in infra/chalice-merge.yaml both ways: a
-call the role lacks fails in production; a grant no call needs is a door left open.
+that fails), the sweeper (a lost message re-sent, an expired lease, uploads deleted under the
+retention). The calls become IAM actions per table and are compared with the roles in
+infra/chalice-merge.yaml both ways: a call the role lacks fails in production; a grant no call
+needs is a door left open.
 """
 
 from __future__ import annotations
@@ -201,6 +202,8 @@ class _Api:
         self.call("post", f"/jobs/{bad['id']}/retry", key=key)  # replayed from the idempotency record
         self.call("post", f"/jobs/{good['id']}/retry", expect=(400,), key=uuid.uuid4().hex)
         self.call("post", "/jobs/retry", {"jobIds": [bad["id"]]}, expect=(200, 400))
+        self.call("get", "/retention")
+        self.call("put", "/retention", {"keepOriginalsDays": 0})  # the sweeper deletes its uploads
 
 
 def _deliver(app: Any, jobs: list[dict[str, Any]]) -> None:

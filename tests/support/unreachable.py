@@ -92,6 +92,8 @@ def one_of_each() -> dict[Move, Transition]:
             job, error, FailureKind.TRANSIENT, now, charged, Lease(now, "o"), Move.GIVE_UP
         ),
         Move.CANCEL: transitions.cancel(queued, charged, "u", "u", now),
+        Move.RETENTION: transitions.set_retention(ws, 7, "u", now),
+        Move.EXPIRE_ORIGINAL: transitions.original_deleted(job, now),
     }
 
 

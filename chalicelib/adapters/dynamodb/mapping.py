@@ -80,6 +80,7 @@ def job_from(m: JobModel) -> Job:
         # A job written before creditsPaid was kept: a started one paid its start.
         credits_paid=int(m.creditsPaid) if m.creditsPaid is not None else min(int(m.attempt), 1),
         free_retry=FreeRetry(m.freeRetry) if m.freeRetry else FreeRetry.AVAILABLE,
+        original_deleted_at=m.originalDeletedAt,
     )
 
 
@@ -114,6 +115,7 @@ def workspace_from(m: WorkspaceModel) -> Workspace:
         name=m.name,
         credits=int(m.credits),
         retry_pricing=RetryPricing(pricing) if pricing else None,
+        keep_originals_days=int(m.keepOriginalsDays) if m.keepOriginalsDays is not None else None,
     )
 
 
@@ -198,6 +200,7 @@ JOB_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "charged_attempt": JobModel.chargedAttempt,
     "credits_paid": JobModel.creditsPaid,
     "free_retry": JobModel.freeRetry,
+    "original_deleted_at": JobModel.originalDeletedAt,
 }
 ATTEMPT_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "outcome": AttemptModel.outcome,
@@ -209,7 +212,10 @@ ATTEMPT_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "plan": AttemptModel.plan,
     "refunded": AttemptModel.refunded,
 }
-WORKSPACE_ATTRIBUTES: dict[str, Attribute[Any]] = {"retry_pricing": WorkspaceModel.retryPricing}
+WORKSPACE_ATTRIBUTES: dict[str, Attribute[Any]] = {
+    "retry_pricing": WorkspaceModel.retryPricing,
+    "keep_originals_days": WorkspaceModel.keepOriginalsDays,
+}
 
 
 def stored(value: Any) -> Any:

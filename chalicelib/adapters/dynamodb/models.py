@@ -36,6 +36,7 @@ class WorkspaceModel(_Base):
     createdAt = UTCDateTimeAttribute()
     retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
     lowCreditsThreshold = NumberAttribute(null=True)  # credits.low; None: the default (2)
+    keepOriginalsDays = NumberAttribute(null=True)  # uploads' retention; None: the deployment's
 
 
 class _MembersByWorkspace(GlobalSecondaryIndex["MemberModel"]):
@@ -79,7 +80,8 @@ class _JobsByWorkspaceStatus(GlobalSecondaryIndex["JobModel"]):
 
 
 class _JobsToSweep(GlobalSecondaryIndex["JobModel"]):
-    """Sparse: only queued and processing jobs carry `sweepAt`."""
+    """Sparse: only queued and processing jobs carry `sweepAt`, and completed or cancelled ones
+    until the workspace's retention deleted their upload."""
 
     class Meta:
         index_name = "to-sweep"
@@ -130,6 +132,7 @@ class JobModel(_Base):
     chargedAttempt = NumberAttribute(default=0)
     creditsPaid = NumberAttribute(null=True)  # None: a job written before it was kept
     freeRetry = UnicodeAttribute(null=True)  # None: available
+    originalDeletedAt = UTCDateTimeAttribute(null=True)  # the upload deleted under the retention
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()
