@@ -32,6 +32,11 @@ DOWNLOAD_THREADS = 8
 DOWNLOAD_MIN_RANGE = 8 * 1024 * 1024
 DOWNLOAD_DEFAULT_RANGE = 16 * 1024 * 1024
 READ_PIECE = 256 * 1024  # a ranged read's body is handed on in pieces of this size
+# A result goes up in parts of 5 MiB (S3's smallest), 8 at a time: one stream is bounded by one
+# connection's throughput (a 60 MB output at 25 MB/s is 2.4 s in one PUT, 0.3 s in 8 streams).
+UPLOAD_CONFIG = TransferConfig(
+    multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024, max_concurrency=8
+)
 
 
 def download_config(size: int | None) -> TransferConfig:
@@ -138,7 +143,7 @@ class R2Store:
                 self._bucket,
                 key,
                 ExtraArgs={"ContentType": content_type},
-                Config=TransferConfig(multipart_threshold=64 * 1024 * 1024),
+                Config=UPLOAD_CONFIG,
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("Failed to upload the result to R2") from exc

@@ -40,6 +40,7 @@ STREAMS = 8  # ranged GETs at once while reading ahead (+1 for the bytes a reade
 RESUMES = 2  # a ranged GET that breaks off is resumed this often
 WAIT_SECONDS = 30.0  # a read waits this long for its first byte before the input counts as stalled
 POLL_SECONDS = 0.05  # the server's shutdown check
+CLOSE_SECONDS = 2.0  # closing waits at most this long for the fetchers to finish their piece
 
 Fetch = Callable[[int, int], Iterator[bytes]]  # (start, length) -> those bytes, in pieces
 
@@ -164,8 +165,9 @@ class Filling:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        deadline = time.monotonic() + CLOSE_SECONDS
+        for thread in self._threads:  # a fetcher stalled in a read is left to its read timeout
+            thread.join(timeout=max(deadline - time.monotonic(), 0))
         with self._cond:  # no fetcher writes any more: it checks `_closed` under this lock first
             os.close(self._fd)
 

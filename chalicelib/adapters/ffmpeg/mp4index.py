@@ -121,6 +121,18 @@ def frame_list(
     return tuple(sorted(round(t, 6) for t in times)), tuple(sorted(round(t, 6) for t in keys))
 
 
+def duration(input_url: str) -> float | None:
+    """The movie's duration in seconds from its `mvhd` (a few ranged reads, no process), or None
+    when the file is not an MP4/MOV whose index says it (ffprobe decides then)."""
+    try:
+        moov, timescale = _moov(source_of(input_url))
+        mvhd = dict(_boxes(moov))[b"mvhd"]
+        ticks = struct.unpack(">Q", mvhd[24:32])[0] if mvhd[0] == 1 else struct.unpack(">I", mvhd[16:20])[0]
+    except (Unsupported, OSError, struct.error, ValueError, KeyError):
+        return None
+    return ticks / timescale if timescale and ticks else None
+
+
 # --- boxes -----------------------------------------------------------------------------------
 
 

@@ -48,7 +48,9 @@ class FFmpegSegmenter:
         return cls(FFmpegTranscoder.from_settings(settings))
 
     def probe_duration(self, input_url: str) -> float | None:
-        return self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS).duration_seconds
+        # An MP4/MOV says it in its index (no ffprobe: the single pass probes once, not twice)
+        indexed = mp4index.duration(input_url)
+        return indexed or self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS).duration_seconds
 
     def survey(self, input_url: str) -> SourceSurvey:
         info = self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS)
