@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from chalicelib.adapters.ffmpeg import mp4index
 from chalicelib.adapters.ffmpeg.commands import (
     PROBE_TIMEOUT_SECONDS,
     STDERR_TAIL_CHARS,
@@ -141,18 +142,19 @@ class FFmpegTranscoder:
         try:
             source = self.probe(input_url, timeout=min(self.probe_timeout_seconds, self.timeout_seconds))
             self._run_ffmpeg(input_url, output_path, source, deadline, on_progress, throttle, stop)
-            result = self.probe(str(output_path), timeout=self.probe_timeout_seconds)
+            # What was written, from its own headers (no second ffprobe), else ffprobe's view
+            facts = mp4index.movie_facts(str(output_path)) or self._probed(output_path)
             if on_progress is not None and throttle.last_value < 1.0:
                 on_progress(1.0)  # the last report always says "done", however fast it went
         except BaseException:
             _remove(output_path)
             raise
-        return TranscodeResult(
-            width=result.width,
-            height=result.height,
-            duration_seconds=result.duration_seconds or 0.0,
-            elapsed_seconds=time.monotonic() - started,
-        )
+        width, height, duration = facts
+        return TranscodeResult(width, height, duration, elapsed_seconds=time.monotonic() - started)
+
+    def _probed(self, output_path: Path) -> tuple[int, int, float]:
+        result = self.probe(str(output_path), timeout=self.probe_timeout_seconds)
+        return result.width, result.height, result.duration_seconds or 0.0
 
     def probe(self, input_url: str, timeout: float) -> ProbeInfo:
         """ffprobe the input. Raises DownloadError, InvalidVideoError or FFmpegNotFoundError."""
