@@ -24,10 +24,10 @@ import argparse
 import contextlib
 import http.client
 import os
-import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -65,7 +65,9 @@ class Cache:
         if entry:
             entry[0].unlink(missing_ok=True)
 
-    def get(self, path: str, fetch: callable) -> tuple[Path, int, dict[str, str]] | None:  # type: ignore[valid-type]
+    def get(
+        self, path: str, fetch: Callable[[], tuple[Path, int, dict[str, str]] | None]
+    ) -> tuple[Path, int, dict[str, str]] | None:
         with self.lock:
             if path in self.entries:
                 return self.entries[path]
@@ -260,4 +262,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
