@@ -71,13 +71,16 @@ def range_server(settings: Settings, clip: Path, fetch: Any, size: int, work: Pa
 
 def _sequential(filling: Filling, write: Callable[[bytes], None], done: Callable[[], None]) -> None:
     at = 0
-    with filling.path.open("rb") as source:
-        while at < filling.size:
-            n = filling.available(at)
-            source.seek(at)
-            write(source.read(n))
-            at += n
-    done()
+    try:
+        with filling.path.open("rb") as source:
+            while at < filling.size:
+                n = filling.available(at)
+                source.seek(at)
+                write(source.read(n))
+                at += n
+        done()
+    except BrokenPipeError:
+        pass  # ffmpeg stopped reading (it failed): its exit status says why
 
 
 def pipe(settings: Settings, clip: Path, fetch: Any, size: int, work: Path, out: Path) -> float:
@@ -98,7 +101,11 @@ def pipe(settings: Settings, clip: Path, fetch: Any, size: int, work: Path, out:
 
         feeder = threading.Thread(target=_sequential, args=(filling, proc.stdin.write, close), daemon=True)
         feeder.start()
-        _, stderr = proc.communicate(timeout=3600)
+        # Not communicate(): it closes stdin at once, and ffmpeg would see the input end after the
+        # first bytes. stdout goes nowhere, so reading stderr to its end cannot block the feed.
+        assert proc.stderr is not None
+        stderr = proc.stderr.read()
+        proc.wait(timeout=3600)
         feeder.join(timeout=10)
         if proc.returncode != 0:
             raise RuntimeError(f"ffmpeg (pipe) failed: {stderr.decode(errors='replace')[-1500:]}")
