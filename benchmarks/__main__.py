@@ -18,12 +18,25 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import backend, calls, coldstart, contention, cost, segmented, sweeper, worker
+from benchmarks import (
+    backend,
+    calls,
+    coldstart,
+    contention,
+    cost,
+    localstate,
+    notifier,
+    segmented,
+    sweeper,
+    uploads,
+    worker,
+)
 from benchmarks.core import BenchResult, Context, Reporter, changed_files, code_stamp, machine, machine_line
 from benchmarks.report import write_results
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (coldstart, calls, contention, sweeper, worker, cost, segmented)
+    m.NAME: m
+    for m in (coldstart, calls, contention, sweeper, worker, cost, segmented, notifier, localstate, uploads)
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -17,17 +17,26 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain import utcnow
 from chalicelib.notifications.ports import NotifyServices
+from chalicelib.payments.ports import PaymentServices
 from chalicelib.processing.context import Services
 
 if TYPE_CHECKING:
     from chalicelib.config import Settings
     from chalicelib.processing.accounts import AddedUser
-    from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Segmenter, Transcoder
+    from chalicelib.processing.ports import (
+        JobQueue,
+        ObjectStore,
+        RateLimiter,
+        Repository,
+        Segmenter,
+        Transcoder,
+    )
 
 _override: Services | None = None
 _lazy: LazyServices | None = None
 _creating = threading.Lock()
 _building = threading.Lock()  # the notifier's collaborators, built together on first use
+_paying = threading.Lock()  # the payment routes' collaborators, likewise
 
 
 def get_settings() -> Settings:
@@ -68,12 +77,19 @@ def _segmenter(settings: Settings) -> Segmenter:
     return FFmpegSegmenter.from_settings(settings)
 
 
+def _limits(settings: Settings) -> RateLimiter:
+    from chalicelib.adapters.dynamodb.limits import DynamoRateLimiter
+
+    return DynamoRateLimiter(settings)
+
+
 BUILDERS: dict[str, Callable[[Settings], Any]] = {
     "repo": _repo,
     "store": _store,
     "queue": _queue,
     "transcoder": _transcoder,
     "segmenter": _segmenter,
+    "limits": _limits,
 }
 
 
@@ -153,6 +169,14 @@ class LazyServices(Services):
         self._built["segmenter"] = value
 
     @property
+    def limits(self) -> RateLimiter | None:
+        return self._adapter("limits")
+
+    @limits.setter
+    def limits(self, value: RateLimiter | None) -> None:
+        self._built["limits"] = value
+
+    @property
     def clock(self) -> Callable[[], datetime]:
         return self._clock
 
@@ -203,6 +227,7 @@ def reset() -> None:
     reset_settings()
     _lazy = None
     _default_notify_services.cache_clear()
+    _default_payment_services.cache_clear()
     user_directory.cache_clear()
     from chalicelib.adapters import dynamodb
 
@@ -242,7 +267,9 @@ def _default_notify_services() -> NotifyServices:
     from chalicelib.notifications.adapters.queue import SqsNotificationQueue
     from chalicelib.notifications.adapters.resolver import resolve
     from chalicelib.notifications.adapters.ses import SesMailer
+    from chalicelib.notifications.adapters.signing_key import signing_key
     from chalicelib.notifications.adapters.webhook_http import HttpWebhookSender
+    from chalicelib.notifications.adapters.webpush import WebPushSender
 
     settings = get_settings()
     return NotifyServices(
@@ -253,6 +280,8 @@ def _default_notify_services() -> NotifyServices:
         queue=SqsNotificationQueue.from_settings(settings),
         resolve=resolve,
         random=random.random,
+        signing_key=lambda: signing_key(settings),
+        pusher=WebPushSender(settings) if settings.vapid_secret_id else None,
     )
 
 
@@ -267,3 +296,34 @@ def notify_services() -> NotifyServices:
 def override_notify(replacement: NotifyServices | None) -> None:
     global _notify_override
     _notify_override = replacement
+
+
+_payment_override: PaymentServices | None = None
+
+
+@cache
+def _default_payment_services() -> PaymentServices:
+    from chalicelib.payments.adapters.dynamodb import DynamoPurchaseRecords
+    from chalicelib.payments.adapters.stripe import StripeProvider
+
+    settings = get_settings()
+    repo = services().repo
+    return PaymentServices(
+        settings=settings,
+        repo=repo,
+        records=DynamoPurchaseRecords(),
+        provider=StripeProvider.from_settings(settings),
+    )
+
+
+def payment_services() -> PaymentServices:
+    """The payment use cases' collaborators (the payment routes)."""
+    if _payment_override is not None:
+        return _payment_override
+    with _paying:
+        return _default_payment_services()
+
+
+def override_payments(replacement: PaymentServices | None) -> None:
+    global _payment_override
+    _payment_override = replacement

@@ -14,15 +14,47 @@ Values given to the constructor win over the environment, as with BaseSettings.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from chalicelib.domain import MAX_RETENTION_DAYS, RetryPricing
+from chalicelib.domain import (
+    GIB,
+    MAX_PARTS,
+    MAX_RETENTION_DAYS,
+    MIB,
+    PART_MAX_BYTES,
+    PART_MIN_BYTES,
+    RetryPricing,
+)
 
-GIB = 1024**3
+
+class CreditPack(BaseModel):
+    """A pack of credits the dashboard offers for sale (CREDIT_PACKS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    credits: int = Field(gt=0, le=100_000)
+    price: int = Field(gt=0)  # in the currency's smallest unit (cents for usd)
+
+
+DEFAULT_CREDIT_PACKS = (
+    CreditPack(id="small", credits=10, price=500),
+    CreditPack(id="medium", credits=50, price=2000),
+    CreditPack(id="large", credits=200, price=6000),
+)
 
 
 class Settings(BaseModel):
@@ -68,8 +100,15 @@ class Settings(BaseModel):
     r2_region: str = "auto"
 
     # --- Uploads and downloads ---------------------------------------------------------------
-    upload_max_bytes: int = Field(default=2 * GIB, gt=0)
-    upload_url_expiry_seconds: int = Field(default=900, gt=0, le=900)
+    upload_max_bytes: int = Field(default=50 * GIB, gt=0, le=MAX_PARTS * PART_MAX_BYTES)
+    upload_url_expiry_seconds: int = Field(default=900, gt=0, le=900)  # a PUT's, or a part's
+    # A file larger than this is uploaded in parts (multipart, resumable); up to it, one PUT.
+    upload_multipart_threshold_bytes: int = Field(default=100 * MIB, gt=0, le=PART_MAX_BYTES)
+    # Every part but the last has this size (larger when a file would need over 10,000 parts).
+    upload_part_bytes: int = Field(default=16 * MIB, ge=PART_MIN_BYTES, le=PART_MAX_BYTES)
+    # An unfinished multipart upload is aborted by the sweeper this long after it was created
+    # (and by R2's lifecycle rule a day later: infra/r2-lifecycle.json).
+    upload_multipart_expiry_seconds: int = Field(default=48 * 3600, gt=0)
     download_url_expiry_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
 
     # --- Authentication (Cognito) ------------------------------------------------------------
@@ -84,6 +123,15 @@ class Settings(BaseModel):
     jobs_page_max: int = 100
     batch_retry_max: int = 25
     idempotency_ttl_seconds: int = 600
+    # Abuse limits. A workspace's jobs queued or processing at once (start and retry answer 429
+    # past it, charging nothing); what a 429 tells the client to wait (Retry-After) when nothing
+    # better is known; a user's requests on the job-creating routes per window (429 past it);
+    # the largest request body any route reads (413 above it, before any work).
+    max_active_jobs: int = Field(default=50, gt=0)
+    retry_after_seconds: int = Field(default=60, gt=0)
+    rate_limit_requests: int = Field(default=60, ge=0)  # 0: no per-user limit
+    rate_limit_window_seconds: int = Field(default=60, gt=0)
+    request_body_max_bytes: int = Field(default=64 * 1024, gt=0)
 
     # --- Worker --------------------------------------------------------------------------------
     ffmpeg_path: str = "ffmpeg"
@@ -128,22 +176,68 @@ class Settings(BaseModel):
     originals_retention_days: int = Field(default=30, ge=0, le=MAX_RETENTION_DAYS)
 
     # --- Notifications (email, webhooks) -------------------------------------------------------
+    # Events to fan out (emails, and a delivery per endpoint); the webhook tries go to their own
+    # queue, consumed by a function of their own, so a slow endpoint never holds up a fan-out.
     notifications_queue_name: str = "vidproc-notifications"
     notifications_queue_url: str = ""  # resolved from notifications_queue_name when empty
+    webhook_queue_name: str = "vidproc-webhooks"
+    webhook_queue_url: str = ""  # resolved from webhook_queue_name when empty
     notify_email_from: str = "notifications@vidproc.local"  # an SES-verified sender
     # Signs unsubscribe links (HMAC-SHA256); the local stack writes a random one into stack.env.
     notify_signing_key: SecretStr = SecretStr("")
+    # Deployed: a Secrets Manager secret holding that key, read at run time (Powertools
+    # Parameters, cached) by the functions that sign or verify links; it wins over the above.
+    notify_signing_secret_id: str = ""
+    # An unsubscribe link works this long (and only until the member's email choices change).
+    unsubscribe_link_days: int = Field(default=60, gt=0, le=365)
     dashboard_url: str = "http://127.0.0.1:8080"  # links in emails
     public_api_url: str = "http://127.0.0.1:8000"  # unsubscribe links (an API route)
     # Local stack only: accept http:// endpoints on loopback (127.0.0.1, ::1, localhost).
     webhook_allow_local: bool = False
+    # A try's whole deadline (connect, TLS, sending, the answer), not a limit per socket read.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    # Tries of one workspace's endpoints under way at once; a try beyond it waits its turn. With
+    # the delivery function's reserved concurrency above it, one workspace's slow endpoints never
+    # hold every delivery up.
+    webhook_max_concurrent_tries: int = Field(default=2, gt=0, le=20)
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_delay_seconds: float = Field(default=3 * 3600, gt=0)
     webhook_retry_window_seconds: float = Field(default=24 * 3600, gt=0)
     webhook_disable_after_failures: int = Field(default=3, gt=0)  # failed deliveries in a row
     webhook_max_endpoints: int = Field(default=10, gt=0)
     webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
+
+    # --- Web Push (notifications to a closed browser) -------------------------------------------
+    # A Secrets Manager secret {"privateKey", "publicKey"} (the VAPID key pair, base64url, P-256):
+    # read at run time, never put in the environment. Empty: push is off (the routes answer 503).
+    vapid_secret_id: str = ""
+    vapid_subject: str = "mailto:notifications@vidproc.local"  # who the push services may contact
+    push_ttl_seconds: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)  # kept for an offline device
+    push_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    push_max_subscriptions: int = Field(default=10, gt=0)  # devices per person
+    # --- Payments (Stripe Checkout) -------------------------------------------------------------
+    # A Secrets Manager secret {"apiKey", "webhookSecret"}, read at run time (Powertools Parameters);
+    # the keys are never in the environment or a template. Empty: buying credits is unavailable.
+    stripe_secret_id: str = ""
+    stripe_api_base: str = ""  # empty: Stripe's own API; the local stack points it at its stand-in
+    credit_packs: tuple[CreditPack, ...] = DEFAULT_CREDIT_PACKS  # CREDIT_PACKS: a JSON list
+    credit_currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")  # ISO 4217, lower case
+
+    @field_validator("credit_packs", mode="before")
+    @classmethod
+    def _packs_from_json(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the environment's JSON; empty: the defaults
+            return json.loads(value) if value.strip() else DEFAULT_CREDIT_PACKS
+        return value
+
+    @field_validator("credit_packs")
+    @classmethod
+    def _packs_are_distinct(cls, packs: tuple[CreditPack, ...]) -> tuple[CreditPack, ...]:
+        if not packs:
+            raise ValueError("at least one credit pack")
+        if len({p.id for p in packs}) != len(packs):
+            raise ValueError("credit pack ids must be distinct")
+        return packs
 
     def table_name(self, kind: str) -> str:
         return f"{self.table_prefix}-{kind}"

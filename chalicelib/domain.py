@@ -1,4 +1,5 @@
-"""The seed's nouns: workspace, membership, job, attempt, ledger entry. Plain data, no I/O."""
+"""The seed's nouns: workspace, membership, job, attempt, ledger entry, and the purchases that add
+credits. Plain data, no I/O."""
 
 from __future__ import annotations
 
@@ -90,6 +91,8 @@ class LedgerReason(StrEnum):
     SYSTEM_FAILURE_REFUND = "system_failure_refund"  # the platform failed the attempt for good
     OPERATOR_GRANT = "operator_grant"  # an operator paid for a reprocess (cli reprocess --free)
     CANCEL_REFUND = "cancel_refund"  # a member cancelled a queued or processing job
+    PURCHASE = "purchase"  # a credit pack paid through Stripe Checkout
+    PURCHASE_REVERSAL = "purchase_reversal"  # a purchase refunded or disputed: its credits taken back
 
 
 class Role(StrEnum):
@@ -116,6 +119,10 @@ class Workspace:
     # Days an upload is kept after its job completed or was cancelled (the owner's setting);
     # None: the deployment's ORIGINALS_RETENTION_DAYS. Outputs are kept until deleted.
     keep_originals_days: int | None = None
+    # Jobs queued or processing now (MAX_ACTIVE_JOBS caps it): counted up by start and retry,
+    # down by every move that leaves queued/processing for good. A workspace stored before it
+    # was kept has none: 0.
+    active_jobs: int = 0
 
 
 @dataclass
@@ -163,6 +170,15 @@ class Job:
     credits_paid: int = 0  # credits the workspace paid for this job and kept (refunds taken off)
     free_retry: FreeRetry = FreeRetry.AVAILABLE
     original_deleted_at: datetime | None = None  # the upload deleted under the workspace's retention
+    # A file above UPLOAD_MULTIPART_THRESHOLD_BYTES is uploaded in parts: R2's multipart upload id
+    # and the size of every part but the last (both None: one presigned PUT). While uploading,
+    # `sweep_at` is when the sweeper aborts the upload if it is still unfinished.
+    upload_id: str | None = None
+    part_size: int | None = None
+
+    @property
+    def multipart(self) -> bool:
+        return self.upload_id is not None
 
     @property
     def segments_done(self) -> int:
@@ -196,10 +212,48 @@ class LedgerEntry:
     actor: str = ""
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
+    session_id: str | None = None  # a purchase (or its reversal): the Checkout session ...
+    payment_id: str | None = None  # ... and the payment (Stripe's PaymentIntent id)
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """A payment provider's event, applied once: its id is recorded with the change it made."""
+
+    id: str  # Stripe's event id (evt_...)
+    type: str  # checkout.session.completed, charge.refunded, ...
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A credit pack bought through one Checkout session: granted once, reversed at most once in
+    full (a refund, a dispute, or both, each taking back only what is not back yet)."""
+
+    session_id: str  # Stripe's Checkout session id (cs_...)
+    workspace_id: str
+    pack: str
+    credits: int
+    amount: int  # what was paid, in the currency's smallest unit (cents)
+    currency: str
+    payment_id: str | None  # Stripe's PaymentIntent id (pi_...): what refunds and disputes name
+    buyer: str  # the owner who started the checkout (user id)
+    event_id: str  # the event that granted it
+    created_at: datetime
+    reversed_credits: int = 0  # taken back so far by refunds and disputes
 
 
 AUDIO_TASK = -1  # the segmented path's audio task; segment tasks are numbered from 0
 MAX_RETENTION_DAYS = 3650  # the longest a workspace may keep uploads after their job (ten years)
+
+MIB = 1024**2
+GIB = 1024**3
+# R2's multipart rules (developers.cloudflare.com/r2/objects/multipart-objects): parts of 5 MiB
+# to 5 GiB, all but the last of one size, at most 10,000 of them; a single PUT is at most 5 GiB.
+# Here, not in config.py, so the API's import (chalicelib.uploads.parts) loads no settings model.
+PART_MIN_BYTES = 5 * MIB
+PART_MAX_BYTES = 5 * GIB
+MAX_PARTS = 10_000
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,29 @@ class JobNotCancellableError(DomainError):
     default_message = "Only queued or processing jobs can be cancelled"
 
 
+class UnknownPackError(ValidationError):
+    default_message = "There is no such credit pack"
+
+
+class WebhookRejectedError(ValidationError):
+    """A webhook request whose signature, timestamp or body did not verify: nothing is written."""
+
+    default_message = "The webhook's signature could not be verified"
+
+
+class NotUploadingError(DomainError):
+    """A request about a job's upload (its parts, completing or aborting it) for a job that is no
+    longer waiting for it, or whose upload is one PUT rather than parts."""
+
+    default_message = "This job is no longer waiting for its upload"
+
+
+class PartsIncompleteError(UploadIncompleteError):
+    """Completing a multipart upload whose stored parts do not add up to the declared file."""
+
+    default_message = "The upload is missing parts. Upload them, then complete it."
+
+
 # --- 401 / 403 -------------------------------------------------------------------------------
 class UnauthorizedError(DomainError):
     default_message = "Authentication required"
@@ -84,6 +107,10 @@ class JobNotFoundError(NotFoundError):
 
 class WorkspaceNotFoundError(NotFoundError):
     default_message = "Workspace not found"
+
+
+class CheckoutNotFoundError(NotFoundError):
+    default_message = "Checkout not found"
 
 
 class NotAMemberError(JobNotFoundError):
@@ -130,9 +157,44 @@ class TransitionRefusedError(ConflictError):
         super().__init__()
 
 
+class PaymentAppliedError(ConflictError):
+    """A payment event's change is recorded already (the same event again, or another event for
+    the same Checkout session): nothing more is granted or taken back."""
+
+    default_message = "This payment event was applied already"
+
+    def __init__(self, labels: frozenset[str] = frozenset()) -> None:
+        self.labels = labels
+        super().__init__()
+
+
 # --- 413 -------------------------------------------------------------------------------------
 class PayloadTooLargeError(DomainError):
     default_message = "The file is too large"
+
+
+# --- 429 -------------------------------------------------------------------------------------
+class TooManyRequestsError(DomainError):
+    """Not now: answered 429 with `Retry-After` (`retry_after` seconds; None: RETRY_AFTER_SECONDS)."""
+
+    default_message = "Too many requests. Try again shortly."
+
+    def __init__(self, message: str | None = None, retry_after: int | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ActiveJobsLimitError(TooManyRequestsError):
+    """The workspace has MAX_ACTIVE_JOBS jobs queued or processing: nothing was charged."""
+
+    default_message = (
+        "This workspace has as many jobs queued or processing as it may have at once. "
+        "Try again when some have finished; nothing was charged."
+    )
+
+
+class RateLimitedError(TooManyRequestsError):
+    default_message = "Too many requests from you in a short time. Try again shortly."
 
 
 # --- 5xx: ours, not the client's ----------------------------------------------------------
@@ -146,6 +208,14 @@ class QueueSendError(ServiceUnavailableError):
 
 class StorageError(ServiceUnavailableError):
     default_message = "Storage is unavailable. Try again shortly."
+
+
+class PaymentsUnavailableError(ServiceUnavailableError):
+    default_message = "Buying credits is not available right now. Try again later."
+
+
+class PaymentProviderError(ServiceUnavailableError):
+    default_message = "The payment service is unavailable. Try again shortly."
 
 
 class TaskRetryError(ServiceUnavailableError):
@@ -173,12 +243,14 @@ ERROR_TABLE: dict[type[DomainError], HttpError] = {
     UploadIncompleteError: HttpError(400, "BAD_REQUEST"),
     JobNotCompletedError: HttpError(400, "BAD_REQUEST"),
     JobNotCancellableError: HttpError(400, "BAD_REQUEST"),
+    NotUploadingError: HttpError(400, "BAD_REQUEST"),
     UnauthorizedError: HttpError(401, "UNAUTHORIZED"),
     ForbiddenError: HttpError(403, "FORBIDDEN"),
     InsufficientCreditsError: HttpError(403, "FORBIDDEN"),
     NotFoundError: HttpError(404, "NOT_FOUND"),
     ConflictError: HttpError(409, "CONFLICT"),
     PayloadTooLargeError: HttpError(413, "PAYLOAD_TOO_LARGE"),
+    TooManyRequestsError: HttpError(429, "TOO_MANY_REQUESTS"),
     ServiceUnavailableError: HttpError(503, "SERVICE_UNAVAILABLE"),
     DomainError: HttpError(500, "INTERNAL_SERVER_ERROR"),
 }
@@ -250,6 +322,14 @@ class InputMissingError(DownloadError):
 
     code = "INPUT_MISSING"
     default_message = "Failed to download from R2: the original upload no longer exists"
+
+
+class UploadExpiredError(ProcessingError):
+    """A multipart upload left unfinished past UPLOAD_MULTIPART_EXPIRY_SECONDS: its parts were
+    discarded (recorded on the job by the sweeper; no attempt ever ran)."""
+
+    code = "UPLOAD_EXPIRED"
+    default_message = "The upload was not finished in time and was discarded"
 
 
 class FFmpegCrashedError(ProcessingError):

@@ -62,11 +62,17 @@ def flush_metrics() -> None:
         metrics().flush_metrics()
 
 
+# Only botocore (boto3 and pynamodb go through it) is traced: its X-Ray patch records the service,
+# operation and table or queue, never a body. http.client's patch would record every URL called,
+# and a webhook URL may carry its receiver's token.
+TRACED_MODULES = ("botocore",)
+
+
 def tracer() -> Tracer:
     def build() -> Tracer:
         from aws_lambda_powertools import Tracer
 
-        return Tracer(service=SERVICE)
+        return Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
 
     return cast("Tracer", _once("tracer", build))
 

@@ -3,7 +3,9 @@
 Against the local stack it needs no flags: it reads `.local/stack.env`, written by `make dev`.
 Against AWS, set the same environment variables the Lambda functions have.
 
-  token --user EMAIL                 print a bearer token (ID token) for the user
+  token --user EMAIL [--reset-password]   print a bearer token (ID token) for the user; a user whose
+                                     password this machine does not know gets a new one, which
+                                     against a Cognito that is not on this machine needs the flag
   user add EMAIL --workspace ID      create the user, the workspace if new, and the membership
   credits --workspace ID [--set N | --add N]   show or change a balance (always via the ledger)
   worker [--once]                    the local SQS poller that runs the worker handler
@@ -14,6 +16,9 @@ Against AWS, set the same environment variables the Lambda functions have.
   reprocess --workspace ID [--error-code CODE] [--since ISO] [--dry-run] [--free]
                                      re-queue the workspace's failed jobs (as a manual retry)
   cancel JOB                         cancel an upload, a queued or a processing job (its charge refunded)
+
+`reprocess` and `dlq redrive` show their progress on stderr: a bar with counts and the time left
+on a terminal, a plain line every tenth of the way otherwise (cli/progress.py).
 """
 
 from __future__ import annotations
@@ -58,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a bearer token for a user")
     token.add_argument("--user", required=True, metavar="EMAIL")
     token.add_argument("--access", action="store_true", help="print the access token instead of the ID token")
+    token.add_argument(
+        "--reset-password",
+        action="store_true",
+        help="allow giving the user a new password on a Cognito that is not on this machine",
+    )
     token.set_defaults(run=_token)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
@@ -123,8 +133,17 @@ def _token(args: argparse.Namespace) -> int:
     from chalicelib.bootstrap import user_directory
     from chalicelib.processing.accounts import new_password
 
-    users = user_directory()
     password = _known_password(args.user)
+    if password is None and not args.reset_password and not _cognito_is_local():
+        # Against a real pool this would lock a real person out of their account.
+        print(
+            f"error: no password for {args.user} is known here, and Cognito is not on this machine "
+            f"({_cognito_endpoint() or 'AWS'}): giving them a new one would replace theirs. "
+            "Pass --reset-password to do it anyway.",
+            file=sys.stderr,
+        )
+        return 2
+    users = user_directory()
     if password is None:  # unknown here: give the user a new one and remember it
         password = new_password()
         users.ensure_user(args.user, password)
@@ -132,6 +151,24 @@ def _token(args: argparse.Namespace) -> int:
     tokens = users.sign_in(args.user, password)
     print(tokens["AccessToken"] if args.access else tokens["IdToken"])
     return 0
+
+
+def _cognito_endpoint() -> str:
+    return os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP") or os.environ.get("AWS_ENDPOINT_URL") or ""
+
+
+def _cognito_is_local() -> bool:
+    """The Cognito the CLI talks to is on this machine (the local stack's moto on loopback)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(_cognito_endpoint()).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # no endpoint (AWS itself), or a name
 
 
 def _user_add(args: argparse.Namespace) -> int:
@@ -222,10 +259,14 @@ def _dlq_list(args: argparse.Namespace) -> int:
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
     from chalicelib.adapters.sqs import DeadLetters
+    from cli.progress import Progress
 
     dead = _dead_letters()
     assert isinstance(dead, DeadLetters)
-    how, moved = dead.redrive(args.max)
+    total = dead.depth()
+    progress = Progress("redrive", min(total, args.max) if args.max is not None else total)
+    how, moved = dead.redrive(args.max, each=progress.advance)
+    progress.close()
     if how == "move-task":
         print("started a message move task: SQS moves every message back to the jobs queue")
     else:
@@ -238,6 +279,7 @@ def _reprocess(args: argparse.Namespace) -> int:
     from chalicelib.bootstrap import services
     from chalicelib.domain import ReprocessRequest, new_id
     from chalicelib.processing import reprocess
+    from cli.progress import Progress
 
     request = ReprocessRequest(
         workspace_id=args.workspace,
@@ -247,7 +289,16 @@ def _reprocess(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         request_id=f"cli-{new_id()}",
     )
-    report = reprocess.reprocess(services(), request, actor="cli")
+    bar: list[Progress] = []
+
+    def each(done: int, total: int) -> None:
+        if not bar:
+            bar.append(Progress("reprocess", total))
+        bar[0].advance()
+
+    report = reprocess.reprocess(services(), request, actor="cli", each=each)
+    for progress in bar:
+        progress.close()
     for job_id in report.selected:
         state = report.refused.get(job_id, "would be re-queued" if args.dry_run else "re-queued")
         print(f"{job_id}: {state}")

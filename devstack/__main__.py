@@ -1,11 +1,14 @@
 """`python -m devstack` (what `make dev` runs): the whole local stack, in the foreground.
 
-DynamoDB Local, a moto server (S3 for R2, SQS, Cognito), the API under `chalice local`, the
-frontend, WORKERS worker processes and the sweeper. Ctrl-C stops everything it started.
-When app.py or a file under chalicelib/ changes, the API, the workers and the sweeper restart.
+DynamoDB Local, a moto server (S3 for R2, SQS, Cognito, SES, Secrets Manager), the Stripe
+stand-in, the API under `chalice local`, the frontend, WORKERS worker processes, the sweeper and
+the notifier. Ctrl-C (or SIGTERM) stops everything it started. Everything the services hold is
+kept in the state folder and is there again at the next start (docs/local-stack.md); FRESH=1
+starts every service from nothing. When app.py or a file under chalicelib/ changes, the app's
+processes restart.
 
-Environment: API_PORT (8000), WEB_PORT (8080), DDB_PORT (8002), MOTO_PORT (5001), WORKERS (1),
-FRESH=1 (start DynamoDB with no data), SWEEP_INTERVAL_SECONDS (60), DEVSTACK_STATE_DIR (.local).
+Environment: API_PORT (8000), WEB_PORT (8080), DDB_PORT (8002), MOTO_PORT (5001), STRIPE_PORT
+(12111), WORKERS (1), FRESH=1, SWEEP_INTERVAL_SECONDS (60), DEVSTACK_STATE_DIR (.local).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from devstack.services import (
     stop_all,
     wait_http,
 )
+from devstack.stripe_standin import StripeStandIn
 from devstack.web import WebServer, app_config
 
 log = logging.getLogger("devstack")
@@ -50,6 +54,7 @@ class Options:
     web_port: int
     ddb_port: int
     moto_port: int
+    stripe_port: int
     workers: int
     fresh: bool
 
@@ -63,12 +68,13 @@ class Options:
             web_port=int(os.environ.get("WEB_PORT", "8080")),
             ddb_port=int(os.environ.get("DDB_PORT", "8002")),
             moto_port=int(os.environ.get("MOTO_PORT", "5001")),
+            stripe_port=int(os.environ.get("STRIPE_PORT", "12111")),
             workers=int(os.environ.get("WORKERS", "1") or "1"),
             fresh=flag("FRESH"),
         )
 
     def check_ports(self) -> None:
-        for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT"):
+        for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT", "STRIPE_PORT"):
             port = getattr(self, name.lower())
             if port_in_use(port):
                 raise ServiceError(f"port {port} is taken (is another `make dev` running?): set {name}=...")
@@ -130,17 +136,57 @@ def _announce(options: Options, result: BootstrapResult) -> None:
     print(f"demo user: {result.demo_email}  password: {result.demo_password}  (workspace demo)", flush=True)
     print("CLI: .venv/bin/python -m cli token --user alice@example.com", flush=True)
     print(
+        f"payments: a Stripe stand-in on http://127.0.0.1:{options.stripe_port} (docs/payments.md)",
+        flush=True,
+    )
+    print(
         f"ready: api=http://127.0.0.1:{options.api_port} web=http://127.0.0.1:{options.web_port}",
         flush=True,
     )
 
 
+# What the services hold, under the state folder: FRESH=1 removes all of it at once. (The demo
+# password and the keys the stack generated stay: they are settings, not data.)
+SERVICE_STATE = ("dynamodb-data", "moto", "notifier-checkpoint.json", "passwords.json")
+# A worker stopped mid-transcode leaves its job `processing` until its claim runs out: locally
+# that is a minute, not the 15 minutes a Lambda invocation can last (the heartbeat renews it).
+LOCAL_DEFAULTS = {"CLAIM_LEASE_SECONDS": "60", "HEARTBEAT_SECONDS": "15"}
+
+
+def forget_everything(state: Path) -> None:
+    for name in SERVICE_STATE:
+        path = state / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    log.info("FRESH=1: every service starts from nothing (%s)", ", ".join(SERVICE_STATE))
+
+
+def catch_up() -> None:
+    """At a restart: send the message of every queued job now (a duplicate is a no-op for the
+    worker) and settle claims that ran out while the stack was down, instead of waiting for the
+    sweeper's schedule."""
+    from chalicelib.bootstrap import services
+    from chalicelib.processing.context import Services
+    from chalicelib.processing.sweeper import sweep
+
+    app = services()
+    now_due = app.settings.model_copy(update={"sweeper_requeue_after_seconds": 1})
+    report = sweep(Services(now_due, app.repo, app.store, app.queue))
+    if report.requeued or report.interrupted:
+        done = (report.requeued, report.interrupted)
+        log.info("restart: re-sent %d queued job(s), settled %d expired claim(s)", *done)
+
+
 def run(options: Options) -> int:
     options.check_ports()
-    data_dir = state_dir() / "dynamodb-data"
-    if options.fresh and data_dir.exists():
-        log.info("FRESH=1: removing %s", data_dir)
-        shutil.rmtree(data_dir)
+    state = state_dir()
+    if options.fresh:
+        forget_everything(state)
+    data_dir = state / "dynamodb-data"
+    for name, value in LOCAL_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     stoppers: list[Stoppable] = []
     apps: AppProcesses | None = None
     started = time.monotonic()
@@ -153,14 +199,23 @@ def run(options: Options) -> int:
         stoppers.append(ddb)
         ddb.start()
         log.info("DynamoDB Local on %s, data in %s (%s)", ddb.url, data_dir, took())
-        moto = MotoServer(options.moto_port)
+        moto = MotoServer(options.moto_port, state_dir=state / "moto")
         stoppers.append(moto)
         moto.start()
-        log.info("moto server on %s (%s)", moto.url, took())
+        restored = moto.restored
+        kept = f"restored {', '.join(restored.services)}" if restored.services else "nothing saved yet"
+        log.info("moto server on %s, state in %s: %s (%s)", moto.url, state / "moto", kept, took())
         web_origin = f"http://127.0.0.1:{options.web_port}"
-        result = bootstrap(moto.url, ddb.url, web_origin)
-        log.info("bootstrapped: bucket, queues, user pool, tables, demo workspace (%s)", took())
+        stripe_url = f"http://127.0.0.1:{options.stripe_port}"
+        result = bootstrap(moto.url, ddb.url, web_origin, stripe_url=stripe_url)
+        log.info("bootstrapped: bucket, queues, user pool, secrets, tables, demo workspace (%s)", took())
+        catch_up()
         api_url = f"http://127.0.0.1:{options.api_port}"
+        keys = result.stripe_keys
+        stripe = StripeStandIn(
+            options.stripe_port, keys["apiKey"], keys["webhookSecret"], f"{api_url}/payments/stripe"
+        ).start()
+        stoppers.append(stripe)
         web = WebServer(options.web_port, app_config(result.env, api_url)).start()
         stoppers.append(web)
         os.environ["PUBLIC_API_URL"] = api_url  # unsubscribe links in emails

@@ -1,8 +1,9 @@
 """Create, idempotently, what the app expects to exist, and write the stack's environment.
 
 On the moto server: the R2 bucket (with CORS for browser uploads), the jobs queue and its DLQ,
-the Cognito user pool and web client. In DynamoDB Local: the tables. Then the demo workspace
-and its owner. Running it twice changes nothing the second time.
+the Cognito user pool and web client, the notifications and webhook queues, the Stripe secret
+(the stand-in's keys, in Secrets Manager as deployed). In DynamoDB Local: the tables. Then the
+demo workspace and its owner. Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ WEB_CLIENT_NAME = "vidproc-web"
 # Lambda needs the queue's visibility timeout >= the worker's timeout (900 s), with a margin.
 QUEUE_VISIBILITY_TIMEOUT = 960
 MAX_RECEIVE_COUNT = 5
+STRIPE_SECRET_NAME = "vidproc/local/stripe"  # what STRIPE_SECRET_ID names on the moto server
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class BootstrapResult:
     env: dict[str, str]
     demo_email: str | None
     demo_password: str | None
+    stripe_keys: dict[str, str]  # {"apiKey", "webhookSecret"}: the stand-in checks and signs with them
 
 
 # --- the stack's environment ----------------------------------------------------------------
@@ -111,6 +114,7 @@ def base_env(moto_url: str, ddb_url: str, web_origin: str, region: str) -> dict[
         "AWS_ENDPOINT_URL_SESV2": moto_url,
         "AWS_ENDPOINT_URL_SES": moto_url,
         "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb_url,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
         "R2_ENDPOINT_URL": moto_url,
         "R2_ACCESS_KEY_ID": DUMMY_KEY,
         "R2_SECRET_ACCESS_KEY": DUMMY_KEY,
@@ -243,13 +247,12 @@ def ensure_user_pool(cognito: Any) -> tuple[str, str]:
     return str(pool_id), str(client_id)
 
 
-def ensure_notifications(sqs: Any, ses: Any, name: str, sender: str) -> str:
-    """The notifications queue (+ DLQ) and the SES sender identity (moto: verified at once)."""
+def _queue_with_dlq(sqs: Any, name: str) -> str:
     dlq_url = _ensure_queue(sqs, f"{name}-dlq", {"MessageRetentionPeriod": str(14 * 24 * 3600)})
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    url = _ensure_queue(
+    return _ensure_queue(
         sqs,
         name,
         {
@@ -257,8 +260,14 @@ def ensure_notifications(sqs: Any, ses: Any, name: str, sender: str) -> str:
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}),
         },
     )
+
+
+def ensure_notifications(sqs: Any, ses: Any, events: str, webhooks: str, sender: str) -> tuple[str, str]:
+    """The notifications queue and the webhook queue (each with its DLQ), and the SES sender
+    identity (moto: verified at once): (notifications URL, webhook URL)."""
+    urls = _queue_with_dlq(sqs, events), _queue_with_dlq(sqs, webhooks)
     ses.verify_email_identity(EmailAddress=sender)
-    return url
+    return urls
 
 
 def signing_key(state_dir: Path) -> str:
@@ -271,6 +280,77 @@ def signing_key(state_dir: Path) -> str:
     path.write_text(key + "\n")
     path.chmod(0o600)
     return key
+
+
+def stripe_keys(state_dir: Path) -> dict[str, str]:
+    """The local Stripe stand-in's API key and webhook signing secret: made once, kept beside the
+    demo password (test-mode shapes; they mean nothing outside this machine)."""
+    path = state_dir / "stripe-test-keys.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    keys = {
+        "apiKey": f"sk_test_local_{secrets.token_hex(16)}",
+        "webhookSecret": f"whsec_local_{secrets.token_hex(16)}",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(keys) + "\n")
+    path.chmod(0o600)
+    return keys
+
+
+def ensure_stripe_secret(secretsmanager: Any, name: str, keys: Mapping[str, str]) -> str:
+    """The secret STRIPE_SECRET_ID names, holding the keys (the app reads them from here at run
+    time, as deployed: never from the environment)."""
+    return ensure_secret(secretsmanager, name, keys)
+
+
+def ensure_secret(secretsmanager: Any, name: str, keys: Mapping[str, str]) -> str:
+    """A JSON secret in (moto's) Secrets Manager, created or updated: its name."""
+    value = json.dumps(dict(keys))
+    try:
+        secretsmanager.put_secret_value(SecretId=name, SecretString=value)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        secretsmanager.create_secret(Name=name, SecretString=value)
+    return name
+
+
+VAPID_SECRET_NAME = "vidproc-local/vapid"
+
+
+def vapid_keys(state_dir: Path) -> dict[str, str]:
+    """The Web Push (VAPID) key pair: made once, kept beside the demo password, so browsers
+    subscribed with its public key stay subscribed across restarts."""
+    path = state_dir / "vapid-key.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    pair = {
+        "privateKey": _b64url(key.private_numbers().private_value.to_bytes(32, "big")),
+        "publicKey": _b64url(point),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(pair) + "\n")
+    path.chmod(0o600)
+    return pair
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def ensure_vapid_secret(secrets_manager: Any, pair: dict[str, str]) -> str:
+    """The key pair in (moto's) Secrets Manager, where the app reads it as deployed: its name."""
+    return ensure_secret(secrets_manager, VAPID_SECRET_NAME, pair)
 
 
 # --- the demo workspace ----------------------------------------------------------------------
@@ -294,8 +374,12 @@ def bootstrap(
     state_dir: Path | None = None,
     demo: bool = True,
     write_env: bool = True,
+    stripe_url: str = "",
 ) -> BootstrapResult:
     """Create everything (idempotently), apply the stack's env to this process and return it.
+
+    `stripe_url`: where the Stripe stand-in will listen (STRIPE_API_BASE); its keys go into the
+    Stripe secret and come back in the result.
 
     `state_dir` (default: devstack.state_dir()) keeps the demo password and, when `write_env`,
     stack.env: the env as KEY=VALUE lines, which `load_stack_env` reads back.
@@ -313,19 +397,32 @@ def bootstrap(
     ensure_bucket(_client("s3", moto_url, region), names.r2_bucket, region, web_origin)
     queue_url, dlq_url = ensure_queues(_client("sqs", moto_url, region), names.jobs_queue_name)
     pool_id, client_id = ensure_user_pool(_client("cognito-idp", moto_url, region))
-    notifications_url = ensure_notifications(
+    notifications_url, webhook_url = ensure_notifications(
         _client("sqs", moto_url, region),
         _client("ses", moto_url, region),
         names.notifications_queue_name,
+        names.webhook_queue_name,
         names.notify_email_from,
+    )
+    keys = stripe_keys(state)
+    stripe_secret = ensure_stripe_secret(
+        _client("secretsmanager", moto_url, region), STRIPE_SECRET_NAME, keys
     )
     env.update(
         {
+            "STRIPE_SECRET_ID": stripe_secret,
+            "STRIPE_API_BASE": stripe_url,
             "JOBS_QUEUE_URL": queue_url,
             "JOBS_DLQ_URL": dlq_url,
             "NOTIFICATIONS_QUEUE_URL": notifications_url,
             "NOTIFICATIONS_QUEUE_NAME": names.notifications_queue_name,
+            "WEBHOOK_QUEUE_URL": webhook_url,
+            "WEBHOOK_QUEUE_NAME": names.webhook_queue_name,
             "NOTIFY_SIGNING_KEY": signing_key(state),
+            # A secret's name, not the keys: the app reads them from Secrets Manager, as deployed.
+            "VAPID_SECRET_ID": ensure_vapid_secret(
+                _client("secretsmanager", moto_url, region), vapid_keys(state)
+            ),
             "COGNITO_USER_POOL_ID": pool_id,
             "COGNITO_CLIENT_ID": client_id,
             # moto's tokens say this `iss`, as Cognito's do; their keys are served by moto itself.
@@ -355,4 +452,4 @@ def bootstrap(
     if write_env:
         write_stack_env(env, state / "stack.env")
     log.info("bootstrapped: queue %s, user pool %s", queue_url, pool_id)
-    return BootstrapResult(env=env, demo_email=email, demo_password=password)
+    return BootstrapResult(env=env, demo_email=email, demo_password=password, stripe_keys=keys)

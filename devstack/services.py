@@ -15,12 +15,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from devstack import LOCAL_DIR
 
@@ -194,6 +196,33 @@ def stop_all(processes: Sequence[ManagedProcess], grace: float = 10.0) -> None:
         process.stop(grace=0.1)
 
 
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1, serving from a background thread of this process (the
+    frontend, the Stripe stand-in)."""
+
+    def __init__(self, port: int, handler: Callable[..., BaseHTTPRequestHandler], name: str) -> None:
+        self.port = port
+        self._name = name
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self._name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
 class DynamoDBLocal:
     """Amazon's DynamoDB Local (the jar from the npm package amplify-dynamodb-simulator)."""
 
@@ -275,10 +304,15 @@ class DynamoDBLocal:
 
 
 class MotoServer:
-    """moto in server mode, in a thread of this process: S3 (for R2), SQS and Cognito."""
+    """moto in server mode, in a thread of this process: S3 (for R2), SQS, Cognito, SES and
+    Secrets Manager. With `state_dir`, its state is restored from there at start and kept there
+    (devstack.moto_state); without, it lives in memory (the test suite's stacks)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, state_dir: Path | None = None) -> None:
         self.port = port
+        self.state_dir = state_dir
+        self.state: Any = None  # devstack.moto_state.MotoState when state_dir is given
+        self.restored: Any = None  # what restore() found
         self._server: Any = None
 
     @property
@@ -291,8 +325,18 @@ class MotoServer:
         if port_in_use(self.port):
             raise ServiceError(f"port {self.port} is taken: set MOTO_PORT to another port")
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self.state_dir is not None:
+            from devstack.moto_state import MotoState
+
+            self.state = MotoState(self.state_dir)
+            self.restored = self.state.restore()  # before the first request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        if self.state is not None:
+            wsgi = self._server._server  # werkzeug's server: each request saves what it changed
+            wsgi.app = self.state.middleware(wsgi.app)
+            self.state.start_autosave()
+        _keep_objects_unrestored()
         wait_http(f"{self.url}/moto-api/", timeout=15)
         return self
 
@@ -300,6 +344,28 @@ class MotoServer:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self.state is not None:
+            self.state.close()  # the last word: nothing can change it any more
+            self.state = None
+
+    def wrap_app(self, middleware: Callable[[Any], Any]) -> None:
+        """Put a WSGI middleware in front of moto's app (the tests count what storage receives).
+        moto's ThreadedMotoServer keeps its werkzeug server in `_server`; `app` is werkzeug's."""
+        assert self._server is not None, "start() first"
+        server = self._server._server
+        server.app = middleware(server.app)
+
+
+def _keep_objects_unrestored() -> None:
+    """moto (5.2.5) moves each S3 object's Glacier-restore status on when it is first read, and then
+    looks up the object's bucket: the parts of a multipart upload have none, so the first
+    `/moto-api/data.json` after a part was stored (the tests read sent mail there) answered 500.
+    Nothing here restores from Glacier: the status stays where it starts."""
+    from moto.moto_api import state_manager
+
+    state_manager.set_transition(
+        model_name="s3::keyrestore", transition={"progression": "manual", "times": 2**62}
+    )
 
 
 def chalice_command(port: int, stage: str = "dev", autoreload: bool = False) -> list[str]:

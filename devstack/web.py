@@ -7,16 +7,21 @@ endpoint (the moto server locally), region, app client id and the upload size li
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from devstack import REPO_ROOT
+from devstack.services import LoopbackServer
 
 FRONTEND_DIR = REPO_ROOT / "frontend"
+# Third-party code the pages use, from the pinned npm packages `make install` put in
+# node_modules (never a CDN): URL prefix -> package folder. Deployed, infra/deploy.sh
+# copies the same folders to the same paths.
+VENDOR = {"/vendor/swagger-ui/": "swagger-ui-dist"}
 
 
 def app_config(env: Mapping[str, str], api_url: str) -> dict[str, Any]:
@@ -26,7 +31,7 @@ def app_config(env: Mapping[str, str], api_url: str) -> dict[str, Any]:
         "cognitoEndpoint": env.get("AWS_ENDPOINT_URL_COGNITO_IDP", ""),
         "cognitoRegion": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", "us-east-1"),
         "cognitoClientId": env.get("COGNITO_CLIENT_ID", ""),
-        "uploadMaxBytes": int(env.get("UPLOAD_MAX_BYTES", str(2 * 1024**3))),
+        "uploadMaxBytes": int(env.get("UPLOAD_MAX_BYTES", str(50 * 1024**3))),
     }
 
 
@@ -59,6 +64,14 @@ class FrontendHandler(SimpleHTTPRequestHandler):
         if not head:
             self.wfile.write(self.config_body)
 
+    def translate_path(self, path: str) -> str:
+        for prefix, package in VENDOR.items():
+            if path.startswith(prefix):
+                rest = unquote(path[len(prefix) :].split("?", 1)[0].split("#", 1)[0])
+                parts = [p for p in rest.split("/") if p not in ("", ".", "..")]
+                return str(Path(REPO_ROOT, "node_modules", package, *parts))
+        return super().translate_path(path)
+
     def end_headers(self) -> None:
         # The page changes while someone works on it: never let the browser keep a stale copy.
         self.send_header("Cache-Control", "no-store")
@@ -68,28 +81,10 @@ class FrontendHandler(SimpleHTTPRequestHandler):
         pass  # one line per static file is noise next to the API's and worker's logs
 
 
-class WebServer:
-    """A threaded static server in a background thread of this process."""
+class WebServer(LoopbackServer):
+    """The frontend, served by a threaded static server in a background thread of this process."""
 
     def __init__(self, port: int, config: Mapping[str, Any], directory: Path = FRONTEND_DIR) -> None:
-        self.port = port
         self.directory = directory
         handler = partial(FrontendHandler, directory=str(directory), config_body=config_js(config))
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> WebServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="web", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        super().__init__(port, handler, "web")

@@ -35,10 +35,11 @@ function expired() {
 }
 
 /**
- * Call the API. `query` values that are null/undefined/'' are left out; `body` is sent as JSON.
- * Resolves to the parsed JSON body (or null); rejects with ApiError.
+ * Call the API. `query` values that are null/undefined/'' are left out; `body` is sent as JSON;
+ * `signal` (an AbortSignal) cancels it. Resolves to the parsed JSON body (or null); rejects with
+ * ApiError.
  */
-export async function request(path, { method = 'GET', query, body, headers = {} } = {}) {
+export async function request(path, { method = 'GET', query, body, headers = {}, signal } = {}) {
   const token = getToken();
   if (!token) throw expired();
 
@@ -49,6 +50,7 @@ export async function request(path, { method = 'GET', query, body, headers = {} 
   const init = {
     method,
     headers: { Accept: 'application/json', Authorization: `Bearer ${token}`, ...headers },
+    signal,
   };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';

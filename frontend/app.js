@@ -1,13 +1,15 @@
 /**
  * The dashboard's entry point: wires sign-in, the header (workspace, credits, account),
- * the upload panel, the job list and retries together.
+ * the upload panel, the job list, retries, buying credits and the credit history together.
  */
 
 import { onUnauthorized, request, SESSION_EXPIRED_MESSAGE } from './api.js';
 import { getToken, hasExpiredSession, signIn, signOut, signedInEmail } from './auth.js';
 import { plural } from './format.js';
 import { JobsView } from './jobs.js';
+import { CreditHistory } from './ledger.js';
 import { BrowserNotifier, NotificationPanel } from './notifications.js';
+import { Purchases } from './purchases.js';
 import { CancelController } from './cancel.js';
 import { RetentionPanel } from './retention.js';
 import { RetryController } from './retry.js';
@@ -23,6 +25,7 @@ const ctx = {
   workspaceQuery: () => (state.workspaceId ? { workspaceId: state.workspaceId } : {}),
   workspaceBody: () => (state.workspaceId ? { workspaceId: state.workspaceId } : {}),
   credits: () => state.credits,
+  canBuy: () => Boolean(purchases && purchases.canBuy),
   refreshCredits,
   announce,
 };
@@ -34,6 +37,8 @@ let uploader;
 let notifier;
 let panel;
 let storage; // the "Storage" panel (frontend/retention.js)
+let purchases;
+let creditHistory;
 
 /** Say something in the polite live region (and show it in the status line). */
 function announce(message) {
@@ -59,6 +64,8 @@ function showSignIn(message = '') {
   retry.reset();
   uploader.reset();
   notifier.reset();
+  purchases.reset();
+  creditHistory.reset();
   state.workspaceId = null;
   state.credits = null;
   showView('signin');
@@ -90,12 +97,21 @@ function currentWorkspace() {
 
 function renderCredits() {
   const credits = $('credits');
+  const owed = typeof state.credits === 'number' && state.credits < 0;
   if (typeof state.credits === 'number') {
-    credits.textContent = plural(state.credits, 'credit');
+    // Below 0 only after a purchase was refunded or disputed: the workspace owes credits.
+    credits.textContent = owed ? `Owes ${plural(-state.credits, 'credit')}` : plural(state.credits, 'credit');
     credits.dataset.credits = String(state.credits);
   } else {
     credits.textContent = '…';
     delete credits.dataset.credits;
+  }
+  credits.classList.toggle('credits-owed', owed);
+  const notice = $('credits-owed');
+  notice.hidden = !owed;
+  if (owed) {
+    notice.textContent = `This workspace owes ${plural(-state.credits, 'credit')}: a purchase was refunded or `
+      + 'disputed. Jobs cannot be started or retried until credits are bought to cover it.';
   }
 }
 
@@ -132,6 +148,7 @@ async function refreshCredits() {
     const workspace = currentWorkspace();
     if (workspace) workspace.credits = data.credits;
     renderCredits();
+    creditHistory.refresh();
   } catch {
     // The header keeps the last known balance; the action that needed it shows its own error.
   }
@@ -159,6 +176,9 @@ function selectWorkspace(id) {
   panel.reset();
   storage.reset();
   if ($('retention-settings').open) storage.load();
+  purchases.reset();
+  creditHistory.reset();
+  purchases.load();
   jobs.start();
   refreshCredits();
 }
@@ -189,6 +209,7 @@ async function enterDashboard() {
     return;
   }
   selectWorkspace(chooseWorkspace(state.workspaces));
+  purchases.handleReturn();
 }
 
 async function download(job) {
@@ -233,6 +254,7 @@ function wire() {
       onRetry: (job) => retry.retryOne(job),
       onCancel: (job) => canceller.cancelOne(job),
       onDownload: download,
+      onBuyCredits: () => purchases.open(),
     },
   );
   retry = new RetryController(ctx, jobs, { button: $('retry-all'), results: $('batch-results') });
@@ -245,6 +267,31 @@ function wire() {
   $('retention-settings').addEventListener('toggle', () => {
     if ($('retention-settings').open) storage.load();
   });
+  creditHistory = new CreditHistory(ctx, {
+    panel: $('credit-history'),
+    list: $('ledger-list'),
+    more: $('ledger-more'),
+    error: $('ledger-error'),
+  });
+  purchases = new Purchases(
+    {
+      workspaceId: () => state.workspaceId,
+      workspaceName: () => (currentWorkspace() ? currentWorkspace().name || state.workspaceId : ''),
+      role: () => (currentWorkspace() ? currentWorkspace().role : null),
+      refreshCredits,
+      onCredited: () => jobs.refresh(),
+      announce,
+    },
+    {
+      button: $('buy-credits'),
+      dialog: $('buy-dialog'),
+      workspace: $('buy-workspace'),
+      list: $('pack-list'),
+      error: $('buy-error'),
+      close: $('buy-close'),
+      status: $('purchase-status'),
+    },
+  );
   uploader = new Uploader(
     {
       input: $('upload-input'),
@@ -254,6 +301,9 @@ function wire() {
       progressText: $('upload-progress-text'),
       error: $('upload-error'),
       status: $('upload-status'),
+      cancel: $('upload-cancel'),
+      pendingWrap: $('pending-uploads'),
+      pendingList: $('pending-upload-list'),
     },
     ctx,
     jobs,

@@ -200,7 +200,7 @@ class JobCard {
     this.downloadButton.textContent = ui.downloading ? 'Preparing...' : 'Download';
     this.downloadButton.setAttribute('aria-label', `Download ${job.originalFilename || 'video'}`);
 
-    this.renderMessage(ui.message, ui.messageKind);
+    this.renderMessage(ui.message, ui.messageKind, Boolean(ui.offerPurchase));
 
     if (this.historyOpen && previous.updatedAt !== job.updatedAt) this.loadHistory();
   }
@@ -212,13 +212,15 @@ class JobCard {
     show(this.autoRetry, Boolean(text));
   }
 
-  renderMessage(message, kind) {
+  /** The outcome of an action on this card; `offerPurchase`: a "Buy credits" button below it. */
+  renderMessage(message, kind, offerPurchase = false) {
     const current = this.message.firstChild;
     if (!message) {
       if (current) replaceChildren(this.message);
       return;
     }
-    if (current && current.textContent === message && current.dataset.kind === kind) return;
+    const offered = this.message.childElementCount > 1;
+    if (current && current.textContent === message && current.dataset.kind === kind && offered === offerPurchase) return;
     const isError = kind !== 'success';
     replaceChildren(
       this.message,
@@ -228,6 +230,14 @@ class JobCard {
         'data-testid': isError ? 'job-action-error' : 'job-action-result',
         dataset: { kind },
       }, message),
+      offerPurchase
+        ? el('button', {
+          type: 'button',
+          class: 'btn btn-primary',
+          'data-testid': 'job-buy-credits',
+          onclick: () => this.handlers.onBuyCredits(),
+        }, 'Buy credits')
+        : null,
     );
   }
 

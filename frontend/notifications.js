@@ -1,6 +1,7 @@
 /**
- * The "Notifications" panel: which events email me, browser notifications while the page is
- * open, and (owners) the workspace's webhook endpoints with their delivery log.
+ * The "Notifications" panel: which events email me and reach my browsers, browser notifications
+ * while the page is open, push notifications to this device (push.js), and (owners) the
+ * workspace's webhook endpoints with their delivery log.
  *
  * Browser notifications use the Notification API only after the person clicks "Turn on": no
  * permission prompt before that. They fire when a job on screen goes from queued/processing to
@@ -9,6 +10,7 @@
 
 import { request } from './api.js';
 import { el, replaceChildren, show } from './dom.js';
+import { PushToggle } from './push.js';
 
 const OPT_IN_KEY = 'vidproc.browserNotifications';
 const ACTIVE = new Set(['queued', 'processing']);
@@ -94,6 +96,7 @@ export class NotificationPanel {
   constructor(ctx) {
     this.ctx = ctx;
     this.role = null;
+    this.push = new PushToggle($('push-toggle'), $('push-status'));
     $('email-settings').addEventListener('submit', (event) => {
       event.preventDefault();
       this.save();
@@ -124,6 +127,10 @@ export class NotificationPanel {
       for (const box of document.querySelectorAll('input[name="emailEvents"]')) {
         box.checked = settings.emailEvents.includes(box.value);
       }
+      for (const box of document.querySelectorAll('input[name="pushEvents"]')) {
+        box.checked = settings.pushEvents.includes(box.value);
+      }
+      await this.push.load();
       const owner = settings.role === 'owner';
       show($('threshold-field'), owner);
       $('low-credits-threshold').value = String(settings.lowCreditsThreshold);
@@ -135,8 +142,8 @@ export class NotificationPanel {
   }
 
   async save() {
-    const emailEvents = [...document.querySelectorAll('input[name="emailEvents"]:checked')].map((b) => b.value);
-    const body = { ...this.ctx.workspaceBody(), emailEvents };
+    const checked = (name) => [...document.querySelectorAll(`input[name="${name}"]:checked`)].map((b) => b.value);
+    const body = { ...this.ctx.workspaceBody(), emailEvents: checked('emailEvents'), pushEvents: checked('pushEvents') };
     if (this.role === 'owner') body.lowCreditsThreshold = Number($('low-credits-threshold').value);
     const status = $('email-settings-status');
     try {

@@ -50,7 +50,7 @@ function newKey() {
 }
 
 /**
- * ctx: { workspaceBody(), credits(), refreshCredits(), announce(message) }
+ * ctx: { workspaceBody(), credits(), canBuy(), refreshCredits(), announce(message) }
  * jobs: the JobsView. batchUi: { button, results } elements of the batch controls.
  */
 export class RetryController {
@@ -94,7 +94,7 @@ export class RetryController {
     const name = job.originalFilename || 'the job';
     const key = this.keyFor(job.id);
     this.inFlight.add(job.id);
-    this.jobs.setUi(job.id, { retrying: true, message: null });
+    this.jobs.setUi(job.id, { retrying: true, message: null, offerPurchase: false });
     this.ctx.announce(`Retrying ${name}...`);
     try {
       const answer = await request(`/jobs/${encodeURIComponent(job.id)}/retry`, {
@@ -114,6 +114,11 @@ export class RetryController {
       // The job may have changed elsewhere (retried, deleted) or credits moved: show the truth.
       if (error.status >= 400 && error.status < 500) {
         await Promise.all([this.ctx.refreshCredits(), this.jobs.refresh()]);
+      }
+      // Refused for the balance: offer to buy credits right there (owners, where buying works).
+      const price = typeof job.retryPrice === 'number' ? job.retryPrice : 1;
+      if (error.status === 403 && this.ctx.credits() < price && this.ctx.canBuy()) {
+        this.jobs.setUi(job.id, { offerPurchase: true });
       }
     } finally {
       this.inFlight.delete(job.id);

@@ -11,20 +11,25 @@
 #   4. `chalice package --merge-template infra/chalice-merge.yaml`, finished by infra/finalize_template.py
 #   5. `aws cloudformation package` + `deploy` of that SAM template, parameters from step 1's outputs
 #   6. the R2 bucket's CORS rule (PUT/GET/HEAD from the dashboard's origin) and its lifecycle rules
-#      (infra/r2-lifecycle.json: segment parts left under work/ expire), through R2's S3 API
-#   7. the dashboard: frontend/ to its bucket with a generated config.js, then a CloudFront invalidation
+#      (infra/r2-lifecycle.json: segment parts left under work/ expire, unfinished multipart uploads
+#      are aborted), through R2's S3 API
+#   7. the dashboard: its Uppy bundle built (make frontend-vendor), frontend/ to its bucket with a
+#      generated config.js, then a CloudFront invalidation
 #
 # Environment (required): AWS credentials for the target account, AWS_REGION (or AWS_DEFAULT_REGION),
 #   R2_ACCOUNT_ID (or R2_ENDPOINT_URL).
 # Environment (optional, defaults in brackets):
 #   STAGE [prod]  TABLE_PREFIX [vidproc-$STAGE]  R2_BUCKET [vidproc-$STAGE-media]
 #   RESOURCES_STACK [vidproc-$STAGE-resources]  APP_STACK [vidproc-$STAGE-app]
-#   UPLOAD_MAX_BYTES [2147483648]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
+#   UPLOAD_MAX_BYTES [53687091200]  WORKER_MEMORY_SIZE [template: 3008]  WORKER_MAX_CONCURRENCY [template: 10]
 #   FRONTEND_DOMAIN_NAME + FRONTEND_CERTIFICATE_ARN (custom dashboard domain, ACM cert in us-east-1)
 #   ALARM_TOPIC_ARN (SNS topic every alarm notifies; required for the prod stage)
 #   NOTIFY_EMAIL_FROM [notifications@vidproc.example] (the sender of notification emails: an
 #     address of an identity verified in SES in AWS_REGION)
 #   R2_ACCESS_KEY_ID + R2_SECRET_ACCESS_KEY (the app's R2 token: stored into the secret)
+#   STRIPE_API_KEY + STRIPE_WEBHOOK_SECRET (Stripe's secret key and the webhook endpoint's signing
+#     secret: stored into the Stripe secret; without them buying credits answers 503)
+#   CREDIT_PACKS [the defaults, docs/payments.md]  CREDIT_CURRENCY [usd]
 #   R2_ADMIN_ACCESS_KEY_ID + R2_ADMIN_SECRET_ACCESS_KEY (an R2 token allowed to set bucket CORS;
 #     default: the app's keys from the secret)
 #   FFMPEG_LAYER_ARN (use this layer version; skips building and publishing)
@@ -63,7 +68,7 @@ TABLE_PREFIX="${TABLE_PREFIX:-vidproc-$STAGE}"
 RESOURCES_STACK="${RESOURCES_STACK:-vidproc-$STAGE-resources}"
 APP_STACK="${APP_STACK:-vidproc-$STAGE-app}"
 R2_BUCKET="${R2_BUCKET:-vidproc-$STAGE-media}"
-UPLOAD_MAX_BYTES="${UPLOAD_MAX_BYTES:-2147483648}"
+UPLOAD_MAX_BYTES="${UPLOAD_MAX_BYTES:-53687091200}"
 NOTIFY_EMAIL_FROM="${NOTIFY_EMAIL_FROM:-notifications@vidproc.example}"
 BUILD_DIR="${BUILD_DIR:-infra/build}"
 PYTHON="${PYTHON:-.venv/bin/python}"
@@ -129,6 +134,9 @@ fi
 if [[ -n "${R2_ACCESS_KEY_ID:-}" && -z "${R2_SECRET_ACCESS_KEY:-}" ]] || [[ -z "${R2_ACCESS_KEY_ID:-}" && -n "${R2_SECRET_ACCESS_KEY:-}" ]]; then
   die "set both R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY, or neither"
 fi
+if [[ -n "${STRIPE_API_KEY:-}" && -z "${STRIPE_WEBHOOK_SECRET:-}" ]] || [[ -z "${STRIPE_API_KEY:-}" && -n "${STRIPE_WEBHOOK_SECRET:-}" ]]; then
+  die "set both STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET, or neither"
+fi
 for f in infra/resources.yaml "$MERGE_TEMPLATE" infra/finalize_template.py app.py .chalice/config.json frontend/index.html; do
   [[ -f "$f" ]] || die "missing $f (run from a full checkout)"
 done
@@ -138,8 +146,11 @@ done
 missing=()
 command -v aws >/dev/null 2>&1 || missing+=("aws (AWS CLI v1 or v2)")
 [[ -x "$CHALICE" ]] || missing+=("$CHALICE (make install)")
-if ((!SKIP_LAYER)) && [[ -z "${FFMPEG_LAYER_ARN:-}" ]]; then
+if ((!SKIP_LAYER)) && [[ -z "${FFMPEG_LAYER_ARN:-}" ]] || ((!SKIP_FRONTEND)); then
   command -v make >/dev/null 2>&1 || missing+=("make")
+fi
+if ((!SKIP_FRONTEND)); then
+  command -v npm >/dev/null 2>&1 || missing+=("npm (the dashboard's Uppy bundle)")
 fi
 if ((${#missing[@]})); then
   if ((DRY_RUN)); then
@@ -181,6 +192,8 @@ res() { stack_output "$RESOURCES_STACK" "$1"; }
 ARTIFACTS_BUCKET="$(res ArtifactsBucketName)"
 JOBS_QUEUE_ARN="$(res JobsQueueArn)"
 JOBS_QUEUE_URL="$(res JobsQueueUrl)"
+JOBS_DLQ_ARN="$(res JobsDeadLetterQueueArn)"
+JOBS_DLQ_URL="$(res JobsDeadLetterQueueUrl)"
 USER_POOL_ID="$(res UserPoolId)"
 USER_POOL_CLIENT_ID="$(res UserPoolClientId)"
 R2_SECRET_ARN="$(res R2SecretArn)"
@@ -189,7 +202,11 @@ ATTEMPTS_STREAM_ARN="$(res AttemptsStreamArn)"
 WORKSPACES_STREAM_ARN="$(res WorkspacesStreamArn)"
 NOTIFICATIONS_QUEUE_ARN="$(res NotificationsQueueArn)"
 NOTIFICATIONS_QUEUE_URL="$(res NotificationsQueueUrl)"
+WEBHOOK_QUEUE_ARN="$(res WebhookQueueArn)"
+WEBHOOK_QUEUE_URL="$(res WebhookQueueUrl)"
 NOTIFY_SIGNING_SECRET_ARN="$(res NotifySigningSecretArn)"
+VAPID_SECRET_ARN="$(res VapidSecretArn)"
+STRIPE_SECRET_ARN="$(res StripeSecretArn)"
 FRONTEND_BUCKET="$(res FrontendBucketName)"
 DISTRIBUTION_ID="$(res FrontendDistributionId)"
 FRONTEND_ORIGIN="$(res FrontendOrigin)"
@@ -211,6 +228,35 @@ r2_secret_json="$(capture '{"accessKeyId": "FROM_THE_SECRET", "secretAccessKey":
 r2_key_id="$(printf '%s' "$r2_secret_json" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin).get("accessKeyId", ""))' 2>/dev/null || true)"
 if ((!DRY_RUN)) && [[ -z "$r2_key_id" || "$r2_key_id" == "REPLACE_ME" ]]; then
   die "the R2 secret still holds its placeholder: run again with R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY set"
+fi
+
+# The Stripe keys, when given (the same step: secrets into Secrets Manager, never into a template).
+if [[ -n "${STRIPE_API_KEY:-}" ]]; then
+  stripe_file="$tmp/stripe-secret.json"
+  (umask 077 && "$PYTHON" -c 'import json, os; print(json.dumps({"apiKey": os.environ["STRIPE_API_KEY"], "webhookSecret": os.environ["STRIPE_WEBHOOK_SECRET"]}))' >"$stripe_file")
+  run aws secretsmanager put-secret-value --secret-id "$STRIPE_SECRET_ARN" --secret-string "file://$stripe_file" \
+    --query VersionId --output text
+elif ((!DRY_RUN)) && aws secretsmanager get-secret-value --secret-id "$STRIPE_SECRET_ARN" --query SecretString --output text | grep -q REPLACE_ME; then
+  echo "note: the Stripe secret still holds its placeholder: buying credits answers 503 until STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET are given"
+fi
+
+# The Web Push (VAPID) key pair: generated here once, the first time the secret holds its placeholder
+# (changing it would orphan every browser subscribed with the old public key).
+vapid_json="$(capture '{"privateKey": "FROM_THE_SECRET"}' \
+  aws secretsmanager get-secret-value --secret-id "$VAPID_SECRET_ARN" --query SecretString --output text)"
+if [[ "$vapid_json" == *REPLACE_ME* ]]; then
+  vapid_file="$tmp/vapid-secret.json"
+  (umask 077 && "$PYTHON" -c '
+import base64, json
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+key = ec.generate_private_key(ec.SECP256R1())
+point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+print(json.dumps({"privateKey": b64(key.private_numbers().private_value.to_bytes(32, "big")), "publicKey": b64(point)}))
+' >"$vapid_file")
+  run aws secretsmanager put-secret-value --secret-id "$VAPID_SECRET_ARN" --secret-string "file://$vapid_file" \
+    --query VersionId --output text
 fi
 
 # --- 3. FFmpeg layer ---------------------------------------------------------------------------------------
@@ -274,6 +320,8 @@ app_params=(
   "TablePrefix=$TABLE_PREFIX"
   "JobsQueueArn=$JOBS_QUEUE_ARN"
   "JobsQueueUrl=$JOBS_QUEUE_URL"
+  "JobsDeadLetterQueueArn=$JOBS_DLQ_ARN"
+  "JobsDeadLetterQueueUrl=$JOBS_DLQ_URL"
   "UserPoolId=$USER_POOL_ID"
   "UserPoolClientId=$USER_POOL_CLIENT_ID"
   "FrontendOrigin=$FRONTEND_ORIGIN"
@@ -287,12 +335,22 @@ app_params=(
   "WorkspacesStreamArn=$WORKSPACES_STREAM_ARN"
   "NotificationsQueueArn=$NOTIFICATIONS_QUEUE_ARN"
   "NotificationsQueueUrl=$NOTIFICATIONS_QUEUE_URL"
+  "WebhookQueueArn=$WEBHOOK_QUEUE_ARN"
+  "WebhookQueueUrl=$WEBHOOK_QUEUE_URL"
   "NotifySigningSecretArn=$NOTIFY_SIGNING_SECRET_ARN"
+  "VapidSecretArn=$VAPID_SECRET_ARN"
   "NotifyEmailFrom=$NOTIFY_EMAIL_FROM"
+  "StripeSecretArn=$STRIPE_SECRET_ARN"
+  "CreditCurrency=${CREDIT_CURRENCY:-usd}"
 )
+[[ -z "${CREDIT_PACKS:-}" ]] || app_params+=("CreditPacks=$CREDIT_PACKS")
 [[ -z "${ALARM_TOPIC_ARN:-}" ]] || app_params+=("AlarmTopicArn=$ALARM_TOPIC_ARN")
 [[ -z "${WORKER_MEMORY_SIZE:-}" ]] || app_params+=("WorkerMemorySize=$WORKER_MEMORY_SIZE")
 [[ -z "${WORKER_MAX_CONCURRENCY:-}" ]] || app_params+=("WorkerMaxConcurrency=$WORKER_MAX_CONCURRENCY")
+[[ -z "${FAN_OUT_CONCURRENCY:-}" ]] || app_params+=("FanOutConcurrency=$FAN_OUT_CONCURRENCY")
+[[ -z "${WEBHOOK_CONCURRENCY:-}" ]] || app_params+=("WebhookConcurrency=$WEBHOOK_CONCURRENCY")
+[[ -z "${API_THROTTLING_RATE_LIMIT:-}" ]] || app_params+=("ApiThrottlingRateLimit=$API_THROTTLING_RATE_LIMIT")
+[[ -z "${API_THROTTLING_BURST_LIMIT:-}" ]] || app_params+=("ApiThrottlingBurstLimit=$API_THROTTLING_BURST_LIMIT")
 run aws cloudformation deploy \
   --stack-name "$APP_STACK" \
   --template-file "$APP_DIR/packaged.yaml" \
@@ -339,7 +397,9 @@ PY
       --endpoint-url "$R2_ENDPOINT_URL" --region auto ||
       die "put-bucket-cors failed: R2 needs an Admin Read & Write token for bucket settings (R2_ADMIN_ACCESS_KEY_ID/R2_ADMIN_SECRET_ACCESS_KEY)"
     # Long videos leave their segment parts under work/ until the job completes; a job that never
-    # does (failed and not retried) leaves them behind: R2 deletes them after two days.
+    # does (failed and not retried) leaves them behind: R2 deletes them after two days. Multipart
+    # uploads left unfinished are aborted by R2 three days after they began (the sweeper does it
+    # after UPLOAD_MULTIPART_EXPIRY_SECONDS, 48 h, and fails the job; R2's rule is the backstop).
     run aws s3api put-bucket-lifecycle-configuration --bucket "$R2_BUCKET" \
       --lifecycle-configuration "file://$root/infra/r2-lifecycle.json" \
       --endpoint-url "$R2_ENDPOINT_URL" --region auto ||
@@ -368,10 +428,17 @@ print("// Written by infra/deploy.sh.\nwindow.APP_CONFIG = " + json.dumps(config
 PY
   echo "config.js:"
   cat "$config_js"
+  # The dashboard's Uppy bundle (frontend/vendor/uppy.js, pinned by package-lock.json) is built, not
+  # committed: `make frontend-vendor` installs and bundles it when the lock changed.
+  run make frontend-vendor
   # Assets first, then config.js, then index.html: a visitor never gets a page whose parts are missing.
   # File names are not hashed, so assets get a short cache life and the two entry files none.
   run aws s3 sync frontend/ "s3://$FRONTEND_BUCKET/" --delete \
-    --exclude index.html --exclude config.js --exclude config.js.example \
+    --exclude index.html --exclude config.js --exclude config.js.example --exclude vendor/entry.js \
+    --cache-control "public, max-age=300"
+  # Swagger UI for /api-docs/, from the pinned npm package (make install), as devstack/web.py serves it.
+  run aws s3 sync node_modules/swagger-ui-dist/ "s3://$FRONTEND_BUCKET/vendor/swagger-ui/" --delete \
+    --exclude "*" --include "swagger-ui-bundle.js" --include "swagger-ui.css" \
     --cache-control "public, max-age=300"
   run aws s3 cp "$config_js" "s3://$FRONTEND_BUCKET/config.js" \
     --cache-control no-cache --content-type "text/javascript; charset=utf-8"

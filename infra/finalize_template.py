@@ -7,7 +7,7 @@ gateway responses (API Gateway's own 4xx/5xx: throttling, timeouts, a missing ro
 the same header, so the browser sees those errors instead of a CORS failure.
 
 It then refuses a template the merge left wrong: placeholders from .chalice/config.json, a worker
-without ReportBatchItemFailures or without the FFmpeg layer.
+without the FFmpeg layer, any SQS event source without ReportBatchItemFailures.
 
 It also refuses a stage .chalice/config.json does not define for deployment (`--check-stage`):
 Chalice packages an unknown stage silently, with 60 s / 128 MB functions and a DefaultRole on "*".
@@ -28,7 +28,14 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; types-PyYA
 API = "RestAPI"
 WORKER = "HandleJobMessages"
 WORKER_EVENT = "HandleJobMessagesSqsEventSource"
-FUNCTIONS = ("APIHandler", WORKER, "SweepStuckJobs", "HandleTableChanges", "HandleNotifications")
+FUNCTIONS = (
+    "APIHandler",
+    WORKER,
+    "SweepStuckJobs",
+    "HandleTableChanges",
+    "HandleNotifications",
+    "HandleWebhookDeliveries",
+)
 ORIGIN = {"Fn::Sub": "'${FrontendOrigin}'"}
 ALLOW_ORIGIN = "method.response.header.Access-Control-Allow-Origin"
 QUEUE = {"Fn::Sub": "${JobsQueueArn}"}
@@ -87,6 +94,13 @@ def problems(template: dict[str, Any]) -> list[str]:
         found.append(f"{WORKER}.{WORKER_EVENT}: Queue is not the JobsQueueArn parameter")
     if not worker.get("Layers"):
         found.append(f"{WORKER}: no FFmpeg layer")
+    for name in FUNCTIONS:  # every SQS event source reports its failed records, not the batch
+        for event_name, source in resources.get(name, {}).get("Properties", {}).get("Events", {}).items():
+            props = source.get("Properties", {})
+            if source.get("Type") == "SQS" and "ReportBatchItemFailures" not in props.get(
+                "FunctionResponseTypes", []
+            ):
+                found.append(f"{name}.{event_name}: FunctionResponseTypes lacks ReportBatchItemFailures")
     for name in FUNCTIONS:
         role = resources.get(name, {}).get("Properties", {}).get("Role")
         if not (isinstance(role, dict) and role.get("Fn::GetAtt", [None])[0] in resources):

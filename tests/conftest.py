@@ -4,6 +4,7 @@
 - `api_server`: `chalice local` on a free port (base URL).
 - `web_server`: the frontend, on the port whose origin the API allows (URL).
 - `notifier`: the notifier's pollers (table streams, notifications queue) on threads;
+- `push_service`: a Web Push service stand-in on 127.0.0.1 (not the stack: no fixture of it);
 - `worker`: one poller thread running the real worker handler; `.stop()`, `.start()`,
   `.start_process()`, `.run_once()` (see tests.support.stack.Workers).
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.notifier import Notifier
+from tests.support.push_service import PushService
 from tests.support.stack import (
     AwsStack,
     Workers,
@@ -61,3 +63,13 @@ def worker(aws_stack: AwsStack) -> Iterator[Workers]:
         yield workers
     finally:
         workers.stop()
+
+
+@pytest.fixture
+def push_service() -> Iterator[PushService]:
+    """A Web Push service stand-in on 127.0.0.1 (tests/support/push_service.py)."""
+    running = PushService().start()
+    try:
+        yield running
+    finally:
+        running.stop()

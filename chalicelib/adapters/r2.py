@@ -1,30 +1,34 @@
-"""Cloudflare R2 through its S3-compatible API: presigned PUT/GET, HEAD, upload of results.
+"""Cloudflare R2 through its S3-compatible API: presigned PUT/GET, HEAD, upload of results,
+and multipart uploads whose parts the browser PUTs to presigned URLs.
 
 R2 rejects the CRC32 checksums boto3 >= 1.36 sends by default, so the client computes and
 validates checksums only when an operation requires them. R2 has no presigned POST: uploads
-are presigned PUTs with Content-Type and Content-Length signed in.
+are presigned PUTs with Content-Type and Content-Length signed in (a part's Content-Length too,
+so R2 refuses a part of another size).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import boto3
-from aws_lambda_powertools.utilities import parameters
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.secrets import json_secret
 from chalicelib.config import Settings, get_settings
-from chalicelib.errors import StorageError
-from chalicelib.processing.ports import PresignedRequest, StoredObject
+from chalicelib.errors import PartsIncompleteError, StorageError
+from chalicelib.processing.ports import PresignedRequest, StoredObject, StoredPart
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-SECRET_MAX_AGE = 300  # seconds Powertools caches the secret in a warm container
+_NO_UPLOAD = {"404", "NoSuchUpload"}
+# CompleteMultipartUpload refusing the parts themselves: the client's upload, not R2, is at fault.
+_PARTS_REFUSED = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"}
 # The worker's copy of an upload: at most 8 ranged GETs at once, in one wave when the size is
 # known (each range is then size/8, at least 8 MiB). One HTTP stream is bounded by one
 # connection's throughput; fewer, larger ranges also spare servers that re-read per request.
@@ -69,13 +73,10 @@ def r2_keys(settings: Settings) -> tuple[str, str] | None:
         if not settings.r2_access_key_id:
             return None
         return settings.r2_access_key_id, settings.r2_secret_access_key.get_secret_value()
-    try:
-        secret = parameters.get_secret(settings.r2_secret_id, transform="json", max_age=SECRET_MAX_AGE)
-    except parameters.exceptions.GetParameterError as exc:
-        raise StorageError("The R2 credentials could not be read") from exc
-    if not isinstance(secret, dict) or not secret.get("accessKeyId") or not secret.get("secretAccessKey"):
-        raise StorageError("The R2 credentials secret must hold accessKeyId and secretAccessKey")
-    return str(secret["accessKeyId"]), str(secret["secretAccessKey"])
+    keys = json_secret(
+        settings.r2_secret_id, ("accessKeyId", "secretAccessKey"), StorageError, "R2 credentials"
+    )
+    return keys["accessKeyId"], keys["secretAccessKey"]
 
 
 class R2Store:
@@ -95,22 +96,76 @@ class R2Store:
         return cls(make_r2_client(settings), settings.r2_bucket)
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
+        params = {"Key": key, "ContentType": content_type, "ContentLength": size}
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        return self._presigned_put("put_object", params, headers, expires)
+
+    def start_multipart(self, key: str, content_type: str) -> str:
+        try:
+            resp = self._client.create_multipart_upload(
+                Bucket=self._bucket, Key=key, ContentType=content_type
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError() from exc
+        return str(resp["UploadId"])
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> PresignedRequest:
+        params = {"Key": key, "UploadId": upload_id, "PartNumber": number, "ContentLength": size}
+        return self._presigned_put("upload_part", params, {"Content-Length": str(size)}, expires)
+
+    def _presigned_put(
+        self, operation: str, params: dict[str, Any], headers: dict[str, str], expires: int
+    ) -> PresignedRequest:
+        """A PUT whose `headers` (Content-Length always) are signed in: R2 refuses any other."""
         url = self._presign(
-            "put_object",
-            Params={
-                "Bucket": self._bucket,
-                "Key": key,
-                "ContentType": content_type,
-                "ContentLength": size,
-            },
-            ExpiresIn=expires,
-            HttpMethod="PUT",
+            operation, Params={"Bucket": self._bucket, **params}, ExpiresIn=expires, HttpMethod="PUT"
         )
-        return PresignedRequest(
-            url=url,
-            method="PUT",
-            headers={"Content-Type": content_type, "Content-Length": str(size)},
-        )
+        return PresignedRequest(url=url, method="PUT", headers=headers)
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
+        parts: list[StoredPart] = []
+        try:
+            pages = self._client.get_paginator("list_parts").paginate(
+                Bucket=self._bucket, Key=key, UploadId=upload_id
+            )
+            for page in pages:
+                parts += [
+                    StoredPart(int(p["PartNumber"]), int(p["Size"]), str(p["ETag"]))
+                    for p in page.get("Parts", [])
+                ]
+        except ClientError as exc:
+            if _code(exc) in _NO_UPLOAD:
+                return None
+            raise StorageError() from exc
+        except BotoCoreError as exc:
+            raise StorageError() from exc
+        return sorted(parts, key=lambda p: p.number)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
+        listed = [{"PartNumber": p.number, "ETag": p.etag} for p in sorted(parts, key=lambda p: p.number)]
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
+        except ClientError as exc:
+            if _code(exc) in _PARTS_REFUSED:
+                raise PartsIncompleteError(
+                    f"Storage refused the parts ({_code(exc)}). Upload them again."
+                ) from exc
+            raise StorageError() from exc
+        except BotoCoreError as exc:
+            raise StorageError() from exc
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) not in _NO_UPLOAD:
+                raise StorageError() from exc
+        except BotoCoreError as exc:
+            raise StorageError() from exc
 
     def presign_download(self, key: str, expires: int, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
@@ -129,7 +184,7 @@ class R2Store:
         try:
             resp = self._client.head_object(Bucket=self._bucket, Key=key)
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+            if _code(exc) in _MISSING:
                 return None
             raise StorageError() from exc
         except BotoCoreError as exc:
@@ -178,6 +233,10 @@ class R2Store:
         except (ClientError, BotoCoreError) as exc:
             raise StorageError() from exc
         return deleted
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code"))
 
 
 def attachment(filename: str) -> str:

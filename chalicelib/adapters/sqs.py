@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -255,9 +256,22 @@ class DeadLetters:
             raise QueueSendError("Could not read the dead-letter queue") from exc
         return list(seen.values())
 
-    def redrive(self, limit: int | None = None) -> tuple[str, int | None]:
+    def depth(self) -> int:
+        """About how many messages the DLQ holds (SQS's ApproximateNumberOfMessages)."""
+        try:
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=self._queue.dlq_url(), AttributeNames=["ApproximateNumberOfMessages"]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueSendError("Could not read the dead-letter queue") from exc
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+    def redrive(
+        self, limit: int | None = None, each: Callable[[], None] | None = None
+    ) -> tuple[str, int | None]:
         """Move messages back to the jobs queue: ("move-task", None) when SQS runs the move
-        (StartMessageMoveTask, all of them), else ("copied", n) after receive/send/delete."""
+        (StartMessageMoveTask, all of them), else ("copied", n) after receive/send/delete,
+        calling `each()` after every message moved."""
         dlq = self._queue.dlq_url()
         try:
             if limit is None:
@@ -266,11 +280,11 @@ class DeadLetters:
                         SourceArn=self._arn(dlq), DestinationArn=self._arn(self._queue.queue_url)
                     )
                     return "move-task", None
-            return "copied", self._copy_back(dlq, limit)
+            return "copied", self._copy_back(dlq, limit, each)
         except (ClientError, BotoCoreError) as exc:
             raise QueueSendError("Could not redrive the dead-letter queue") from exc
 
-    def _copy_back(self, dlq: str, limit: int | None) -> int:
+    def _copy_back(self, dlq: str, limit: int | None, each: Callable[[], None] | None) -> int:
         moved = 0
         while limit is None or moved < limit:
             want = 10 if limit is None else min(10, limit - moved)
@@ -281,6 +295,8 @@ class DeadLetters:
                 self._client.send_message(QueueUrl=self._queue.queue_url, MessageBody=m["Body"])
                 self._client.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
                 moved += 1
+                if each is not None:
+                    each()
         return moved
 
     def _receive(self, url: str, n: int, visibility: int) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ registers a view on the blueprint it is given and records it for /openapi.json.
 
 A view gets the verified Principal and pydantic-validated input, makes one call into the
 service layer, and returns a pydantic model. Domain errors become
-`{"code", "message"}` through the one table in chalicelib.errors; a client's mistake never
-becomes a 500.
+`{"code", "message"}` through the one table in chalicelib.errors (a 429 with `Retry-After`); a
+client's mistake never becomes a 500. A body over REQUEST_BODY_MAX_BYTES is refused with 413
+before anything else is done (no token checked, nothing parsed or read).
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ from chalice import Blueprint, Chalice, CORSConfig, Response
 from chalice.app import Request
 
 from chalicelib.auth import bearer_token, verify_token
-from chalicelib.bootstrap import services
+from chalicelib.bootstrap import get_settings, services
 from chalicelib.domain import Principal
-from chalicelib.errors import DomainError, ValidationError, http_error_for
+from chalicelib.errors import (
+    DomainError,
+    PayloadTooLargeError,
+    TooManyRequestsError,
+    ValidationError,
+    http_error_for,
+)
 from chalicelib.observability import logger
 from chalicelib.processing.idempotency import Key, once
 from chalicelib.processing.ports import KeyedAnswer
@@ -63,7 +70,7 @@ class _LazyCors(CORSConfig):
         super().__init__(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             max_age=600,
-            expose_headers=["X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After"],
         )
 
     @property
@@ -116,6 +123,7 @@ def route(
         def handler(**params: str) -> Response:
             request = blueprint.current_request
             try:
+                refuse_large_body(request)
                 kwargs: dict[str, Any] = dict(params)
                 if auth:
                     kwargs["principal"] = authenticate(request)
@@ -169,9 +177,23 @@ def idempotently(
     return once(services(), principal, route, value, target, action, render, replay)
 
 
+def refuse_large_body(request: Request) -> None:
+    """PayloadTooLargeError (413) for a body over REQUEST_BODY_MAX_BYTES (its declared length,
+    or what arrived)."""
+    limit = get_settings().request_body_max_bytes
+    declared = request.headers.get("content-length") or "0"
+    size = max(int(declared) if declared.isdigit() else 0, len(request.raw_body or b""))
+    if size > limit:
+        raise PayloadTooLargeError(f"The request body is larger than {limit} bytes")
+
+
 def error_response(error: DomainError) -> Response:
     mapped = http_error_for(error)
-    return _json(mapped.status, {"code": mapped.code, "message": error.message})
+    response = _json(mapped.status, {"code": mapped.code, "message": error.message})
+    if isinstance(error, TooManyRequestsError):
+        seconds = error.retry_after or get_settings().retry_after_seconds
+        response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def _json(status: int, payload: Any) -> Response:

@@ -16,7 +16,8 @@ from chalicelib.handlers.params import parse_job_id
 from chalicelib.processing import cancel, jobs, retry
 from chalicelib.processing.dispatch import Dispatch, Queued
 from chalicelib.processing.idempotency import Key
-from chalicelib.processing.ports import KeyedAnswer
+from chalicelib.processing.ports import KeyedAnswer, PresignedRequest
+from chalicelib.uploads.parts import SIGN_BATCH_MAX, Multipart
 
 if TYPE_CHECKING:
     from chalicelib.handlers.schemas import (
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         JobOut,
         JobPageOut,
         ListJobsQuery,
+        MultipartUploadOut,
         RetryItemOut,
         RetryOut,
         StartedOut,
@@ -52,6 +54,7 @@ else:  # named here, built at their first use (chalicelib.handlers.lazy)
             "JobOut",
             "JobPageOut",
             "ListJobsQuery",
+            "MultipartUploadOut",
             "RetryItemOut",
             "RetryOut",
             "StartedOut",
@@ -67,21 +70,32 @@ blueprint = Blueprint(__name__)
     blueprint,
     "/jobs",
     "POST",
-    summary="Create a job and get a presigned upload",
+    summary="Create a job and get its upload: one presigned PUT, or a multipart upload for a large file",
     status=201,
     body=CreateJobIn,
     response=CreatedJobOut,
-    errors=(400, 403, 404, 413),
+    errors=(400, 403, 404, 413, 429),
 )
 def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     created = jobs.create_job(
         services(), principal, body.filename, body.content_type, body.size, body.workspace_id
     )
-    upload = created.upload
     return CreatedJobOut(
         job=JobOut.of(created.job, max_tries=services().settings.max_auto_attempts),
-        upload=UploadOut(url=upload.url, method="PUT", headers=upload.headers),
+        upload=_upload_out(created.upload),
     )
+
+
+def _upload_out(upload: PresignedRequest | Multipart) -> UploadOut | MultipartUploadOut:
+    if isinstance(upload, Multipart):
+        return MultipartUploadOut(
+            method="MULTIPART",
+            part_size=upload.plan.part_size,
+            part_count=upload.plan.count,
+            max_parts_per_request=SIGN_BATCH_MAX,
+            expires_at=upload.expires_at,
+        )
+    return UploadOut(url=upload.url, method="PUT", headers=upload.headers)
 
 
 @route(
@@ -92,7 +106,7 @@ def create_job(principal: Principal, body: CreateJobIn) -> CreatedJobOut:
     status=202,
     body=WorkspaceIn,
     response=StartedOut,
-    errors=(400, 403, 404, 409, 503),
+    errors=(400, 403, 404, 409, 429, 503),
 )
 def start_job(principal: Principal, body: WorkspaceIn, jobId: str) -> StartedOut:  # noqa: N803
     job_id = parse_job_id(jobId)
@@ -158,7 +172,7 @@ def download(principal: Principal, query: WorkspaceIn, jobId: str) -> DownloadOu
     summary="Retry a failed job (1 credit; free under RETRY_PRICING first_free for its first retry)",
     body=WorkspaceIn,
     response=RetryOut,
-    errors=(400, 403, 404, 409, 503),
+    errors=(400, 403, 404, 409, 429, 503),
 )
 def retry_job(principal: Principal, body: WorkspaceIn, jobId: str) -> RetryOut:  # noqa: N803
     job_id = parse_job_id(jobId)

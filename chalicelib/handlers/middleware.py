@@ -1,7 +1,8 @@
 """Powertools' Lambda integration, as Chalice middleware around every handler.
 
 Each invocation runs inside Logger.inject_lambda_context (function name, request id, cold start
-on every log line), Tracer.capture_lambda_handler, and a flush of any buffered metrics. An HTTP
+on every log line), Tracer.capture_lambda_handler (a subsegment per invocation, without the
+answer or the error as metadata), and a flush of any buffered metrics. An HTTP
 request also gets a correlation id: API Gateway's request id (else the invocation's), put on
 every log line of the request and returned as the `X-Request-Id` response header.
 
@@ -50,8 +51,11 @@ def _observed(get_response: Callable[[Any], Any], event: Any, lambda_context: An
     if lambda_context is None or not hasattr(lambda_context, "function_name"):
         return get_response(event)  # called directly (tests, the CLI): no invocation to describe
 
-    @logger().inject_lambda_context
-    @tracer().capture_lambda_handler
+    # Neither the answer nor an exception goes into the trace: an answer may be a webhook secret
+    # shown once or a presigned URL, and a trace is readable by anyone with X-Ray read access in
+    # the account (tests/integration/test_tracing.py). Nor is the event logged.
+    @logger().inject_lambda_context(log_event=False)
+    @tracer().capture_lambda_handler(capture_response=False, capture_error=False)
     def invoke(evt: Any, _context: Any) -> Any:
         try:
             return get_response(evt)

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 _REF = "#/components/schemas/{model}"
+# A job's id is a UUID; an endpoint's or a delivery's is an opaque id (routes.py checks it).
+_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,80}$"}
+_PATH_PARAMS = {"jobId": {"type": "string", "format": "uuid"}}
 _ERROR_TEXT = {
     400: "Bad request",
     401: "Not authenticated",
@@ -17,6 +20,7 @@ _ERROR_TEXT = {
     404: "Not found",
     409: "Conflict",
     413: "Payload too large",
+    429: "Too many requests: wait the seconds Retry-After says",
     503: "A dependency is unavailable",
 }
 
@@ -31,7 +35,7 @@ def openapi_document() -> dict[str, Any]:
     for r in ROUTES:
         op: dict[str, Any] = {"summary": r.summary, "operationId": _operation_id(r.method, r.path)}
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS.get(name, _ID)}
             for name in re.findall(r"{(\w+)}", r.path)
         ]
         if r.query is not None:
@@ -50,13 +54,18 @@ def openapi_document() -> dict[str, Any]:
         if r.status == 201:
             ok["links"] = _links_to_the_created_job(ROUTES)
         responses: dict[str, Any] = {str(r.status): ok}
-        # every authenticated route can be refused the token, and reads DynamoDB (503 when down)
-        codes = set(r.errors) | ({401, 503} if r.auth else set())
+        # every authenticated route can be refused the token, and reads DynamoDB (503 when down);
+        # every route with a body refuses one over REQUEST_BODY_MAX_BYTES (413)
+        codes = set(r.errors) | ({401, 503} if r.auth else set()) | ({413} if r.body else set())
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": _ERROR_TEXT.get(code, "Error"),
                 "content": {"application/json": {"schema": _ref(ErrorOut, components)}},
             }
+            if code == 429:
+                responses[str(code)]["headers"] = {
+                    "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+                }
         op["responses"] = responses
         if r.auth:
             op["security"] = [{"bearer": []}]
@@ -100,6 +109,8 @@ def _configured_limits(components: dict[str, Any]) -> None:
     settings = get_settings()
     components["CreateJobIn"]["properties"]["size"]["maximum"] = settings.upload_max_bytes
     components["BatchRetryIn"]["properties"]["jobIds"]["maxItems"] = settings.batch_retry_max
+    if "CheckoutIn" in components:  # the packs on sale here (CREDIT_PACKS)
+        components["CheckoutIn"]["properties"]["pack"]["enum"] = [p.id for p in settings.credit_packs]
 
 
 def _ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:

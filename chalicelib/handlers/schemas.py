@@ -6,10 +6,11 @@ They validate what clients send and generate /openapi.json.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -34,6 +35,21 @@ from chalicelib.processing.failures import describe
 from chalicelib.processing.retention import Retention
 
 StatusName = Literal["uploading", "queued", "processing", "completed", "failed", "cancelled"]
+
+
+def _whole(value: Any) -> Any:
+    """A JSON number without a fraction (10 or 10.0, as JSON Schema's `integer`); not `true`, not
+    "10" (lax pydantic would take both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
 
 
 class Schema(BaseModel):
@@ -69,7 +85,7 @@ class CreateJobIn(WorkspaceIn):
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=1, max_length=127, json_schema_extra={"pattern": VIDEO_TYPE_PATTERN})
     # documented: at least 1, at most UPLOAD_MAX_BYTES (413 above it)
-    size: int = Field(json_schema_extra={"minimum": 1})
+    size: WholeNumber = Field(json_schema_extra={"minimum": 1})
 
     @field_validator("filename")
     @classmethod
@@ -165,11 +181,16 @@ class JobOut(Schema):
     segments_total: int | None = None  # a long video processed in segments: how many
     segments_done: int | None = None  # ... and how many are encoded
     original_deleted_at: datetime | None = None  # the upload deleted under the workspace's retention
+    part_size: int | None = None  # a file uploaded in parts: every part but the last has this size
+    upload_expires_at: datetime | None = None  # an unfinished multipart upload is discarded then
 
     @classmethod
     def of(cls, job: Job, pricing: RetryPricing | None = None, max_tries: int = 3) -> JobOut:
         failure = describe(job.error_code) if job.status == JobStatus.FAILED else None
+        unfinished = job.status == JobStatus.UPLOADING and job.multipart
         return cls(
+            part_size=job.part_size,
+            upload_expires_at=job.sweep_at if unfinished else None,
             retryable=failure.retryable if failure else None,
             suggestion=failure.suggestion if failure else None,
             retry_price=retry_price(pricing or RetryPricing.FULL, job)
@@ -226,14 +247,27 @@ class StartedOut(_Sparse):
 
 
 class UploadOut(Schema):
+    """One PUT of the whole file to `url` with exactly `headers`."""
+
     url: str
     method: Literal["PUT"]
     headers: dict[str, str]
 
 
+class MultipartUploadOut(Schema):
+    """The file in `partCount` parts of `partSize` bytes (the last one shorter): presign them with
+    POST /jobs/{jobId}/upload/parts, PUT each, then POST /jobs/{jobId}/upload/complete."""
+
+    method: Literal["MULTIPART"]
+    part_size: int
+    part_count: int
+    max_parts_per_request: int  # part numbers one POST /jobs/{jobId}/upload/parts may sign
+    expires_at: datetime  # unfinished by then, the upload is discarded and the job fails
+
+
 class CreatedJobOut(Schema):
     job: JobOut
-    upload: UploadOut
+    upload: Annotated[UploadOut | MultipartUploadOut, Field(discriminator="method")]
 
 
 class JobPageOut(Schema):
@@ -302,10 +336,20 @@ class LedgerEntryOut(Schema):
     reason: str
     job_id: str | None
     created_at: datetime
+    session_id: str | None  # a purchase or its reversal: the Stripe Checkout session ...
+    payment_id: str | None  # ... and the payment it names
 
     @classmethod
     def of(cls, e: LedgerEntry) -> LedgerEntryOut:
-        return cls(id=e.id, delta=e.delta, reason=e.reason.value, job_id=e.job_id, created_at=e.created_at)
+        return cls(
+            id=e.id,
+            delta=e.delta,
+            reason=e.reason.value,
+            job_id=e.job_id,
+            created_at=e.created_at,
+            session_id=e.session_id,
+            payment_id=e.payment_id,
+        )
 
 
 class LedgerOut(Schema):

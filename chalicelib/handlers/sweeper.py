@@ -13,6 +13,7 @@ def handle() -> dict[str, int]:
         "requeued": report.requeued,
         "interrupted": report.interrupted,
         "originalsDeleted": report.originals_deleted,
+        "uploadsExpired": report.uploads_expired,
     }
     logger().info("sweep done", extra=done)
     return done

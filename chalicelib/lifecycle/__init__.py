@@ -1,5 +1,6 @@
-"""The job's lifecycle in one place: every transition as a pure function, the status table, and
-the pricing rules.
+"""The job's lifecycle in one place: every transition as a pure function (the workspace's credits
+included: charges, refunds, purchases and their reversals), the status table, and the pricing
+rules.
 
 - `moves.py`: which transition may take a job from which status to which (data);
 - `transitions.py`: each transition, from what it is decided from to a Transition;
@@ -20,6 +21,7 @@ from chalicelib.lifecycle.model import (
     JobWrite,
     KeyedAnswer,
     Lease,
+    PurchaseWrite,
     RecordedError,
     Release,
     Transition,
@@ -37,6 +39,7 @@ __all__ = [
     "Lease",
     "Move",
     "PricingBasis",
+    "PurchaseWrite",
     "RecordedError",
     "Release",
     "Transition",

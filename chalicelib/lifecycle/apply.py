@@ -12,12 +12,13 @@ import dataclasses
 from datetime import datetime
 from typing import Any, TypeVar
 
-from chalicelib.domain import Attempt, Job, Workspace
+from chalicelib.domain import Attempt, Job, Purchase, Workspace
 from chalicelib.lifecycle.model import (
     AttemptWrite,
     JobGuard,
     JobWrite,
     KeyedAnswer,
+    PurchaseWrite,
     Transition,
     WorkspaceWrite,
 )
@@ -42,6 +43,8 @@ def job_guard_holds(guard: JobGuard, job: Job | None) -> bool:
         return False
     if guard.task_not_done is not None and guard.task_not_done in job.tasks_done:
         return False
+    if guard.due_before is not None and (job.sweep_at is None or job.sweep_at >= guard.due_before):
+        return False
     free_at = guard.stitch_free_at
     return free_at is None or job.stitch_until is None or job.stitch_until < free_at
 
@@ -63,16 +66,42 @@ def attempt_write_holds(write: AttemptWrite, attempt: Attempt | None) -> bool:
     return not (write.not_refunded and attempt.refunded)
 
 
-def workspace_write_holds(write: WorkspaceWrite, workspace: Workspace | None) -> bool:
+def workspace_refusals(write: WorkspaceWrite, workspace: Workspace | None) -> frozenset[str]:
+    """The labels of the write's guards that `workspace` fails (empty: the write may happen):
+    `workspace` for its existence, balance and pricing, `workspace:active` for the cap."""
     if write.create is not None:
-        return workspace is None
+        return frozenset() if workspace is None else frozenset({write.label})
     if workspace is None:
-        return False
+        return frozenset({write.label})
+    failed = set()
     if write.at_least is not None and write.at_least > 0 and workspace.credits < write.at_least:
-        return False
+        failed.add(write.label)
     if write.balance is not None and workspace.credits != write.balance:
-        return False
-    return write.pricing_in is None or workspace.retry_pricing in write.pricing_in
+        failed.add(write.label)
+    if write.pricing_in is not None and workspace.retry_pricing not in write.pricing_in:
+        failed.add(write.label)
+    if write.active_at_most is not None and workspace.active_jobs > write.active_at_most:
+        failed.add(write.cap_label)
+    return frozenset(failed)
+
+
+def workspace_write_holds(write: WorkspaceWrite, workspace: Workspace | None) -> bool:
+    return not workspace_refusals(write, workspace)
+
+
+def purchase_write_holds(write: PurchaseWrite, purchase: Purchase | None, payment_recorded: bool) -> bool:
+    """A new purchase: its session has none yet, nor its payment another one. A reversal: the
+    purchase exists and has had exactly `reversed_from` credits taken back."""
+    if write.create is not None:
+        return purchase is None and not payment_recorded
+    return purchase is not None and purchase.reversed_credits == write.reversed_from
+
+
+def apply_purchase(purchase: Purchase | None, write: PurchaseWrite) -> Purchase:
+    if write.create is not None:
+        return write.create
+    assert purchase is not None
+    return dataclasses.replace(purchase, reversed_credits=write.reversed_to)
 
 
 def answer_is_live(answer: KeyedAnswer | None, released: bool, now: datetime) -> bool:
@@ -107,7 +136,14 @@ def apply_workspace(workspace: Workspace | None, write: WorkspaceWrite) -> Works
     if write.create is not None:
         return write.create
     assert workspace is not None
-    return _changed(workspace, {**write.changes, "credits": workspace.credits + write.credits})
+    return _changed(
+        workspace,
+        {
+            **write.changes,
+            "credits": workspace.credits + write.credits,
+            "active_jobs": workspace.active_jobs + write.active,
+        },
+    )
 
 
 def project(job: Job, transition: Transition) -> Job:

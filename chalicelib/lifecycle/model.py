@@ -20,6 +20,8 @@ from chalicelib.domain import (
     LedgerEntry,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     RetryPricing,
     Workspace,
 )
@@ -81,6 +83,7 @@ class JobGuard:
     has_plan: bool = False  # a segment plan is recorded
     task_not_done: int | None = None  # this segment task is not recorded done yet
     stitch_free_at: datetime | None = None  # nobody's stitch claim runs past this time
+    due_before: datetime | None = None  # its `sweep_at` is set and before this time
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,10 @@ class AttemptWrite:
 
 @dataclass(frozen=True)
 class WorkspaceWrite:
-    """A new workspace (`create`), or its balance and settings changed under guards."""
+    """A new workspace (`create`), or its balance, active jobs and settings changed under guards.
+
+    Refused, it names `workspace` (it is missing, or a guard on its balance or pricing failed)
+    and/or `workspace:active` (the cap on its active jobs)."""
 
     workspace_id: str
     create: Workspace | None = None
@@ -135,9 +141,25 @@ class WorkspaceWrite:
     # The operator's RETRY_PRICING override is one of these (None: no override): a retry's price
     # holds only under what it was decided from.
     pricing_in: frozenset[RetryPricing | None] | None = None
+    active: int = 0  # added to the jobs queued or processing
+    active_at_most: int | None = None  # ... which are at most this before the write (the cap)
     changes: Changes = field(default_factory=dict)
 
     label = "workspace"
+    cap_label = "workspace:active"
+
+
+@dataclass(frozen=True)
+class PurchaseWrite:
+    """A purchase recorded once per Checkout session and once per payment (`create`), or the
+    credits it has had taken back moved from `reversed_from` (still so) to `reversed_to`."""
+
+    session_id: str
+    create: Purchase | None = None
+    reversed_from: int = 0
+    reversed_to: int = 0
+
+    label = "purchase"
 
 
 def job_label(job_id: str) -> str:
@@ -165,8 +187,9 @@ def moved_on(labels: frozenset[str]) -> Exception:
 class Transition:
     """One change of state, committed as one conditional write or not at all.
 
-    Labels name what refused: `member`, `answer`, `workspace`, `membership`, `ledger:<id>`,
-    `job:<id>`, `attempt:<job>:<n>`; `refusal` turns the set of them into the caller's error.
+    Labels name what refused: `member`, `answer`, `workspace`, `workspace:active`, `membership`,
+    `ledger:<id>`, `job:<id>`, `attempt:<job>:<n>`, `event`, `purchase`; `refusal` turns the set of
+    them into the caller's error.
     """
 
     move: Move
@@ -179,6 +202,8 @@ class Transition:
     membership: Membership | None = None  # written as it is
     answer: KeyedAnswer | None = None  # written; refused while a live answer for the key exists
     release: Release | None = None
+    event: PaymentEvent | None = None  # recorded; refused while it already is (applied once)
+    purchase: PurchaseWrite | None = None
     refusal: Refusal = field(default=moved_on, compare=False, repr=False)
 
     def refused(self, labels: frozenset[str]) -> Exception:

@@ -18,6 +18,8 @@ COMPLETED, FAILED, CANCELLED = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.
 
 class Move(StrEnum):
     CREATE = "create"  # a new job, waiting for its upload
+    UPLOADED = "uploaded"  # its multipart upload's parts joined into the object: nothing to sweep
+    EXPIRE_UPLOAD = "expire_upload"  # the sweeper: a multipart upload left unfinished past its expiry
     START = "start"  # charged 1 credit, its first attempt queued
     RETRY = "retry"  # a person's (or batch's, or operator's) retry of a failed job, priced
     UNDO = "undo"  # the message could not be sent: back to failed, the charge refunded
@@ -44,6 +46,8 @@ class Move(StrEnum):
     CREDITS = "credits"  # an operator's grant or adjustment
     PRICING = "pricing"  # an operator's RETRY_PRICING override
     RETENTION = "retention"  # an owner's choice of how long uploads are kept after their job
+    PURCHASE = "purchase"  # a paid Checkout session grants its pack's credits
+    PURCHASE_REVERSAL = "purchase_reversal"  # a refund or a dispute takes them back
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ def _row(sources: set[JobStatus], *targets: JobStatus, lease: bool = False, stay
 # Each job move: the statuses it may leave and the ones it may arrive at. CREATE has no source.
 MOVES: dict[Move, Row] = {
     Move.CREATE: _row(set(), UPLOADING),
+    Move.UPLOADED: _row({UPLOADING}, UPLOADING),
+    Move.EXPIRE_UPLOAD: _row({UPLOADING}, FAILED),
     Move.START: _row({UPLOADING}, QUEUED),
     Move.RETRY: _row({FAILED}, QUEUED),
     Move.UNDO: _row({QUEUED}, FAILED),

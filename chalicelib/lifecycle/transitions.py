@@ -7,6 +7,7 @@ the ledger entries, the guards and the refusal. Nothing here reads or writes any
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,11 +22,14 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     QueueMessage,
     Trigger,
     Workspace,
 )
 from chalicelib.errors import (
+    ActiveJobsLimitError,
     AnswerExistsError,
     ConflictError,
     InsufficientCreditsError,
@@ -34,6 +38,7 @@ from chalicelib.errors import (
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
+    PaymentAppliedError,
     TransitionRefusedError,
     WorkspaceNotFoundError,
 )
@@ -44,6 +49,7 @@ from chalicelib.lifecycle.model import (
     JobWrite,
     KeyedAnswer,
     Lease,
+    PurchaseWrite,
     RecordedError,
     Release,
     Transition,
@@ -60,7 +66,9 @@ from chalicelib.lifecycle.pricing import (
 )
 
 SYSTEM = "system"  # the actor of what the platform does by itself
+PAYMENT_PROVIDER = "stripe"  # the actor of a reversal: the provider's refund or dispute
 OPEN = frozenset({Outcome.QUEUED, Outcome.PROCESSING})  # an attempt that has no outcome yet
+ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})  # what MAX_ACTIVE_JOBS counts
 DETAIL_KEPT = 4000  # characters of an operator's detail (stderr tail) kept on the attempt
 
 
@@ -159,6 +167,8 @@ def _start_refused(labels: frozenset[str]) -> Exception:
         return refusal
     if job_ids_of(labels):
         return JobNotStartableError()
+    if labels == {WorkspaceWrite.cap_label}:  # the balance held: only the cap refused it
+        return ActiveJobsLimitError()
     return InsufficientCreditsError()
 
 
@@ -169,6 +179,8 @@ def _retry_refused(labels: frozenset[str]) -> Exception:
     lost = job_ids_of(labels)
     if lost:
         return JobsChangedError(lost)
+    if labels == {WorkspaceWrite.cap_label}:
+        return ActiveJobsLimitError()
     return InsufficientCreditsForRetryError()
 
 
@@ -240,6 +252,76 @@ def set_pricing(workspace_id: str, pricing: Any, now: datetime) -> Transition:
     )
 
 
+# --- purchases: credits bought, and taken back ------------------------------------------------------
+
+
+def _purchase_refused(labels: frozenset[str]) -> Exception:
+    if labels & {"event", "purchase"}:
+        return PaymentAppliedError(labels)
+    return WorkspaceNotFoundError()
+
+
+def _reversal_refused(labels: frozenset[str]) -> Exception:
+    if "event" in labels:
+        return PaymentAppliedError(labels)
+    return TransitionRefusedError(labels)  # another reversal moved the purchase on: decide again
+
+
+def _purchase_entry(
+    bought: Purchase, delta: int, reason: LedgerReason, actor: str, now: datetime
+) -> LedgerEntry:
+    """A ledger entry about a purchase: it names the Checkout session and the payment."""
+    return LedgerEntry(
+        bought.workspace_id,
+        delta,
+        reason,
+        actor=actor,
+        created_at=now,
+        session_id=bought.session_id,
+        payment_id=bought.payment_id,
+    )
+
+
+def purchase(bought: Purchase, event: PaymentEvent, now: datetime) -> Transition:
+    """A paid Checkout session grants its pack: the credits, a `purchase` entry naming the session
+    and the payment, the purchase recorded (once per session, once per payment) and the event
+    recorded (once): one transaction, so a replayed event, a second event for the session, or
+    two deliveries at once grant nothing more."""
+    entry = _purchase_entry(bought, bought.credits, LedgerReason.PURCHASE, bought.buyer, now)
+    return Transition(
+        Move.PURCHASE,
+        now,
+        workspace=WorkspaceWrite(bought.workspace_id, credits=bought.credits),
+        entries=(entry,),
+        event=event,
+        purchase=PurchaseWrite(bought.session_id, create=bought),
+        refusal=_purchase_refused,
+    )
+
+
+def purchase_reversal(bought: Purchase, event: PaymentEvent, reversed_to: int, now: datetime) -> Transition:
+    """A refund or a dispute takes back what the purchase has not had taken back yet, up to
+    `reversed_to` of its credits: a `purchase_reversal` entry, the purchase's reversed credits
+    moved on (from what was read) and the event recorded, in one transaction. The balance may go
+    below 0: the workspace then owes credits, and no charge passes its `credits >= price` guard
+    until a purchase or an operator settles it."""
+    taken = reversed_to - bought.reversed_credits
+    if not 0 < taken <= bought.credits - bought.reversed_credits:
+        raise ValueError(f"a reversal takes back 1..{bought.credits - bought.reversed_credits}, not {taken}")
+    entry = _purchase_entry(bought, -taken, LedgerReason.PURCHASE_REVERSAL, PAYMENT_PROVIDER, now)
+    return Transition(
+        Move.PURCHASE_REVERSAL,
+        now,
+        workspace=WorkspaceWrite(bought.workspace_id, credits=-taken),
+        entries=(entry,),
+        event=event,
+        purchase=PurchaseWrite(
+            bought.session_id, reversed_from=bought.reversed_credits, reversed_to=reversed_to
+        ),
+        refusal=_reversal_refused,
+    )
+
+
 # --- charging: create, start, retry, undo ---------------------------------------------------------
 
 
@@ -252,9 +334,35 @@ def create_job(job: Job) -> Transition:
     )
 
 
-def start(job: Job, actor: str, now: datetime, answer: KeyedAnswer | None = None) -> Transition:
+def uploaded(job: Job, now: datetime) -> Transition:
+    """The job's multipart upload is complete (its parts joined into the object): the sweeper no
+    longer watches it, and it waits for its start like any uploaded job."""
+    return _upload_move(job, Move.UPLOADED, now, {"sweep_at": None, "updated_at": now})
+
+
+def expire_upload(job: Job, error: RecordedError, now: datetime) -> Transition:
+    """uploading → failed: the multipart upload was still unfinished when it fell due (`sweep_at`
+    before `now`) and its parts were discarded. Nothing was charged, so nothing comes back. An
+    upload completed meanwhile is no longer due: the guard refuses it."""
+    return _upload_move(job, Move.EXPIRE_UPLOAD, now, _failed(error, now), due_before=now)
+
+
+def _upload_move(job: Job, move: Move, now: datetime, changes: Changes, **more: Any) -> Transition:
+    guarded = guard(move, job.attempt, **more)
+    return Transition(move, now, jobs=(JobWrite(job.id, job.workspace_id, guard=guarded, changes=changes),))
+
+
+def _cap(cap: int | None, jobs: int) -> int | None:
+    """The most active jobs a workspace may have before `jobs` more join them."""
+    return None if cap is None else cap - jobs
+
+
+def start(
+    job: Job, actor: str, now: datetime, answer: KeyedAnswer | None = None, cap: int | None = None
+) -> Transition:
     """uploading → queued: 1 credit, a `job_start` entry and the first attempt, if the actor is
-    still a member and the key (if any) has no answer yet."""
+    still a member, the key (if any) has no answer yet and the workspace has fewer than `cap`
+    jobs queued or processing (the job joins them)."""
     n = job.attempt + 1
     attempt = Attempt(job.id, n, Trigger.INITIAL, START_PRICE, now, requested_by=actor)
     entry = LedgerEntry(job.workspace_id, -START_PRICE, LedgerReason.JOB_START, job.id, actor, now)
@@ -271,7 +379,13 @@ def start(job: Job, actor: str, now: datetime, answer: KeyedAnswer | None = None
             ),
         ),
         attempts=(AttemptWrite(job.id, n, create=attempt),),
-        workspace=WorkspaceWrite(job.workspace_id, credits=-START_PRICE, at_least=START_PRICE),
+        workspace=WorkspaceWrite(
+            job.workspace_id,
+            credits=-START_PRICE,
+            at_least=START_PRICE,
+            active=1,
+            active_at_most=_cap(cap, 1),
+        ),
         entries=(entry,),
         member=(actor, job.workspace_id),
         answer=answer,
@@ -288,9 +402,11 @@ def retry(
     now: datetime,
     answer: KeyedAnswer | None = None,
     granted: bool = False,
+    cap: int | None = None,
 ) -> Transition:
     """failed → queued for every job, each at its price under `basis`, in one transaction.
 
+    The jobs join the workspace's active ones, which must stay within `cap`.
     The workspace pays the sum (credits ≥ it), under the pricing the prices were decided from;
     with `granted` an operator pays (a charge and an `operator_grant` of the same amount, so the
     workspace's balance does not move). `member` (None: an operator) must still be a member.
@@ -338,7 +454,14 @@ def retry(
         now,
         jobs=tuple(job_writes),
         attempts=tuple(attempt_writes),
-        workspace=WorkspaceWrite(workspace_id, credits=-paid, at_least=paid, pricing_in=basis.overrides),
+        workspace=WorkspaceWrite(
+            workspace_id,
+            credits=-paid,
+            at_least=paid,
+            pricing_in=basis.overrides,
+            active=len(jobs),
+            active_at_most=_cap(cap, len(jobs)),
+        ),
         entries=tuple(entries),
         member=(member, workspace_id) if member is not None else None,
         answer=answer,
@@ -361,7 +484,7 @@ def undo(
 
     `job` is the job as the charge left it (queued at `attempt`)."""
     refund = attempt.credits_charged
-    entries, workspace = _refund(job, refund, reason, actor, now)
+    entries, workspace = _refund(job, refund, reason, actor, now, ended=True)
     changes = {**_failed(error, now), "free_retry": free_retry_after(job, kept=False)}
     return Transition(
         Move.UNDO,
@@ -496,6 +619,7 @@ def complete(ref: QueueMessage, output_key: str, now: datetime) -> Transition:
                 changes={"outcome": Outcome.SUCCEEDED, "finished_at": now},
             ),
         ),
+        workspace=WorkspaceWrite(ref.workspace_id, active=-1),  # it leaves the active jobs
     )
 
 
@@ -532,12 +656,14 @@ def _settled(
 
 
 def _refund(
-    job: Job, refund: int, reason: LedgerReason, actor: str, now: datetime
+    job: Job, refund: int, reason: LedgerReason, actor: str, now: datetime, ended: bool
 ) -> tuple[tuple[LedgerEntry, ...], WorkspaceWrite | None]:
-    if not refund:
-        return (), None
-    entry = LedgerEntry(job.workspace_id, refund, reason, job.id, actor, now)
-    return (entry,), WorkspaceWrite(job.workspace_id, credits=refund)
+    """The refund's entry, and the workspace write: the credit back, and (`ended`: the job left
+    queued/processing for good) one active job fewer."""
+    entries = (LedgerEntry(job.workspace_id, refund, reason, job.id, actor, now),) if refund else ()
+    if not refund and not ended:
+        return entries, None
+    return entries, WorkspaceWrite(job.workspace_id, credits=refund, active=-1 if ended else 0)
 
 
 def fail(
@@ -556,7 +682,7 @@ def fail(
     condition on the worker's claim (the sweeper's: it ran out; the give-up's: ran out or ours).
     """
     refund = refund_due(kind, charged)
-    entries, workspace = _refund(job, refund, LedgerReason.SYSTEM_FAILURE_REFUND, SYSTEM, now)
+    entries, workspace = _refund(job, refund, LedgerReason.SYSTEM_FAILURE_REFUND, SYSTEM, now, ended=True)
     return Transition(
         move,
         now,
@@ -615,9 +741,16 @@ def reschedule(
 def cancel(job: Job, charged: Attempt | None, actor: str, member: str | None, now: datetime) -> Transition:
     """uploading, queued or processing → cancelled: the attempt's outcome, and what the round
     charged refunded (`cancel_refund`), in one transaction, if `member` (None: an operator) is
-    still a member. Final."""
+    still a member. Final.
+
+    A queued or processing job leaves the active jobs; an uploading one never joined them. The
+    guard holds the job to the side it was read on (a job started since is cancelled again,
+    read afresh), so the count moves exactly when the job leaves."""
     refund = refund_due(None, charged)
-    entries, workspace = _refund(job, refund, LedgerReason.CANCEL_REFUND, actor, now)
+    active = job.status in ACTIVE
+    entries, workspace = _refund(job, refund, LedgerReason.CANCEL_REFUND, actor, now, ended=active)
+    cancelling = guard(Move.CANCEL, job.attempt)
+    side = {s: lease for s, lease in cancelling.states.items() if (s in ACTIVE) == active}
     return Transition(
         Move.CANCEL,
         now,
@@ -625,7 +758,7 @@ def cancel(job: Job, charged: Attempt | None, actor: str, member: str | None, no
             JobWrite(
                 job.id,
                 job.workspace_id,
-                guard=guard(Move.CANCEL, job.attempt),
+                guard=dataclasses.replace(cancelling, states=side),
                 changes={
                     **_ended(JobStatus.CANCELLED, now),
                     "sweep_at": now,  # the upload's retention, as for a completed job

@@ -13,6 +13,7 @@ from typing import Any
 from chalicelib.domain import Role
 
 DEFAULT_LOW_CREDITS_THRESHOLD = 2
+MAX_LOW_CREDITS_THRESHOLD = 1_000_000
 
 
 class EventType(StrEnum):
@@ -32,6 +33,8 @@ SUBSCRIBABLE = (
     EventType.JOB_RETRIED,
     EventType.CREDITS_LOW,
 )
+# What a push notification can be about: a job of yours that finished.
+PUSHABLE = (EventType.JOB_COMPLETED, EventType.JOB_FAILED)
 
 
 def default_email_events(role: Role) -> frozenset[EventType]:
@@ -70,6 +73,23 @@ class Preferences:
     email: str
     email_events: frozenset[EventType]
     chosen: bool  # False: the defaults for the role apply
+    version: int = 0  # how often the choice changed (an unsubscribe link is bound to one)
+    push_events: frozenset[EventType] = frozenset(PUSHABLE)
+
+
+@dataclass(frozen=True)
+class PushSubscription:
+    """One browser (device) of a person: where its push service takes messages for it, and the
+    keys that encrypt them (RFC 8291). The id is derived from the endpoint: subscribing the same
+    browser again replaces it."""
+
+    user_id: str
+    id: str
+    endpoint: str
+    p256dh: str  # the browser's public key, base64url
+    auth: str  # the shared authentication secret, base64url
+    created_at: datetime
+    user_agent: str = ""
 
 
 @dataclass
@@ -158,7 +178,13 @@ class MemberAddress:
     email: str
     role: Role
     chosen: frozenset[EventType] | None = None
+    version: int = 0  # how often the choice changed
+    push_chosen: frozenset[EventType] | None = None  # None: both job events
 
     @property
     def email_events(self) -> frozenset[EventType]:
         return self.chosen if self.chosen is not None else default_email_events(self.role)
+
+    @property
+    def push_events(self) -> frozenset[EventType]:
+        return self.push_chosen if self.push_chosen is not None else frozenset(PUSHABLE)

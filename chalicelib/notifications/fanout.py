@@ -1,4 +1,5 @@
-"""Fan-out: one event becomes the emails its members asked for and one delivery per endpoint.
+"""Fan-out: one event becomes the emails its members asked for, the pushes to their browsers
+(chalicelib.notifications.push) and one delivery per endpoint.
 
 Each step is idempotent on the event's id, because the queue (like the stream before it)
 delivers at least once: an email is claimed per (event, recipient) before it is sent, and a
@@ -12,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import Role
-from chalicelib.notifications import emails
+from chalicelib.notifications import emails, push
 from chalicelib.notifications.domain import (
+    PUSHABLE,
     Endpoint,
     EventType,
     MemberAddress,
@@ -33,6 +35,7 @@ JOB_EVENTS = (EventType.JOB_COMPLETED, EventType.JOB_FAILED, EventType.JOB_CANCE
 class FanOut:
     emails: int
     deliveries: int
+    pushes: int = 0
 
 
 def recipients(ctx: NotifyServices, event: dict[str, Any]) -> list[MemberAddress]:
@@ -49,6 +52,14 @@ def recipients(ctx: NotifyServices, event: dict[str, Any]) -> list[MemberAddress
     return [m for m in members if m.email and kind in m.email_events]
 
 
+def push_recipients(ctx: NotifyServices, event: dict[str, Any]) -> list[MemberAddress]:
+    """Whom a job's outcome is pushed to: the member who started the job (their devices)."""
+    if EventType(event["type"]) not in PUSHABLE:
+        return []
+    starter = event["data"].get("startedBy")
+    return [m for m in ctx.store.members_of(event["workspaceId"]) if m.user_id == starter]
+
+
 def email_once(ctx: NotifyServices, event: dict[str, Any], member: MemberAddress) -> bool:
     now = ctx.clock()
     if not ctx.store.claim_email(event["id"], member.user_id, now + timedelta(days=EMAIL_MARK_DAYS)):
@@ -62,7 +73,7 @@ def email_once(ctx: NotifyServices, event: dict[str, Any], member: MemberAddress
     kind = EventType(event["type"])
     # The disabled-endpoint notice is an owner's duty, not a choice: its link goes to the settings.
     unsubscribe = (
-        unsubscribe_url(ctx.settings, member.user_id, event["workspaceId"], kind)
+        unsubscribe_url(ctx, member.user_id, event["workspaceId"], kind, member.version)
         if kind != EventType.WEBHOOK_DISABLED
         else f"{ctx.settings.dashboard_url.rstrip('/')}/#notification-settings"
     )
@@ -112,9 +123,10 @@ def fan_out(ctx: NotifyServices, event: dict[str, Any], payload: str) -> FanOut:
     `payload` is the event's JSON as webhooks receive it, byte for byte on every try.
     """
     sent = sum(1 for member in recipients(ctx, event) if email_once(ctx, event, member))
+    pushed = sum(push.push_once(ctx, event, member) for member in push_recipients(ctx, event))
     queued = 0
     if EventType(event["type"]) != EventType.WEBHOOK_DISABLED:
         for endpoint in ctx.store.endpoints_of(event["workspaceId"]):
             if subscribed(endpoint, event["type"]) and queue_delivery(ctx, endpoint, event, payload):
                 queued += 1
-    return FanOut(emails=sent, deliveries=queued)
+    return FanOut(emails=sent, deliveries=queued, pushes=pushed)

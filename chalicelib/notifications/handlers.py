@@ -1,17 +1,20 @@
-"""The notifier's entrypoints: the tables' change stream, and the notifications queue.
+"""The notifier's entrypoints: the tables' change stream, the notifications queue, the webhook queue.
 
 - `handle_changes`: DynamoDB stream records (jobs, attempts, workspaces) → events on the
   notifications queue. A failure raises: the stream redelivers the batch, and the events come
   again with the same ids (deduped downstream).
-- `handle_messages`: the notifications queue, with partial batch responses: an event fans out
-  to emails and webhook deliveries; a delivery message is one try of one webhook.
+- `handle_messages`: the notifications queue, with partial batch responses: each event fans out
+  to emails and one webhook delivery per endpoint (its first try queued on the webhook queue).
+- `handle_deliveries`: the webhook queue, one message per invocation: one try of one webhook,
+  bounded by its deadline, in a function of its own (a slow endpoint never holds up a fan-out).
 
-Neither runs in the worker: a slow or failing endpoint never delays or fails a job.
+None runs in the worker: a slow or failing endpoint never delays or fails a job.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -22,6 +25,7 @@ from chalicelib.domain import Job
 from chalicelib.handlers.schemas import JobOut
 from chalicelib.notifications import events, fanout, webhooks
 from chalicelib.notifications.adapters.queue import decode
+from chalicelib.notifications.domain import WebhookDeliveryMessage
 from chalicelib.observability import logger
 
 
@@ -51,26 +55,49 @@ def _change(record: dict[str, Any]) -> events.TableChange | None:
         return None
 
 
-def handle_messages(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _partial(raw_event: dict[str, Any], context: Any, handler: Callable[[SQSRecord], str]) -> dict[str, Any]:
+    """Each record through `handler`; the ones that raised are reported for SQS to deliver again."""
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     result = process_partial_response(
-        event=raw_event, record_handler=_record, processor=processor, context=context
+        event=raw_event, record_handler=handler, processor=processor, context=context
     )
     return dict(result)
+
+
+def handle_messages(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _partial(raw_event, context, _record)
 
 
 def _record(record: SQSRecord) -> str:
     message = decode(record.body)
     ctx = notify_services()
-    if isinstance(message, dict):
-        payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-        outcome = fanout.fan_out(ctx, message, payload)
-        logger().info(
-            "event fanned out",
-            extra={"event_id": message["id"], "emails": outcome.emails, "deliveries": outcome.deliveries},
-        )
-        return "fanned out"
-    what = webhooks.deliver(ctx, message)
+    if isinstance(message, WebhookDeliveryMessage):
+        # Queued here before the webhook queue existed: forwarded, not tried in a fan-out.
+        ctx.queue.send_delivery(message, 0)
+        return "forwarded"
+    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    outcome = fanout.fan_out(ctx, message, payload)
+    logger().info(
+        "event fanned out",
+        extra={
+            "event_id": message["id"],
+            "emails": outcome.emails,
+            "pushes": outcome.pushes,
+            "deliveries": outcome.deliveries,
+        },
+    )
+    return "fanned out"
+
+
+def handle_deliveries(raw_event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _partial(raw_event, context, _try)
+
+
+def _try(record: SQSRecord) -> str:
+    message = decode(record.body)
+    if not isinstance(message, WebhookDeliveryMessage):
+        raise ValueError("An event on the webhook queue")  # not ours to fan out: redriven to the DLQ
+    what = webhooks.deliver(notify_services(), message)
     logger().info(
         "webhook try",
         extra={

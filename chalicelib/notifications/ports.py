@@ -13,6 +13,7 @@ from chalicelib.notifications.domain import (
     Mail,
     MemberAddress,
     PostResult,
+    PushSubscription,
     WebhookDelivery,
     WebhookDeliveryMessage,
 )
@@ -28,8 +29,16 @@ class NotificationStore(Protocol):
     def get_membership(self, user_id: str, workspace_id: str) -> Membership | None: ...
     def memberships_of(self, user_id: str) -> list[Membership]: ...
     def members_of(self, workspace_id: str) -> list[MemberAddress]: ...
-    def set_email_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
-        """The member's choice (None: back to the defaults). NotFoundError when not a member."""
+    def set_email_events(
+        self,
+        user_id: str,
+        workspace_id: str,
+        events: Sequence[str] | None,
+        expected_version: int | None = None,
+    ) -> bool:
+        """The member's choice (None: back to the defaults), its version counted up. With
+        `expected_version`: only if the choice is still at that version (False when it moved on).
+        NotFoundError when not a member."""
         ...
 
     def get_low_credits_threshold(self, workspace_id: str) -> int | None: ...
@@ -68,11 +77,32 @@ class NotificationStore(Protocol):
         """A finished delivery back to pending (resend); None when it is still pending or missing."""
         ...
 
+    def claim_try_slot(
+        self, workspace_id: str, holder: str, now: datetime, until: datetime, slots: int
+    ) -> str | None:
+        """One of the workspace's `slots` webhook try slots, held by `holder` until `until` (a
+        slot whose holder died frees itself then); None when every one is held."""
+        ...
+
+    def free_try_slot(self, slot: str, holder: str) -> None:
+        """Give the slot back (if `holder` still holds it)."""
+        ...
+
     def claim_email(self, event_id: str, recipient: str, expires: datetime) -> bool:
         """Mark (event, recipient) as mailed; False when it already was."""
         ...
 
     def release_email(self, event_id: str, recipient: str) -> None: ...
+
+    def set_push_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        """The member's push choice (None: the defaults). NotFoundError when not a member."""
+        ...
+
+    def put_push_subscription(self, subscription: PushSubscription) -> None: ...
+    def push_subscriptions_of(self, user_id: str) -> list[PushSubscription]: ...
+    def delete_push_subscription(self, user_id: str, subscription_id: str) -> bool:
+        """False when there was none."""
+        ...
 
 
 class Mailer(Protocol):
@@ -97,8 +127,23 @@ class WebhookSender(Protocol):
         ...
 
 
+class PushSender(Protocol):
+    """Web Push (RFC 8030) with VAPID (RFC 8292) and an encrypted payload (RFC 8291). Never
+    raises for what the push service does: PostResult says it (404/410: the subscription is gone)."""
+
+    def public_key(self) -> str:
+        """The VAPID public key (base64url, uncompressed P-256 point): the browser's
+        applicationServerKey. ServiceUnavailableError when push is not configured."""
+        ...
+
+    def push(
+        self, subscription: PushSubscription, addresses: Sequence[str], payload: bytes
+    ) -> PostResult: ...
+
+
 class NotificationQueue(Protocol):
-    """The notifications queue on SQS. Raises QueueSendError when a message could not be sent."""
+    """The two notification queues on SQS: events (to fan out) and webhook tries. Raises
+    QueueSendError when a message could not be sent."""
 
     def send_event(self, payload: dict[str, Any]) -> None: ...
     def send_delivery(self, message: WebhookDeliveryMessage, delay_seconds: int) -> None: ...
@@ -117,3 +162,7 @@ class NotifyServices:
     resolve: Resolver
     clock: Callable[[], datetime] = field(default=utcnow)
     random: Callable[[], float] = field(default=lambda: 0.5)  # jitter in [0, 1)
+    # The unsubscribe links' key, read when a link is made or checked (deployed: a secret);
+    # None: NOTIFY_SIGNING_KEY from the settings.
+    signing_key: Callable[[], str] | None = None
+    pusher: PushSender | None = None  # None: no Web Push (its routes answer 503)

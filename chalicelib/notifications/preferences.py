@@ -1,5 +1,7 @@
 """Who gets which email: each member's choice (or the defaults for their role), and unsubscribe
-links that work without signing in (a token signed with NOTIFY_SIGNING_KEY)."""
+links that work without signing in (a token signed with the notifications' signing key; deployed,
+read at run time from Secrets Manager), that expire (UNSUBSCRIBE_LINK_DAYS) and that are spent
+once the member's choice changes (each change counts the choice's version up)."""
 
 from __future__ import annotations
 
@@ -7,30 +9,32 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import quote
 
 from chalicelib.domain import Principal, Role
 from chalicelib.errors import ForbiddenError, ServiceUnavailableError, ValidationError
 from chalicelib.notifications.domain import (
     DEFAULT_LOW_CREDITS_THRESHOLD,
+    MAX_LOW_CREDITS_THRESHOLD,
+    PUSHABLE,
     SUBSCRIBABLE,
     EventType,
+    MemberAddress,
     Preferences,
     default_email_events,
 )
 from chalicelib.notifications.ports import NotifyServices
 from chalicelib.processing.access import resolve_workspace
 
-if TYPE_CHECKING:
-    from chalicelib.config import Settings
-
-MAX_THRESHOLD = 1_000_000
+MAX_THRESHOLD = MAX_LOW_CREDITS_THRESHOLD
 
 
-def parse_events(names: Sequence[str]) -> list[EventType]:
-    known = {e.value: e for e in SUBSCRIBABLE}
+def parse_events(names: Sequence[str], allowed: Sequence[EventType] = SUBSCRIBABLE) -> list[EventType]:
+    known = {e.value: e for e in allowed}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValidationError(f"Unknown event type: {unknown[0]!r} (known: {', '.join(known)})")
@@ -48,6 +52,8 @@ def preferences(ctx: NotifyServices, principal: Principal, workspace_id: str | N
                 member.email,
                 member.email_events,
                 member.chosen is not None,
+                member.version,
+                member.push_events,
             )
     return Preferences(
         principal.user_id,
@@ -70,6 +76,7 @@ def update(
     workspace_id: str | None,
     email_events: Sequence[str] | None,
     low_credits_threshold: int | None,
+    push_events: Sequence[str] | None = None,
 ) -> Preferences:
     membership = resolve_workspace(ctx.store, principal, workspace_id)
     if low_credits_threshold is not None:
@@ -81,12 +88,32 @@ def update(
     if email_events is not None:
         events = parse_events(email_events)
         ctx.store.set_email_events(principal.user_id, membership.workspace_id, [e.value for e in events])
+    if push_events is not None:
+        chosen = parse_events(push_events, PUSHABLE)
+        ctx.store.set_push_events(principal.user_id, membership.workspace_id, [e.value for e in chosen])
     return preferences(ctx, principal, membership.workspace_id)
 
 
 # --- unsubscribe tokens -----------------------------------------------------------------------
-def _key(settings: Settings) -> bytes:
-    key = settings.notify_signing_key.get_secret_value()
+# A token is `<body>.<signature>`, both unpadded base64url: the body is the JSON of who (u), which
+# workspace (w), which event type (e), the member's choice version it was made at (v) and when it
+# expires (x, epoch seconds); the signature is HMAC-SHA256 of the body. Only that exact form is
+# read: no padding, no other character, nothing before or after.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,1024}\.[A-Za-z0-9_-]{43}")
+_FIELDS = {"u": str, "w": str, "e": str, "v": int, "x": int}
+
+
+@dataclass(frozen=True)
+class UnsubscribeLink:
+    user_id: str
+    workspace_id: str
+    event: EventType
+    version: int
+
+
+def _key(ctx: NotifyServices) -> bytes:
+    configured = ctx.settings.notify_signing_key.get_secret_value()
+    key = ctx.signing_key() if ctx.signing_key is not None else configured
     if not key:
         raise ServiceUnavailableError("Notifications are not configured (NOTIFY_SIGNING_KEY)")
     return key.encode()
@@ -97,43 +124,87 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: the canonical unpadded base64url of some bytes, or ValueError."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
-def unsubscribe_token(settings: Settings, user_id: str, workspace_id: str, event: EventType) -> str:
-    body = _b64(
-        json.dumps({"u": user_id, "w": workspace_id, "e": event.value}, separators=(",", ":")).encode()
-    )
-    signature = hmac.new(_key(settings), body.encode(), hashlib.sha256).digest()
+def unsubscribe_token(
+    ctx: NotifyServices, user_id: str, workspace_id: str, event: EventType, version: int
+) -> str:
+    expires = ctx.clock() + timedelta(days=ctx.settings.unsubscribe_link_days)
+    claims = {
+        "u": user_id,
+        "w": workspace_id,
+        "e": event.value,
+        "v": version,
+        "x": int(expires.timestamp()),
+    }
+    body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(_key(ctx), body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(signature)}"
 
 
-def unsubscribe_url(settings: Settings, user_id: str, workspace_id: str, event: EventType) -> str:
-    token = unsubscribe_token(settings, user_id, workspace_id, event)
-    return f"{settings.public_api_url.rstrip('/')}/notifications/unsubscribe?token={quote(token)}"
+def unsubscribe_url(
+    ctx: NotifyServices, user_id: str, workspace_id: str, event: EventType, version: int
+) -> str:
+    token = unsubscribe_token(ctx, user_id, workspace_id, event, version)
+    return f"{ctx.settings.public_api_url.rstrip('/')}/notifications/unsubscribe?token={quote(token)}"
 
 
-def read_token(settings: Settings, token: str) -> tuple[str, str, EventType]:
-    """(user, workspace, event type) of a genuine token; ValidationError for anything else."""
+def read_token(ctx: NotifyServices, token: str) -> UnsubscribeLink:
+    """What a genuine, unexpired token names; ValidationError for anything else."""
     invalid = ValidationError("This unsubscribe link is not valid")
+    if not _TOKEN.fullmatch(token):
+        raise invalid
     body, _, signature = token.partition(".")
     try:
-        expected = hmac.new(_key(settings), body.encode(), hashlib.sha256).digest()
+        expected = hmac.new(_key(ctx), body.encode(), hashlib.sha256).digest()
         if not hmac.compare_digest(expected, _unb64(signature)):
             raise invalid
-        data = json.loads(_unb64(body))
-        return str(data["u"]), str(data["w"]), EventType(data["e"])
+        claims = json.loads(_unb64(body))
+        if not isinstance(claims, dict) or claims.keys() != _FIELDS.keys():
+            raise invalid
+        if any(type(claims[name]) is not kind for name, kind in _FIELDS.items()):
+            raise invalid
+        link = UnsubscribeLink(claims["u"], claims["w"], EventType(claims["e"]), claims["v"])
     except (ValueError, KeyError, TypeError) as exc:
         raise invalid from exc
+    if ctx.clock().timestamp() >= claims["x"]:
+        raise ValidationError("This unsubscribe link has expired: change your emails in the dashboard")
+    return link
+
+
+_MOVED_ON = "This unsubscribe link is no longer valid: your email settings changed after it was sent"
+
+
+def check_link(ctx: NotifyServices, token: str) -> UnsubscribeLink:
+    """A token that still applies: genuine, unexpired, its member still a member and their
+    choice still at the version the link was made at (a link spent, or sent before the member
+    chose again, applies no more)."""
+    link = read_token(ctx, token)
+    current = _member(ctx, link.user_id, link.workspace_id)
+    if current is None:
+        raise ValidationError("This unsubscribe link is no longer valid")
+    if current.version != link.version:
+        raise ValidationError(_MOVED_ON)
+    return link
 
 
 def unsubscribe(ctx: NotifyServices, token: str) -> EventType:
-    """Turn off one event type's emails for the member the token names (no sign-in)."""
-    user_id, workspace_id, event = read_token(ctx.settings, token)
-    membership = ctx.store.get_membership(user_id, workspace_id)
-    if membership is None:
-        raise ValidationError("This unsubscribe link is no longer valid")
-    current = preferences(ctx, Principal(user_id=user_id), workspace_id)
-    remaining = [e.value for e in current.email_events if e != event]
-    ctx.store.set_email_events(user_id, workspace_id, remaining)
-    return event
+    """Turn off one event type's emails for the member the token names (no sign-in), once, and
+    only if their choice has not changed since the link was made."""
+    link = check_link(ctx, token)
+    current = preferences(ctx, Principal(user_id=link.user_id), link.workspace_id)
+    remaining = [e.value for e in current.email_events if e != link.event]
+    if not ctx.store.set_email_events(
+        link.user_id, link.workspace_id, remaining, expected_version=link.version
+    ):
+        raise ValidationError(_MOVED_ON)
+    return link.event
+
+
+def _member(ctx: NotifyServices, user_id: str, workspace_id: str) -> MemberAddress | None:
+    return next((m for m in ctx.store.members_of(workspace_id) if m.user_id == user_id), None)

@@ -14,9 +14,9 @@ from chalice import Blueprint, Response
 from chalicelib.bootstrap import notify_services
 from chalicelib.domain import Principal
 from chalicelib.errors import DomainError, ValidationError
-from chalicelib.handlers.http import error_response, route
+from chalicelib.handlers.http import error_response, refuse_large_body, route
 from chalicelib.handlers.lazy import models
-from chalicelib.notifications import preferences, webhooks
+from chalicelib.notifications import preferences, push, webhooks
 
 if TYPE_CHECKING:
     from chalicelib.handlers.schemas import WorkspaceIn
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
         EndpointIn,
         EndpointListOut,
         EndpointOut,
+        PublicKeyOut,
+        PushSubscriptionEnvelope,
+        PushSubscriptionIn,
+        PushSubscriptionListOut,
+        PushSubscriptionOut,
         RegisteredOut,
         SecretOut,
         SettingsIn,
@@ -46,6 +51,11 @@ else:  # named here, built at their first use (chalicelib.handlers.lazy)
             "EndpointIn",
             "EndpointListOut",
             "EndpointOut",
+            "PublicKeyOut",
+            "PushSubscriptionEnvelope",
+            "PushSubscriptionIn",
+            "PushSubscriptionListOut",
+            "PushSubscriptionOut",
             "RegisteredOut",
             "SecretOut",
             "SettingsIn",
@@ -83,7 +93,7 @@ def get_settings(principal: Principal, query: WorkspaceIn) -> SettingsOut:
     blueprint,
     "/notifications/settings",
     "PUT",
-    summary="Choose which events email you (owners: the low-credit threshold)",
+    summary="Choose which events email you and reach your browsers (owners: the low-credit threshold)",
     body=SettingsIn,
     response=SettingsOut,
     errors=(400, 403, 404),
@@ -91,7 +101,7 @@ def get_settings(principal: Principal, query: WorkspaceIn) -> SettingsOut:
 def put_settings(principal: Principal, body: SettingsIn) -> SettingsOut:
     ctx = notify_services()
     prefs = preferences.update(
-        ctx, principal, body.workspace_id, body.email_events, body.low_credits_threshold
+        ctx, principal, body.workspace_id, body.email_events, body.low_credits_threshold, body.push_events
     )
     return SettingsOut.of(prefs, preferences.threshold_of(ctx, prefs.workspace_id))
 
@@ -123,9 +133,13 @@ def unsubscribe() -> Response:
     request = blueprint.current_request
     params: dict[str, str] = dict(request.query_params or {})
     token = params.get("token", "")
+    try:
+        refuse_large_body(request)
+    except DomainError as error:
+        return error_response(error)
     ctx = notify_services()
     try:
-        _user, _ws, event = preferences.read_token(ctx.settings, token)
+        event = preferences.check_link(ctx, token).event
         if request.method == "GET":
             return _page(200, "Unsubscribe", f"Stop emails about {event.value}?", form_token=token)
         preferences.unsubscribe(ctx, token)
@@ -249,3 +263,59 @@ def resend_delivery(
         _id("deliveryId", deliveryId),
     )
     return DeliveryEnvelope(delivery=DeliveryOut.of(delivery))
+
+
+# --- Web Push: a person's browsers ---------------------------------------------------------------
+@route(
+    blueprint,
+    "/push/public-key",
+    "GET",
+    summary="The VAPID public key a browser subscribes with (applicationServerKey)",
+    response=PublicKeyOut,
+    errors=(503,),
+)
+def push_public_key(principal: Principal) -> PublicKeyOut:
+    return PublicKeyOut(public_key=push.public_key(notify_services()))
+
+
+@route(
+    blueprint,
+    "/push/subscriptions",
+    "POST",
+    summary="Subscribe this browser to push notifications about your jobs",
+    status=201,
+    body=PushSubscriptionIn,
+    response=PushSubscriptionEnvelope,
+    errors=(400, 503),
+)
+def push_subscribe(principal: Principal, body: PushSubscriptionIn) -> PushSubscriptionEnvelope:
+    request = blueprint.current_request
+    agent = str(request.headers.get("user-agent", "")) if request is not None else ""
+    keys = body.keys
+    done = push.subscribe(notify_services(), principal, body.endpoint, keys.p256dh, keys.auth, agent)
+    return PushSubscriptionEnvelope(subscription=PushSubscriptionOut.of(done))
+
+
+@route(
+    blueprint,
+    "/push/subscriptions",
+    "GET",
+    summary="Your browsers subscribed to push notifications",
+    response=PushSubscriptionListOut,
+)
+def push_list(principal: Principal) -> PushSubscriptionListOut:
+    found = push.subscriptions(notify_services(), principal)
+    return PushSubscriptionListOut(subscriptions=[PushSubscriptionOut.of(s) for s in found])
+
+
+@route(
+    blueprint,
+    "/push/subscriptions/{subscriptionId}",
+    "DELETE",
+    summary="Stop push notifications to one of your browsers",
+    response=DeletedOut,
+    errors=(400, 404),
+)
+def push_unsubscribe(principal: Principal, subscriptionId: str) -> DeletedOut:  # noqa: N803
+    push.unsubscribe(notify_services(), principal, _id("subscriptionId", subscriptionId))
+    return DeletedOut(deleted=True)

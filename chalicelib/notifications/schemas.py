@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
-from chalicelib.handlers.schemas import Schema, WorkspaceIn
-from chalicelib.notifications.domain import SUBSCRIBABLE, Endpoint, Preferences, WebhookDelivery
+from chalicelib.handlers.schemas import Schema, WholeNumber, WorkspaceIn
+from chalicelib.notifications.domain import (
+    MAX_LOW_CREDITS_THRESHOLD,
+    PUSHABLE,
+    SUBSCRIBABLE,
+    Endpoint,
+    Preferences,
+    PushSubscription,
+    WebhookDelivery,
+)
 
-EventName = Literal["job.completed", "job.failed", "job.cancelled", "job.retried", "credits.low"]
+# An event type a list may name, documented (the service refuses others in its own words).
+EventName = Annotated[str, WithJsonSchema({"type": "string", "enum": [e.value for e in SUBSCRIBABLE]})]
+PushEventName = Annotated[str, WithJsonSchema({"type": "string", "enum": [e.value for e in PUSHABLE]})]
+# A whole number (not `false`, not "3") within the bounds the service holds it to.
+Threshold = Annotated[
+    WholeNumber,
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_LOW_CREDITS_THRESHOLD}),
+]
 
 
 class SettingsIn(WorkspaceIn):
-    email_events: list[str] | None = Field(default=None, max_length=len(SUBSCRIBABLE))
-    low_credits_threshold: int | None = None
+    email_events: list[EventName] | None = Field(default=None, max_length=len(SUBSCRIBABLE))
+    low_credits_threshold: Threshold | None = None
+    push_events: list[PushEventName] | None = Field(default=None, max_length=len(PUSHABLE))
 
 
 class SettingsOut(Schema):
@@ -26,6 +42,8 @@ class SettingsOut(Schema):
     customized: bool  # False: the defaults for the role
     low_credits_threshold: int
     event_types: list[str]
+    push_events: list[str]  # what this member's browsers get (Web Push)
+    push_event_types: list[str]
 
     @classmethod
     def of(cls, p: Preferences, threshold: int) -> SettingsOut:
@@ -37,12 +55,14 @@ class SettingsOut(Schema):
             customized=p.chosen,
             low_credits_threshold=threshold,
             event_types=[e.value for e in SUBSCRIBABLE],
+            push_events=sorted(e.value for e in p.push_events),
+            push_event_types=[e.value for e in PUSHABLE],
         )
 
 
 class EndpointIn(WorkspaceIn):
     url: str = Field(min_length=1, max_length=2048)
-    event_types: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
+    event_types: list[EventName] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
     description: str = Field(default="", max_length=200)
 
 
@@ -131,3 +151,40 @@ class DeliveryLogOut(Schema):
 
 class DeliveryEnvelope(Schema):
     delivery: DeliveryOut
+
+
+# --- Web Push -------------------------------------------------------------------------------------
+class PublicKeyOut(Schema):
+    public_key: str  # the VAPID public key: the browser's applicationServerKey (base64url)
+
+
+class PushKeysIn(Schema):
+    p256dh: str = Field(min_length=1, max_length=200)
+    auth: str = Field(min_length=1, max_length=100)
+
+
+class PushSubscriptionIn(Schema):
+    """What the browser's PushSubscription.toJSON() gives (expirationTime is ignored)."""
+
+    endpoint: str = Field(min_length=1, max_length=2048)
+    keys: PushKeysIn
+    expiration_time: int | None = None
+
+
+class PushSubscriptionOut(Schema):
+    id: str
+    endpoint: str
+    created_at: datetime
+    user_agent: str
+
+    @classmethod
+    def of(cls, s: PushSubscription) -> PushSubscriptionOut:
+        return cls(id=s.id, endpoint=s.endpoint, created_at=s.created_at, user_agent=s.user_agent)
+
+
+class PushSubscriptionEnvelope(Schema):
+    subscription: PushSubscriptionOut
+
+
+class PushSubscriptionListOut(Schema):
+    subscriptions: list[PushSubscriptionOut]

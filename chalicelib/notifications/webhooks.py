@@ -8,13 +8,19 @@ times a random factor in [0.5, 1). SQS delays a message at most 15 minutes, so a
 is made of hops: the message comes back, sees it is early, and goes back for the rest.
 When the next try would start more than WEBHOOK_RETRY_WINDOW_SECONDS (24 h) after the first,
 the delivery is failed instead; WEBHOOK_DISABLE_AFTER_FAILURES failed deliveries in a row
-disable the endpoint and email the workspace's owners.
+disable the endpoint and email the workspace's owners (the notice is an event like any other).
+
+Tenants cannot slow each other down: a try has one deadline (WEBHOOK_TIMEOUT_SECONDS, however
+slowly the endpoint answers), runs in the webhook function (never beside a fan-out), and holds
+one of its workspace's WEBHOOK_MAX_CONCURRENT_TRIES slots while it runs. A try that finds every
+slot held goes back to the queue for a moment without counting as a try, so one workspace's slow
+endpoints occupy at most that many of the function's (reserved) concurrent runs.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -30,8 +36,7 @@ from chalicelib.notifications.domain import (
     WebhookDeliveryMessage,
     WebhookDeliveryStatus,
 )
-from chalicelib.notifications.endpoint_urls import check_url
-from chalicelib.notifications.fanout import fan_out
+from chalicelib.notifications.endpoint_urls import check_url, normalized
 from chalicelib.notifications.ports import NotifyServices
 from chalicelib.notifications.preferences import parse_events
 from chalicelib.processing.access import resolve_workspace
@@ -39,6 +44,7 @@ from chalicelib.processing.access import resolve_workspace
 SQS_MAX_DELAY = 900
 MAX_DESCRIPTION = 200
 DELIVERY_LOG_LIMIT = 50
+SLOT_MARGIN_SECONDS = 30  # a slot outlives its try by this much (then a dead holder's slot frees itself)
 
 
 class EndpointNotFoundError(NotFoundError):
@@ -88,6 +94,7 @@ def register(
     events = parse_events(event_types)
     if len(description) > MAX_DESCRIPTION:
         raise ValidationError(f"description is longer than {MAX_DESCRIPTION} characters")
+    url = normalized(url)  # stored and sent in ASCII (an IDNA host, a percent-encoded path)
     check_url(url, ctx.resolve, ctx.settings.webhook_allow_local)
     if len(ctx.store.endpoints_of(ws)) >= ctx.settings.webhook_max_endpoints:
         raise ValidationError(f"A workspace can have at most {ctx.settings.webhook_max_endpoints} endpoints")
@@ -174,8 +181,14 @@ def hop_delay(until: datetime, now: datetime) -> int:
     return max(0, min(SQS_MAX_DELAY, int(remaining + 0.999)))
 
 
+def busy_delay(ctx: NotifyServices) -> int:
+    """How long a try that found its workspace's slots held waits: about one try's deadline."""
+    return max(1, math.ceil(ctx.settings.webhook_timeout_seconds * (0.5 + ctx.random() / 2)))
+
+
 def deliver(ctx: NotifyServices, message: WebhookDeliveryMessage) -> str:
-    """One try of one delivery (or one hop of a long wait). Returns what happened, for the logs."""
+    """One try of one delivery (or one hop of a long wait, or a turn waited for a slot).
+    Returns what happened, for the logs."""
     delivery = ctx.store.get_delivery(message.endpoint_id, message.delivery_id)
     if (
         delivery is None
@@ -192,7 +205,18 @@ def deliver(ctx: NotifyServices, message: WebhookDeliveryMessage) -> str:
         reason = "The endpoint was deleted" if endpoint is None else "The endpoint is disabled"
         _finish(ctx, delivery, PostResult(None, reason), WebhookDeliveryStatus.FAILED, now)
         return "endpoint gone"
-    result = _post(ctx, endpoint, delivery, now)
+    holder = new_id()
+    lease = now + timedelta(seconds=ctx.settings.webhook_timeout_seconds + SLOT_MARGIN_SECONDS)
+    slot = ctx.store.claim_try_slot(
+        endpoint.workspace_id, holder, now, lease, ctx.settings.webhook_max_concurrent_tries
+    )
+    if slot is None:
+        ctx.queue.send_delivery(message, busy_delay(ctx))  # the same try, a moment later
+        return "busy"
+    try:
+        result = _post(ctx, endpoint, delivery, now)
+    finally:
+        ctx.store.free_try_slot(slot, holder)
     if result.ok:
         if _finish(ctx, delivery, result, WebhookDeliveryStatus.DELIVERED, now):
             ctx.store.reset_failed_streak(endpoint.workspace_id, endpoint.id)
@@ -206,7 +230,10 @@ def _post(ctx: NotifyServices, endpoint: Endpoint, delivery: WebhookDelivery, no
     except ValidationError as exc:
         return PostResult(None, exc.message)
     body, secrets_now = delivery.payload, endpoint.secrets(now)
-    return ctx.sender.post(endpoint.url, addresses, delivery.event_id, body, secrets_now, now)
+    try:
+        return ctx.sender.post(endpoint.url, addresses, delivery.event_id, body, secrets_now, now)
+    except Exception as exc:  # whatever a try raises is a failed try, recorded (never a stuck delivery)
+        return PostResult(None, f"Could not send: {type(exc).__name__}")
 
 
 def _finish(
@@ -272,4 +299,5 @@ def _count_failure(ctx: NotifyServices, endpoint: Endpoint, delivery: WebhookDel
         "workspaceId": endpoint.workspace_id,
         "data": {"endpointId": endpoint.id, "url": endpoint.url, "reason": reason},
     }
-    fan_out(ctx, notice, json.dumps(notice))
+    # Emailed by the fan-out, like any event: the webhook function sends no email.
+    ctx.queue.send_event(notice)

@@ -29,7 +29,7 @@ from chalicelib.processing.access import require_member
 from chalicelib.processing.autoretry import charged_attempt
 from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
-from chalicelib.processing.storage import remove, segments_prefix
+from chalicelib.processing.storage import discard_upload, remove, segments_prefix
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ def _cancel(
         except TransitionRefusedError:
             continue
         remove(svc, segments_prefix(job.workspace_id, job.id))  # a long video's parts: nobody's now
+        if job.status == JobStatus.UPLOADING:
+            discard_upload(svc, job)  # an upload never to be started: its parts (or its object)
         count("JobsCancelled")
         logger().info(
             "job cancelled",

@@ -8,7 +8,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from chalicelib.domain import utcnow
-from chalicelib.processing.ports import JobQueue, ObjectStore, Repository, Segmenter, Transcoder
+from chalicelib.processing.ports import (
+    JobQueue,
+    ObjectStore,
+    RateLimiter,
+    Repository,
+    Segmenter,
+    Transcoder,
+)
 
 if TYPE_CHECKING:
     from chalicelib.config import Settings
@@ -23,3 +30,4 @@ class Services:
     transcoder: Transcoder | None = None
     segmenter: Segmenter | None = None  # the long-video path; None: every video in one pass
     clock: Callable[[], datetime] = field(default=utcnow)
+    limits: RateLimiter | None = None  # per-user request windows; None: no limit (unit tests)

@@ -28,6 +28,7 @@ from chalicelib.errors import (
     RepeatedFailureError,
     TranscodeFailedError,
     TranscodeTimeoutError,
+    UploadExpiredError,
     UploadOutputError,
     WorkerInterruptedError,
 )
@@ -85,6 +86,12 @@ _TABLE: dict[str, Failure] = {
             InputMissingError.default_message,
             FailureKind.PERMANENT,
             "Upload the video again: the original file is no longer stored.",
+        ),
+        Failure(
+            UploadExpiredError.code,
+            UploadExpiredError.default_message,
+            FailureKind.PERMANENT,
+            "Choose the video again to upload it as a new job: an unfinished upload is not kept.",
         ),
         Failure(
             TranscodeTimeoutError.code,

@@ -1,4 +1,5 @@
-"""Jobs: create with a presigned upload, start (charge 1 credit and queue), read, list, download."""
+"""Jobs: create with a presigned upload (one PUT, or a multipart upload in parts for a large
+file: chalicelib.uploads), start (charge 1 credit and queue), read, list, download."""
 
 from __future__ import annotations
 
@@ -32,9 +33,12 @@ from chalicelib.processing.contention import with_contention
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import Queued, dispatch
 from chalicelib.processing.idempotency import Key
+from chalicelib.processing.limits import check_rate
 from chalicelib.processing.ports import PresignedRequest
 from chalicelib.processing.pricing import pricing_of
 from chalicelib.processing.storage import input_key
+from chalicelib.uploads import service as uploads
+from chalicelib.uploads.parts import Multipart
 
 START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 
@@ -42,7 +46,7 @@ START_REFUND_MESSAGE = "Could not queue the job. Your credit was refunded."
 @dataclass(frozen=True)
 class NewUpload:
     job: Job
-    upload: PresignedRequest
+    upload: PresignedRequest | Multipart  # one PUT, or the parts to send (chalicelib.uploads)
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,10 @@ def create_job(
     size: int,
     workspace_id: str | None,
 ) -> NewUpload:
-    """A job in `uploading`, and a presigned PUT for its file. Nothing is charged yet."""
+    """A job in `uploading`, and how to send its file: a presigned PUT, or (above
+    UPLOAD_MULTIPART_THRESHOLD_BYTES) a multipart upload begun at R2. Nothing is charged yet: the
+    caller's rate limit (RATE_LIMIT_REQUESTS per window) bounds how many they create."""
+    check_rate(svc, principal, "create-job")
     if not re.fullmatch(VIDEO_TYPE_PATTERN, content_type):
         raise ValidationError(f"Only video files can be processed (got content type '{content_type}')")
     content_type = content_type.lower()
@@ -91,6 +98,10 @@ def create_job(
         updated_at=now,
         created_by=principal.user_id,
     )
+    if uploads.wants_parts(svc, size):
+        job = uploads.begin(svc, job)
+        svc.repo.commit(transitions.create_job(job))
+        return NewUpload(job=job, upload=uploads.described(job))
     svc.repo.commit(transitions.create_job(job))
     upload = svc.store.presign_upload(
         job.input_file_key, content_type, size, svc.settings.upload_url_expiry_seconds
@@ -128,7 +139,7 @@ def _start_once(
             f"The upload has {stored.size} bytes but {job.size} were declared. Upload the whole file again."
         )
     now = svc.clock()
-    started = transitions.start(job, principal.user_id, now)
+    started = transitions.start(job, principal.user_id, now, cap=svc.settings.max_active_jobs)
     queued = project(job, started)
     if key:
         started = dataclasses.replace(started, answer=key.answer(svc, Queued(queued)))

@@ -37,10 +37,43 @@ class StoredObject:
     content_type: str | None
 
 
+@dataclass(frozen=True)
+class StoredPart:
+    """One part of an unfinished multipart upload, as R2 lists it."""
+
+    number: int
+    size: int
+    etag: str
+
+
 class ObjectStore(Protocol):
     """R2 through its S3-compatible API. Raises StorageError when R2 itself fails."""
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest: ...
+
+    # Multipart uploads (a file in parts; chalicelib.uploads decides their sizes)
+    def start_multipart(self, key: str, content_type: str) -> str:
+        """A new multipart upload of `key`; its upload id."""
+        ...
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> PresignedRequest:
+        """A PUT of part `number` with exactly `size` bytes (Content-Length signed in)."""
+        ...
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
+        """The parts R2 holds, by number; None when the upload no longer exists (completed or
+        aborted)."""
+        ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
+        """Join the parts into the object. PartsIncompleteError when R2 refuses the parts."""
+        ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Discard the upload and its parts (nothing to do when it no longer exists)."""
+        ...
 
     def presign_download(self, key: str, expires: int, filename: str | None = None) -> str: ...
 
@@ -226,4 +259,14 @@ class Repository(Protocol):
     # idempotency
     def get_answer(self, record_id: str, now: datetime) -> KeyedAnswer | None:
         """The key's stored answer; None when there is none, it expired, or it was released."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Counts a caller's requests per fixed window, shared by every process (DynamoDB)."""
+
+    def hit(self, key: str, limit: int, window_seconds: int, now: datetime) -> int | None:
+        """Count one request of `key` in the window `now` falls in: None while the window holds
+        at most `limit`, else the whole seconds until the window ends (nothing counted).
+        ServiceUnavailableError when it cannot be counted."""
         ...

@@ -15,6 +15,7 @@ when they have failed again since.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -39,22 +40,23 @@ class ReprocessReport:
     refused: dict[str, str] = field(default_factory=dict)  # job id -> why it was not re-queued
 
 
-def reprocess(svc: Services, request: ReprocessRequest, actor: str) -> ReprocessReport:
+def reprocess(
+    svc: Services,
+    request: ReprocessRequest,
+    actor: str,
+    each: Callable[[int, int], None] | None = None,
+) -> ReprocessReport:
+    """Re-queue the matching failed jobs; `each(done, total)` after every job (an operator's
+    progress bar)."""
     report = ReprocessReport()
-    for job in failed_jobs(svc, request):
+    matched = failed_jobs(svc, request)
+    for done, job in enumerate(matched, start=1):
         report.selected.append(job.id)
-        if request.dry_run:
-            continue
         try:
-            retried = requeue(svc, job, Trigger.REPROCESS, actor, request.free, _key(request, job))
-        except AnswerExistsError:
-            report.refused[job.id] = "ALREADY_DONE: this request already re-queued the job"
-            continue
-        except DomainError as error:
-            report.refused[job.id] = f"{http_error_for(error).code}: {error.message}"
-            continue
-        report.requeued += 1
-        report.credits_charged += retried.credits_charged
+            _one(svc, request, actor, job, report)
+        finally:
+            if each is not None:
+                each(done, len(matched))
     logger().info(
         "reprocess done",
         extra={
@@ -66,6 +68,21 @@ def reprocess(svc: Services, request: ReprocessRequest, actor: str) -> Reprocess
         },
     )
     return report
+
+
+def _one(svc: Services, request: ReprocessRequest, actor: str, job: Job, report: ReprocessReport) -> None:
+    if request.dry_run:
+        return
+    try:
+        retried = requeue(svc, job, Trigger.REPROCESS, actor, request.free, _key(request, job))
+    except AnswerExistsError:
+        report.refused[job.id] = "ALREADY_DONE: this request already re-queued the job"
+        return
+    except DomainError as error:
+        report.refused[job.id] = f"{http_error_for(error).code}: {error.message}"
+        return
+    report.requeued += 1
+    report.credits_charged += retried.credits_charged
 
 
 def _key(request: ReprocessRequest, job: Job) -> Key[Retried] | None:

@@ -6,7 +6,10 @@ The rules, in the order the seed checks them:
 3. the workspace has the retry's price (else 403 "Insufficient credits ..."); the price is 1
    credit, or 0 for the job's free retry under RETRY_PRICING first_free, and a job whose start
    was refunded pays its first retry as a start (chalicelib.lifecycle.pricing);
-4. the original upload is still in R2 (else 409).
+4. the original upload is still in R2 (else 409);
+5. the workspace has fewer than MAX_ACTIVE_JOBS jobs queued or processing (else 429 with
+   Retry-After; the batch reports the jobs it could not queue). The transaction itself checks it
+   and counts the job in, so two retries at once can never both pass the cap.
 Then ONE transaction (chalicelib.lifecycle.transitions.retry): job failed→queued (guard: still
 failed at the attempt and retry count read), credits −price (guard: credits ≥ price, and the
 workspace's pricing override is exactly what the price was decided from), the caller's
@@ -36,6 +39,7 @@ from chalicelib.domain import (
     Workspace,
 )
 from chalicelib.errors import (
+    ActiveJobsLimitError,
     DomainError,
     InsufficientCreditsForRetryError,
     JobNotFailedError,
@@ -185,7 +189,9 @@ def _commit_retry(
     granted: bool,
     key: Key[Retried] | None,
 ) -> Retried:
-    retried = transitions.retry([job], basis, trigger, actor, member, svc.clock(), granted=granted)
+    retried = transitions.retry(
+        [job], basis, trigger, actor, member, svc.clock(), granted=granted, cap=svc.settings.max_active_jobs
+    )
     queued, attempt = project(job, retried), _new_attempt(retried, job.id)
     charged = attempt.credits_charged
     if key:
@@ -279,10 +285,14 @@ def _commit_batch(
     results.clear()  # a re-run after a TransactionConflict judges every job afresh
     eligible = _eligible(svc, ws_id, ids, results)
     workspace, repriced = _workspace(svc, ws_id), 0  # its pricing decides each job's price
+    cap = svc.settings.max_active_jobs
     while eligible:
+        eligible = _within_cap(eligible, cap - workspace.active_jobs, results)
+        if not eligible:
+            break
         basis = PricingBasis.read(workspace, svc.settings.retry_pricing)
         retried = transitions.retry(
-            eligible, basis, Trigger.BATCH, principal.user_id, principal.user_id, svc.clock()
+            eligible, basis, Trigger.BATCH, principal.user_id, principal.user_id, svc.clock(), cap=cap
         )
         if workspace.credits < -retried.credits:
             raise InsufficientCreditsForRetryError()
@@ -297,6 +307,8 @@ def _commit_batch(
             for job_id in exc.job_ids:
                 results[job_id] = _failure(job_id, JobNotFailedError())
             eligible = [job for job in eligible if job.id not in exc.job_ids]
+        except ActiveJobsLimitError:
+            workspace = _workspace(svc, ws_id)  # others joined the active jobs meanwhile: fewer fit
         except InsufficientCreditsForRetryError:
             fresh = _workspace(svc, ws_id)
             if fresh.retry_pricing == workspace.retry_pricing:
@@ -305,6 +317,14 @@ def _commit_batch(
             if repriced > 2:
                 raise TransactionConflictError() from None
     return None
+
+
+def _within_cap(eligible: list[Job], room: int, results: dict[str, ItemResult]) -> list[Job]:
+    """The first `room` jobs (in the request's order); the others reported as not queued."""
+    kept = eligible[: max(0, room)]
+    for job in eligible[len(kept) :]:
+        results[job.id] = _failure(job.id, ActiveJobsLimitError())
+    return kept
 
 
 def _workspace(svc: Services, ws_id: str) -> Workspace:

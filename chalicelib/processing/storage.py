@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.domain import JobStatus, QueueMessage
+from chalicelib.domain import Job, JobStatus, QueueMessage
 from chalicelib.errors import DownloadError, InputMissingError, StorageError
 from chalicelib.observability import count, logger, segment
 from chalicelib.processing.context import Services
@@ -120,6 +120,18 @@ def remove(svc: Services, key_or_prefix: str) -> None:
         svc.store.delete_prefix(key_or_prefix)
     except StorageError:
         logger().warning("could not delete left-over objects", extra={"prefix": key_or_prefix})
+
+
+def discard_upload(svc: Services, job: Job) -> None:
+    """Whatever R2 holds of an upload no attempt will read (its job cancelled while uploading): a
+    multipart upload's parts, or the object. Best effort: R2's lifecycle rules abort what this
+    misses (infra/r2-lifecycle.json)."""
+    try:
+        if job.upload_id is not None:
+            svc.store.abort_multipart(job.input_file_key, job.upload_id)
+    except StorageError:
+        logger().warning("could not abort a multipart upload", extra={"job_id": job.id})
+    remove(svc, job.input_file_key)
 
 
 def discard_if_cancelled(svc: Services, ref: QueueMessage, *keys: str) -> bool:

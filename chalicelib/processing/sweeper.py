@@ -11,6 +11,9 @@
 - An automatic retry waiting for its `nextAttemptAt` is not due (its `sweepAt` is that time).
 - The upload of a job that completed or was cancelled is deleted once its workspace's retention
   ran out (chalicelib.processing.retention); the job and its output stay.
+- A multipart upload still unfinished at its `sweepAt` (UPLOAD_MULTIPART_EXPIRY_SECONDS after it
+  began) is aborted at R2 and its job failed with UPLOAD_EXPIRED (chalicelib.uploads): nothing
+  was charged, and the job says why it will never run.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from chalicelib.processing.autoretry import Handled, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from chalicelib.processing.dispatch import message_for
+from chalicelib.uploads import service as uploads
 
 BATCH = 100
 MAX_WAIT = timedelta(hours=1)
@@ -48,6 +52,7 @@ class SweepReport:
     requeued: int
     interrupted: int
     originals_deleted: int = 0
+    uploads_expired: int = 0
 
 
 def sweep(svc: Services) -> SweepReport:
@@ -59,6 +64,8 @@ def sweep(svc: Services) -> SweepReport:
     requeued = sum(_each(due, lambda job: _resend(svc, job)))
     expired = svc.repo.jobs_to_sweep(JobStatus.PROCESSING, now, BATCH)
     interrupted = sum(_each(expired, lambda job: _interrupt(svc, job, now)))
+    unfinished = svc.repo.jobs_to_sweep(JobStatus.UPLOADING, now, BATCH)
+    uploads_expired = sum(_each(unfinished, lambda job: uploads.expire(svc, job, now)))
     finished, workspaces = retention.due_originals(svc, now, BATCH)
 
     def expire(job: Job) -> bool:
@@ -69,7 +76,9 @@ def sweep(svc: Services) -> SweepReport:
         count("JobsRequeued", requeued)
     if deleted:
         count("OriginalsDeleted", deleted)
-    return SweepReport(requeued=requeued, interrupted=interrupted, originals_deleted=deleted)
+    return SweepReport(
+        requeued=requeued, interrupted=interrupted, uploads_expired=uploads_expired, originals_deleted=deleted
+    )
 
 
 def _each(found: list[Job], action: Callable[[Job], bool]) -> list[bool]:

@@ -235,7 +235,7 @@ def test_upload_refusals_show_the_api_message(
     # Too big: the API's 413 message (a sparse file: nothing is read, only its size is declared).
     huge = tmp_path / "huge.mp4"
     with huge.open("wb") as f:
-        f.truncate(2 * 1024**3 + 1)
+        f.truncate(50 * 1024**3 + 1)
     upload.set_input_files(huge)
     expect(error).to_have_text(re.compile(r"^huge\.mp4: The file is too large"))
 

@@ -15,7 +15,8 @@ from tests.support.invariants import ledger_mismatches
 
 @pytest.fixture(autouse=True)
 def ledger_balances(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every test that used the stack: each workspace's ledger sums to its balance."""
+    """After every test that used the stack: each workspace's ledger sums to its balance, which is
+    below 0 only after a purchase reversal (tests/support/invariants.py)."""
     yield
     if "aws_stack" in request.fixturenames:
         assert ledger_mismatches() == []
@@ -35,6 +36,7 @@ def in_process() -> Iterator[Any]:
             "store": real.store,
             "queue": real.queue,
             "transcoder": real.transcoder,
+            "limits": real.limits,
         } | changes
         bootstrap.override(Services(**fields))
         return Client(app.app)

@@ -1,6 +1,7 @@
-"""Every adapter method translates its library's errors: with DynamoDB, R2 and SQS unreachable
-(a closed loopback port), each public method raises the port's domain error (a 503 at the
-edge), never a pynamodb or botocore exception (a 500)."""
+"""Every adapter method translates its library's errors: with DynamoDB, R2, SQS, Secrets Manager
+and Stripe unreachable (a closed loopback port), each public method raises the port's domain
+error (a 503 at the edge, a 400 for a webhook that does not verify), never a pynamodb, botocore
+or Stripe exception (a 500)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.lifecycle import Move
-from tests.support.unreachable import one_of_each, port_methods, repository_calls
+from tests.support.unreachable import one_of_each, payment_calls, port_methods, repository_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,10 +30,14 @@ def closed_port() -> int:
 def outcomes() -> dict[str, str]:
     dead = f"http://127.0.0.1:{closed_port()}"
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "R2_", "JOBS_QUEUE", "TABLE_PREFIX"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "R2_", "JOBS_QUEUE", "TABLE_PREFIX", "STRIPE_"))
     } | {
         "AWS_ENDPOINT_URL_DYNAMODB": dead,
         "AWS_ENDPOINT_URL_SQS": dead,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": dead,
+        "STRIPE_API_BASE": dead,
         "R2_ENDPOINT_URL": dead,
         "R2_ACCESS_KEY_ID": "test",
         "R2_SECRET_ACCESS_KEY": "test",
@@ -77,8 +82,28 @@ def test_every_transition_says_the_database_is_unavailable(outcomes: dict[str, s
 def test_r2_and_sqs_say_what_failed(outcomes: dict[str, str]) -> None:
     assert outcomes["store.head"] == outcomes["store.upload_file"] == "StorageError"
     assert outcomes["store.delete_prefix"] == "StorageError"
-    assert (
-        outcomes["store.presign_upload"] == outcomes["store.presign_download"] == "returned"
-    )  # signing is local
+    multipart = ("start_multipart", "list_parts", "complete_multipart", "abort_multipart")
+    assert {outcomes[f"store.{m}"] for m in multipart} == {"StorageError"}
+    signed = ("presign_upload", "presign_download", "presign_part")
+    assert {outcomes[f"store.{m}"] for m in signed} == {"returned"}  # signing is local
     assert outcomes["queue.from_settings"] == "ServiceUnavailableError"
     assert outcomes["queue.send"] == "QueueSendError"
+
+
+@pytest.mark.parametrize("call", sorted(c for c in payment_calls() if c.startswith("records.")))
+def test_the_purchase_records_say_the_database_is_unavailable(outcomes: dict[str, str], call: str) -> None:
+    assert outcomes[call] == "ServiceUnavailableError"
+
+
+@pytest.mark.parametrize("call", sorted(c for c in payment_calls() if c.startswith("provider.")))
+def test_the_payment_provider_says_the_payment_service_is_unavailable(
+    outcomes: dict[str, str], call: str
+) -> None:
+    assert outcomes[f"{call}.secret"] == "PaymentProviderError"  # its keys could not be read
+    # Stripe unreachable: the API calls are 503s; a webhook is verified locally (this one is forged)
+    expected = "WebhookRejectedError" if call == "provider.verify_event" else "PaymentProviderError"
+    assert outcomes[f"{call}.stripe"] == expected
+
+
+def test_the_rate_limit_and_the_try_slots_say_the_database_is_unavailable(outcomes: dict[str, str]) -> None:
+    assert outcomes["limits.hit"] == outcomes["slots.claim"] == "ServiceUnavailableError"

@@ -24,6 +24,8 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     QueueMessage,
     RetryPricing,
     Role,
@@ -32,6 +34,7 @@ from chalicelib.domain import (
     utcnow,
 )
 from chalicelib.errors import (
+    ActiveJobsLimitError,
     AnswerExistsError,
     ConflictError,
     DomainError,
@@ -41,6 +44,7 @@ from chalicelib.errors import (
     JobNotStartableError,
     JobsChangedError,
     NotAMemberError,
+    PaymentAppliedError,
     TransitionRefusedError,
     WorkspaceNotFoundError,
 )
@@ -57,6 +61,7 @@ from chalicelib.lifecycle import (
     transitions,
 )
 from chalicelib.lifecycle.moves import allowed
+from chalicelib.payments.ports import PurchaseRecords
 from chalicelib.processing.contention import committed
 from chalicelib.processing.ports import Repository
 from tests.support.fakes import FakeRepository
@@ -80,18 +85,33 @@ def repo(request: pytest.FixtureRequest) -> Iterator[Repository]:
 class World:
     repo: Repository
     workspace: str
+    job_ids: list[str] = dataclasses.field(default_factory=list)
 
     def commit(self, transition: Transition) -> bool:
         return committed(self.repo, transition)
 
-    def new_job(self) -> Job:
+    def new_job(self, due: datetime | None = None) -> Job:
+        """A job waiting for its upload; with `due`, a multipart one the sweeper expires then."""
         now = utcnow()
         job_id = str(uuid.uuid4())
         job = Job(
             job_id, self.workspace, JobStatus.UPLOADING, "a.mp4", "video/mp4", 10, f"k/{job_id}", now, now
         )
+        if due is not None:
+            job = dataclasses.replace(job, upload_id=f"upload-{job_id}", part_size=5 * 1024**2, sweep_at=due)
         self.repo.commit(transitions.create_job(job))
+        self.job_ids.append(job_id)
         return job
+
+    def active(self) -> int:
+        ws = self.repo.get_workspace(self.workspace)
+        assert ws is not None
+        return ws.active_jobs
+
+    def counted(self) -> bool:
+        """The workspace's active-job count is its jobs queued or processing, exactly."""
+        live = sum(1 for j in self.job_ids if self.read(j).status in (JobStatus.QUEUED, JobStatus.PROCESSING))
+        return self.active() == live
 
     def job(self, status: JobStatus = JobStatus.UPLOADING, lease: timedelta = timedelta(minutes=15)) -> Job:
         """A job of the workspace, brought to `status` through the port itself (processing: with a
@@ -138,6 +158,30 @@ class World:
     def retry(self, *jobs: Job, basis: PricingBasis | None = None, **kwargs: object) -> Transition:
         basis = basis or PricingBasis.assumed(FULL)
         return transitions.retry(list(jobs), basis, Trigger.MANUAL, USER, USER, utcnow(), **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def records(self) -> PurchaseRecords:
+        """The payments port's reads over the same store (the fake is both)."""
+        if isinstance(self.repo, FakeRepository):
+            return self.repo
+        from chalicelib.payments.adapters.dynamodb import DynamoPurchaseRecords
+
+        return DynamoPurchaseRecords()
+
+    def purchase(self, credits: int = 10, amount: int = 500, workspace: str | None = None) -> Purchase:
+        tag = uuid.uuid4().hex
+        return Purchase(
+            f"cs_test_{tag}",
+            workspace or self.workspace,
+            "small",
+            credits,
+            amount,
+            "usd",
+            f"pi_test_{tag}",
+            USER,
+            f"evt_{tag}",
+            utcnow(),
+        )
 
     def cancel_of(self, job_id: str) -> Transition:
         job = self.read(job_id)
@@ -322,6 +366,54 @@ def test_an_expired_answer_is_no_answer(world: World) -> None:
     record = f"contract#{uuid.uuid4()}"
     world.repo.commit(transitions.start(world.job(), USER, utcnow(), answer(record, seconds=1)))
     assert world.repo.get_answer(record, utcnow() + timedelta(seconds=2)) is None
+
+
+# --- multipart uploads -----------------------------------------------------------------------------
+
+EXPIRED = RecordedError("The upload was not finished within 48 hours and was discarded", "UPLOAD_EXPIRED")
+
+
+def test_a_multipart_upload_is_stored_with_its_part_size_and_found_by_the_sweeper_when_due(
+    world: World,
+) -> None:
+    now = utcnow()
+    due, later = world.new_job(due=now - timedelta(seconds=1)), world.new_job(due=now + timedelta(hours=1))
+    stored = world.read(due.id)
+    assert (stored.upload_id, stored.part_size, stored.sweep_at) == (
+        due.upload_id,
+        due.part_size,
+        due.sweep_at,
+    )
+    found = {j.id for j in world.repo.jobs_to_sweep(JobStatus.UPLOADING, now, 500)}
+    assert due.id in found and later.id not in found and world.job().id not in found
+
+
+def test_an_upload_expires_only_while_due_and_unfinished(world: World) -> None:
+    now = utcnow()
+    not_yet = world.new_job(due=now + timedelta(minutes=5))
+    assert not world.commit(transitions.expire_upload(not_yet, EXPIRED, now))
+    completed = world.new_job(due=now - timedelta(seconds=1))
+    assert world.commit(transitions.uploaded(completed, now))
+    assert world.read(completed.id).sweep_at is None
+    assert not world.commit(transitions.expire_upload(completed, EXPIRED, now))  # completed meanwhile
+    due = world.new_job(due=now - timedelta(seconds=1))
+    assert world.commit(transitions.expire_upload(due, EXPIRED, now))
+    failed = world.read(due.id)
+    assert (failed.status, failed.error_code, failed.error, failed.sweep_at) == (
+        JobStatus.FAILED,
+        "UPLOAD_EXPIRED",
+        EXPIRED.message,
+        None,
+    )
+    assert world.read(completed.id).status == JobStatus.UPLOADING
+    assert world.credits() == 5 and world.balanced()
+
+
+def test_an_upload_is_recorded_complete_only_while_the_job_waits_for_it(world: World) -> None:
+    queued = world.job(JobStatus.QUEUED)
+    stale = dataclasses.replace(queued, status=JobStatus.UPLOADING, attempt=0)
+    assert not world.commit(transitions.uploaded(stale, utcnow()))
+    assert world.read(queued.id).status == JobStatus.QUEUED
 
 
 # --- retry -------------------------------------------------------------------------------------
@@ -689,6 +781,179 @@ def test_cancel_of_an_upload_refunds_nothing_and_by_a_stranger_is_refused(world:
     assert world.read(job.id).status == JobStatus.CANCELLED and world.credits() == 5
 
 
+# --- purchases: one grant per event and per session, reversals that may go below 0 ---------------
+
+
+def event(kind: str = "checkout.session.completed") -> PaymentEvent:
+    return PaymentEvent(f"evt_{uuid.uuid4().hex}", kind, utcnow())
+
+
+def test_a_purchase_grants_its_credits_with_its_entry_and_is_recorded(world: World) -> None:
+    bought, paid = world.purchase(), event()
+    world.repo.commit(transitions.purchase(bought, paid, utcnow()))
+    assert world.credits() == 15 and world.balanced()
+    [entry] = [e for e in world.repo.ledger(world.workspace, 10, None).entries if e.delta == 10]
+    assert (entry.reason, entry.session_id, entry.payment_id) == (
+        LedgerReason.PURCHASE,
+        bought.session_id,
+        bought.payment_id,
+    )
+    assert world.records.get_purchase(bought.session_id) == bought
+    assert world.records.purchase_paid_by(bought.payment_id or "") == bought
+    assert world.records.event_applied(paid.id)
+    assert world.records.get_purchase("cs_test_none") is None and not world.records.event_applied("evt_none")
+
+
+def test_the_same_event_or_another_for_the_session_grants_nothing_more(world: World) -> None:
+    bought, paid = world.purchase(), event()
+    world.repo.commit(transitions.purchase(bought, paid, utcnow()))
+    again = transitions.purchase(
+        dataclasses.replace(bought, session_id=f"cs_other_{uuid.uuid4().hex}", payment_id=None),
+        paid,
+        utcnow(),
+    )
+    with pytest.raises(PaymentAppliedError) as refused:
+        world.repo.commit(again)  # the same event, even naming another session
+    assert refused.value.labels == {"event"}
+    other = event("checkout.session.async_payment_succeeded")
+    with pytest.raises(PaymentAppliedError) as refused:
+        world.repo.commit(transitions.purchase(bought, other, utcnow()))
+    assert refused.value.labels == {"purchase"}
+    assert not world.records.event_applied(other.id)
+    assert world.credits() == 15 and world.balanced()
+
+
+def test_a_payment_pays_for_one_purchase_only(world: World) -> None:
+    bought = world.purchase()
+    world.repo.commit(transitions.purchase(bought, event(), utcnow()))
+    twin = dataclasses.replace(bought, session_id=f"cs_twin_{uuid.uuid4().hex}")
+    with pytest.raises(PaymentAppliedError):
+        world.repo.commit(transitions.purchase(twin, event(), utcnow()))
+    assert world.records.get_purchase(twin.session_id) is None and world.credits() == 15
+
+
+def test_a_purchase_for_a_missing_workspace_is_refused(world: World) -> None:
+    bought = world.purchase(workspace=f"ws-missing-{uuid.uuid4().hex}")
+    with pytest.raises(WorkspaceNotFoundError):
+        world.repo.commit(transitions.purchase(bought, event(), utcnow()))
+    assert world.records.get_purchase(bought.session_id) is None
+
+
+def test_a_reversal_takes_the_credits_back_even_below_zero_and_blocks_charges(world: World) -> None:
+    bought = world.purchase(credits=10)
+    world.repo.commit(transitions.purchase(bought, event(), utcnow()))
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, -12, LedgerReason.ADJUSTMENT)))
+    refund = event("charge.refunded")
+    world.repo.commit(transitions.purchase_reversal(bought, refund, 10, utcnow()))
+    assert world.credits() == -7 and world.balanced()
+    stored = world.records.get_purchase(bought.session_id)
+    assert stored is not None and stored.reversed_credits == 10
+    [entry] = [e for e in world.repo.ledger(world.workspace, 10, None).entries if e.delta == -10]
+    assert (entry.reason, entry.payment_id) == (LedgerReason.PURCHASE_REVERSAL, bought.payment_id)
+    with pytest.raises(InsufficientCreditsError):  # owed: the start's own guard refuses
+        world.repo.commit(transitions.start(world.job(), USER, utcnow()))
+    assert world.credits() == -7
+
+
+def test_a_reversal_applies_once_and_only_from_what_it_was_decided_from(world: World) -> None:
+    bought = world.purchase(credits=10)
+    world.repo.commit(transitions.purchase(bought, event(), utcnow()))
+    refund = event("charge.refunded")
+    world.repo.commit(transitions.purchase_reversal(bought, refund, 4, utcnow()))
+    stored = world.records.get_purchase(bought.session_id)
+    assert stored is not None
+    with pytest.raises(PaymentAppliedError):  # the same event again
+        world.repo.commit(transitions.purchase_reversal(stored, refund, 10, utcnow()))
+    with pytest.raises(TransitionRefusedError):  # decided from the purchase before the refund
+        world.repo.commit(
+            transitions.purchase_reversal(bought, event("charge.dispute.created"), 10, utcnow())
+        )
+    world.repo.commit(transitions.purchase_reversal(stored, event("charge.dispute.created"), 10, utcnow()))
+    assert world.credits() == 5 and world.balanced()
+    with pytest.raises(ValueError):  # nothing left to take back
+        transitions.purchase_reversal(dataclasses.replace(stored, reversed_credits=10), event(), 10, utcnow())
+
+
+def test_a_reversal_of_a_purchase_never_recorded_is_refused(world: World) -> None:
+    with pytest.raises(TransitionRefusedError):
+        world.repo.commit(
+            transitions.purchase_reversal(world.purchase(), event("charge.refunded"), 10, utcnow())
+        )
+    assert world.credits() == 5 and world.balanced()
+
+
+# --- the cap on active jobs (MAX_ACTIVE_JOBS) -------------------------------------------------
+
+
+def test_start_and_retry_count_a_job_in_and_every_move_out_of_queued_or_processing_counts_it_out(
+    world: World,
+) -> None:
+    queued = world.job(JobStatus.QUEUED)
+    processing = world.job(JobStatus.PROCESSING)
+    assert world.active() == 2 and world.counted()
+    now = utcnow()
+    assert world.commit(transitions.reschedule(processing, CRASHED, now, now))  # a free try: kept
+    assert world.active() == 2
+    world.repo.commit(world.cancel_of(queued.id))
+    assert world.active() == 1
+    failed = world.job(JobStatus.FAILED)  # started, claimed, failed: in, then out
+    completed = world.job(JobStatus.COMPLETED)
+    world.repo.commit(world.cancel_of(world.job().id))  # an upload never counted: nothing out
+    assert world.active() == 1 and world.counted()
+    world.repo.commit(world.retry(failed))
+    assert world.active() == 2 and completed.status == JobStatus.COMPLETED and world.counted()
+
+
+def test_at_the_cap_start_and_retry_are_refused_and_charge_nothing(world: World) -> None:
+    failed = world.job(JobStatus.FAILED)
+    world.job(JobStatus.QUEUED)
+    waiting, credits = world.job(), world.credits()
+    with pytest.raises(ActiveJobsLimitError):
+        world.repo.commit(transitions.start(waiting, USER, utcnow(), cap=1))
+    with pytest.raises(ActiveJobsLimitError):
+        world.repo.commit(world.retry(failed, cap=1))
+    assert world.credits() == credits and unchanged(world, waiting) and unchanged(world, failed)
+    assert world.active() == 1
+    world.repo.commit(transitions.start(waiting, USER, utcnow(), cap=2))  # one more fits
+    assert world.active() == 2 and world.credits() == credits - 1 and world.counted()
+
+
+def test_a_batch_fits_the_cap_whole_or_not_at_all(world: World) -> None:
+    jobs = [world.job(JobStatus.FAILED) for _ in range(3)]
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, 5, LedgerReason.GRANT)))
+    with pytest.raises(ActiveJobsLimitError):
+        world.repo.commit(world.retry(*jobs, cap=2))
+    assert world.active() == 0 and all(unchanged(world, j) for j in jobs)
+    world.repo.commit(world.retry(*jobs, cap=3))
+    assert world.active() == 3 and world.counted()
+
+
+def test_short_of_credits_and_at_the_cap_the_credits_are_named(world: World) -> None:
+    world.job(JobStatus.QUEUED)
+    world.repo.commit(transitions.change_credits(LedgerEntry(world.workspace, -4, LedgerReason.ADJUSTMENT)))
+    with pytest.raises(InsufficientCreditsError) as refused:
+        world.repo.commit(transitions.start(world.job(), USER, utcnow(), cap=1))
+    assert not isinstance(refused.value, ActiveJobsLimitError)
+
+
+def test_a_workspace_stored_before_the_count_was_kept_counts_from_zero(
+    world: World, request: pytest.FixtureRequest
+) -> None:
+    if isinstance(world.repo, FakeRepository):
+        world.repo.workspaces[world.workspace].active_jobs = 0
+    else:
+        from chalicelib.adapters.dynamodb.models import WorkspaceModel
+
+        WorkspaceModel(id=world.workspace).update(
+            actions=[WorkspaceModel.activeJobs.remove()], add_version_condition=False
+        )
+    assert world.active() == 0
+    world.repo.commit(transitions.start(world.job(), USER, utcnow(), cap=1))
+    assert world.active() == 1
+    with pytest.raises(ActiveJobsLimitError):
+        world.repo.commit(transitions.start(world.job(), USER, utcnow(), cap=1))
+
+
 # --- the sweeper's query ----------------------------------------------------------------------
 
 
@@ -719,6 +984,8 @@ def _charged(world: World, job: Job) -> Attempt | None:
 # Each job move, built from the job as if it were read at `source` (the guard then meets whatever
 # status the job really has).
 BUILDERS: dict[Move, Build] = {
+    Move.UPLOADED: lambda w, j, now: transitions.uploaded(j, now),
+    Move.EXPIRE_UPLOAD: lambda w, j, now: transitions.expire_upload(j, EXPIRED, now),
     Move.START: lambda w, j, now: transitions.start(j, USER, now),
     Move.RETRY: lambda w, j, now: transitions.retry(
         [j], PricingBasis.assumed(FULL), Trigger.MANUAL, USER, USER, now
@@ -761,8 +1028,11 @@ def test_every_job_move_has_a_builder() -> None:
 
 def _prepared(world: World, move: Move, status: JobStatus) -> Job:
     """A job at `status` that `move` could leave if the table allowed it (its plan recorded for
-    the segment moves; a processing lease that ran out for the moves that need one)."""
+    the segment moves; a processing lease that ran out for the moves that need one; a multipart
+    upload past its expiry for the sweeper's)."""
     lease = timedelta(seconds=-1) if MOVES[move].lease else timedelta(minutes=15)
+    if move is Move.EXPIRE_UPLOAD and status == JobStatus.UPLOADING:
+        return world.new_job(due=utcnow() - timedelta(seconds=1))  # an unfinished upload, due
     job = world.job(status, lease=lease)
     if status == JobStatus.PROCESSING and move in (Move.FINISH_TASK, Move.CLAIM_STITCH, Move.RELEASE_STITCH):
         ref, now = world.ref(job.id), utcnow()
@@ -782,7 +1052,7 @@ def test_a_move_the_table_leaves_out_is_refused(world: World, move: Move, status
     built = BUILDERS[move](world, dataclasses.replace(job, status=source), utcnow())
     with pytest.raises(DomainError):  # the move's own refusal (a 400 or a 409)
         world.repo.commit(built)
-    assert unchanged(world, job) and world.credits() == credits
+    assert unchanged(world, job) and world.credits() == credits and world.counted()
 
 
 @pytest.mark.parametrize(
@@ -795,4 +1065,4 @@ def test_a_move_the_table_allows_arrives_where_the_table_says(
     built = BUILDERS[move](world, job, utcnow())
     world.repo.commit(built)
     assert allowed(move, status, world.read(job.id).status)  # (a move that stays, stays)
-    assert world.balanced()
+    assert world.balanced() and world.counted()

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -20,11 +16,11 @@ import requests
 
 from chalicelib.adapters.cognito import CognitoUsers
 from chalicelib.errors import UnauthorizedError
-from devstack import REPO_ROOT
 from devstack.bootstrap import MAX_RECEIVE_COUNT, QUEUE_VISIBILITY_TIMEOUT, bootstrap
 from devstack.services import free_port
 from devstack.web import WebServer, app_config
 from devstack.worker import run_worker
+from tests.support.devstack_process import DevStack
 from tests.support.stack import AwsStack
 
 pytestmark = pytest.mark.integration
@@ -42,6 +38,7 @@ def test_bootstrap_twice_changes_nothing(aws_stack: AwsStack) -> None:
         aws_stack.web_origin,
         state_dir=aws_stack.state_dir,
         write_env=False,
+        stripe_url=aws_stack.stripe.url,
     )
 
     # THEN it finds everything it made: same ids and URLs, no second pool, no second grant
@@ -391,99 +388,41 @@ def test_web_server_serves_the_generated_config(aws_stack: AwsStack, tmp_path: P
         "cognitoEndpoint": aws_stack.moto_url,
         "cognitoRegion": aws_stack.region,
         "cognitoClientId": aws_stack.env["COGNITO_CLIENT_ID"],
-        "uploadMaxBytes": 2 * 1024**3,
+        "uploadMaxBytes": 50 * 1024**3,
     }
     assert not (tmp_path / "config.js").exists()
 
 
 # --- `python -m devstack` ------------------------------------------------------------------------
-def _children_of(pid: int) -> set[int]:
-    """Every descendant of pid, from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 @pytest.mark.e2e
 def test_python_m_devstack_gets_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     # GIVEN free ports and a state dir of the test's own (a developer's `make dev` may be running)
-    ports = {name: str(free_port()) for name in ("API_PORT", "WEB_PORT", "DDB_PORT", "MOTO_PORT")}
-    env = {
-        **os.environ,
-        **ports,
-        "DEVSTACK_STATE_DIR": str(tmp_path),
-        "WORKERS": "2",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("JOBS_QUEUE_URL", "COGNITO_USER_POOL_ID", "COGNITO_CLIENT_ID"):  # the session's stack
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
+    stack = DevStack(tmp_path, settings={"WORKERS": "2"})
     try:
         # WHEN it starts
-        assert process.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("ready: "):
-                break
-        output = "".join(lines)
-        expected = f"ready: api=http://127.0.0.1:{ports['API_PORT']} web=http://127.0.0.1:{ports['WEB_PORT']}"
-        assert expected in output, output[-3000:]
+        stack.start(timeout=120)
+        output = stack.log()
+        assert f"ready: api={stack.api} web={stack.web}" in output, output[-3000:]
         assert "alice@example.com" in output
         password = (tmp_path / "demo-password").read_text().strip()
         assert password in output
 
         # THEN every part answers, and the stack's env is written for the CLI
-        health = requests.get(f"http://127.0.0.1:{ports['API_PORT']}/health", timeout=5)
-        assert health.status_code == 200
-        assert requests.get(f"http://127.0.0.1:{ports['WEB_PORT']}/config.js", timeout=5).status_code == 200
+        assert requests.get(f"{stack.api}/health", timeout=5).status_code == 200
+        assert requests.get(f"{stack.web}/config.js", timeout=5).status_code == 200
+        stripe = requests.get(
+            f"http://127.0.0.1:{stack.ports['STRIPE_PORT']}/v1/checkout/sessions/cs_none", timeout=5
+        )
+        assert stripe.status_code == 401  # the Stripe stand-in answers, and wants its API key
         stack_env = (tmp_path / "stack.env").read_text()
-        assert f"AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:{ports['DDB_PORT']}" in stack_env
-        children = _children_of(process.pid)
-        assert len(children) >= 5  # DynamoDB Local, chalice local, two workers, the sweeper (+ launchers)
+        assert f"AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:{stack.ports['DDB_PORT']}" in stack_env
+        assert f"STRIPE_API_BASE=http://127.0.0.1:{stack.ports['STRIPE_PORT']}" in stack_env
+        assert len(stack.children) >= 5  # DynamoDB Local, chalice local, two workers, the sweeper, ...
 
-        # WHEN Ctrl-C
-        os.kill(process.pid, signal.SIGINT)
-        process.wait(timeout=60)
-
-        # THEN nothing it started is left
-        time.sleep(0.5)
-        assert [pid for pid in children if _alive(pid)] == []
+        # WHEN Ctrl-C; THEN nothing it started is left
+        assert stack.interrupt() == 0
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stack.kill_all()
 
 
 # --- the session fixtures ------------------------------------------------------------------------

@@ -491,6 +491,7 @@ def test_cli_pricing_and_reprocess_dry_run_then_free(
         aws_stack, tmp_path, "reprocess", "--workspace", ws, "--error-code", "INVALID_VIDEO", "--dry-run"
     )
     assert dry.returncode == 0 and f"{job['id']}: would be re-queued" in dry.stdout, dry.stderr
+    assert dry.stderr.splitlines()[-1] == "reprocess: 1/1 (100%)"  # in a pipe: plain progress lines
     assert tenant.api.job(job["id"])["status"] == "failed"
     none = _cli(aws_stack, tmp_path, "reprocess", "--workspace", ws, "--since", "2999-01-01T00:00:00Z")
     assert "0 failed job(s) matched" in none.stdout

@@ -13,7 +13,13 @@ import pytest
 
 from chalicelib.domain import Role
 from chalicelib.errors import NotFoundError
-from chalicelib.notifications.domain import Endpoint, EventType, WebhookDelivery, WebhookDeliveryStatus
+from chalicelib.notifications.domain import (
+    Endpoint,
+    EventType,
+    PushSubscription,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+)
 from tests.support.notify_fakes import FakeStore
 
 pytestmark = pytest.mark.integration
@@ -126,10 +132,28 @@ def test_endpoints_enable_disable_rotate_count_and_delete(store: Any) -> None:
     assert store.endpoints_of(ws) == []
 
 
-def test_email_choices_need_a_membership(store: Any) -> None:
+def test_push_subscriptions_are_a_persons_own_and_one_per_browser(store: Any) -> None:
+    user, other = f"u-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
+    first = PushSubscription(user, "a" * 32, "https://push.example.com/1", "B" * 87, "A" * 22, T0)
+    again = PushSubscription(user, "a" * 32, "https://push.example.com/1", "C" * 87, "D" * 22, T0, "Firefox")
+    store.put_push_subscription(first)
+    store.put_push_subscription(again)  # the same browser subscribing again replaces it
+    store.put_push_subscription(PushSubscription(user, "b" * 32, "https://push.example.com/2", "B", "A", T0))
+    store.put_push_subscription(PushSubscription(other, "c" * 32, "https://push.example.com/3", "B", "A", T0))
+    mine = store.push_subscriptions_of(user)
+    assert [s.id for s in mine] == ["a" * 32, "b" * 32] and mine[0] == again
+    assert store.delete_push_subscription(user, "a" * 32) is True
+    assert store.delete_push_subscription(user, "a" * 32) is False
+    assert store.delete_push_subscription(other, "b" * 32) is False  # not theirs
+    assert [s.id for s in store.push_subscriptions_of(user)] == ["b" * 32]
+
+
+def test_email_and_push_choices_need_a_membership(store: Any) -> None:
     ws, user = f"ws-{uuid.uuid4().hex[:8]}", f"u-{uuid.uuid4().hex[:8]}"
     with pytest.raises(NotFoundError):
         store.set_email_events(user, ws, ["job.failed"])
+    with pytest.raises(NotFoundError):
+        store.set_push_events(user, ws, ["job.failed"])
     if isinstance(store, FakeStore):
         store.add_member(user, ws, Role.MEMBER, "m@x.test")
     else:
@@ -141,8 +165,31 @@ def test_email_choices_need_a_membership(store: Any) -> None:
             transitions.add_member(Membership(user, ws, Role.MEMBER, "m@x.test"), utcnow())
         )
     store.set_email_events(user, ws, ["job.failed"])
+    store.set_push_events(user, ws, ["job.completed"])
     [member] = [m for m in store.members_of(ws) if m.user_id == user]
     assert member.email_events == {EventType.JOB_FAILED} and member.chosen is not None
+    assert member.push_events == {EventType.JOB_COMPLETED}  # each channel its own choice
+    store.set_push_events(user, ws, None)
+    [member] = [m for m in store.members_of(ws) if m.user_id == user]
+    assert member.push_chosen is None and member.push_events == {
+        EventType.JOB_COMPLETED,
+        EventType.JOB_FAILED,
+    }
     store.set_email_events(user, ws, None)
     [member] = [m for m in store.members_of(ws) if m.user_id == user]
     assert member.chosen is None and member.email_events == {EventType.JOB_COMPLETED, EventType.JOB_FAILED}
+
+
+def test_a_workspace_has_only_so_many_try_slots_and_a_dead_holders_slot_frees_itself(store: Any) -> None:
+    ws, until = f"ws-{uuid.uuid4().hex[:8]}", T0 + timedelta(seconds=40)
+    first = store.claim_try_slot(ws, "a", T0, until, 2)
+    second = store.claim_try_slot(ws, "b", T0, until, 2)
+    assert first and second and first != second
+    assert store.claim_try_slot(ws, "c", T0, until, 2) is None  # every slot held
+    assert store.claim_try_slot(f"{ws}-other", "d", T0, until, 2)  # another workspace: its own slots
+    store.free_try_slot(first, "not-the-holder")  # only its holder gives a slot back
+    assert store.claim_try_slot(ws, "c", T0, until, 2) is None
+    store.free_try_slot(first, "a")
+    assert store.claim_try_slot(ws, "c", T0, until + timedelta(minutes=5), 2) == first
+    later = until + timedelta(seconds=1)  # b died holding its slot: its lease ran out
+    assert store.claim_try_slot(ws, "e", later, later + timedelta(seconds=40), 2) == second

@@ -18,7 +18,7 @@ from chalicelib.notifications.domain import SUBSCRIBABLE
 from devstack.notifier import Notifier
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.media import make_clip, make_corrupt_file
-from tests.support.notify import Receiver, eventually, sent_mail, signed_by
+from tests.support.notify import Receiver, Tarpit, eventually, send_credits_low, sent_mail, signed_by
 from tests.support.stack import AwsStack, Workers
 
 pytestmark = pytest.mark.integration
@@ -169,6 +169,32 @@ def test_rotation_signs_with_both_secrets_and_the_new_one_is_shown_once(
     assert len(got.headers["webhook-signature"].split(" ")) == 2
     assert signed_by(rotated["secret"], got.headers, got.body)
     assert signed_by(hook["secret"], got.headers, got.body)
+
+
+def test_one_workspaces_tarpit_endpoint_never_holds_up_another_workspaces_webhooks(
+    aws_stack: AwsStack, api_server: str, tenant: Tenant, receiver: Receiver
+) -> None:
+    # GIVEN workspace A's endpoint answers one byte every 0.5 s, forever, and three of A's events
+    # are being delivered to it (a try of them is under way)
+    tarpit = Tarpit(every=0.5, forever=True)
+    other = new_tenant(aws_stack, api_server, credits=10)
+    try:
+        register(tenant, tarpit.url, ["credits.low"])
+        register(other, receiver.url, ["credits.low"])
+        for _ in range(3):
+            send_credits_low(tenant.workspace_id)
+        eventually(lambda: tarpit.connections >= 1, what="a try of the tarpit endpoint")
+        # WHEN workspace B has an event
+        wanted = send_credits_low(other.workspace_id)
+        # THEN B's webhook arrives, however long A's endpoint takes (the test stack's tries end
+        # after 2 s; a try with a per-read limit only would hold the notifier for as long as A's
+        # endpoint drips)
+        got = eventually(
+            lambda: [r for r in receiver.received if r.event["id"] == wanted], timeout=30, what="B's webhook"
+        )
+        assert got[0].event["workspaceId"] == other.workspace_id
+    finally:
+        tarpit.stop()
 
 
 # --- jobs: completed, failed, retried ---------------------------------------------------------

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.support.api import new_tenant
+from tests.support.logs import json_lines
 from tests.support.media import make_clip
 from tests.support.stack import AwsStack, Workers
 
 pytestmark = pytest.mark.integration
-
-
-def json_lines(text: str) -> list[dict[str, object]]:
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 def test_a_full_flow_logs_ids_and_metrics_but_no_secret(

@@ -74,6 +74,11 @@ from chalicelib.handlers import worker, sweeper
 svc = bootstrap.services()
 made = [type(svc.repo).__name__, type(svc.store).__name__, type(svc.queue).__name__,
         type(svc.transcoder).__name__]
+pay = bootstrap.payment_services()
+import stripe  # Stripe's library and the HTTP client it uses come with the package
+client = stripe.StripeClient("sk_test_package", http_client=stripe.RequestsClient(timeout=1))
+made += [type(pay.records).__name__, type(pay.provider).__name__, type(client).__name__]
+assert stripe.__file__.startswith(sys.argv[1])
 import boto3
 print(json.dumps({"made": made, "boto3": boto3.__file__.startswith(sys.argv[1])}))
 """
@@ -87,6 +92,14 @@ print(json.dumps({"made": made, "boto3": boto3.__file__.startswith(sys.argv[1])}
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {
-        "made": ["DynamoRepository", "R2Store", "SqsJobQueue", "FFmpegTranscoder"],
+        "made": [
+            "DynamoRepository",
+            "R2Store",
+            "SqsJobQueue",
+            "FFmpegTranscoder",
+            "DynamoPurchaseRecords",
+            "StripeProvider",
+            "StripeClient",
+        ],
         "boto3": True,
     }

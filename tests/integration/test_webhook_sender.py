@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from chalicelib.notifications.adapters.webhook_http import HttpWebhookSender
 from chalicelib.notifications.webhooks import new_secret
-from tests.support.notify import Receiver, signed_by
+from tests.support.notify import Receiver, Tarpit, signed_by
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime.now(dt.UTC)
@@ -149,3 +149,27 @@ def test_https_verifies_the_certificate(tmp_path: Path) -> None:
         server.stop()
     # An untrusted certificate is a failed try, never a delivery.
     assert result.status is None and result.error is not None and "SSLCertVerificationError" in result.error
+
+
+def test_a_try_has_one_deadline_however_slowly_the_endpoint_drips() -> None:
+    # GIVEN an endpoint that answers 200, but one byte every 0.5 s (30 s for the whole answer)
+    tarpit = Tarpit(every=0.5)
+    try:
+        # WHEN a try with a 1 s limit is made
+        result = HttpWebhookSender(1).post(tarpit.url, ["127.0.0.1"], "e", "{}", [new_secret()], NOW)
+        sent = tarpit.sent
+    finally:
+        tarpit.stop()
+    # THEN it is a failed try at its deadline, long before the endpoint finished its answer
+    # (a limit per socket read would have waited for every byte and called it a delivery)
+    assert result.status is None and result.error == "No answer within 1 s"
+    assert sent < len(Tarpit.ANSWER) // 2
+
+
+def test_a_url_with_a_non_ascii_path_and_host_is_sent_percent_encoded(receiver: Receiver) -> None:
+    port = receiver.url.split(":")[2].split("/")[0]
+    result = HttpWebhookSender(5).post(
+        f"http://127.0.0.1:{port}/café/ñ?q=é", ["127.0.0.1"], "e", "{}", [new_secret()], NOW
+    )
+    assert result.ok, result
+    assert receiver.paths == ["/caf%C3%A9/%C3%B1?q=%C3%A9"]

@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,11 +206,18 @@ _TRANSACT_ITEM_ACTIONS = {
 }
 
 
-def iam_actions(calls: list[Call], table_prefix: str) -> set[tuple[str, str]]:
+def iam_actions(
+    calls: list[Call],
+    table_prefix: str,
+    queues: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> set[tuple[str, str]]:
     """(IAM action, resource) pairs the calls need. Resources: a table's kind ("jobs"), an
-    index ("jobs/index"), "queue" for SQS, "secret" for Secrets Manager. S3 calls go to R2,
-    which IAM does not govern: they are left out."""
+    index ("jobs/index"), "queue:<label>" for SQS (`queues` maps a queue's URL or name to its
+    label; else "queue"), "secret:<label>" for Secrets Manager (`secrets` maps a secret id),
+    "ses:identity" for an email. S3 calls go to R2, which IAM does not govern: they are left out."""
     needed: set[tuple[str, str]] = set()
+    queues, secrets = queues or {}, secrets or {}
 
     def table(name: str) -> str:
         return name.removeprefix(f"{table_prefix}-")
@@ -232,9 +239,13 @@ def iam_actions(calls: list[Call], table_prefix: str) -> set[tuple[str, str]]:
                 where = table(p["TableName"]) + ("/index" if p.get("IndexName") else "")
                 needed.add((f"dynamodb:{call.operation}", where))
         elif call.service == "sqs":
-            needed.add((f"sqs:{call.operation}", "queue"))
+            queue = queues.get(p.get("QueueUrl") or p.get("QueueName") or "")
+            needed.add((f"sqs:{call.operation}", f"queue:{queue}" if queue else "queue"))
         elif call.service == "secretsmanager":
-            needed.add((f"secretsmanager:{call.operation}", "secret"))
+            secret = secrets.get(p.get("SecretId", ""))
+            needed.add((f"secretsmanager:{call.operation}", f"secret:{secret}" if secret else "secret"))
+        elif call.service in ("sesv2", "ses"):
+            needed.add((f"ses:{call.operation}", "ses:identity"))
         elif call.service != "s3":
             needed.add((f"{call.service}:{call.operation}", "?"))
     return needed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,16 +22,19 @@ from chalicelib.domain import (
     LedgerEntry,
     LedgerReason,
     Membership,
+    PaymentEvent,
     Principal,
+    Purchase,
     QueueMessage,
     Role,
     Workspace,
     utcnow,
 )
-from chalicelib.errors import QueueSendError, StorageError
+from chalicelib.errors import PartsIncompleteError, QueueSendError, StorageError, WebhookRejectedError
 from chalicelib.lifecycle import KeyedAnswer, Release, Transition, apply, transitions
+from chalicelib.payments.ports import CheckoutRequest, CheckoutSession, PaymentServices, ProviderEvent
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import LedgerPage, Page, PresignedRequest, StoredObject
+from chalicelib.processing.ports import LedgerPage, Page, PresignedRequest, StoredObject, StoredPart
 
 
 class FakeRepository:
@@ -45,6 +49,9 @@ class FakeRepository:
         self.attempts: dict[tuple[str, int], Attempt] = {}
         self.entries: list[LedgerEntry] = []
         self.answers: dict[str, tuple[KeyedAnswer, bool]] = {}  # record id -> (answer, released)
+        self.events: dict[str, PaymentEvent] = {}
+        self.purchases: dict[str, Purchase] = {}  # session id -> purchase
+        self.paid_for: dict[str, str] = {}  # payment id -> session id
         self.committed: list[Transition] = []
 
     def commit(self, t: Transition) -> None:
@@ -59,10 +66,16 @@ class FakeRepository:
             yield "member"
         if t.answer is not None and self.get_answer(t.answer.record_id, t.at) is not None:
             yield "answer"
-        if t.workspace is not None and not apply.workspace_write_holds(
-            t.workspace, self.workspaces.get(t.workspace.workspace_id)
-        ):
-            yield t.workspace.label
+        if t.workspace is not None:
+            yield from apply.workspace_refusals(t.workspace, self.workspaces.get(t.workspace.workspace_id))
+        if t.event is not None and t.event.id in self.events:
+            yield "event"
+        if t.purchase is not None:
+            p = t.purchase
+            created = p.create
+            recorded = created is not None and created.payment_id in self.paid_for
+            if not apply.purchase_write_holds(p, self.purchases.get(p.session_id), recorded):
+                yield p.label
         for a in t.attempts:
             if not apply.attempt_write_holds(a, self.attempts.get((a.job_id, a.n))):
                 yield a.label
@@ -82,6 +95,13 @@ class FakeRepository:
             w = t.workspace
             self.workspaces[w.workspace_id] = apply.apply_workspace(self.workspaces.get(w.workspace_id), w)
         self.entries.extend(t.entries)
+        if t.event is not None:
+            self.events[t.event.id] = t.event
+        if t.purchase is not None:
+            p = t.purchase
+            self.purchases[p.session_id] = apply.apply_purchase(self.purchases.get(p.session_id), p)
+            if p.create is not None and p.create.payment_id is not None:
+                self.paid_for[p.create.payment_id] = p.session_id
         for a in t.attempts:
             self.attempts[(a.job_id, a.n)] = apply.apply_attempt(self.attempts.get((a.job_id, a.n)), a)
         for j in t.jobs:
@@ -143,6 +163,17 @@ class FakeRepository:
             return None
         return stored[0]
 
+    # the payments port's reads (chalicelib.payments.ports.PurchaseRecords)
+    def get_purchase(self, session_id: str) -> Purchase | None:
+        return self.purchases.get(session_id)
+
+    def purchase_paid_by(self, payment_id: str) -> Purchase | None:
+        session_id = self.paid_for.get(payment_id)
+        return self.purchases.get(session_id) if session_id else None
+
+    def event_applied(self, event_id: str) -> bool:
+        return event_id in self.events
+
 
 class FakeStore:
     def __init__(self) -> None:
@@ -150,6 +181,39 @@ class FakeStore:
         self.uploaded: dict[str, Path] = {}
         self.downloaded: list[str] = []
         self.ranges: list[tuple[str, int, int]] = []
+        self.multipart: dict[str, tuple[str, dict[int, int]]] = {}  # upload id -> (key, part -> size)
+        self.aborted: list[str] = []
+
+    def start_multipart(self, key: str, content_type: str) -> str:
+        upload_id = f"upload-{len(self.multipart) + len(self.aborted) + 1}"
+        self.multipart[upload_id] = (key, {})
+        return upload_id
+
+    def presign_part(
+        self, key: str, upload_id: str, number: int, size: int, expires: int
+    ) -> PresignedRequest:
+        url = f"https://r2.test/{key}?partNumber={number}&uploadId={upload_id}"
+        return PresignedRequest(url=url, method="PUT", headers={"Content-Length": str(size)})
+
+    def put_part(self, upload_id: str, number: int, size: int) -> None:
+        """What a client's PUT to a part's URL does (a test's stand-in for the browser)."""
+        self.multipart[upload_id][1][number] = size
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
+        if upload_id not in self.multipart:
+            return None
+        parts = self.multipart[upload_id][1]
+        return [StoredPart(n, size, f'"etag-{n}"') for n, size in sorted(parts.items())]
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[StoredPart]) -> None:
+        if upload_id not in self.multipart:
+            raise PartsIncompleteError("Storage refused the parts (NoSuchUpload). Upload them again.")
+        self.objects[key] = sum(p.size for p in parts)
+        del self.multipart[upload_id]
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        if self.multipart.pop(upload_id, None) is not None:
+            self.aborted.append(upload_id)
 
     def presign_upload(self, key: str, content_type: str, size: int, expires: int) -> PresignedRequest:
         return PresignedRequest(
@@ -216,6 +280,58 @@ class FakeQueue:
         if self.fail:
             raise QueueSendError()
         self.dead.append((body, reason))
+
+
+class FakePaymentProvider:
+    """Stripe in memory: sessions it created, and events it "verifies" when signed `valid` (the
+    real signature scheme is proven through Stripe's library in tests/integration/test_payments.py)."""
+
+    SIGNED = "valid"
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, CheckoutSession] = {}
+        self.requests: list[CheckoutRequest] = []
+
+    def create_checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        self.requests.append(request)
+        session_id = f"cs_fake_{len(self.requests)}"
+        session = CheckoutSession(
+            id=session_id,
+            url=f"https://checkout.test/{session_id}",
+            status="open",
+            payment_status="unpaid",
+            workspace_id=request.workspace_id,
+            pack=request.pack.id,
+            credits=request.pack.credits,
+            amount=request.pack.price,
+            currency=request.currency,
+            payment_id=None,
+            buyer=request.buyer,
+        )
+        self.sessions[session_id] = session
+        return session
+
+    def retrieve_checkout(self, session_id: str) -> CheckoutSession | None:
+        return self.sessions.get(session_id)
+
+    def verify_event(self, payload: bytes, signature: str | None) -> ProviderEvent:
+        if signature != self.SIGNED:
+            raise WebhookRejectedError()
+        data = json.loads(payload)
+        return ProviderEvent(data["id"], data["type"], utcnow(), data["data"]["object"])
+
+
+def make_payment_services(services: Services, secret_id: str = "stripe-test") -> PaymentServices:
+    """The payment use cases over the same fake repository (it is also the purchase records)."""
+    repo = services.repo
+    assert isinstance(repo, FakeRepository)
+    return PaymentServices(
+        settings=Settings(stripe_secret_id=secret_id),
+        repo=repo,
+        records=repo,
+        provider=FakePaymentProvider(),
+        clock=services.clock,
+    )
 
 
 class Clock:

@@ -87,6 +87,20 @@ def _set_display_rotation_90(path: Path) -> None:
     path.write_bytes(data)
 
 
+def make_raw_clip(path: Path, megabytes: int, width: int = 1280, height: int = 720, fps: int = 30) -> Path:
+    """A short clip of uncompressed video (and PCM sound) in Matroska, about `megabytes` MB: a real
+    video of upload size that costs nothing to make and little to transcode (a 300 MB one is
+    about 7 s of 720p: under a second to write, a few to transcode)."""
+    frame = width * height * 3 // 2  # yuv420p
+    seconds = max(1.0, megabytes * 1_000_000 / (frame * fps))
+    args = [ffmpeg_binary(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error"]
+    args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds:.3f}"]
+    args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds:.3f}"]
+    args += ["-c:v", "rawvideo", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", "-shortest", str(path)]
+    subprocess.run(args, check=True, capture_output=True, timeout=300)
+    return path
+
+
 def make_corrupt_file(path: Path, size: int = 64 * 1024, seed: int = 7) -> Path:
     """Random bytes behind the start of a real MP4 header: looks like a video, is not one."""
     rng = random.Random(seed)

@@ -16,6 +16,7 @@ from chalicelib.notifications.domain import (
     Mail,
     MemberAddress,
     PostResult,
+    PushSubscription,
     WebhookDelivery,
     WebhookDeliveryMessage,
     WebhookDeliveryStatus,
@@ -28,10 +29,14 @@ class FakeStore:
         self.jobs: dict[str, Job] = {}
         self.members: dict[tuple[str, str], Membership] = {}
         self.choices: dict[tuple[str, str], list[str] | None] = {}
+        self.versions: dict[tuple[str, str], int] = {}
         self.thresholds: dict[str, int] = {}
         self.endpoints: dict[tuple[str, str], Endpoint] = {}
         self.deliveries: dict[tuple[str, str], WebhookDelivery] = {}
         self.emailed: set[tuple[str, str]] = set()
+        self.slots: dict[str, tuple[str, datetime]] = {}  # slot -> (holder, until)
+        self.push_choices: dict[tuple[str, str], list[str] | None] = {}
+        self.subscriptions: dict[tuple[str, str], PushSubscription] = {}
 
     def add_member(self, user_id: str, workspace_id: str, role: Role = Role.OWNER, email: str = "") -> None:
         self.members[(user_id, workspace_id)] = Membership(
@@ -51,15 +56,29 @@ class FakeStore:
         found = []
         for (user, ws), m in self.members.items():
             if ws == workspace_id:
-                chosen = self.choices.get((user, ws))
+                chosen, pushed = self.choices.get((user, ws)), self.push_choices.get((user, ws))
                 events = frozenset(EventType(e) for e in chosen) if chosen is not None else None
-                found.append(MemberAddress(user, m.email, m.role, events))
+                push = frozenset(EventType(e) for e in pushed) if pushed is not None else None
+                found.append(
+                    MemberAddress(user, m.email, m.role, events, self.versions.get((user, ws), 0), push)
+                )
         return found
 
-    def set_email_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
-        if (user_id, workspace_id) not in self.members:
+    def set_email_events(
+        self,
+        user_id: str,
+        workspace_id: str,
+        events: Sequence[str] | None,
+        expected_version: int | None = None,
+    ) -> bool:
+        key = (user_id, workspace_id)
+        if key not in self.members:
             raise NotFoundError("Workspace not found")
-        self.choices[(user_id, workspace_id)] = list(events) if events is not None else None
+        if expected_version is not None and self.versions.get(key, 0) != expected_version:
+            return False
+        self.choices[key] = list(events) if events is not None else None
+        self.versions[key] = self.versions.get(key, 0) + 1
+        return True
 
     def get_low_credits_threshold(self, workspace_id: str) -> int | None:
         return self.thresholds.get(workspace_id)
@@ -145,6 +164,21 @@ class FakeStore:
         current.status, current.first_try_at, current.next_try_at = WebhookDeliveryStatus.PENDING, now, now
         return dataclasses.replace(current)
 
+    def claim_try_slot(
+        self, workspace_id: str, holder: str, now: datetime, until: datetime, slots: int
+    ) -> str | None:
+        for n in range(slots):
+            slot = f"tries#{workspace_id}#{n}"
+            held = self.slots.get(slot)
+            if held is None or held[1] < now:
+                self.slots[slot] = (holder, until)
+                return slot
+        return None
+
+    def free_try_slot(self, slot: str, holder: str) -> None:
+        if self.slots.get(slot, ("", None))[0] == holder:
+            del self.slots[slot]
+
     def claim_email(self, event_id: str, recipient: str, expires: datetime) -> bool:
         if (event_id, recipient) in self.emailed:
             return False
@@ -153,6 +187,35 @@ class FakeStore:
 
     def release_email(self, event_id: str, recipient: str) -> None:
         self.emailed.discard((event_id, recipient))
+
+    def set_push_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        if (user_id, workspace_id) not in self.members:
+            raise NotFoundError("Workspace not found")
+        self.push_choices[(user_id, workspace_id)] = list(events) if events is not None else None
+
+    def put_push_subscription(self, subscription: PushSubscription) -> None:
+        self.subscriptions[(subscription.user_id, subscription.id)] = subscription
+
+    def push_subscriptions_of(self, user_id: str) -> list[PushSubscription]:
+        return [s for (u, _), s in sorted(self.subscriptions.items()) if u == user_id]
+
+    def delete_push_subscription(self, user_id: str, subscription_id: str) -> bool:
+        return self.subscriptions.pop((user_id, subscription_id), None) is not None
+
+
+class FakePusher:
+    """Answers each push with the next scripted result (then 201); records what it was given."""
+
+    def __init__(self, *results: PostResult) -> None:
+        self.results = list(results)
+        self.pushed: list[tuple[PushSubscription, bytes]] = []
+
+    def public_key(self) -> str:
+        return "BPublicKey"
+
+    def push(self, subscription: PushSubscription, addresses: Sequence[str], payload: bytes) -> PostResult:
+        self.pushed.append((subscription, payload))
+        return self.results.pop(0) if self.results else PostResult(201)
 
 
 class FakeMailer:

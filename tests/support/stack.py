@@ -1,8 +1,8 @@
 """The real local stack for the test suite: started once per session (per xdist worker) on free ports.
 
-DynamoDB Local (in memory) and a moto server (S3 for R2, SQS, Cognito), bootstrapped exactly as
-`make dev` does; `chalice local` for the API; the static frontend; workers that poll the queue
-and call the real handler, as Lambda would.
+DynamoDB Local (in memory) and a moto server (S3 for R2, SQS, Cognito, Secrets Manager),
+bootstrapped exactly as `make dev` does; the Stripe stand-in; `chalice local` for the API; the
+static frontend; workers that poll the queue and call the real handler, as Lambda would.
 """
 
 from __future__ import annotations
@@ -29,10 +29,15 @@ from devstack.services import (
     free_port,
     wait_http,
 )
+from devstack.stripe_standin import StripeStandIn
 from devstack.web import WebServer, app_config
 from devstack.worker import Handler, run_worker
+from tests.support.received import ReceivedParts
 
 TEST_RETRY_ENV = {"AUTO_RETRY_BASE_SECONDS": "0"}
+# The per-user limit on creating jobs stays on (every POST /jobs counts, as deployed) but far
+# above what a test makes; tests of the limit itself set their own.
+LIMITS_TEST_ENV = {"RATE_LIMIT_REQUESTS": "100000"}
 # Webhook retries in seconds, not hours, so the suite stays quick: the first retry after ~1 s,
 # a delivery gives up after 6 s, and one failed delivery disables its endpoint.
 NOTIFY_TEST_ENV = {
@@ -57,6 +62,9 @@ class AwsStack:
     demo_password: str
     log_dir: Path
     state_dir: Path
+    stripe: StripeStandIn  # Stripe's two API calls, its pay page and its webhook sender, on loopback
+    # The body bytes moto received for each part of each multipart upload (tests.support.received).
+    received_parts: ReceivedParts = field(default_factory=ReceivedParts)
     _passwords: dict[str, str] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -120,13 +128,25 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
     saved = dict(os.environ)
     ddb = DynamoDBLocal(free_port(), in_memory=True, log_path=log_dir / "dynamodb-local.log")
     moto = MotoServer(free_port())
+    stripe: StripeStandIn | None = None
     try:
         ddb.start()
         moto.start()
+        web_port, api_port, stripe_port = free_port(), free_port(), free_port()
+        received = ReceivedParts()
+        moto.wrap_app(received.middleware)
         web_port, api_port = free_port(), free_port()
         result = bootstrap(
-            moto.url, ddb.url, f"http://127.0.0.1:{web_port}", state_dir=state_dir, write_env=False
+            moto.url,
+            ddb.url,
+            f"http://127.0.0.1:{web_port}",
+            state_dir=state_dir,
+            write_env=False,
+            stripe_url=f"http://127.0.0.1:{stripe_port}",
         )
+        keys = result.stripe_keys
+        webhook = f"http://127.0.0.1:{api_port}/payments/stripe"
+        stripe = StripeStandIn(stripe_port, keys["apiKey"], keys["webhookSecret"], webhook).start()
         assert result.demo_email and result.demo_password
         # The tests' own settings reach every process through os.environ (the API and worker
         # processes start from it); `env` stays what bootstrap made. Automatic retries without a
@@ -135,6 +155,7 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
             {
                 **result.env,
                 **TEST_RETRY_ENV,
+                **LIMITS_TEST_ENV,
                 **NOTIFY_TEST_ENV,
                 "PUBLIC_API_URL": f"http://127.0.0.1:{api_port}",
             }
@@ -149,10 +170,14 @@ def running_aws_stack(log_dir: Path, state_dir: Path) -> Iterator[AwsStack]:
             demo_password=result.demo_password,
             log_dir=log_dir,
             state_dir=state_dir,
+            stripe=stripe,
+            received_parts=received,
         )
         stack._passwords[result.demo_email] = result.demo_password
         yield stack
     finally:
+        if stripe is not None:
+            stripe.stop()
         moto.stop()
         ddb.stop()
         os.environ.clear()

@@ -1,5 +1,6 @@
 """Run in a subprocess whose AWS endpoints point at a closed loopback port: call every public
-method of the Repository port, the ObjectStore and the JobQueue, and print what each raised.
+method of the Repository port, the ObjectStore, the JobQueue, the purchase records and the
+payment provider (its secret unreadable, or Stripe unreachable), and print what each raised.
 
 `python -m tests.support.unreachable` prints one JSON object {method: exception class name}.
 """
@@ -21,6 +22,8 @@ from chalicelib.domain import (
     LedgerEntry,
     LedgerReason,
     Membership,
+    PaymentEvent,
+    Purchase,
     QueueMessage,
     Role,
     Trigger,
@@ -65,12 +68,16 @@ def one_of_each() -> dict[Move, Transition]:
     basis = PricingBasis.assumed(Settings().retry_pricing)
     retried = transitions.retry([job], basis, Trigger.MANUAL, "u", "u", now, answer)
     queued = Job(job_id, ws, JobStatus.QUEUED, "a.mp4", "video/mp4", 1, "k", now, now, attempt=2)
+    bought = Purchase("cs_1", ws, "small", 10, 500, "usd", "pi_1", "u", "evt_1", now)
+    uploading = Job(job_id, ws, JobStatus.UPLOADING, "a.mp4", "video/mp4", 1, "k", now, now, sweep_at=now)
     return {
         Move.OPEN_WORKSPACE: transitions.open_workspace(Workspace(ws, ws, 5), entry, now),
         Move.ADD_MEMBER: transitions.add_member(Membership("u", ws, Role.OWNER), now),
         Move.CREDITS: transitions.change_credits(entry),
         Move.PRICING: transitions.set_pricing(ws, None, now),
         Move.CREATE: transitions.create_job(job),
+        Move.UPLOADED: transitions.uploaded(uploading, now),
+        Move.EXPIRE_UPLOAD: transitions.expire_upload(uploading, error, now),
         Move.START: transitions.start(job, "u", now, answer),
         Move.RETRY: retried,
         Move.UNDO: transitions.undo(
@@ -94,11 +101,53 @@ def one_of_each() -> dict[Move, Transition]:
         Move.CANCEL: transitions.cancel(queued, charged, "u", "u", now),
         Move.RETENTION: transitions.set_retention(ws, 7, "u", now),
         Move.EXPIRE_ORIGINAL: transitions.original_deleted(job, now),
+        Move.PURCHASE: transitions.purchase(
+            bought, PaymentEvent("evt_1", "checkout.session.completed", now), now
+        ),
+        Move.PURCHASE_REVERSAL: transitions.purchase_reversal(
+            bought, PaymentEvent("evt_2", "charge.refunded", now), 10, now
+        ),
     }
 
 
 def port_methods() -> set[str]:
     return {name for name in dir(Repository) if not name.startswith("_")}
+
+
+def payment_calls() -> dict[str, tuple[Any, ...]]:
+    """Every method of the payments' ports (PurchaseRecords, PaymentProvider)."""
+    from chalicelib.config import CreditPack
+    from chalicelib.payments.ports import CheckoutRequest
+
+    pack = CreditPack(id="small", credits=10, price=500)
+    request = CheckoutRequest("ws-x", pack, "usd", "u", "", "http://127.0.0.1/ok", "http://127.0.0.1/no")
+    return {
+        "records.get_purchase": ("cs_1",),
+        "records.purchase_paid_by": ("pi_1",),
+        "records.event_applied": ("evt_1",),
+        "provider.create_checkout": (request,),
+        "provider.retrieve_checkout": ("cs_1",),
+        "provider.verify_event": (b"{}", "t=1,v1=00"),
+    }
+
+
+def payment_outcomes(settings: Settings) -> dict[str, str]:
+    from chalicelib.payments.adapters.dynamodb import DynamoPurchaseRecords
+    from chalicelib.payments.adapters.stripe import StripeProvider
+
+    records = DynamoPurchaseRecords()
+    secretless = StripeProvider("vidproc/unreachable/stripe", settings.stripe_api_base)
+    offline = StripeProvider("vidproc/unreachable/stripe", settings.stripe_api_base)
+    offline._keys = lambda: {"apiKey": "sk_test_x", "webhookSecret": "whsec_x"}  # type: ignore[method-assign]
+    seen = {}
+    for name, args in payment_calls().items():
+        port, method = name.split(".")
+        if port == "records":
+            seen[name] = outcome(getattr(records, method), *args)
+        else:
+            seen[f"{name}.secret"] = outcome(getattr(secretless, method), *args)  # the secret unreadable
+            seen[f"{name}.stripe"] = outcome(getattr(offline, method), *args)  # Stripe unreachable
+    return seen
 
 
 def outcome(call: Any, *args: Any) -> str:
@@ -111,8 +160,10 @@ def outcome(call: Any, *args: Any) -> str:
 
 def main() -> None:
     from chalicelib.adapters.dynamodb import DynamoRepository
+    from chalicelib.adapters.dynamodb.limits import DynamoRateLimiter
     from chalicelib.adapters.r2 import R2Store
     from chalicelib.adapters.sqs import SqsJobQueue
+    from chalicelib.notifications.adapters.dynamodb import DynamoNotifications
 
     settings = Settings()
     repo = DynamoRepository(settings)
@@ -125,11 +176,20 @@ def main() -> None:
     seen["store.delete_prefix"] = outcome(store.delete_prefix, "work/")
     seen["store.presign_upload"] = outcome(store.presign_upload, "k", "video/mp4", 1, 60)
     seen["store.presign_download"] = outcome(store.presign_download, "k", 60)
+    seen["store.presign_part"] = outcome(store.presign_part, "k", "u", 1, 5 * 1024**2, 60)
+    seen["store.start_multipart"] = outcome(store.start_multipart, "k", "video/mp4")
+    seen["store.list_parts"] = outcome(store.list_parts, "k", "u")
+    seen["store.complete_multipart"] = outcome(store.complete_multipart, "k", "u", [])
+    seen["store.abort_multipart"] = outcome(store.abort_multipart, "k", "u")
     seen["queue.from_settings"] = outcome(
         SqsJobQueue.from_settings, settings.model_copy(update={"jobs_queue_url": ""})
     )
     queue = SqsJobQueue.from_settings(settings)
     seen["queue.send"] = outcome(queue.send, QueueMessage("j", "w", 1))
+    seen |= payment_outcomes(settings)
+    seen["limits.hit"] = outcome(DynamoRateLimiter(settings).hit, "k", 1, 60, utcnow())
+    notes = DynamoNotifications(settings)
+    seen["slots.claim"] = outcome(notes.claim_try_slot, "w", "h", utcnow(), utcnow(), 2)
     print(json.dumps(seen))
 
 

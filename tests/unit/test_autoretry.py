@@ -350,7 +350,9 @@ def test_reprocess_charged_reports_jobs_it_could_not_requeue() -> None:
     ok, gone = _failed(svc), _failed(svc)
     assert isinstance(svc.store, FakeStore)
     del svc.store.objects[repo_of(svc).jobs[gone].input_file_key]
-    report = reprocess.reprocess(svc, ReprocessRequest("ws-a"), "op")
+    ticks: list[tuple[int, int]] = []
+    report = reprocess.reprocess(svc, ReprocessRequest("ws-a"), "op", each=lambda *tick: ticks.append(tick))
+    assert ticks == [(1, 2), (2, 2)]  # every job counts for the operator's progress, refused ones too
     assert report.requeued == 1 and report.credits_charged == 1
     assert set(report.refused) == {gone} and "CONFLICT" in report.refused[gone]
     assert repo_of(svc).jobs[ok].status == JobStatus.QUEUED

@@ -35,6 +35,8 @@ NOT_ON_THE_API_IMPORT_PATH = (
     "chalicelib.adapters.r2",
     "chalicelib.adapters.dynamodb",
     "chalicelib.adapters.idempotency",
+    "chalicelib.payments.adapters",
+    "stripe",
     "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.idempotency",
     "boto3",
@@ -58,7 +60,9 @@ ROUTE_MODULES = (
     "chalicelib.handlers.meta",
     "chalicelib.handlers.credits",
     "chalicelib.handlers.jobs",
+    "chalicelib.uploads.routes",
     "chalicelib.notifications.routes",
+    "chalicelib.payments.routes",
 )
 
 

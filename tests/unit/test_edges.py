@@ -20,7 +20,7 @@ def test_every_domain_error_maps_to_a_status_and_code() -> None:
 
     for cls in all_subclasses(errors.DomainError):
         mapped = errors.http_error_for(cls.__new__(cls))
-        assert mapped.status in {400, 401, 403, 404, 409, 413, 500, 503}
+        assert mapped.status in {400, 401, 403, 404, 409, 413, 429, 500, 503}
     assert errors.http_error_for(errors.InsufficientCreditsForRetryError()) == (403, "FORBIDDEN")
     assert errors.http_error_for(errors.UploadGoneError()) == (409, "CONFLICT")
     assert errors.http_error_for(errors.JobsChangedError({"x"})) == (400, "BAD_REQUEST")
@@ -65,7 +65,7 @@ def test_settings_derive_issuer_and_jwks_from_the_pool(monkeypatch: pytest.Monke
     s = Settings()
     assert s.issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc"
     assert s.jwks_url == s.issuer + "/.well-known/jwks.json"
-    assert s.upload_max_bytes == 2 * 1024**3 and s.upload_url_expiry_seconds <= 900
+    assert s.upload_max_bytes == 50 * 1024**3 and s.upload_url_expiry_seconds <= 900
 
 
 def test_upload_expiry_cannot_exceed_15_minutes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -119,7 +119,7 @@ def _worker_name() -> str:
     return str(sqs[0].name)
 
 
-NOTIFIER_FUNCTIONS = ("HandleTableChanges", "HandleNotifications")
+NOTIFIER_FUNCTIONS = ("HandleTableChanges", "HandleNotifications", "HandleWebhookDeliveries")
 
 
 def _worker_function() -> str:
@@ -189,7 +189,7 @@ def test_every_table_is_on_demand_with_point_in_time_recovery_and_kept_on_delete
     tables = {k: r for k, r in resources()["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
     kinds = {m.Meta.kind for m in dynamodb.MODELS} | {dynamodb.IDEMPOTENCY_KIND}  # type: ignore[attr-defined]
 
-    assert len(tables) == len(kinds) == 9
+    assert len(tables) == len(kinds) == 12
     for name, table in tables.items():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", name
@@ -220,13 +220,29 @@ def test_visibility_timeout_is_six_times_the_workers_timeout() -> None:
     assert queue["VisibilityTimeout"] == 6 * _worker_timeout_in_chalice_config()
 
 
-def test_every_failure_has_an_alarm_and_prod_requires_a_topic() -> None:
-    alarms = {
+def _alarms() -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {
         (a["Properties"]["Namespace"], a["Properties"]["MetricName"], _dimension(a)): a["Properties"]
         for template in (resources(), merge_template())
         for a in template["Resources"].values()
         if a.get("Type") == "AWS::CloudWatch::Alarm"
     }
+
+
+def _queues() -> dict[str, dict[str, Any]]:
+    return {k: r["Properties"] for k, r in resources()["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+
+
+def _dead_letter_queues() -> set[str]:
+    return {
+        q["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in _queues().values()
+        if "RedrivePolicy" in q
+    }
+
+
+def test_every_failure_has_an_alarm_and_prod_requires_a_topic() -> None:
+    alarms = _alarms()
     assert set(alarms) == {
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "JobsDeadLetterQueue"),
         ("AWS/SQS", "ApproximateAgeOfOldestMessage", "JobsQueue"),
@@ -234,6 +250,17 @@ def test_every_failure_has_an_alarm_and_prod_requires_a_topic() -> None:
         ("AWS/Lambda", "Throttles", _worker_function()),
         ("AWS/Lambda", "Errors", _sweeper_function()),
         ("AWS/ApiGateway", "5XXError", "vidproc-${Stage}-api"),
+        # the notifier's, like the worker's: errors, throttles, the age of what waits
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "NotificationsDeadLetterQueue"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "WebhookDeadLetterQueue"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "NotificationsQueue"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", "WebhookQueue"),
+        ("AWS/Lambda", "Errors", "HandleTableChanges"),
+        ("AWS/Lambda", "IteratorAge", "HandleTableChanges"),
+        ("AWS/Lambda", "Errors", "HandleNotifications"),
+        ("AWS/Lambda", "Throttles", "HandleNotifications"),
+        ("AWS/Lambda", "Errors", "HandleWebhookDeliveries"),
+        ("AWS/Lambda", "Throttles", "HandleWebhookDeliveries"),
     }
     for props in alarms.values():
         assert props["AlarmActions"] == {
@@ -247,6 +274,130 @@ def test_every_failure_has_an_alarm_and_prod_requires_a_topic() -> None:
         }
     api = _resource(merge_template(), "RestAPI")["Properties"]
     assert api["Name"] == {"Fn::Sub": "vidproc-${Stage}-api"}  # the 5XXError alarm's ApiName
+
+
+def test_every_dead_letter_queue_has_an_alarm_when_it_holds_anything() -> None:
+    watched = {
+        dimension
+        for (namespace, metric, dimension), props in _alarms().items()
+        if (namespace, metric) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        and props["Threshold"] == 0
+        and props["ComparisonOperator"] == "GreaterThanThreshold"
+    }
+    assert _dead_letter_queues() == {
+        "JobsDeadLetterQueue",
+        "NotificationsDeadLetterQueue",
+        "WebhookDeadLetterQueue",
+    }
+    assert _dead_letter_queues() <= watched
+
+
+def _sqs_functions() -> dict[str, str]:
+    """Every function an SQS queue triggers (in the merge template): function -> the queue's
+    logical id in resources.yaml (through the parameter that carries its ARN)."""
+    arn_outputs = {
+        o["Value"]["Fn::GetAtt"][0]: name
+        for name, o in resources()["Outputs"].items()
+        if isinstance(o["Value"], dict) and o["Value"].get("Fn::GetAtt", [None, None])[1] == "Arn"
+    }
+    by_parameter = {output: queue for queue, output in arn_outputs.items()}
+    found = {}
+    for name, resource in merge_template()["Resources"].items():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            queue = event.get("Properties", {}).get("Queue")
+            if queue is not None:
+                parameter = queue["Fn::Sub"].strip("${}")
+                found[name] = by_parameter[parameter]
+    return found
+
+
+def _timeout_in_chalice_config(function: str) -> int:
+    stage = chalice_stage()
+    names = {str(to_cfn_resource_name(n)): n for n in stage.get("lambda_functions", {})}
+    per_function = stage.get("lambda_functions", {}).get(names.get(function, ""), {})
+    return int(per_function.get("lambda_timeout", stage["lambda_timeout"]))
+
+
+def test_every_queue_that_feeds_a_function_is_visible_six_times_its_timeout() -> None:
+    # AWS's advice for a Lambda event source: with less, a batch that waits out throttling
+    # becomes visible again, is received again and reaches the DLQ as if it were poison.
+    pairs = _sqs_functions()
+    assert set(pairs) == {_worker_function(), "HandleNotifications", "HandleWebhookDeliveries"}
+    assert {a.queue for a in _app().event_sources if type(a).__name__ == "SQSEventConfig"} == {
+        "vidproc-jobs",
+        "vidproc-notifications",
+        "vidproc-webhooks",
+    }
+    for function, queue in pairs.items():
+        merged = _resource(merge_template(), function)["Properties"]["Timeout"]
+        assert merged == _timeout_in_chalice_config(function), f"{function}: keep both timeouts equal"
+        visibility = _queues()[queue]["VisibilityTimeout"]
+        assert visibility >= 6 * merged, f"{queue}: {visibility} s for {function}'s {merged} s"
+
+
+def test_the_notifiers_functions_have_reserved_concurrency_and_their_sources_stay_within_it() -> None:
+    for function in ("HandleNotifications", "HandleWebhookDeliveries"):
+        props = _resource(merge_template(), function)["Properties"]
+        [event] = props["Events"].values()
+        scaling = event["Properties"]["ScalingConfig"]
+        assert props["ReservedConcurrentExecutions"] == scaling["MaximumConcurrency"]
+    webhook = merge_template()["Parameters"]["WebhookConcurrency"]
+    from chalicelib.config import Settings
+
+    # One workspace's slow endpoints hold at most its try slots: others keep the rest.
+    assert webhook["MinValue"] >= 2 and webhook["Default"] > 2 * Settings().webhook_max_concurrent_tries
+
+
+def test_the_api_stage_is_throttled() -> None:
+    [setting] = _resource(merge_template(), "RestAPI")["Properties"]["MethodSettings"]
+    assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"
+    assert setting["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert setting["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+
+
+def test_every_queue_refuses_requests_without_tls() -> None:
+    refused: set[str] = set()
+    for r in resources()["Resources"].values():
+        if r["Type"] != "AWS::SQS::QueuePolicy":
+            continue
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and statement["Condition"] == {
+                "Bool": {"aws:SecureTransport": "false"}
+            }:
+                refused |= {target["Fn::GetAtt"][0] for target in statement["Resource"]}
+    assert refused == set(_queues())
+
+
+def test_no_function_environment_holds_a_secret_and_only_signers_read_the_signing_key() -> None:
+    # GetFunctionConfiguration shows a function's environment to anyone allowed to call it.
+    functions = (API_FUNCTION, _worker_function(), _sweeper_function(), *NOTIFIER_FUNCTIONS)
+    env = {f: _resource(merge_template(), f)["Properties"]["Environment"]["Variables"] for f in functions}
+    for function, variables in env.items():
+        text = json.dumps(variables)
+        assert "resolve:secretsmanager" not in text and "resolve:ssm-secure" not in text, function
+        assert "NOTIFY_SIGNING_KEY" not in variables and "R2_SECRET_ACCESS_KEY" not in variables, function
+    signers = {f for f, v in env.items() if v.get("NOTIFY_SIGNING_SECRET_ID")}
+    assert signers == {API_FUNCTION, "HandleNotifications"}  # the unsubscribe route; the emails
+    readers = {
+        role
+        for role in ROLES.values()
+        if _granted_refs(role, "secretsmanager:GetSecretValue") & {"NotifySigningSecretArn"}
+    }
+    assert readers == {ROLES[API_FUNCTION], ROLES["HandleNotifications"]}
+
+
+def test_email_is_sent_only_from_the_configured_sender_and_only_by_the_fan_out() -> None:
+    senders = {role for role in ROLES.values() if "ses:SendEmail" in _actions(_statements(role))}
+    assert senders == {"FanOutRole"}
+    [statement] = [s for s in _statements("FanOutRole") if "ses:SendEmail" in _as_list(s["Action"])]
+    assert "identity/*" not in json.dumps(statement["Resource"])
+    assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "NotifyEmailFrom"}}}
+
+
+def test_each_function_has_its_own_role() -> None:
+    functions = (API_FUNCTION, _worker_function(), _sweeper_function(), *NOTIFIER_FUNCTIONS)
+    roles = {f: _resource(merge_template(), f)["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions}
+    assert roles == ROLES
 
 
 def test_deployment_artifacts_never_expire() -> None:
@@ -286,6 +437,32 @@ def test_merge_template_sets_report_batch_item_failures_on_the_workers_sqs_event
     assert worker["Layers"] == [{"Ref": "FfmpegLayerArn"}]
     assert worker["EphemeralStorage"] == {"Size": 10240}
     assert worker["Environment"]["Variables"]["FFMPEG_PATH"] == "/opt/bin/ffmpeg"
+
+
+ROLES = {
+    API_FUNCTION: "ApiRole",
+    "HandleJobMessages": "WorkerRole",
+    "SweepStuckJobs": "SweeperRole",
+    "HandleTableChanges": "StreamRole",
+    "HandleNotifications": "FanOutRole",
+    "HandleWebhookDeliveries": "WebhookRole",
+}
+
+
+def _statements(role: str) -> list[dict[str, Any]]:
+    policy = _resource(merge_template(), role)["Properties"]["Policies"][0]["PolicyDocument"]
+    statements: list[dict[str, Any]] = policy["Statement"]
+    return statements
+
+
+def _granted_refs(role: str, action: str) -> set[str]:
+    return {
+        t["Ref"]
+        for s in _statements(role)
+        if action in _as_list(s["Action"])
+        for t in _as_list(s["Resource"])
+        if isinstance(t, dict) and "Ref" in t
+    }
 
 
 def test_merge_template_names_only_resources_chalice_generates() -> None:
@@ -338,10 +515,7 @@ def test_finalize_rejects_a_merge_that_mixed_two_intrinsics() -> None:
 def test_each_role_writes_only_the_tables_its_function_writes() -> None:
     # tests/integration/test_iam_trace.py checks every grant against the traced calls; this is
     # the offline part: who may write what.
-    statements = {
-        role: _resource(merge_template(), role)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-        for role in ("ApiRole", "WorkerRole", "SweeperRole")
-    }
+    statements = {role: _statements(role) for role in ROLES.values()}
 
     def written(role: str) -> set[str]:
         tables = set()
@@ -349,7 +523,7 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
             tables |= {t.rsplit("}-", 1)[1] for t in _granted(statements[role], action)}
         return tables
 
-    # members: UpdateItem of the member's own emailEvents only (the notification preferences)
+    # members: UpdateItem of the member's own emailEvents and pushEvents only (their choices)
     assert written("ApiRole") == {
         "jobs",
         "attempts",
@@ -359,16 +533,32 @@ def test_each_role_writes_only_the_tables_its_function_writes() -> None:
         "members",
         "webhooks",
         "deliveries",
+        "payments",
+        "limits",
+        "push-subscriptions",  # a person's own browsers (Web Push)
     }
     [prefs] = [s for s in statements["ApiRole"] if s.get("Sid") == "MemberEmailPreferences"]
     assert prefs["Action"] == "dynamodb:UpdateItem"
     assert prefs["Condition"] == {
-        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["userId", "workspaceId", "emailEvents"]}
+        "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": [
+                "userId",
+                "workspaceId",
+                "emailEvents",
+                "emailEventsVersion",
+                "pushEvents",
+            ]
+        }
     }
     assert not {"dynamodb:PutItem", "dynamodb:DeleteItem"} & {
         a for s in statements["ApiRole"] for a in _as_list(s["Action"]) if "members" in str(s["Resource"])
     }
-    assert written("WorkerRole") == written("SweeperRole") == {"jobs", "attempts"}
+    assert written("WorkerRole") == written("SweeperRole") == {"jobs", "attempts", "workspaces", "ledger"}
+    # The notifier's functions never write a member (the webhook function, which talks to the
+    # internet, writes only its deliveries, its endpoints' streaks and its try slots).
+    assert written("StreamRole") == set()
+    assert written("FanOutRole") == {"deliveries", "sent-emails", "push-subscriptions"}
+    assert written("WebhookRole") == {"webhooks", "deliveries", "limits"}
     assert "sqs:ReceiveMessage" in _actions(statements["WorkerRole"])
     assert "sqs:SendMessage" in _actions(statements["SweeperRole"]) & _actions(statements["ApiRole"])
     for role, stmts in statements.items():
@@ -620,7 +810,7 @@ def _chalice_shaped_template() -> dict[str, Any]:
             },
         }
     }
-    notifications = function("app.handle_notifications", 150, 512)
+    notifications = function("app.handle_notifications", 60, 512)
     notifications["Properties"]["Events"] = {
         "HandleNotificationsSqsEventSource": {
             "Type": "SQS",
@@ -630,6 +820,18 @@ def _chalice_shaped_template() -> dict[str, Any]:
                     + "vidproc-notifications"
                 },
                 "BatchSize": 10,
+            },
+        }
+    }
+    webhooks = function("app.handle_webhook_deliveries", 60, 256)
+    webhooks["Properties"]["Events"] = {
+        "HandleWebhookDeliveriesSqsEventSource": {
+            "Type": "SQS",
+            "Properties": {
+                "Queue": {
+                    "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:vidproc-webhooks"
+                },
+                "BatchSize": 1,
             },
         }
     }
@@ -658,6 +860,7 @@ def _chalice_shaped_template() -> dict[str, Any]:
             _sweeper_function(): sweeper,
             "HandleTableChanges": function("app.handle_table_changes", 60, 512),
             "HandleNotifications": notifications,
+            "HandleWebhookDeliveries": webhooks,
             "RestAPI": {
                 "Type": "AWS::Serverless::Api",
                 "Properties": {
@@ -684,3 +887,16 @@ def test_r2_lifecycle_expires_the_segment_parts_prefix() -> None:
     assert len(parts) == 1 and parts[0]["Status"] == "Enabled"
     assert 1 <= parts[0]["Expiration"]["Days"] <= 7
     assert not "outputs/ws/job/attempt-1.mp4".startswith(parts[0]["Filter"]["Prefix"])  # results stay
+
+
+def test_r2_aborts_unfinished_multipart_uploads_only_after_the_sweeper_would_have() -> None:
+    # The sweeper aborts an upload left unfinished UPLOAD_MULTIPART_EXPIRY_SECONDS after it began and
+    # fails its job with UPLOAD_EXPIRED; R2's own rule is the backstop (the sweeper down, an upload
+    # whose job was never recorded), and must not discard an upload the job still waits for.
+    from chalicelib.config import Settings
+
+    rules = json.loads((INFRA / "r2-lifecycle.json").read_text())["Rules"]
+    [abort] = [r for r in rules if "AbortIncompleteMultipartUpload" in r]
+    assert abort["Status"] == "Enabled" and abort["Filter"]["Prefix"] == ""
+    days = abort["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+    assert days * 86400 > Settings().upload_multipart_expiry_seconds

@@ -21,9 +21,12 @@ def test_there_is_a_sample_of_every_transition() -> None:
 
 @pytest.mark.parametrize("move", sorted(TRANSITIONS), ids=str)
 def test_every_job_write_is_guarded_by_the_status_table(move: Move) -> None:
+    # A transition may narrow the table's sources (cancel keeps a job to the side it was read on),
+    # never widen them.
     for write in TRANSITIONS[move].jobs:
         if write.create is None:
-            assert write.guard is not None and set(write.guard.states) == MOVES[move].sources
+            assert write.guard is not None and set(write.guard.states) <= MOVES[move].sources
+            assert write.guard.states
         else:
             assert move is Move.CREATE
 

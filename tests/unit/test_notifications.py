@@ -152,6 +152,16 @@ def test_the_same_change_redelivered_is_the_same_event() -> None:
         ("0.0.0.0", "private"),
         ("100.64.0.1", "not globally routable"),
         ("224.0.0.1", "multicast"),
+        # Classified here, not by the Python version's tables (3.11 called the first four public):
+        ("fec0::1", "site-local"),
+        ("2002:7f00:1::", "loopback (6to4)"),  # 6to4 carrying 127.0.0.1
+        ("2002:a00:1::", "private (6to4)"),  # ... 10.0.0.1
+        ("2002:5db8:d822::1", "tunnelled (6to4)"),  # ... a public address: still a tunnel
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback (Teredo)"),  # client 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:a2b7:27dd", "tunnelled (Teredo)"),  # client 93.72.216.34
+        ("64:ff9b::7f00:1", "loopback (NAT64)"),
+        ("64:ff9b:1::a00:1", "private (NAT64)"),
+        ("64:ff9b::5db8:d822", "tunnelled (NAT64)"),
     ],
 )
 def test_the_address_classifier(address: str, kind: str) -> None:
@@ -178,6 +188,24 @@ def test_refused_urls_say_why(url: str, allow_local: bool, says: str) -> None:
     with pytest.raises(ValidationError) as refused:
         check_url(url, public_resolver, allow_local)
     assert says in refused.value.message
+
+
+def test_a_6to4_or_teredo_host_is_refused_even_where_loopback_is_allowed() -> None:
+    for host in ("[2002:7f00:1::]", "[2001:0:4136:e378:8000:63bf:80ff:fffe]", "[fec0::1]"):
+        with pytest.raises(ValidationError) as refused:
+            check_url(f"https://{host}/x", public_resolver, True)
+        assert "not allowed" in refused.value.message
+
+
+def test_a_non_ascii_url_is_stored_in_ascii_and_a_host_that_cannot_be_is_refused() -> None:
+    from chalicelib.notifications.endpoint_urls import normalized, request_target
+
+    assert normalized("https://bücher.example/café?q=ñ") == "https://xn--bcher-kva.example/caf%C3%A9?q=%C3%B1"
+    assert normalized("https://hooks.example.com/a%20b/c d") == "https://hooks.example.com/a%20b/c%20d"
+    assert request_target("https://h.example/x\r\nHost: evil") == "/xHost:%20evil"  # never a header
+    assert request_target("https://h.example") == "/"
+    with pytest.raises(ValidationError):
+        normalized("https://a..ü/x")
 
 
 def test_accepted_urls_give_the_addresses_to_connect_to() -> None:
@@ -341,8 +369,49 @@ def test_after_the_window_the_delivery_fails_and_enough_failures_disable_and_tel
     assert d is not None and d.status == WebhookDeliveryStatus.FAILED and d.next_try_at is None
     e = store.get_endpoint("ws", endpoint.id)
     assert e is not None and not e.enabled and "1 deliveries in a row failed" in (e.disabled_reason or "")
+    # The notice is an event on the notifications queue; the fan-out emails it to the owners.
+    [notice] = queue.events
+    assert notice["type"] == "webhook.disabled" and mailer.sent == []
+    fanout.fan_out(ctx, notice, json.dumps(notice))
     assert [m.subject for m in mailer.sent] == ["A webhook endpoint was disabled"]
     assert "https://hooks.example.com/x" in mailer.sent[0].text
+
+
+def test_a_sender_that_raises_is_a_failed_try_recorded_never_a_stuck_delivery() -> None:
+    ctx, store, _m, _s, queue, _c, endpoint = _registered()
+
+    class Raising(FakeSender):
+        def post(self, *args: Any, **kwargs: Any) -> PostResult:
+            raise UnicodeEncodeError("ascii", "café", 3, 4, "ordinal not in range(128)")
+
+    ctx.sender = Raising()
+    message = _delivery_message(ctx, queue, endpoint)
+    assert webhooks.deliver(ctx, message) == "retrying"
+    d = store.get_delivery(endpoint.id, message.delivery_id)
+    assert d is not None and d.attempts == 1 and d.last_error == "Could not send: UnicodeEncodeError"
+    assert queue.deliveries[-1][0].attempt == 2  # the next try is queued
+    assert store.slots == {}  # the try's slot was given back
+
+
+def test_a_try_waits_its_turn_when_its_workspace_holds_every_slot() -> None:
+    ctx, store, _m, sender, queue, clock, endpoint = _registered(
+        webhook_max_concurrent_tries=2, webhook_timeout_seconds=10
+    )
+    message = _delivery_message(ctx, queue, endpoint)
+    # GIVEN two tries of this workspace under way (held slots), and another workspace's slot
+    until = clock.now + timedelta(seconds=40)
+    assert store.claim_try_slot("ws", "a", clock.now, until, 2)
+    assert store.claim_try_slot("ws", "b", clock.now, until, 2)
+    assert store.claim_try_slot("other", "c", clock.now, until, 2)
+    # WHEN a third try of this workspace comes: it goes back to the queue, untried and uncounted
+    assert webhooks.deliver(ctx, message) == "busy"
+    assert sender.posts == [] and queue.deliveries[-1] == (message, 5)
+    d = store.get_delivery(endpoint.id, message.delivery_id)
+    assert d is not None and d.attempts == 0
+    # THEN once a slot is free (given back, or its holder's lease ran out) it is tried
+    clock.advance(41)
+    assert webhooks.deliver(ctx, message) == "delivered"
+    assert len(sender.posts) == 1
 
 
 def test_resend_restarts_a_finished_delivery_once() -> None:
@@ -379,10 +448,18 @@ def test_the_failed_email_has_both_parts_the_error_the_suggestion_and_the_job_li
     assert mail.html.startswith("<!doctype html>") and "<p>" not in mail.text
 
 
+def test_an_emails_html_part_escapes_what_a_user_wrote() -> None:
+    event = _event()
+    event["data"]["job"]["originalFilename"] = '<img src=x onerror="alert(1)">.mp4'
+    mail = emails.compose(event, "a@x.test", "https://app.test/?w=1&x=2", "https://api.test/u?token=t")
+    assert "<img" not in mail.html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.mp4" in mail.html
+    assert 'href="https://app.test/?w=1&amp;x=2"' in mail.html
+
+
 def test_unsubscribe_tokens_are_signed_and_turn_off_one_event_type() -> None:
     ctx, store, *_ = notify_context()
     store.add_member("owner-1", "ws")
-    token = preferences.unsubscribe_token(ctx.settings, "owner-1", "ws", EventType.JOB_FAILED)
+    token = preferences.unsubscribe_token(ctx, "owner-1", "ws", EventType.JOB_FAILED, 0)
 
     assert preferences.unsubscribe(ctx, token) == EventType.JOB_FAILED
     assert preferences.preferences(ctx, OWNER, "ws").email_events == {
@@ -395,7 +472,65 @@ def test_unsubscribe_tokens_are_signed_and_turn_off_one_event_type() -> None:
             preferences.unsubscribe(ctx, forged)
     other, *_ = notify_context(notify_signing_key="another key")
     with pytest.raises(ValidationError):
-        preferences.read_token(other.settings, token)
+        preferences.read_token(other, token)
+
+
+def _emailed_token(ctx: Any, mailer: Any, event_id: str = "evt_low") -> str:
+    """The unsubscribe token of the credits.low email the owner gets (as fan-out writes it)."""
+    import re
+    from urllib.parse import unquote
+
+    event = {
+        "id": event_id,
+        "type": "credits.low",
+        "timestamp": "2026-01-01T12:00:00.000Z",
+        "workspaceId": "ws",
+        "data": {"credits": 1, "threshold": 2},
+    }
+    fanout.fan_out(ctx, event, json.dumps(event))
+    found = re.search(r"unsubscribe\?token=(\S+)", mailer.sent[-1].text)
+    assert found is not None
+    return unquote(found.group(1))
+
+
+def test_an_old_unsubscribe_link_cannot_turn_emails_off_again_after_a_new_choice() -> None:
+    ctx, store, mailer, *_ = notify_context()
+    store.add_member("owner-1", "ws", email="owner@x.test")
+    token = _emailed_token(ctx, mailer)
+    assert preferences.unsubscribe(ctx, token) == EventType.CREDITS_LOW
+    # The member subscribes again in the dashboard: the old link (in the old email) is spent.
+    preferences.update(ctx, OWNER, "ws", ["credits.low", "job.failed"], None)
+    with pytest.raises(ValidationError):
+        preferences.unsubscribe(ctx, token)
+    assert EventType.CREDITS_LOW in preferences.preferences(ctx, OWNER, "ws").email_events
+
+
+def test_an_unsubscribe_link_expires() -> None:
+    ctx, store, mailer, _s, _q, clock = notify_context()
+    store.add_member("owner-1", "ws", email="owner@x.test")
+    token = _emailed_token(ctx, mailer)
+    clock.advance(ctx.settings.unsubscribe_link_days * 86400 + 1)
+    with pytest.raises(ValidationError):
+        preferences.unsubscribe(ctx, token)
+    assert EventType.CREDITS_LOW in preferences.preferences(ctx, OWNER, "ws").email_events
+
+
+def test_an_unsubscribe_token_decodes_strictly() -> None:
+    ctx, store, mailer, *_ = notify_context()
+    store.add_member("owner-1", "ws", email="owner@x.test")
+    token = _emailed_token(ctx, mailer)
+    body, _, signature = token.partition(".")
+    for loose in (
+        token + "!",  # junk after the signature
+        token + "==",  # padding
+        f"{body}.{signature[:10]}*{signature[10:]}",  # a character base64 ignores
+        f"{body}==.{signature}",
+        f"{body}\n.{signature}",
+        f" {token}",
+    ):
+        with pytest.raises(ValidationError):
+            preferences.unsubscribe(ctx, loose)
+    assert EventType.CREDITS_LOW in preferences.preferences(ctx, OWNER, "ws").email_events
 
 
 # --- stream records ------------------------------------------------------------------------------

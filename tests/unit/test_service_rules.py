@@ -59,7 +59,7 @@ def failed_job(svc: Services) -> str:
         ("image/png", 10, ValidationError),
         ("video/mp4", 0, ValidationError),
         ("video/mp4", -1, ValidationError),
-        ("video/mp4", 2 * 1024**3 + 1, PayloadTooLargeError),
+        ("video/mp4", 50 * 1024**3 + 1, PayloadTooLargeError),
     ],
 )
 def test_create_rejects_non_video_empty_and_oversized(

@@ -20,6 +20,7 @@ from chalicelib.adapters.dynamodb.models import (
     JobModel,
     LedgerModel,
     MemberModel,
+    PaymentModel,
     WorkspaceModel,
 )
 from chalicelib.adapters.dynamodb.repository import DynamoRepository
@@ -32,6 +33,7 @@ __all__ = [
     "JobModel",
     "LedgerModel",
     "MemberModel",
+    "PaymentModel",
     "WorkspaceModel",
     "bind",
     "create_tables",

@@ -21,10 +21,15 @@ from chalicelib.adapters.dynamodb.mapping import (
     JOB_ATTRIBUTES,
     WORKSPACE_ATTRIBUTES,
     attempt_model,
+    event_model,
     job_model,
     ledger_model,
     member_model,
+    payment_model,
+    purchase_model,
+    session_key,
     stored,
+    workspace_from,
     workspace_model,
     ws_status,
 )
@@ -33,14 +38,17 @@ from chalicelib.adapters.dynamodb.models import (
     JobModel,
     LedgerModel,
     MemberModel,
+    PaymentModel,
     WorkspaceModel,
 )
 from chalicelib.adapters.dynamodb.transactions import Cancelled, Tx
 from chalicelib.domain import JobStatus, RetryPricing
+from chalicelib.lifecycle.apply import workspace_refusals
 from chalicelib.lifecycle.model import (
     AttemptWrite,
     JobGuard,
     JobWrite,
+    PurchaseWrite,
     Transition,
     WorkspaceWrite,
 )
@@ -62,6 +70,10 @@ def commit(transition: Transition) -> None:
         _workspace(tx, transition.workspace, transition.at)
     for entry in transition.entries:
         tx.put(f"ledger:{entry.id}", ledger_model(entry), LedgerModel.entryKey.does_not_exist())
+    if transition.event is not None:
+        tx.put("event", event_model(transition.event), PaymentModel.id.does_not_exist())
+    if transition.purchase is not None:
+        _purchase(tx, transition.purchase)
     for attempt in transition.attempts:
         _attempt(tx, attempt)
     for job in transition.jobs:
@@ -69,7 +81,20 @@ def commit(transition: Transition) -> None:
     try:
         tx.commit()
     except Cancelled as exc:
-        raise transition.refused(frozenset(exc.labels)) from exc
+        raise transition.refused(_labels(transition, exc)) from exc
+
+
+def _labels(transition: Transition, refused: Cancelled) -> frozenset[str]:
+    """The failed writes' labels; for the workspace, which of its guards failed, read from the
+    item DynamoDB returned with the cancellation (its balance, or the cap on its active jobs)."""
+    labels = set(refused.labels)
+    write = transition.workspace
+    raw = refused.items.get(WorkspaceWrite.label)
+    if write is not None and write.create is None and raw is not None:
+        precise = workspace_refusals(write, workspace_from(WorkspaceModel.from_raw_data(raw)))
+        if precise:  # (empty: it changed between the two; the plain label stands)
+            labels = (labels - {WorkspaceWrite.label}) | precise
+    return frozenset(labels)
 
 
 def _workspace(tx: Tx, write: WorkspaceWrite, at: datetime) -> None:
@@ -83,13 +108,38 @@ def _workspace(tx: Tx, write: WorkspaceWrite, at: datetime) -> None:
         condition &= WorkspaceModel.credits == write.balance
     if write.pricing_in is not None:
         condition &= _pricing_in(write.pricing_in)
+    if write.active_at_most is not None:
+        condition &= _active_at_most(write.active_at_most)
     actions = _actions(WORKSPACE_ATTRIBUTES, write.changes)
     if write.credits:
         actions.append(WorkspaceModel.credits.add(write.credits))
+    if write.active:  # ADD on a missing number starts it at 0
+        actions.append(WorkspaceModel.activeJobs.add(write.active))
     if not actions:  # only guards: a condition check
         tx.check(write.label, WorkspaceModel, write.workspace_id, None, condition)
         return
-    tx.update(write.label, WorkspaceModel(id=write.workspace_id), actions, condition)
+    guarded = write.active_at_most is not None
+    tx.update(write.label, WorkspaceModel(id=write.workspace_id), actions, condition, return_old=guarded)
+
+
+def _active_at_most(most: int) -> Condition:
+    """The workspace's active jobs are at most `most` (no attribute: 0, a workspace stored before
+    the count was kept)."""
+    within = WorkspaceModel.activeJobs <= most
+    return within | WorkspaceModel.activeJobs.does_not_exist() if most >= 0 else within
+
+
+def _purchase(tx: Tx, write: PurchaseWrite) -> None:
+    """A new purchase: its session's item and its payment's pointer, each only if absent. A
+    reversal: the purchase's reversed credits, only from the value it was decided from."""
+    if write.create is not None:
+        tx.put(write.label, purchase_model(write.create), PaymentModel.id.does_not_exist())
+        if write.create.payment_id is not None:
+            tx.put(write.label, payment_model(write.create), PaymentModel.id.does_not_exist())
+        return
+    condition = PaymentModel.id.exists() & (PaymentModel.reversedCredits == write.reversed_from)
+    item = PaymentModel(id=session_key(write.session_id))
+    tx.update(write.label, item, [PaymentModel.reversedCredits.set(write.reversed_to)], condition)
 
 
 def _pricing_in(overrides: frozenset[RetryPricing | None]) -> Condition:
@@ -151,6 +201,8 @@ def _job_condition(guard: JobGuard) -> Condition:
         condition &= ~JobModel.segDone.contains(guard.task_not_done)
     if guard.stitch_free_at is not None:
         condition &= JobModel.stitchUntil.does_not_exist() | (JobModel.stitchUntil < guard.stitch_free_at)
+    if guard.due_before is not None:
+        condition &= JobModel.sweepAt < guard.due_before  # false when the attribute is absent
     return condition
 
 

@@ -16,6 +16,7 @@ from chalicelib.adapters.dynamodb.models import (
     JobModel,
     LedgerModel,
     MemberModel,
+    PaymentModel,
     WorkspaceModel,
 )
 from chalicelib.domain import (
@@ -28,6 +29,8 @@ from chalicelib.domain import (
     LedgerReason,
     Membership,
     Outcome,
+    PaymentEvent,
+    Purchase,
     RetryPricing,
     Role,
     Trigger,
@@ -81,6 +84,8 @@ def job_from(m: JobModel) -> Job:
         credits_paid=int(m.creditsPaid) if m.creditsPaid is not None else min(int(m.attempt), 1),
         free_retry=FreeRetry(m.freeRetry) if m.freeRetry else FreeRetry.AVAILABLE,
         original_deleted_at=m.originalDeletedAt,
+        upload_id=m.uploadId,
+        part_size=int(m.partSize) if m.partSize is not None else None,
     )
 
 
@@ -105,6 +110,9 @@ def job_model(job: Job) -> JobModel:
         attempt=job.attempt,
         retryCount=job.retry_count,
         creditsPaid=job.credits_paid,
+        sweepAt=job.sweep_at,
+        uploadId=job.upload_id,
+        partSize=job.part_size,
     )
 
 
@@ -116,6 +124,7 @@ def workspace_from(m: WorkspaceModel) -> Workspace:
         credits=int(m.credits),
         retry_pricing=RetryPricing(pricing) if pricing else None,
         keep_originals_days=int(m.keepOriginalsDays) if m.keepOriginalsDays is not None else None,
+        active_jobs=int(m.activeJobs or 0),
     )
 
 
@@ -126,6 +135,7 @@ def workspace_model(workspace: Workspace, created_at: datetime) -> WorkspaceMode
         credits=workspace.credits,
         createdAt=created_at,
         retryPricing=workspace.retry_pricing.value if workspace.retry_pricing else None,
+        activeJobs=workspace.active_jobs or None,
     )
 
 
@@ -237,6 +247,8 @@ def ledger_model(e: LedgerEntry) -> LedgerModel:
         jobId=e.job_id,
         actor=e.actor,
         createdAt=e.created_at,
+        sessionId=e.session_id,
+        paymentId=e.payment_id,
     )
 
 
@@ -249,6 +261,63 @@ def ledger_from(m: LedgerModel) -> LedgerEntry:
         actor=m.actor,
         created_at=m.createdAt,
         id=m.id,
+        session_id=m.sessionId,
+        payment_id=m.paymentId,
+    )
+
+
+# The payments table's keys: one item per event, per purchase (its Checkout session), per payment.
+def event_key(event_id: str) -> str:
+    return f"event#{event_id}"
+
+
+def session_key(session_id: str) -> str:
+    return f"session#{session_id}"
+
+
+def payment_key(payment_id: str) -> str:
+    return f"payment#{payment_id}"
+
+
+def event_model(event: PaymentEvent) -> PaymentModel:
+    return PaymentModel(id=event_key(event.id), eventType=event.type, createdAt=event.created_at)
+
+
+def purchase_model(p: Purchase) -> PaymentModel:
+    return PaymentModel(
+        id=session_key(p.session_id),
+        workspaceId=p.workspace_id,
+        pack=p.pack,
+        credits=p.credits,
+        amount=p.amount,
+        currency=p.currency,
+        paymentId=p.payment_id,
+        buyer=p.buyer,
+        eventId=p.event_id,
+        createdAt=p.created_at,
+        reversedCredits=p.reversed_credits,
+    )
+
+
+def payment_model(p: Purchase) -> PaymentModel:
+    """The pointer from a payment to the purchase it paid for (refunds and disputes name payments)."""
+    assert p.payment_id is not None
+    return PaymentModel(id=payment_key(p.payment_id), sessionId=p.session_id, createdAt=p.created_at)
+
+
+def purchase_from(m: PaymentModel) -> Purchase:
+    return Purchase(
+        session_id=m.id.removeprefix("session#"),
+        workspace_id=m.workspaceId or "",
+        pack=m.pack or "",
+        credits=int(m.credits or 0),
+        amount=int(m.amount or 0),
+        currency=m.currency or "",
+        payment_id=m.paymentId,
+        buyer=m.buyer or "",
+        event_id=m.eventId or "",
+        created_at=m.createdAt,
+        reversed_credits=int(m.reversedCredits or 0),
     )
 
 

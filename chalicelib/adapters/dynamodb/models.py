@@ -37,6 +37,7 @@ class WorkspaceModel(_Base):
     retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
     lowCreditsThreshold = NumberAttribute(null=True)  # credits.low; None: the default (2)
     keepOriginalsDays = NumberAttribute(null=True)  # uploads' retention; None: the deployment's
+    activeJobs = NumberAttribute(null=True)  # jobs queued or processing; None (stored before): 0
 
 
 class _MembersByWorkspace(GlobalSecondaryIndex["MemberModel"]):
@@ -57,6 +58,10 @@ class MemberModel(_Base):
     role = UnicodeAttribute()
     email = UnicodeAttribute(default="")
     emailEvents = ListAttribute(of=UnicodeAttribute, null=True)  # None: the defaults for the role
+    # +1 at every change of emailEvents; an unsubscribe link names the version it was made at.
+    # None (a member who never chose since it was kept): version 0.
+    emailEventsVersion = NumberAttribute(null=True)
+    pushEvents = ListAttribute(of=UnicodeAttribute, null=True)  # None: both job events
 
     by_workspace = _MembersByWorkspace()
 
@@ -80,8 +85,8 @@ class _JobsByWorkspaceStatus(GlobalSecondaryIndex["JobModel"]):
 
 
 class _JobsToSweep(GlobalSecondaryIndex["JobModel"]):
-    """Sparse: only queued and processing jobs carry `sweepAt`, and completed or cancelled ones
-    until the workspace's retention deleted their upload."""
+    """Sparse: only queued and processing jobs, unfinished multipart uploads, and completed or
+    cancelled jobs until the workspace's retention deleted their upload, carry `sweepAt`."""
 
     class Meta:
         index_name = "to-sweep"
@@ -133,6 +138,8 @@ class JobModel(_Base):
     creditsPaid = NumberAttribute(null=True)  # None: a job written before it was kept
     freeRetry = UnicodeAttribute(null=True)  # None: available
     originalDeletedAt = UTCDateTimeAttribute(null=True)  # the upload deleted under the retention
+    uploadId = UnicodeAttribute(null=True)  # R2's multipart upload id (None: one presigned PUT)
+    partSize = NumberAttribute(null=True)  # every part but the last, for a multipart upload
 
     by_workspace = _JobsByWorkspace()
     by_workspace_status = _JobsByWorkspaceStatus()
@@ -172,6 +179,31 @@ class LedgerModel(_Base):
     jobId = UnicodeAttribute(null=True)
     actor = UnicodeAttribute(default="")
     createdAt = UTCDateTimeAttribute()
+    sessionId = UnicodeAttribute(null=True)  # a purchase or its reversal: the Checkout session
+    paymentId = UnicodeAttribute(null=True)  # ... and Stripe's PaymentIntent
+
+
+class PaymentModel(_Base):
+    """Payments, one item per key, each written by the transaction that grants or takes back the
+    credits: `event#<id>` (a provider's event, applied once), `session#<id>` (the purchase, with
+    what has been taken back), `payment#<id>` (which session a payment paid for)."""
+
+    class Meta(_Base.Meta):
+        kind = "payments"
+
+    id = UnicodeAttribute(hash_key=True)
+    createdAt = UTCDateTimeAttribute()
+    eventType = UnicodeAttribute(null=True)  # event#
+    sessionId = UnicodeAttribute(null=True)  # payment#: the purchase it paid for
+    workspaceId = UnicodeAttribute(null=True)  # session# (the rest too)
+    pack = UnicodeAttribute(null=True)
+    credits = NumberAttribute(null=True)
+    amount = NumberAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    paymentId = UnicodeAttribute(null=True)
+    buyer = UnicodeAttribute(null=True)
+    eventId = UnicodeAttribute(null=True)
+    reversedCredits = NumberAttribute(null=True)
 
 
 class WebhookModel(_Base):
@@ -228,6 +260,36 @@ class SentEmailModel(_Base):
     expiresAt = TTLAttribute(null=True)
 
 
+class LimitModel(_Base):
+    """Short-lived counters and leases, each one item that expires: a webhook try slot of a
+    workspace (`tries#{workspace}#{n}`: who holds it, until when) and a user's request count in
+    one rate-limit window (`rate#{user}#{route group}#{window start}`)."""
+
+    class Meta(_Base.Meta):
+        kind = "limits"
+
+    id = UnicodeAttribute(hash_key=True)
+    holder = UnicodeAttribute(null=True)
+    until = NumberAttribute(null=True)  # epoch seconds: a slot is free again after this
+    hits = NumberAttribute(null=True)  # requests counted in the window
+    expiresAt = TTLAttribute(null=True)
+
+
+class PushSubscriptionModel(_Base):
+    """One browser of a person subscribed to Web Push (notifications/push.py)."""
+
+    class Meta(_Base.Meta):
+        kind = "push-subscriptions"
+
+    userId = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)  # from the endpoint: the same browser replaces itself
+    endpoint = UnicodeAttribute()
+    p256dh = UnicodeAttribute()
+    auth = UnicodeAttribute()
+    createdAt = UTCDateTimeAttribute()
+    userAgent = UnicodeAttribute(default="")
+
+
 IDEMPOTENCY_KIND = "idempotency"
 
 
@@ -260,6 +322,9 @@ MODELS: tuple[type[_Base], ...] = (
     WebhookModel,
     DeliveryModel,
     SentEmailModel,
+    PushSubscriptionModel,
     AnswerModel,
+    LimitModel,
+    PaymentModel,
 )
 STREAM_KINDS = ("jobs", "attempts", "workspaces")  # the tables whose changes become events

@@ -33,6 +33,9 @@ class Tx:
     checks: list[tuple[str, type[Model], Any, Any, Condition]] = field(default_factory=list)
     puts: list[tuple[str, Model, Condition | None]] = field(default_factory=list)
     updates: list[tuple[str, Model, list[Any], Condition | None]] = field(default_factory=list)
+    # Updates whose item DynamoDB returns when their condition fails (ALL_OLD), by label: the
+    # caller reads which of the item's guards failed from it, without reading it again.
+    returning: set[str] = field(default_factory=set)
 
     def check(
         self, label: str, model: type[Model], hash_key: Any, range_key: Any, condition: Condition
@@ -42,8 +45,17 @@ class Tx:
     def put(self, label: str, model: Model, condition: Condition | None = None) -> None:
         self.puts.append((label, model, condition))
 
-    def update(self, label: str, model: Model, actions: list[Any], condition: Condition | None) -> None:
+    def update(
+        self,
+        label: str,
+        model: Model,
+        actions: list[Any],
+        condition: Condition | None,
+        return_old: bool = False,
+    ) -> None:
         self.updates.append((label, model, actions, condition))
+        if return_old:
+            self.returning.add(label)
 
     def commit(self) -> None:
         """Run the writes; on a failed condition raise Cancelled with the failed labels.
@@ -61,19 +73,26 @@ class Tx:
                     tx.condition_check(model_cls, hash_key, range_key, condition=check)
                 for _, model, condition in self.puts:
                     tx.save(model, condition=condition)
-                for _, model, actions, condition in self.updates:
-                    tx.update(model, actions=actions, condition=condition, add_version_condition=False)
+                for label, model, actions, condition in self.updates:
+                    tx.update(
+                        model,
+                        actions=actions,
+                        condition=condition,
+                        return_values="ALL_OLD" if label in self.returning else None,
+                        add_version_condition=False,
+                    )
         except TransactWriteError as exc:
             if exc.cause_response_code != "TransactionCanceledException":
                 raise ServiceUnavailableError(UNAVAILABLE) from exc
-            failed = {
-                labels[i]
+            reasons = {
+                labels[i]: reason
                 for i, reason in enumerate(exc.cancellation_reasons)
                 if reason is not None and reason.code == "ConditionalCheckFailed"
             }
-            if not failed:  # TransactionConflict: another transaction held an item
+            if not reasons:  # TransactionConflict: another transaction held an item
                 raise TransactionConflictError() from exc
-            raise Cancelled(failed) from exc
+            items = {label: r.raw_item for label, r in reasons.items() if r.raw_item}
+            raise Cancelled(set(reasons), items) from exc
 
     def _commit_one(self) -> None:
         try:
@@ -90,8 +109,12 @@ class Tx:
 
 
 class Cancelled(Exception):
-    def __init__(self, labels: set[str]) -> None:
+    """The labels of the items whose condition failed, and (for updates made with `return_old`)
+    each such item as it was, in DynamoDB's JSON."""
+
+    def __init__(self, labels: set[str], items: dict[str, dict[str, Any]] | None = None) -> None:
         self.labels = labels
+        self.items = items or {}
         super().__init__(", ".join(sorted(labels)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -13,7 +14,9 @@ from chalicelib.adapters.dynamodb.connection import bind
 from chalicelib.adapters.dynamodb.jobs import JobReads
 from chalicelib.adapters.dynamodb.models import (
     DeliveryModel,
+    LimitModel,
     MemberModel,
+    PushSubscriptionModel,
     SentEmailModel,
     WebhookModel,
     WorkspaceModel,
@@ -26,6 +29,7 @@ from chalicelib.notifications.domain import (
     Endpoint,
     EventType,
     MemberAddress,
+    PushSubscription,
     WebhookDelivery,
     WebhookDeliveryStatus,
 )
@@ -111,19 +115,54 @@ class DynamoNotifications(AccountReads, JobReads):
     def members_of(self, workspace_id: str) -> list[MemberAddress]:
         def query() -> list[MemberAddress]:
             return [
-                MemberAddress(m.userId, m.email, Role(m.role), _events(_names(m.emailEvents)))
+                MemberAddress(
+                    m.userId,
+                    m.email,
+                    Role(m.role),
+                    _events(_names(m.emailEvents)),
+                    int(m.emailEventsVersion or 0),
+                    _events(_names(m.pushEvents)),
+                )
                 for m in MemberModel.by_workspace.query(workspace_id)
             ]
 
         return guarded(query)
 
-    def set_email_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
-        action = (
+    def set_email_events(
+        self,
+        user_id: str,
+        workspace_id: str,
+        events: Sequence[str] | None,
+        expected_version: int | None = None,
+    ) -> bool:
+        choice = (
             MemberModel.emailEvents.remove() if events is None else MemberModel.emailEvents.set(list(events))  # type: ignore[arg-type]
         )
+        condition = MemberModel.userId.exists()
+        if expected_version is not None:
+            version = MemberModel.emailEventsVersion == expected_version
+            if expected_version == 0:
+                version |= MemberModel.emailEventsVersion.does_not_exist()
+            condition &= version
         done = _conditional(
             lambda: MemberModel(userId=user_id, workspaceId=workspace_id).update(
-                actions=[action], condition=MemberModel.userId.exists(), add_version_condition=False
+                actions=[choice, MemberModel.emailEventsVersion.add(1)],
+                condition=condition,
+                add_version_condition=False,
+            )
+        )
+        if done:
+            return True
+        if self.get_membership(user_id, workspace_id) is None:
+            raise NotFoundError("Workspace not found")
+        return False
+
+    def set_push_events(self, user_id: str, workspace_id: str, events: Sequence[str] | None) -> None:
+        chosen: Any = None if events is None else list(events)
+        choice = MemberModel.pushEvents.remove() if chosen is None else MemberModel.pushEvents.set(chosen)
+        done = _conditional(
+            lambda: MemberModel(userId=user_id, workspaceId=workspace_id).update(
+                actions=[choice], condition=MemberModel.userId.exists(), add_version_condition=False
             )
         )
         if not done:
@@ -308,6 +347,33 @@ class DynamoNotifications(AccountReads, JobReads):
         )
         return self.get_delivery(endpoint_id, delivery_id) if done else None
 
+    # --- webhook try slots ------------------------------------------------------------------------
+    def claim_try_slot(
+        self, workspace_id: str, holder: str, now: datetime, until: datetime, slots: int
+    ) -> str | None:
+        # One item per slot, taken with a conditional put: free (never taken, or its lease ran
+        # out). Tried from a random one, so concurrent claims rarely race for the same item.
+        start = random.randrange(slots)
+        for n in range(slots):
+            slot = f"tries#{workspace_id}#{(start + n) % slots}"
+            model = LimitModel(
+                id=slot, holder=holder, until=until.timestamp(), expiresAt=until + timedelta(days=1)
+            )
+            if self._take(model, LimitModel.id.does_not_exist() | (LimitModel.until < now.timestamp())):
+                return slot
+        return None
+
+    @staticmethod
+    def _take(model: LimitModel, free: Any) -> bool:
+        return _conditional(lambda: model.save(condition=free, add_version_condition=False))
+
+    def free_try_slot(self, slot: str, holder: str) -> None:
+        _conditional(
+            lambda: LimitModel(id=slot).delete(
+                condition=LimitModel.holder == holder, add_version_condition=False
+            )
+        )
+
     # --- emails ------------------------------------------------------------------------------
     def claim_email(self, event_id: str, recipient: str, expires: datetime) -> bool:
         model = SentEmailModel(eventId=event_id, recipient=recipient, expiresAt=expires)
@@ -318,4 +384,33 @@ class DynamoNotifications(AccountReads, JobReads):
     def release_email(self, event_id: str, recipient: str) -> None:
         guarded(
             lambda: SentEmailModel(eventId=event_id, recipient=recipient).delete(add_version_condition=False)
+        )
+
+    # --- push subscriptions --------------------------------------------------------------------
+    def put_push_subscription(self, subscription: PushSubscription) -> None:
+        model = PushSubscriptionModel(
+            userId=subscription.user_id,
+            id=subscription.id,
+            endpoint=subscription.endpoint,
+            p256dh=subscription.p256dh,
+            auth=subscription.auth,
+            createdAt=subscription.created_at,
+            userAgent=subscription.user_agent,
+        )
+        guarded(lambda: model.save(add_version_condition=False))
+
+    def push_subscriptions_of(self, user_id: str) -> list[PushSubscription]:
+        def query() -> list[PushSubscription]:
+            return [
+                PushSubscription(m.userId, m.id, m.endpoint, m.p256dh, m.auth, m.createdAt, m.userAgent)
+                for m in PushSubscriptionModel.query(user_id, consistent_read=True)
+            ]
+
+        return guarded(query)
+
+    def delete_push_subscription(self, user_id: str, subscription_id: str) -> bool:
+        return _conditional(
+            lambda: PushSubscriptionModel(userId=user_id, id=subscription_id).delete(
+                condition=PushSubscriptionModel.id.exists(), add_version_condition=False
+            )
         )

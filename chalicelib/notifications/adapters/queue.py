@@ -1,12 +1,15 @@
-"""The notifications queue on SQS: events to fan out, and webhook tries (with their delay).
+"""The notification queues on SQS: events to fan out, and webhook tries (with their delay).
 
-Two message kinds in one queue: {"kind": "event", "event": {...}} and
-{"kind": "delivery", "workspaceId", "endpointId", "deliveryId", "attempt", "notBefore"}.
+The notifications queue carries events, {"kind": "event", "event": {...}}; the webhook queue
+carries tries, {"kind": "delivery", "workspaceId", "endpointId", "deliveryId", "attempt",
+"notBefore"}. Before the two were separated one queue carried both: a try found on the
+notifications queue is forwarded to the webhook queue, not tried there.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -55,9 +58,17 @@ def decode(body: str) -> dict[str, Any] | WebhookDeliveryMessage:
 
 
 class SqsNotificationQueue:
-    def __init__(self, client: Any, queue_url: str) -> None:
+    """Both queues on one client. A queue's URL is looked up by name only when it is not set and
+    the queue is used (the stream's function, say, never sends a webhook try)."""
+
+    def __init__(self, client: Any, events: str | None, webhooks: str | None, settings: Settings) -> None:
         self._client = client
-        self._queue_url = queue_url
+        self._urls = {"events": events, "webhooks": webhooks}
+        self._names = {
+            "events": settings.notifications_queue_name,
+            "webhooks": settings.webhook_queue_name,
+        }
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqsNotificationQueue:
@@ -68,22 +79,29 @@ class SqsNotificationQueue:
                 retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10
             ),
         )
-        url = settings.notifications_queue_url
-        if not url:
-            try:
-                url = client.get_queue_url(QueueName=settings.notifications_queue_name)["QueueUrl"]
-            except (ClientError, BotoCoreError) as exc:
-                raise QueueSendError("The notifications queue is unavailable") from exc
-        return cls(client, url)
+        return cls(
+            client, settings.notifications_queue_url or None, settings.webhook_queue_url or None, settings
+        )
 
-    def _send(self, body: str, delay: int) -> None:
+    def _url(self, queue: str) -> str:
+        with self._lock:
+            url = self._urls[queue]
+            if url is None:
+                try:
+                    url = str(self._client.get_queue_url(QueueName=self._names[queue])["QueueUrl"])
+                except (ClientError, BotoCoreError) as exc:
+                    raise QueueSendError("The notifications queue is unavailable") from exc
+                self._urls[queue] = url
+            return url
+
+    def _send(self, queue: str, body: str, delay: int) -> None:
         try:
-            self._client.send_message(QueueUrl=self._queue_url, MessageBody=body, DelaySeconds=delay)
+            self._client.send_message(QueueUrl=self._url(queue), MessageBody=body, DelaySeconds=delay)
         except (ClientError, BotoCoreError) as exc:
             raise QueueSendError("Could not queue the notification") from exc
 
     def send_event(self, payload: dict[str, Any]) -> None:
-        self._send(json.dumps({"kind": "event", "event": payload}, separators=(",", ":")), 0)
+        self._send("events", json.dumps({"kind": "event", "event": payload}, separators=(",", ":")), 0)
 
     def send_delivery(self, message: WebhookDeliveryMessage, delay_seconds: int) -> None:
-        self._send(encode_delivery(message), max(0, min(900, delay_seconds)))
+        self._send("webhooks", encode_delivery(message), max(0, min(900, delay_seconds)))

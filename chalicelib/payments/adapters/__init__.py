@@ -1,0 +1,1 @@
+"""The payment ports on Stripe's library and on DynamoDB."""
