@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    WithJsonSchema,
     field_validator,
     model_serializer,
 )
@@ -358,9 +359,17 @@ class LedgerOut(Schema):
     cursor: str | None
 
 
+# A whole number of days (1.0 is one, as JSON Schema says; not `true`, not "7") within the bounds
+RetentionDays = Annotated[
+    WholeNumber,
+    Field(ge=0, le=MAX_RETENTION_DAYS),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_RETENTION_DAYS}),
+]
+
+
 class RetentionIn(WorkspaceIn):
     # null: back to the deployment's default (ORIGINALS_RETENTION_DAYS)
-    keep_originals_days: int | None = Field(default=None, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    keep_originals_days: RetentionDays | None = None
 
 
 class RetentionOut(Schema):
