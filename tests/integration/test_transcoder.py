@@ -454,6 +454,26 @@ def test_transcode_over_the_time_limit_is_stopped_and_its_output_removed(clips, 
     assert not list(tmp_path.glob("*.mp4"))
 
 
+def test_a_probe_cut_off_by_the_time_limit_is_the_time_limit_not_a_bad_file(clips, tmp_path):
+    # GIVEN an ffprobe slower than the whole transcode's limit (a loaded machine, say)
+    slow_probe = tmp_path / "ffprobe"
+    slow_probe.write_text(f'#!/bin/sh\nsleep 3\nexec {ffprobe_binary()} "$@"\n')
+    slow_probe.chmod(0o755)
+    limited = transcoder(ffprobe_path=str(slow_probe), timeout_seconds=1)
+
+    # WHEN it runs THEN the transcode ran out of time (the platform's clock, never "not a video")
+    with pytest.raises(TranscodeTimeoutError) as caught:
+        limited.transcode(str(clips["640x360"]), tmp_path / "out.mp4")
+    assert caught.value.message == "Processing took longer than 1 second and was stopped"
+    assert not list(tmp_path.glob("*.mp4"))
+
+    # ... while a probe bounded by its own limit, not the transcode's, still blames the file
+    with pytest.raises(InvalidVideoError):
+        transcoder(ffprobe_path=str(slow_probe), probe_timeout_seconds=1).transcode(
+            str(clips["640x360"]), tmp_path / "out.mp4"
+        )
+
+
 def test_a_failing_progress_callback_stops_ffmpeg_and_removes_the_output(clips, tmp_path):
     output = tmp_path / "out.mp4"
 

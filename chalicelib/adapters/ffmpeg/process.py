@@ -140,7 +140,7 @@ class FFmpegTranscoder:
         output_path = Path(output_path)
         throttle = ProgressThrottle(self.progress_interval_seconds)
         try:
-            source = self.probe(input_url, timeout=min(self.probe_timeout_seconds, self.timeout_seconds))
+            source = self._probe_within(input_url, deadline)
             self._run_ffmpeg(input_url, output_path, source, deadline, on_progress, throttle, stop)
             # What was written, from its own headers (no second ffprobe), else ffprobe's view
             facts = mp4index.movie_facts(str(output_path)) or self._probed(output_path)
@@ -155,6 +155,22 @@ class FFmpegTranscoder:
     def _probed(self, output_path: Path) -> tuple[int, int, float]:
         result = self.probe(str(output_path), timeout=self.probe_timeout_seconds)
         return result.width, result.height, result.duration_seconds or 0.0
+
+    def _probe_within(self, input_url: str, deadline: float) -> ProbeInfo:
+        """The input's probe, bounded by the transcode's own deadline too: a probe that is cut off
+        by that deadline (not by its own limit) is the transcode running out of time, whatever
+        the file is."""
+        if self.probe_timeout_seconds < self.timeout_seconds:
+            return self.probe(input_url, timeout=self.probe_timeout_seconds)
+        try:
+            return self.probe(input_url, timeout=self.timeout_seconds)
+        except (DownloadError, InvalidVideoError) as exc:
+            if time.monotonic() < deadline:
+                raise
+            raise TranscodeTimeoutError(
+                f"Processing took longer than {duration_words(self.timeout_seconds)} and was stopped",
+                detail=f"ffprobe gave no answer within {self.timeout_seconds} s",
+            ) from exc
 
     def probe(self, input_url: str, timeout: float) -> ProbeInfo:
         """ffprobe the input. Raises DownloadError, InvalidVideoError or FFmpegNotFoundError."""
