@@ -14,7 +14,7 @@ from typing import Any
 from chalice import Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib.handlers import credits, jobs, meta, middleware
+from chalicelib.handlers import credits, jobs, meta, middleware, retention
 from chalicelib.handlers.http import ThreadSafeChalice
 from chalicelib.notifications import routes as notification_routes
 from chalicelib.outputs import routes as output_routes
@@ -32,6 +32,7 @@ app.register_blueprint(jobs.blueprint)
 app.register_blueprint(upload_routes.blueprint)
 app.register_blueprint(notification_routes.blueprint)
 app.register_blueprint(output_routes.blueprint)
+app.register_blueprint(retention.blueprint)
 app.register_blueprint(payment_routes.blueprint)
 app.register_middleware(middleware.http, "http")
 app.register_middleware(middleware.events, "sqs")

@@ -148,6 +148,8 @@ class Target:
     limit: str
     met: bool
     why: str = ""  # for a miss: by how much, why, and what would close it
+    value: float | None = None  # the figure as a number, in the limit's unit (for the plots)
+    bound: float | None = None  # the limit as a number: the figure must be at most this
 
 
 @dataclass
@@ -162,8 +164,18 @@ class BenchResult:
     seconds: float = 0.0
     error: str | None = None
 
-    def target(self, what: str, measured: str, limit: str, met: bool, why: str = "") -> None:
-        self.targets.append(Target(what, measured, limit, met, why))
+    def target(
+        self,
+        what: str,
+        measured: str,
+        limit: str,
+        met: bool,
+        why: str = "",
+        *,
+        value: float | None = None,
+        bound: float | None = None,
+    ) -> None:
+        self.targets.append(Target(what, measured, limit, met, why, value, bound))
 
     def check(self, name: str, ok: bool, detail: str = "") -> bool:
         self.checks.append(Check(name, bool(ok), detail))

@@ -1,4 +1,5 @@
-"""The result files: a small JSON (numbers, checks, machine) and a Markdown page of the tables."""
+"""The result files: a small JSON (numbers, checks, machine), a Markdown page of the tables and the
+main figures as PNGs beside them (benchmarks/plots.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import plots
 from benchmarks.core import BenchResult, machine_line
 
 
@@ -34,7 +36,14 @@ def write_results(
                 "ok": res.ok,
                 **res.data,
                 "targets": [
-                    {"what": t.what, "measured": t.measured, "limit": t.limit, "met": t.met, "why": t.why}
+                    {
+                        "what": t.what,
+                        "measured": t.measured,
+                        "limit": t.limit,
+                        "met": t.met,
+                        "why": t.why,
+                        **({"value": t.value, "bound": t.bound} if t.value is not None else {}),
+                    }
                     for t in res.targets
                 ],
                 "checks": {
@@ -48,9 +57,12 @@ def write_results(
     }
     json_path = out_dir / f"{stem}.json"
     json_path.write_text(compact_json(document) + "\n")
+    for old in out_dir.glob(f"{stem}-*.png"):
+        old.unlink()
+    drawn = plots.draw(document, out_dir, stem)
     md_path = out_dir / f"{stem}.md"
-    md_path.write_text(markdown(document, results, machine))
-    return [json_path, md_path]
+    md_path.write_text(markdown(document, results, machine, {k: v.name for k, v in drawn.items()}))
+    return [json_path, md_path, *drawn.values()]
 
 
 def compact_json(value: Any, depth: int = 0) -> str:
@@ -70,7 +82,17 @@ def _children(value: Any) -> list[Any]:
     return list(value.values()) if isinstance(value, dict) else list(value)
 
 
-def markdown(document: dict[str, Any], results: list[BenchResult], machine: dict[str, Any]) -> str:
+# The figures drawn after each benchmark's tables.
+FIGURES_OF = {"worker": ("worker",), "segmented": ("segmented", "survey"), "cost": ("cost",)}
+
+
+def markdown(
+    document: dict[str, Any],
+    results: list[BenchResult],
+    machine: dict[str, Any],
+    figures: dict[str, str] | None = None,
+) -> str:
+    figures = figures or {}
     lines = [
         "# Benchmarks: latest run",
         "",
@@ -99,12 +121,17 @@ def markdown(document: dict[str, Any], results: list[BenchResult], machine: dict
                 verdict += f" ({t.why})"
             lines.append(f"| {t.what} | {t.measured} | {t.limit} | {verdict} |")
         lines.append("")
+        if "targets" in figures:
+            lines += [f"![Each target's figure over its limit]({figures['targets']})", ""]
     for res in results:
         if not res.tables:
             continue
         lines += [f"## {res.title}", ""]
         for table in res.tables:
             lines += [table.markdown(), ""]
+        lines += [f"![{name}]({figures[name]})" for name in FIGURES_OF.get(res.name, ()) if name in figures]
+        if any(name in figures for name in FIGURES_OF.get(res.name, ())):
+            lines.append("")
         lines += [f"- {note}" for note in res.notes]
         if res.notes:
             lines.append("")

@@ -13,12 +13,13 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.config import Settings
 from chalicelib.domain import Principal
 from chalicelib.errors import ServiceUnavailableError, UnauthorizedError
 
 if TYPE_CHECKING:
     from jwt import PyJWKClient
+
+    from chalicelib.config import Settings
 
 _ALGORITHMS = ["RS256"]
 

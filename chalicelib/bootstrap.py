@@ -15,13 +15,13 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.config import Settings, get_settings, reset_settings
 from chalicelib.domain import utcnow
 from chalicelib.notifications.ports import NotifyServices
 from chalicelib.payments.ports import PaymentServices
 from chalicelib.processing.context import Services
 
 if TYPE_CHECKING:
+    from chalicelib.config import Settings
     from chalicelib.processing.accounts import AddedUser
     from chalicelib.processing.ports import (
         JobQueue,
@@ -37,6 +37,14 @@ _lazy: LazyServices | None = None
 _creating = threading.Lock()
 _building = threading.Lock()  # the notifier's collaborators, built together on first use
 _paying = threading.Lock()  # the payment routes' collaborators, likewise
+
+
+def get_settings() -> Settings:
+    """chalicelib.config's settings (that module, and pydantic with it, is imported on first use:
+    a cold start's import never pays for the settings model)."""
+    from chalicelib import config
+
+    return config.get_settings()
 
 
 def _repo(settings: Settings) -> Repository:
@@ -214,6 +222,8 @@ def override(replacement: Services | None) -> None:
 def reset() -> None:
     """Forget built adapters and settings (the environment changed)."""
     global _lazy
+    from chalicelib.config import reset_settings
+
     reset_settings()
     _lazy = None
     _default_notify_services.cache_clear()

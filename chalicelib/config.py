@@ -29,15 +29,15 @@ from pydantic import (
     model_validator,
 )
 
-from chalicelib.domain import RetryPricing
-
-MIB = 1024**2
-GIB = 1024**3
-# R2's multipart rules (developers.cloudflare.com/r2/objects/multipart-objects): parts of 5 MiB
-# to 5 GiB, all but the last of one size, at most 10,000 of them; a single PUT is at most 5 GiB.
-PART_MIN_BYTES = 5 * MIB
-PART_MAX_BYTES = 5 * GIB
-MAX_PARTS = 10_000
+from chalicelib.domain import (
+    GIB,
+    MAX_PARTS,
+    MAX_RETENTION_DAYS,
+    MIB,
+    PART_MAX_BYTES,
+    PART_MIN_BYTES,
+    RetryPricing,
+)
 
 
 class CreditPack(BaseModel):
@@ -148,10 +148,11 @@ class Settings(BaseModel):
     transcode_preset: str = "veryfast"  # x264's; the output sizes are the job's preset's
     transcode_crf: int = 23
     work_dir: str = "/tmp"
-    # "download": copy the upload to WORK_DIR with parallel ranged reads, then ffmpeg reads the
-    # local file (one HTTP stream read by ffmpeg was 16 % slower, and its probe re-read the file
-    # end over HTTP). "url": ffmpeg reads the presigned URL itself (no /tmp for the input).
-    transcode_input: Literal["download", "url"] = "download"
+    # "stream": ffmpeg starts at once, reading a local range server that parallel ranged reads
+    # fill (the bytes it waits for first); "download": copy the upload to WORK_DIR first, then
+    # ffmpeg reads the local file; "url": ffmpeg reads the presigned URL itself (one HTTP stream,
+    # no /tmp for the input). docs/performance.md has the measurements behind the default.
+    transcode_input: Literal["stream", "download", "url"] = "stream"
     # A worker's claim on an attempt. While an attempt (or a segment task) runs, one conditional
     # write every `pulse_seconds` renews the claim and records the progress, so a long transcode is
     # never taken for a dead one; a refused write (the job was cancelled) stops ffmpeg within it.
@@ -177,6 +178,9 @@ class Settings(BaseModel):
 
     # --- Sweeper -------------------------------------------------------------------------------
     sweeper_requeue_after_seconds: int = Field(default=120, gt=0)
+    # Days an upload is kept after its job completed or was cancelled, for workspaces whose owner
+    # chose nothing (docs/performance.md, "Storage"); 0 deletes it at the sweeper's next pass.
+    originals_retention_days: int = Field(default=30, ge=0, le=MAX_RETENTION_DAYS)
 
     # --- Notifications (email, webhooks) -------------------------------------------------------
     # Events to fan out (emails, and a delivery per endpoint); the webhook tries go to their own

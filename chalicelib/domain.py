@@ -129,6 +129,9 @@ class Workspace:
         None  # an operator's override of RETRY_PRICING; None: the deployment's
     )
     preset: Preset | None = None  # the preset its uploads start with (the last one used); None: the default
+    # Days an upload is kept after its job completed or was cancelled (the owner's setting);
+    # None: the deployment's ORIGINALS_RETENTION_DAYS. Outputs are kept until deleted.
+    keep_originals_days: int | None = None
     # Jobs queued or processing now (MAX_ACTIVE_JOBS caps it): counted up by start and retry,
     # down by every move that leaves queued/processing for good. A workspace stored before it
     # was kept has none: 0.
@@ -196,6 +199,7 @@ class Job:
     pending_filename: str | None = None
     pending_content_type: str | None = None
     pending_size: int | None = None
+    original_deleted_at: datetime | None = None  # the upload deleted under the workspace's retention
     # A file above UPLOAD_MULTIPART_THRESHOLD_BYTES is uploaded in parts: R2's multipart upload id
     # and the size of every part but the last (both None: one presigned PUT). While uploading,
     # `sweep_at` is when the sweeper aborts the upload if it is still unfinished.
@@ -271,6 +275,16 @@ class Purchase:
 
 
 AUDIO_TASK = -1  # the segmented path's audio task; segment tasks are numbered from 0
+MAX_RETENTION_DAYS = 3650  # the longest a workspace may keep uploads after their job (ten years)
+
+MIB = 1024**2
+GIB = 1024**3
+# R2's multipart rules (developers.cloudflare.com/r2/objects/multipart-objects): parts of 5 MiB
+# to 5 GiB, all but the last of one size, at most 10,000 of them; a single PUT is at most 5 GiB.
+# Here, not in config.py, so the API's import (chalicelib.uploads.parts) loads no settings model.
+PART_MIN_BYTES = 5 * MIB
+PART_MAX_BYTES = 5 * GIB
+MAX_PARTS = 10_000
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import { CancelController } from './cancel.js';
 import { RetryDialog } from './dialog.js';
 import { Player } from './player.js';
 import { Presets } from './presets.js';
+import { RetentionPanel } from './retention.js';
 import { RetryController } from './retry.js';
 import { config } from './settings.js';
 import { DefaultPresetForm, wantsSettings } from './settings-view.js';
@@ -42,6 +43,7 @@ let notifier;
 let panel;
 let presets;
 let player;
+let storage; // the "Storage" panel (frontend/retention.js)
 let purchases;
 let creditHistory;
 
@@ -190,6 +192,8 @@ function selectWorkspace(id) {
   uploader.reset();
   notifier.reset();
   panel.reset();
+  storage.reset();
+  storage.load();
   purchases.reset();
   creditHistory.reset();
   purchases.load();
@@ -320,6 +324,7 @@ function wire() {
   jobs.onChange((shown) => notifier.observe(shown));
   jobs.onChange(revealLinkedJob);
   panel = new NotificationPanel(ctx);
+  storage = new RetentionPanel($('retention-panel'), ctx);
   creditHistory = new CreditHistory(ctx, {
     panel: $('credit-history'),
     list: $('ledger-list'),

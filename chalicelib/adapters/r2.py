@@ -9,7 +9,7 @@ so R2 refuses a part of another size).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,12 @@ _PARTS_REFUSED = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUp
 DOWNLOAD_THREADS = 8
 DOWNLOAD_MIN_RANGE = 8 * 1024 * 1024
 DOWNLOAD_DEFAULT_RANGE = 16 * 1024 * 1024
+READ_PIECE = 256 * 1024  # a ranged read's body is handed on in pieces of this size
+# A result goes up in parts of 5 MiB (S3's smallest), 8 at a time: one stream is bounded by one
+# connection's throughput (a 60 MB output at 25 MB/s is 2.4 s in one PUT, 0.3 s in 8 streams).
+UPLOAD_CONFIG = TransferConfig(
+    multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024, max_concurrency=8
+)
 
 
 def download_config(size: int | None) -> TransferConfig:
@@ -201,7 +207,7 @@ class R2Store:
                 self._bucket,
                 key,
                 ExtraArgs={"ContentType": content_type},
-                Config=TransferConfig(multipart_threshold=64 * 1024 * 1024),
+                Config=UPLOAD_CONFIG,
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("Failed to upload the result to R2") from exc
@@ -236,6 +242,18 @@ class R2Store:
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("Failed to copy a result in R2") from exc
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        try:
+            body = self._client.get_object(
+                Bucket=self._bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            )["Body"]
+            try:
+                yield from body.iter_chunks(READ_PIECE)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as exc:  # a body that breaks off is a BotoCoreError too
+            raise StorageError("Failed to read the upload from R2") from exc
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0

@@ -4,22 +4,41 @@ Each one translates: input model in, one service call, response model out."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.bootstrap import services
 from chalicelib.domain import Principal
 from chalicelib.handlers.http import route
-from chalicelib.handlers.schemas import (
-    CreditsOut,
-    LedgerEntryOut,
-    LedgerOut,
-    LedgerQuery,
-    MeOut,
-    UserOut,
-    WorkspaceIn,
-    WorkspaceOut,
-)
+from chalicelib.handlers.lazy import models
 from chalicelib.processing import accounts
+
+if TYPE_CHECKING:
+    from chalicelib.handlers.schemas import (
+        CreditsOut,
+        LedgerEntryOut,
+        LedgerOut,
+        LedgerQuery,
+        MeOut,
+        UserOut,
+        WorkspaceIn,
+        WorkspaceOut,
+    )
+else:  # named here, built at their first use (chalicelib.handlers.lazy)
+    globals().update(
+        models(
+            "chalicelib.handlers.schemas",
+            "CreditsOut",
+            "LedgerEntryOut",
+            "LedgerOut",
+            "LedgerQuery",
+            "MeOut",
+            "UserOut",
+            "WorkspaceIn",
+            "WorkspaceOut",
+        )
+    )
 
 blueprint = Blueprint(__name__)
 

@@ -18,16 +18,13 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice import Blueprint, Chalice, CORSConfig, Response
 from chalice.app import Request
-from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 
 from chalicelib.auth import bearer_token, verify_token
-from chalicelib.bootstrap import services
-from chalicelib.config import get_settings
+from chalicelib.bootstrap import get_settings, services
 from chalicelib.domain import Principal
 from chalicelib.errors import (
     DomainError,
@@ -39,6 +36,10 @@ from chalicelib.errors import (
 from chalicelib.observability import logger
 from chalicelib.processing.idempotency import Key, once
 from chalicelib.processing.ports import KeyedAnswer
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic import ValidationError as PydanticValidationError
 
 R = TypeVar("R")
 
@@ -74,6 +75,8 @@ class _LazyCors(CORSConfig):
 
     @property
     def allow_origin(self) -> str:
+        from chalicelib.config import get_settings  # the settings model: built by the first request
+
         return get_settings().cors_allow_origin
 
     @allow_origin.setter
@@ -208,6 +211,8 @@ def _json_body(request: Request) -> Any:
 
 
 def _parse(model: type[BaseModel], data: Any) -> BaseModel:
+    from pydantic import ValidationError as PydanticValidationError  # loaded by the first request
+
     if not isinstance(data, dict):
         raise ValidationError("The request body must be a JSON object")
     try:

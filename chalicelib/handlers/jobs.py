@@ -4,42 +4,71 @@ Each one translates: input model in, one service call, response model out."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalice import Blueprint
 
 from chalicelib.bootstrap import services
 from chalicelib.domain import JobStatus, Principal
 from chalicelib.handlers.http import idempotently, route
+from chalicelib.handlers.lazy import models
 from chalicelib.handlers.params import parse_job_id
-from chalicelib.handlers.schemas import (
-    BatchRetryIn,
-    BatchRetryOut,
-    CancelOut,
-    CreatedJobOut,
-    CreateJobIn,
-    DownloadOut,
-    JobDetailEnvelope,
-    JobDetailOut,
-    JobOut,
-    JobPageOut,
-    ListJobsQuery,
-    MultipartUploadOut,
-    ReplacedOut,
-    ReplaceInputIn,
-    RetryIn,
-    RetryItemOut,
-    RetryOut,
-    StartedOut,
-    UploadOut,
-    WorkspaceIn,
-)
 from chalicelib.outputs import presets
 from chalicelib.processing import cancel, jobs, retry
 from chalicelib.processing.dispatch import Dispatch, Queued
 from chalicelib.processing.idempotency import Key
 from chalicelib.processing.ports import KeyedAnswer, PresignedRequest
 from chalicelib.uploads.parts import SIGN_BATCH_MAX, Multipart
+
+if TYPE_CHECKING:
+    from chalicelib.handlers.schemas import (
+        BatchRetryIn,
+        BatchRetryOut,
+        CancelOut,
+        CreatedJobOut,
+        CreateJobIn,
+        DownloadOut,
+        JobDetailEnvelope,
+        JobDetailOut,
+        JobOut,
+        JobPageOut,
+        ListJobsQuery,
+        MultipartUploadOut,
+        ReplacedOut,
+        ReplaceInputIn,
+        RetryIn,
+        RetryItemOut,
+        RetryOut,
+        StartedOut,
+        UploadOut,
+        WorkspaceIn,
+    )
+else:  # named here, built at their first use (chalicelib.handlers.lazy)
+    globals().update(
+        models(
+            "chalicelib.handlers.schemas",
+            "BatchRetryIn",
+            "BatchRetryOut",
+            "CancelOut",
+            "CreatedJobOut",
+            "CreateJobIn",
+            "DownloadOut",
+            "JobDetailEnvelope",
+            "JobDetailOut",
+            "JobOut",
+            "JobPageOut",
+            "ListJobsQuery",
+            "MultipartUploadOut",
+            "ReplacedOut",
+            "ReplaceInputIn",
+            "RetryIn",
+            "RetryItemOut",
+            "RetryOut",
+            "StartedOut",
+            "UploadOut",
+            "WorkspaceIn",
+        )
+    )
 
 blueprint = Blueprint(__name__)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint
 
 from chalicelib.handlers.http import route
+from chalicelib.handlers.lazy import models
 from chalicelib.handlers.openapi import openapi_document
-from chalicelib.handlers.schemas import HealthOut
+
+if TYPE_CHECKING:
+    from chalicelib.handlers.schemas import HealthOut
+else:  # named here, built at their first use (chalicelib.handlers.lazy)
+    globals().update(models("chalicelib.handlers.schemas", "HealthOut"))
 
 blueprint = Blueprint(__name__)
 

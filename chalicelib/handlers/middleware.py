@@ -18,7 +18,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib.observability import logger, metrics, tracer
+from chalicelib.observability import flush_metrics, logger, tracer
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -60,7 +60,6 @@ def _observed(get_response: Callable[[Any], Any], event: Any, lambda_context: An
         try:
             return get_response(evt)
         finally:
-            if metrics().metric_set:  # count() emits at once; this flushes anything buffered
-                metrics().flush_metrics()
+            flush_metrics()  # count() emits at once; this flushes anything buffered
 
     return invoke(event, lambda_context)

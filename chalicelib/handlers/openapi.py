@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from chalicelib.config import get_settings
-from chalicelib.handlers.schemas import ErrorOut, JobOut
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 _REF = "#/components/schemas/{model}"
 # A job's id is a UUID; an endpoint's or a delivery's is an opaque id (routes.py checks it).
@@ -30,6 +28,7 @@ _ERROR_TEXT = {
 @cache
 def openapi_document() -> dict[str, Any]:
     from chalicelib.handlers.http import ROUTES
+    from chalicelib.handlers.schemas import ErrorOut
 
     components: dict[str, Any] = {}
     paths: dict[str, Any] = {}
@@ -108,6 +107,8 @@ _FROM_THE_JOB = {"filename": "originalFilename"}
 
 def _body_from_the_job(body: type[BaseModel]) -> dict[str, str]:
     """The body's fields the created job says (its workspace; for a new file, the job's own)."""
+    from chalicelib.handlers.schemas import JobOut
+
     job = JobOut.model_json_schema(by_alias=True)["properties"]
     fields = body.model_json_schema(by_alias=True)["properties"]
     taken = {name: _FROM_THE_JOB.get(name, name) for name in fields}
@@ -117,6 +118,8 @@ def _body_from_the_job(body: type[BaseModel]) -> dict[str, str]:
 def _configured_limits(components: dict[str, Any]) -> None:
     """The limits that are settings, as this deployment has them (a schema-valid request is
     never refused for them)."""
+    from chalicelib.config import get_settings
+
     settings = get_settings()
     components["CreateJobIn"]["properties"]["size"]["maximum"] = settings.upload_max_bytes
     components["BatchRetryIn"]["properties"]["jobIds"]["maxItems"] = settings.batch_retry_max

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    WithJsonSchema,
     field_validator,
     model_serializer,
 )
@@ -21,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from chalicelib.domain import (
     CURSOR_PATTERN,
+    MAX_RETENTION_DAYS,
     UUID_PATTERN,
     VIDEO_TYPE_PATTERN,
     Attempt,
@@ -32,6 +34,7 @@ from chalicelib.domain import (
 from chalicelib.lifecycle.pricing import retry_price
 from chalicelib.outputs.playback import playable
 from chalicelib.processing.failures import describe
+from chalicelib.processing.retention import Retention
 
 StatusName = Literal["uploading", "queued", "processing", "completed", "failed", "cancelled"]
 # The presets (chalicelib.outputs.presets; docs/outputs.md). A name outside the list is refused
@@ -225,6 +228,7 @@ class JobOut(Schema):
     has_thumbnails: bool = False  # the player's seek bar shows thumbnails
     input_failure: bool = False  # failed because of its file: "Upload a new file" helps
     pending_upload: bool = False  # a new file was announced (POST /jobs/{id}/replace), not yet retried
+    original_deleted_at: datetime | None = None  # the upload deleted under the workspace's retention
     part_size: int | None = None  # a file uploaded in parts: every part but the last has this size
     upload_expires_at: datetime | None = None  # an unfinished multipart upload is discarded then
 
@@ -277,6 +281,7 @@ class JobOut(Schema):
             progress=job.progress,
             segments_total=job.segments_total,
             segments_done=job.segments_done if job.segments_total else None,
+            original_deleted_at=job.original_deleted_at,
         )
 
 
@@ -427,3 +432,37 @@ class LedgerOut(Schema):
     workspace_id: str
     entries: list[LedgerEntryOut]
     cursor: str | None
+
+
+# A whole number of days (1.0 is one, as JSON Schema says; not `true`, not "7") within the bounds
+RetentionDays = Annotated[
+    WholeNumber,
+    Field(ge=0, le=MAX_RETENTION_DAYS),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_RETENTION_DAYS}),
+]
+
+
+class RetentionIn(WorkspaceIn):
+    # null: back to the deployment's default (ORIGINALS_RETENTION_DAYS)
+    keep_originals_days: RetentionDays | None = None
+
+
+class RetentionOut(Schema):
+    """How long the workspace keeps uploads after their job completed or was cancelled."""
+
+    workspace_id: str
+    keep_originals_days: int
+    default_days: int  # the deployment's ORIGINALS_RETENTION_DAYS
+    chosen: bool  # an owner chose keep_originals_days (False: the default)
+    can_change: bool  # the caller is an owner
+    outputs: Literal["kept until deleted"] = "kept until deleted"
+
+    @classmethod
+    def of(cls, r: Retention) -> RetentionOut:
+        return cls(
+            workspace_id=r.workspace_id,
+            keep_originals_days=r.days,
+            default_days=r.default_days,
+            chosen=r.chosen,
+            can_change=r.can_change,
+        )

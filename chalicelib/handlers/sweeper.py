@@ -12,6 +12,7 @@ def handle() -> dict[str, int]:
     done = {
         "requeued": report.requeued,
         "interrupted": report.interrupted,
+        "originalsDeleted": report.originals_deleted,
         "uploadsExpired": report.uploads_expired,
     }
     logger().info("sweep done", extra=done)

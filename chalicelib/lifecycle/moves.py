@@ -39,12 +39,16 @@ class Move(StrEnum):
     CANCEL = "cancel"  # a member stopped it: cancelled, its charge refunded
     REPLACE_INPUT = "replace_input"  # a new file announced for a failed job (a retry then takes it)
     PUBLISH = "publish"  # a long HLS video: more of its segments playable, in order
+    # The upload of a finished job, under the workspace's retention: looked at again later, or
+    # deleted (the job keeps its status and its output).
+    EXPIRE_ORIGINAL = "expire_original"
     # Not job moves: the workspace's own transitions.
     OPEN_WORKSPACE = "open_workspace"
     ADD_MEMBER = "add_member"
     CREDITS = "credits"  # an operator's grant or adjustment
     PRICING = "pricing"  # an operator's RETRY_PRICING override
     PRESET = "preset"  # the workspace's default preset
+    RETENTION = "retention"  # an owner's choice of how long uploads are kept after their job
     PURCHASE = "purchase"  # a paid Checkout session grants its pack's credits
     PURCHASE_REVERSAL = "purchase_reversal"  # a refund or a dispute takes them back
 
@@ -54,10 +58,11 @@ class Row:
     sources: frozenset[JobStatus]
     targets: frozenset[JobStatus]
     lease: bool = False  # from processing only when the worker's lease ran out (or is the caller's)
+    stays: bool = False  # the job keeps its status (each source is its own target)
 
 
-def _row(sources: set[JobStatus], *targets: JobStatus, lease: bool = False) -> Row:
-    return Row(frozenset(sources), frozenset(targets), lease)
+def _row(sources: set[JobStatus], *targets: JobStatus, lease: bool = False, stays: bool = False) -> Row:
+    return Row(frozenset(sources), frozenset(targets), lease, stays)
 
 
 # Each job move: the statuses it may leave and the ones it may arrive at. CREATE has no source.
@@ -84,6 +89,7 @@ MOVES: dict[Move, Row] = {
     Move.CANCEL: _row({UPLOADING, QUEUED, PROCESSING}, CANCELLED),
     Move.REPLACE_INPUT: _row({FAILED}, FAILED),
     Move.PUBLISH: _row({PROCESSING}, PROCESSING),
+    Move.EXPIRE_ORIGINAL: _row({COMPLETED, CANCELLED}, COMPLETED, CANCELLED, stays=True),
 }
 
 FINAL = frozenset({COMPLETED, CANCELLED})  # no move leaves these (FAILED is left by RETRY)
@@ -91,4 +97,4 @@ FINAL = frozenset({COMPLETED, CANCELLED})  # no move leaves these (FAILED is lef
 
 def allowed(move: Move, source: JobStatus, target: JobStatus) -> bool:
     row = MOVES[move]
-    return source in row.sources and target in row.targets
+    return source in row.sources and target in row.targets and (not row.stays or source == target)

@@ -270,6 +270,19 @@ def set_preset(workspace_id: str, preset: Preset | None, member: str, now: datet
     )
 
 
+def set_retention(workspace_id: str, days: int | None, member: str | None, now: datetime) -> Transition:
+    """An owner's choice of how long the workspace's uploads are kept after their job completed
+    or was cancelled (None: back to the deployment's default), if `member` (None: an operator)
+    is still a member."""
+    return Transition(
+        Move.RETENTION,
+        now,
+        workspace=WorkspaceWrite(workspace_id, changes={"keep_originals_days": days}),
+        member=(member, workspace_id) if member is not None else None,
+        refusal=lambda labels: NotAMemberError() if "member" in labels else WorkspaceNotFoundError(),
+    )
+
+
 def set_pricing(workspace_id: str, pricing: Any, now: datetime) -> Transition:
     """An operator's RETRY_PRICING override for one workspace (None removes it)."""
     return Transition(
@@ -698,6 +711,7 @@ def complete(
                 changes={
                     **_ended(JobStatus.COMPLETED, now),
                     **produced,
+                    "sweep_at": now,  # the sweeper looks at the upload's retention from now on
                     "output_file_key": output_key,
                     "completed_at": now,
                     "progress": 1.0,
@@ -856,6 +870,7 @@ def cancel(job: Job, charged: Attempt | None, actor: str, member: str | None, no
                 guard=dataclasses.replace(cancelling, states=side),
                 changes={
                     **_ended(JobStatus.CANCELLED, now),
+                    "sweep_at": now,  # the upload's retention, as for a completed job
                     "progress": None,
                     "free_retry": free_retry_after(job, kept=False),
                 },
@@ -869,6 +884,29 @@ def cancel(job: Job, charged: Attempt | None, actor: str, member: str | None, no
         entries=entries,
         member=(member, job.workspace_id) if member is not None else None,
         refusal=_cancel_refused,
+    )
+
+
+# --- the upload of a finished job ---------------------------------------------------------------
+
+
+def original_due(job: Job, at: datetime, now: datetime) -> Transition:
+    """The sweeper looks at a finished job's upload again at `at` (its retention has not run out,
+    or the workspace may shorten it meanwhile)."""
+    return _expire(job, now, {"sweep_at": at})
+
+
+def original_deleted(job: Job, now: datetime) -> Transition:
+    """A finished job's upload was deleted under its workspace's retention: recorded, and the
+    sweeper looks at it no more. The job keeps its status and its output."""
+    return _expire(job, now, {"original_deleted_at": now, "sweep_at": None})
+
+
+def _expire(job: Job, now: datetime, changes: Changes) -> Transition:
+    return Transition(
+        Move.EXPIRE_ORIGINAL,
+        now,
+        jobs=(JobWrite(job.id, job.workspace_id, guard=guard(Move.EXPIRE_ORIGINAL, None), changes=changes),),
     )
 
 

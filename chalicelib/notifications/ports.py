@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.config import Settings
 from chalicelib.domain import Job, Membership, utcnow
 from chalicelib.notifications.domain import (
     Endpoint,
@@ -18,6 +17,9 @@ from chalicelib.notifications.domain import (
     WebhookDelivery,
     WebhookDeliveryMessage,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
 
 
 class NotificationStore(Protocol):

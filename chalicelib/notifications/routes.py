@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from chalice import Blueprint, Response
@@ -14,27 +15,54 @@ from chalicelib.bootstrap import notify_services
 from chalicelib.domain import Principal
 from chalicelib.errors import DomainError, ValidationError
 from chalicelib.handlers.http import error_response, refuse_large_body, route
-from chalicelib.handlers.schemas import WorkspaceIn
+from chalicelib.handlers.lazy import models
 from chalicelib.notifications import preferences, push, webhooks
-from chalicelib.notifications.schemas import (
-    DeletedOut,
-    DeliveryEnvelope,
-    DeliveryLogOut,
-    DeliveryOut,
-    EndpointEnvelope,
-    EndpointIn,
-    EndpointListOut,
-    EndpointOut,
-    PublicKeyOut,
-    PushSubscriptionEnvelope,
-    PushSubscriptionIn,
-    PushSubscriptionListOut,
-    PushSubscriptionOut,
-    RegisteredOut,
-    SecretOut,
-    SettingsIn,
-    SettingsOut,
-)
+
+if TYPE_CHECKING:
+    from chalicelib.handlers.schemas import WorkspaceIn
+    from chalicelib.notifications.schemas import (
+        DeletedOut,
+        DeliveryEnvelope,
+        DeliveryLogOut,
+        DeliveryOut,
+        EndpointEnvelope,
+        EndpointIn,
+        EndpointListOut,
+        EndpointOut,
+        PublicKeyOut,
+        PushSubscriptionEnvelope,
+        PushSubscriptionIn,
+        PushSubscriptionListOut,
+        PushSubscriptionOut,
+        RegisteredOut,
+        SecretOut,
+        SettingsIn,
+        SettingsOut,
+    )
+else:  # named here, built at their first use (chalicelib.handlers.lazy)
+    globals().update(
+        models(
+            "chalicelib.notifications.schemas",
+            "DeletedOut",
+            "DeliveryEnvelope",
+            "DeliveryLogOut",
+            "DeliveryOut",
+            "EndpointEnvelope",
+            "EndpointIn",
+            "EndpointListOut",
+            "EndpointOut",
+            "PublicKeyOut",
+            "PushSubscriptionEnvelope",
+            "PushSubscriptionIn",
+            "PushSubscriptionListOut",
+            "PushSubscriptionOut",
+            "RegisteredOut",
+            "SecretOut",
+            "SettingsIn",
+            "SettingsOut",
+        )
+    )
+    globals().update(models("chalicelib.handlers.schemas", "WorkspaceIn"))
 
 blueprint = Blueprint(__name__)
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")

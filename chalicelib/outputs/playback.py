@@ -24,9 +24,8 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from chalicelib.config import Settings
 from chalicelib.domain import Job, JobStatus, Principal
 from chalicelib.errors import (
     JobNotFoundError,
@@ -44,6 +43,9 @@ PLAYLIST = "application/vnd.apple.mpegurl"
 # What a segment's answer says it is: a browser's native player reads it without CORS, and Opaque
 # Response Blocking would refuse the package's own type (application/zip) there.
 SEGMENT = "video/mp2t"
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ and need no sign-in (docs/outputs.md)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Response
 
@@ -12,11 +13,17 @@ from chalicelib.bootstrap import services
 from chalicelib.domain import Principal
 from chalicelib.errors import DomainError, ValidationError
 from chalicelib.handlers.http import CORS, error_response, route
+from chalicelib.handlers.lazy import models
 from chalicelib.handlers.params import parse_job_id
-from chalicelib.handlers.schemas import WorkspaceIn
 from chalicelib.outputs import playback, presets
-from chalicelib.outputs.schemas import DefaultPresetIn, PlaybackOut, PresetsOut
 from chalicelib.processing import jobs
+
+if TYPE_CHECKING:
+    from chalicelib.handlers.schemas import WorkspaceIn
+    from chalicelib.outputs.schemas import DefaultPresetIn, PlaybackOut, PresetsOut
+else:  # named here, built at their first use (chalicelib.handlers.lazy)
+    globals().update(models("chalicelib.handlers.schemas", "WorkspaceIn"))
+    globals().update(models("chalicelib.outputs.schemas", "DefaultPresetIn", "PlaybackOut", "PresetsOut"))
 
 blueprint = Blueprint(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from chalicelib.config import CreditPack, Settings
 from chalicelib.domain import Principal, Role
 from chalicelib.errors import (
     CheckoutNotFoundError,
@@ -24,6 +24,9 @@ from chalicelib.errors import (
 )
 from chalicelib.payments.ports import CheckoutRequest, CheckoutSession, PaymentServices
 from chalicelib.processing.access import resolve_workspace
+
+if TYPE_CHECKING:
+    from chalicelib.config import CreditPack, Settings
 
 # Stripe puts the session's id where this stands in the success URL.
 SESSION_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.config import CreditPack, Settings
 from chalicelib.domain import Purchase, utcnow
 from chalicelib.processing.ports import Repository
+
+if TYPE_CHECKING:
+    from chalicelib.config import CreditPack, Settings
 
 
 @dataclass(frozen=True)

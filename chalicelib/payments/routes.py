@@ -4,21 +4,39 @@ one service call, response model out."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.bootstrap import payment_services
 from chalicelib.domain import Principal
 from chalicelib.handlers.http import route
+from chalicelib.handlers.lazy import models
 from chalicelib.payments import checkout, webhook
-from chalicelib.payments.schemas import (
-    CheckoutIn,
-    CheckoutOut,
-    CheckoutQuery,
-    CheckoutStatusOut,
-    PackOut,
-    PacksOut,
-    StripeWebhookOut,
-)
+
+if TYPE_CHECKING:
+    from chalicelib.payments.schemas import (
+        CheckoutIn,
+        CheckoutOut,
+        CheckoutQuery,
+        CheckoutStatusOut,
+        PackOut,
+        PacksOut,
+        StripeWebhookOut,
+    )
+else:  # named here, built at their first use (chalicelib.handlers.lazy)
+    globals().update(
+        models(
+            "chalicelib.payments.schemas",
+            "CheckoutIn",
+            "CheckoutOut",
+            "CheckoutQuery",
+            "CheckoutStatusOut",
+            "PackOut",
+            "PacksOut",
+            "StripeWebhookOut",
+        )
+    )
 
 blueprint = Blueprint(__name__)
 

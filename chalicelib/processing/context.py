@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from chalicelib.config import Settings
 from chalicelib.domain import utcnow
 from chalicelib.processing.ports import (
     JobQueue,
@@ -16,6 +16,9 @@ from chalicelib.processing.ports import (
     Segmenter,
     Transcoder,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
 
 
 @dataclass

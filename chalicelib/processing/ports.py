@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from chalicelib.domain import (
 )
 from chalicelib.lifecycle.model import KeyedAnswer, Transition
 from chalicelib.outputs.presets import Rung
+from chalicelib.processing.audio_plan import Chunk
 from chalicelib.processing.segment_plan import Span
 
 
@@ -94,6 +95,11 @@ class ObjectStore(Protocol):
     def download_file(self, key: str, path: Path, size: int | None = None) -> None:
         """Copy the object (of `size` bytes, when known) to a local file with parallel ranged
         reads. StorageError when it fails."""
+        ...
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """The object's bytes [start, start + length), in pieces as they arrive (one ranged GET).
+        StorageError when it fails, before or while the pieces come."""
         ...
 
     def delete_prefix(self, prefix: str) -> int:
@@ -217,6 +223,9 @@ class SourceSurvey:
     audio_copy: bool = False  # the audio is already what the output carries: stream-copy it
     short_side: int = 0  # the picture as displayed (rotation applied): what a ladder is chosen by
     hdr: bool = False  # 10-bit HLG or PQ: tone-mapped to SDR BT.709
+    # (sample rate, timestamp of its first sample in samples) when its timestamps count samples
+    # exactly: the segment tasks can encode it in chunks (chalicelib.processing.audio_plan)
+    audio_chunks: tuple[int, int] | None = None
 
 
 class Segmenter(Protocol):
@@ -253,6 +262,23 @@ class Segmenter(Protocol):
         """The whole file's audio, stream-copied (copy) or encoded, into an M4A at `output_path`
         (or, `streaming`, an HLS audio rendition under the directory `output_path`); the seconds
         it took."""
+        ...
+
+    def encode_audio_chunk(
+        self,
+        input_url: str,
+        audio_stream: int,
+        chunk: Chunk,
+        output_path: Path,
+        stop: threading.Event | None = None,
+    ) -> float:
+        """One chunk of the soundtrack, encoded as the single pass encodes it (with the margins
+        the join needs); the seconds it took."""
+        ...
+
+    def join_audio(self, chunks: Sequence[Chunk], paths: Sequence[Path], output_path: Path) -> int:
+        """The chunks' encodes joined into one M4A, as one encode of the whole soundtrack would
+        be; the soundtrack's sample count."""
         ...
 
     def stitch(
@@ -307,7 +333,8 @@ class Repository(Protocol):
     def get_attempt(self, job_id: str, n: int) -> Attempt | None: ...
     def jobs_to_sweep(self, status: JobStatus, before: datetime, limit: int) -> list[Job]:
         """Jobs in `status` whose `sweep_at` is before `before` (queued: due to be re-sent;
-        processing: their worker's lease ran out)."""
+        processing: their worker's lease ran out; completed or cancelled: their upload's
+        retention is due a look)."""
         ...
 
     # idempotency

@@ -17,6 +17,7 @@ Below chalicelib.processing.segmented (which plans, runs tasks and claims the st
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from chalicelib.processing.watch import Watch
 
 PUBLISH_TRIES = 5
+PARTS_AT_ONCE = 8  # audio chunks fetched at once for the stitch
 
 
 # --- a task's outputs ---------------------------------------------------------------------------
@@ -193,7 +195,9 @@ def _join(
         (svc.store.presign_download(stored.part_key(s.index), expires), s.duration) for s in stored.plan.spans
     ]
     audio = None
-    if stored.audio_stream is not None:
+    if stored.audio_chunks is not None:
+        audio = _joined_audio(svc, stored, seg, tmp)
+    elif stored.audio_stream is not None:
         audio = svc.store.presign_download(stored.part_key(AUDIO_TASK), expires)
     key = output_key(ref.workspace_id, ref.job_id, ref.attempt)
     target = tmp / "output.mp4"
@@ -202,6 +206,31 @@ def _join(
     put_file(svc, target, key, "video/mp4")
     facts = OutputFacts(result.width, result.height, round(result.duration_seconds, 3), target.stat().st_size)
     return key, facts
+
+
+def _joined_audio(svc: Services, stored: StoredPlan, seg: Segmenter, folder: Path) -> str:
+    """The segment tasks' audio chunks, fetched and joined into one soundtrack; its path."""
+    keys = [stored.chunk_key(span.index) for span in stored.plan.spans]
+    paths = _fetched(svc, [(k, folder / f"audio-{i:05d}.m4a") for i, k in enumerate(keys) if k is not None])
+    joined = folder / "joined-audio.m4a"
+    seg.join_audio(stored.chunks(), paths, joined)
+    return str(joined)
+
+
+def _fetched(svc: Services, wanted: list[tuple[str, Path]]) -> list[Path]:
+    """Copy each (key, path) down, PARTS_AT_ONCE at a time; the paths, in order. A part that
+    cannot be read is a DownloadError (the platform's: the stitch is delivered again)."""
+
+    def one(item: tuple[str, Path]) -> Path:
+        key, path = item
+        try:
+            svc.store.download_file(key, path)
+        except StorageError as exc:
+            raise DownloadError(detail=f"{key}: {exc!r}") from exc
+        return path
+
+    with cf.ThreadPoolExecutor(PARTS_AT_ONCE, thread_name_prefix="stitch-fetch") as pool:
+        return list(pool.map(one, wanted))
 
 
 def _package(

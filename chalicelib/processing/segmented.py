@@ -45,12 +45,15 @@ from chalicelib.observability import count, logger
 from chalicelib.outputs import presets
 from chalicelib.outputs.presets import Rung, rendition_name
 from chalicelib.processing import failures, segment_outputs
+from chalicelib.processing.audio_plan import Chunk, encode_with_audio, plan_chunks
 from chalicelib.processing.autoretry import Handled, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import Segmenter, SegmentWork, StoredObject
+from chalicelib.processing.ports import Rendered, Segmenter, SegmentWork, StoredObject
+from chalicelib.processing.results import put_file
 from chalicelib.processing.segment_plan import SegmentPlan, Span, plan_segments
 from chalicelib.processing.storage import (
+    Input,
     discard_if_cancelled,
     input_key,
     media_prefix,
@@ -78,11 +81,13 @@ class StoredPlan:
     bounds: tuple[int, ...] = (720,)  # the renditions' short-side bounds (the preset's ladder)
     names: tuple[str, ...] = ("720p",)  # ... and their names
     hdr: bool = False  # tone-mapped to SDR
+    # (sample rate, first sample's timestamp): the segment tasks encode the audio in chunks
+    audio_chunks: tuple[int, int] | None = None
 
     @property
     def tasks(self) -> list[int]:
         # The audio first: it is the longest task (the whole soundtrack), so it must not start last.
-        audio = [AUDIO_TASK] if self.audio_stream is not None else []
+        audio = [AUDIO_TASK] if self.audio_stream is not None and self.audio_chunks is None else []
         return audio + [span.index for span in self.plan.spans]
 
     @property
@@ -131,6 +136,16 @@ class StoredPlan:
             names=self.names,
         )
 
+    def chunks(self) -> list[Chunk]:
+        """The soundtrack's chunks, one per segment (the segment task encodes it)."""
+        assert self.audio_chunks is not None
+        rate, origin = self.audio_chunks
+        return plan_chunks([span.start for span in self.plan.spans], rate, origin)
+
+    def chunk_key(self, task: int) -> str | None:
+        """Where segment task `task` puts its audio chunk (None: its task has none)."""
+        return f"{self.prefix}audio-{task:05d}.m4a" if self.audio_chunks is not None and task >= 0 else None
+
     def to_json(self) -> str:
         return json.dumps(
             {
@@ -142,6 +157,7 @@ class StoredPlan:
                 "bounds": list(self.bounds),
                 "names": list(self.names),
                 "hdr": self.hdr,
+                **({"chunks": list(self.audio_chunks)} if self.audio_chunks else {}),
                 "duration": self.plan.duration,
                 "accurate": self.plan.accurate_cuts,
                 "spans": [[s.start, s.duration] for s in self.plan.spans],
@@ -165,6 +181,7 @@ class StoredPlan:
             bounds=tuple(int(b) for b in data.get("bounds", [720])),
             names=tuple(str(n) for n in data.get("names", ["720p"])),
             hdr=bool(data.get("hdr", False)),
+            audio_chunks=(int(data["chunks"][0]), int(data["chunks"][1])) if data.get("chunks") else None,
         )
 
     def describe(self) -> str:
@@ -177,6 +194,8 @@ class StoredPlan:
         if self.audio_stream is None:
             return f"{words}; no audio"
         audio = "audio copied (already AAC)" if self.audio_copy else "audio encoded to AAC"
+        if self.audio_chunks is not None:
+            audio = "audio encoded to AAC in chunks, beside the segments"
         return f"{words}; {audio}"
 
 
@@ -190,16 +209,15 @@ def segmenter(svc: Services) -> Segmenter:
     return svc.segmenter
 
 
-def plan_if_long(svc: Services, ref: QueueMessage, watch: Watch) -> bool:
-    """A video longer than the threshold goes in segments: plan it and queue its tasks."""
+def plan_if_long(svc: Services, ref: QueueMessage, watch: Watch, upload: Input) -> bool:
+    """A video longer than the threshold goes in segments: plan it and queue its tasks. The
+    upload is probed and surveyed where the worker reads it (chalicelib.processing.storage)."""
     if svc.segmenter is None:
         return False
-    key = input_key(ref.workspace_id, ref.job_id)
-    upload = stored_input(svc, key)
-    source = svc.store.presign_download(key, svc.settings.transcode_timeout_seconds + 300)
-    if not wants_segments(svc, svc.segmenter.probe_duration(source)):
+    if not wants_segments(svc, svc.segmenter.probe_duration(upload.url)):
         return False
-    plan_attempt(svc, ref, upload, source, watch)
+    stored = upload.stored or stored_input(svc, upload.key)
+    plan_attempt(svc, ref, stored, upload.url, watch)
     return True
 
 
@@ -220,6 +238,9 @@ def plan_attempt(
     )
     rungs = presets.ladder(ref.preset, survey.short_side)
     names = tuple(rendition_name(r, survey.short_side) for r in rungs)
+    # The soundtrack in chunks beside the segments, for an MP4 (joined at the stitch); an HLS
+    # stream's audio rendition is the audio task's, as the growing playlist needs it first.
+    chunks = None if presets.spec(ref.preset).streaming else survey.audio_chunks
     fingerprint = hashlib.sha256(
         json.dumps(
             [
@@ -240,11 +261,12 @@ def plan_attempt(
         video_stream=survey.video_stream,
         audio_stream=survey.audio_stream,
         prefix=f"{segments_prefix(ref.workspace_id, ref.job_id)}{fingerprint}/",
-        audio_copy=survey.audio_copy,
+        audio_copy=survey.audio_copy and chunks is None,
         preset=ref.preset,
         bounds=tuple(r.bound for r in rungs),
         names=names,
         hdr=survey.hdr,
+        audio_chunks=chunks,
     )
     now = svc.clock()
     lease = now + timedelta(seconds=settings.claim_lease_seconds)
@@ -332,8 +354,8 @@ def stopped(svc: Services, ref: QueueMessage, *keys: str) -> Handled:
 
 
 def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int, watch: Watch) -> None:
-    key = stored.part_key(task)
-    if svc.store.head(key) is not None:
+    key, audio_key = stored.part_key(task), stored.chunk_key(task)
+    if all(svc.store.head(k) is not None for k in (key, audio_key) if k is not None):
         return  # encoded by an earlier attempt of this job (a manual Retry) or a duplicate delivery
     source = source_url(svc, input_key(ref.workspace_id, ref.job_id))
     seg = segmenter(svc)
@@ -353,13 +375,40 @@ def _encode_task(svc: Services, ref: QueueMessage, stored: StoredPlan, task: int
             watch.check()
             segment_outputs.store_audio(svc, stored, target)
             return
-        span = stored.plan.spans[task]
-        rendered = seg.render_segment(
-            source, span, stored.video_stream, Path(tmp), stored.work(task), stop=watch.stopped
-        )
+        rendered = _render_segment(seg, source, stored, task, Path(tmp), watch)
         count("SegmentSeconds", rendered.elapsed_seconds)
         watch.check()
-        segment_outputs.store_segment(svc, stored, task, rendered)
+        if audio_key is not None:
+            put_file(svc, Path(tmp) / "audio-chunk.m4a", audio_key, "audio/mp4")
+        segment_outputs.store_segment(svc, stored, task, rendered)  # its part last: "done" follows it
+
+
+def _render_segment(
+    seg: Segmenter, source: str, stored: StoredPlan, task: int, folder: Path, watch: Watch
+) -> Rendered:
+    """Segment `task`'s renditions and, when the plan says so, its audio chunk beside them, at
+    once (as one pass encodes both)."""
+    span = stored.plan.spans[task]
+    out = folder / "out"
+    out.mkdir()
+    rendered: list[Rendered] = []
+
+    def video() -> float:
+        rendered.append(
+            seg.render_segment(source, span, stored.video_stream, out, stored.work(task), stop=watch.stopped)
+        )
+        return rendered[0].elapsed_seconds
+
+    if stored.chunk_key(task) is None or stored.audio_stream is None:
+        video()
+        return rendered[0]
+    chunk, stream = stored.chunks()[task], stored.audio_stream
+
+    def audio() -> float:
+        return seg.encode_audio_chunk(source, stream, chunk, folder / "audio-chunk.m4a", watch.stopped)
+
+    encode_with_audio(video, audio)
+    return rendered[0]
 
 
 def _task_failed(

@@ -2,14 +2,23 @@
 
 Shared by both ways of processing an attempt (chalicelib.processing.single_pass and
 chalicelib.processing.segmented): the keys follow from the job's ids alone, so a worker never
-reads the job to find them.
+reads the job to find them. The attempt's upload is opened once (`opened_input`) for whatever
+reads it: the probe that chooses the way, then, for one pass, ffmpeg.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 from chalicelib.domain import Job, JobStatus, QueueMessage
 from chalicelib.errors import DownloadError, InputMissingError, StorageError
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger, segment
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import StoredObject
 
@@ -56,6 +65,65 @@ def source_url(svc: Services, key: str) -> str:
     """A presigned URL ffmpeg reads the upload through (it must exist)."""
     stored_input(svc, key)
     return svc.store.presign_download(key, svc.settings.transcode_timeout_seconds + 300)
+
+
+@dataclass(frozen=True)
+class Input:
+    """An attempt's upload as this worker reads it: `url` is what a probe reads (the local
+    stream, or the presigned URL); `read_all()` says the whole file will be read (one pass) and
+    returns where ffmpeg reads it from; `arrived()` raises DownloadError when it did not all
+    arrive (ffmpeg may end a cut-off input without an error)."""
+
+    key: str
+    size: int
+    url: str
+    read_all: Callable[[], str]
+    arrived: Callable[[], None] = lambda: None
+    stored: StoredObject | None = None  # what the HEAD said (size, ETag: a plan's fingerprint)
+
+
+@contextlib.contextmanager
+def opened_input(svc: Services, ref: QueueMessage) -> Iterator[Input]:
+    """The attempt's upload, by TRANSCODE_INPUT: `stream` (ffmpeg reads a local range server
+    while parallel ranged GETs fill it, chalicelib.processing.streaming_input), `download` (a
+    copy in WORK_DIR first) or `url` (the presigned URL itself). Raises InputMissingError when the
+    upload is not there, DownloadError when storage fails."""
+    key = input_key(ref.workspace_id, ref.job_id)
+    stored = stored_input(svc, key)
+    settings = svc.settings
+    with tempfile.TemporaryDirectory(prefix="input-", dir=settings.work_dir) as tmp:
+        local = Path(tmp) / "input"
+        if settings.transcode_input == "stream":
+            from chalicelib.processing import streaming_input  # an HTTP server: the worker's alone
+
+            fetch = functools.partial(svc.store.read_range, key)
+            with streaming_input.opened(fetch, stored.size, local) as stream:
+
+                def read_all() -> str:
+                    stream.read_ahead()
+                    return stream.url
+
+                try:
+                    yield Input(key, stored.size, stream.url, read_all, stream.arrived, stored)
+                finally:
+                    count("InputWaitSeconds", stream.waited_seconds)
+            return
+        url = svc.store.presign_download(key, settings.transcode_timeout_seconds + 300)
+        if settings.transcode_input == "url":
+            yield Input(key, stored.size, url, lambda: url, stored=stored)
+        else:
+            yield Input(key, stored.size, url, lambda: _download(svc, key, stored.size, local), stored=stored)
+
+
+def _download(svc: Services, key: str, size: int, local: Path) -> str:
+    started = time.monotonic()
+    try:
+        with segment("download"):
+            svc.store.download_file(key, local, size)
+    except StorageError as exc:
+        raise DownloadError(detail=repr(exc)) from exc
+    count("DownloadSeconds", time.monotonic() - started)
+    return str(local)
 
 
 def remove(svc: Services, key_or_prefix: str) -> None:

@@ -9,6 +9,8 @@
   the credit refunded). The write is conditional on the lease still being expired, so a live
   worker that re-claimed the attempt in the meantime keeps it.
 - An automatic retry waiting for its `nextAttemptAt` is not due (its `sweepAt` is that time).
+- The upload of a job that completed or was cancelled is deleted once its workspace's retention
+  ran out (chalicelib.processing.retention); the job and its output stay.
 - A multipart upload still unfinished at its `sweepAt` (UPLOAD_MULTIPART_EXPIRY_SECONDS after it
   began) is aborted at R2 and its job failed with UPLOAD_EXPIRED (chalicelib.uploads): nothing
   was charged, and the job says why it will never run.
@@ -24,6 +26,7 @@ from chalicelib.domain import Job, JobStatus
 from chalicelib.errors import QueueSendError, WorkerInterruptedError
 from chalicelib.lifecycle import transitions
 from chalicelib.observability import count, logger
+from chalicelib.processing import retention
 from chalicelib.processing.autoretry import Handled, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
@@ -48,6 +51,7 @@ def backoff(svc: Services, resends: int) -> timedelta:
 class SweepReport:
     requeued: int
     interrupted: int
+    originals_deleted: int = 0
     uploads_expired: int = 0
 
 
@@ -62,9 +66,19 @@ def sweep(svc: Services) -> SweepReport:
     interrupted = sum(_each(expired, lambda job: _interrupt(svc, job, now)))
     unfinished = svc.repo.jobs_to_sweep(JobStatus.UPLOADING, now, BATCH)
     uploads_expired = sum(_each(unfinished, lambda job: uploads.expire(svc, job, now)))
+    finished, workspaces = retention.due_originals(svc, now, BATCH)
+
+    def expire(job: Job) -> bool:
+        return retention.expire_original(svc, job, workspaces.get(job.workspace_id), now)
+
+    deleted = sum(_each(finished, expire))
     if requeued:
         count("JobsRequeued", requeued)
-    return SweepReport(requeued=requeued, interrupted=interrupted, uploads_expired=uploads_expired)
+    if deleted:
+        count("OriginalsDeleted", deleted)
+    return SweepReport(
+        requeued=requeued, interrupted=interrupted, uploads_expired=uploads_expired, originals_deleted=deleted
+    )
 
 
 def _each(found: list[Job], action: Callable[[Job], bool]) -> list[bool]:

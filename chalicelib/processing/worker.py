@@ -29,7 +29,7 @@ from chalicelib.processing import segmented, single_pass
 from chalicelib.processing.autoretry import Handled, give_up, settle_failure
 from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
-from chalicelib.processing.storage import discard_if_cancelled, media_prefix
+from chalicelib.processing.storage import discard_if_cancelled, media_prefix, opened_input
 from chalicelib.processing.watch import Receipt, watching
 
 __all__ = ["Handled", "HandedBack", "Receipt", "deliver", "process", "reject_malformed"]
@@ -105,10 +105,10 @@ def process(
         return Handled.SKIPPED
     log.info("attempt claimed", extra=_keys(ref))
     try:
-        with watching(svc, ref, receipt) as watch:
-            if segmented.plan_if_long(svc, ref, watch):
+        with watching(svc, ref, receipt) as watch, opened_input(svc, ref) as upload:
+            if segmented.plan_if_long(svc, ref, watch, upload):
                 return Handled.PLANNED
-            key, facts = single_pass.transcode_and_store(svc, ref, watch)
+            key, facts = single_pass.transcode_and_store(svc, ref, watch, upload)
     except StoppedError:
         log.info("attempt stopped: the job was cancelled or moved on", extra=_keys(ref))
         return Handled.STOPPED

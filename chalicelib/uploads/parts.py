@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from chalicelib.config import MAX_PARTS, MIB
+from chalicelib.domain import MAX_PARTS, MIB
 from chalicelib.processing.ports import StoredPart
 
 SIGN_BATCH_MAX = 100  # part URLs one request may ask for

@@ -4,15 +4,23 @@ Each one translates: input model in, one service call, response model out."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.bootstrap import services
 from chalicelib.domain import Job, Principal
 from chalicelib.handlers.http import route
+from chalicelib.handlers.lazy import models
 from chalicelib.handlers.params import parse_job_id
-from chalicelib.handlers.schemas import JobEnvelope, JobOut, WorkspaceIn
 from chalicelib.uploads import service
-from chalicelib.uploads.schemas import SignedPartsOut, SignPartsIn, UploadPartsOut
+
+if TYPE_CHECKING:
+    from chalicelib.handlers.schemas import JobEnvelope, JobOut, WorkspaceIn
+    from chalicelib.uploads.schemas import SignedPartsOut, SignPartsIn, UploadPartsOut
+else:  # named here, built at their first use (chalicelib.handlers.lazy)
+    globals().update(models("chalicelib.handlers.schemas", "JobEnvelope", "JobOut", "WorkspaceIn"))
+    globals().update(models("chalicelib.uploads.schemas", "SignedPartsOut", "SignPartsIn", "UploadPartsOut"))
 
 blueprint = Blueprint(__name__)
 

@@ -6,7 +6,8 @@ an Idempotency-Key, a send that fails and is refunded, a credit purchase through
 stand-in with its webhook, a duplicate and a refund, notification settings, webhooks and their
 log, a resend, an unsubscribe link), the worker (a transcode that completes, one that fails, a
 system failure retried until it is refunded, a poison message), the sweeper (a lost message
-re-sent, an expired lease failed for good), the stream's function (a job failed, a retry, a
+re-sent, an expired lease failed for good, uploads deleted under
+the retention), the stream's function (a job failed, a retry, a
 balance crossing its threshold), the fan-out (an event emailed and delivered, again, and an email
 SES refuses) and the webhook function (a delivery, a failed try, a delivery failed for good that
 disables its endpoint). The calls become IAM actions per table, queue and secret and are compared
@@ -357,6 +358,8 @@ class _Api:
         self.call("post", f"/jobs/{bad['id']}/retry", key=key)  # replayed from the idempotency record
         self.call("post", f"/jobs/{good['id']}/retry", expect=(400,), key=uuid.uuid4().hex)
         self.call("post", "/jobs/retry", {"jobIds": [bad["id"]]}, expect=(200, 400))
+        self.call("get", "/retention")
+        self.call("put", "/retention", {"keepOriginalsDays": 0})  # the sweeper deletes its uploads
 
     def webhooks(self, url: str, failing_url: str) -> tuple[str, str]:
         self.call("get", "/notifications/settings")

@@ -126,3 +126,19 @@ def _no_packet_scan(real: Any) -> Any:
         return str(real(args, input_url, timeout))
 
     return run_probe
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES) + ["faststart.mp4"])
+def test_the_index_says_the_duration_ffprobe_says(
+    segmenter: FFmpegSegmenter, sources: dict[str, Path], name: str
+) -> None:
+    # what decides between one pass and segments, read from moov instead of a second ffprobe
+    indexed = mp4index.duration(str(sources[name]))
+    probed = segmenter.ffmpeg.probe(str(sources[name]), timeout=30).duration_seconds
+
+    assert indexed is not None and probed is not None and abs(indexed - probed) < 0.05
+
+
+def test_a_file_without_an_index_has_no_indexed_duration(tmp_path: Path) -> None:
+    matroska = make_long_form_clip(tmp_path / "clip.mkv", 2, width=160, height=90)
+    assert mp4index.duration(str(matroska)) is None

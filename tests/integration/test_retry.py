@@ -337,11 +337,8 @@ def test_a_crash_after_the_commit_is_requeued_by_the_sweeper_and_completes_once(
     later.clock = lambda: utcnow() + timedelta(seconds=2)  # past the sweeper's wait
     bootstrap.override(later)
     try:
-        assert app.sweep_stuck_jobs(SCHEDULED, None) == {
-            "requeued": 1,
-            "interrupted": 0,
-            "uploadsExpired": 0,
-        }
+        swept = app.sweep_stuck_jobs(SCHEDULED, None)
+        assert (swept["requeued"], swept["interrupted"]) == (1, 0)
         worker.run_once()
         app.sweep_stuck_jobs(SCHEDULED, None)
         worker.run_once()

@@ -19,6 +19,7 @@ from chalicelib.adapters.ffmpeg import FFmpegTranscoder
 from chalicelib.adapters.ffmpeg.segmenter import FFmpegSegmenter
 from chalicelib.domain import Preset
 from chalicelib.outputs.presets import Rung
+from chalicelib.processing.audio_plan import plan_chunks
 from chalicelib.processing.ports import SegmentWork
 from chalicelib.processing.segment_plan import SegmentPlan, plan_segments
 from tests.support.media import (
@@ -56,6 +57,7 @@ class Outputs:
     fps: float
     frame_times: tuple[float, ...]
     audio_copied: bool
+    audio_chunked: bool
 
 
 def run_both(source: Path, work: Path, fps: float) -> Outputs:
@@ -71,7 +73,15 @@ def run_both(source: Path, work: Path, fps: float) -> Outputs:
         assert rendered.video is not None
         parts.append((str(rendered.video), span.duration))
     audio = None
-    if survey.audio_stream is not None:
+    if survey.audio_stream is not None and survey.audio_chunks is not None:  # as the segment tasks do
+        rate, origin = survey.audio_chunks
+        chunks = plan_chunks([span.start for span in plan.spans], rate, origin)
+        paths = [work / f"audio-{c.index:04d}.m4a" for c in chunks]
+        for chunk, path in zip(chunks, paths, strict=True):
+            seg.encode_audio_chunk(str(source), survey.audio_stream, chunk, path)
+        audio = work / "audio.m4a"
+        seg.join_audio(chunks, paths, audio)
+    elif survey.audio_stream is not None:
         audio = work / "audio.m4a"
         seg.encode_audio(str(source), survey.audio_stream, audio, copy=survey.audio_copy)
     segmented = work / "segmented.mp4"
@@ -85,6 +95,7 @@ def run_both(source: Path, work: Path, fps: float) -> Outputs:
         fps=fps,
         frame_times=survey.frame_times,
         audio_copied=survey.audio_copy,
+        audio_chunked=survey.audio_chunks is not None,
     )
 
 
@@ -150,9 +161,22 @@ def test_keyframe_cuts_join_without_seams(work: Path) -> None:
     out = run_both(source, work, fps=25)
     assert out.plan.count == 3 and out.plan.accurate_cuts == 0
     assert [s.start for s in out.plan.spans] == [0.0, 4.0, 8.0]
-    assert out.audio_copied  # the source's audio is AAC-LC mono: stream-copied, not encoded
+    assert out.audio_chunked  # encoded in chunks beside the segments, as the single pass encodes it
     assert audio_codec(out.segmented) == ("aac", "LC")
     assert_quality_bars(source, out, audio=True)
+
+
+def test_aac_in_a_container_that_counts_milliseconds_is_copied_whole(work: Path) -> None:
+    source = make_long_form_clip(work / "src.mkv", 12, fps=25, keyframe_every=1.0)
+    out = run_both(source, work, fps=25)
+    assert out.audio_copied and not out.audio_chunked  # AAC-LC mono: stream-copied by one task
+    assert audio_codec(out.segmented) == ("aac", "LC")
+    # (Matroska gives its streams no duration of their own: judged against the single pass)
+    seg, single = stream_facts(out.segmented), stream_facts(out.single)
+    assert seg["video"]["frames"] == single["video"]["frames"] == 12 * 25
+    assert seg["video"]["duration"] == pytest.approx(single["video"]["duration"], abs=1 / 25)
+    assert seg["audio"]["start"] == pytest.approx(seg["video"]["start"], abs=1 / 25)
+    assert seg["audio"]["duration"] == pytest.approx(single["audio"]["duration"], abs=0.03)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +191,7 @@ def test_audio_that_cannot_be_copied_is_encoded_to_aac_in_sync(
         work / name, 9, fps=25, keyframe_every=1.0, audio_codec=codec, audio_channels=channels
     )
     out = run_both(source, work, fps=25)
-    assert not out.audio_copied
+    assert not out.audio_copied and out.audio_chunked  # encoded in chunks, one per segment
     assert audio_codec(out.segmented) == ("aac", "LC")
     assert_quality_bars(source, out, audio=True)
 

@@ -117,13 +117,32 @@ def test_a_long_video_is_encoded_in_segments_by_several_workers_and_completes_on
     done = tenant.api.wait_for(job["id"], "completed", "failed", timeout=180)
     assert done["status"] == "completed", done
     assert (done["segmentsTotal"], done["segmentsDone"]) == (3, 3)
-    assert done["attempts"][0]["plan"] == "3 segments of about 4 s; audio copied (already AAC)"
-    assert sorted(segmenting.encoded) == [AUDIO_TASK, 0, 1, 2]
+    plan = "3 segments of about 4 s; audio encoded to AAC in chunks, beside the segments"
+    assert done["attempts"][0]["plan"] == plan
+    assert sorted(segmenting.encoded) == [0, 1, 2]
     assert len(done["attempts"]) == 1 and done["attempts"][0]["outcome"] == "succeeded"
     assert_output_matches_source(download(tenant, job["id"], tmp_path / "out.mp4"))
     assert tenant.api.credits() == 9  # one credit, whatever the number of segments
     assert work_objects(aws_stack, tenant.workspace_id, job["id"]) == []  # intermediates deleted
     assert ledger_mismatches() == []
+
+
+def test_a_matroska_source_keeps_the_whole_file_audio_task(
+    tenant: Tenant,
+    worker: Workers,
+    segmenting: FlakySegmenter,
+    aws_stack: AwsStack,
+    tmp_path: Path,
+) -> None:
+    # Matroska counts milliseconds: no chunk can start on its sample, so one task copies the AAC
+    source = make_long_form_clip(tmp_path / "lecture.mkv", 12, width=640, height=360)
+    job = tenant.api.submit(source.read_bytes(), "lecture.mkv")
+    done = tenant.api.wait_for(job["id"], "completed", "failed", timeout=180)
+    assert done["status"] == "completed", done
+    assert done["attempts"][0]["plan"] == "3 segments of about 4 s; audio copied (already AAC)"
+    assert sorted(segmenting.encoded) == [AUDIO_TASK, 0, 1, 2]
+    assert_output_matches_source(download(tenant, job["id"], tmp_path / "out.mp4"))
+    assert work_objects(aws_stack, tenant.workspace_id, job["id"]) == []
 
 
 def test_a_permanent_segment_failure_fails_the_job_and_a_retry_encodes_only_what_is_missing(
@@ -152,7 +171,7 @@ def test_a_permanent_segment_failure_fails_the_job_and_a_retry_encodes_only_what
     assert done["status"] == "completed", done
     again = segmenting.encoded[len(before) :]
     assert not set(again) & set(before)  # nothing encoded twice
-    assert sorted(set(before) | set(again)) == [AUDIO_TASK, 0, 1, 2]
+    assert sorted(set(before) | set(again)) == [0, 1, 2]
     assert_output_matches_source(download(tenant, job["id"], tmp_path / "out.mp4"))
     assert tenant.api.credits() == 8  # the start and the manual retry, 1 credit each
     assert ledger_mismatches() == []

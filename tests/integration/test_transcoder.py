@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from chalicelib.adapters.ffmpeg import FFmpegTranscoder
+from chalicelib.adapters.ffmpeg import FFmpegTranscoder, mp4index
 from chalicelib.errors import (
     DownloadError,
     FFmpegNotFoundError,
@@ -208,6 +208,76 @@ def test_phone_video_with_rotation_comes_out_upright_portrait(clips, tmp_path):
     assert (video["width"], video["height"]) == (720, 1280) == (result.width, result.height)
     rotations = [d.get("rotation", 0) for d in video.get("side_data_list", [])]
     assert not any(rotations)
+
+
+# --- what was written, read from the output's own index -------------------------------------
+def make_odd_sized_clip(path: Path) -> Path:
+    """641x361 (4:4:4, MP3 audio): the 720p rule rounds it to 640x360 with a non-square sample
+    aspect ratio, so the track header's display width (639.2) is not the coded width (640)."""
+    subprocess.run(
+        [ffmpeg_binary(), "-nostdin", "-y", "-v", "error"]
+        + ["-f", "lavfi", "-i", "testsrc=size=641x361:rate=10:d=1"]
+        + ["-f", "lavfi", "-i", "sine=duration=1", "-c:v", "libx264", "-preset", "ultrafast"]
+        + ["-pix_fmt", "yuv444p", "-c:a", "libmp3lame", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def ffprobe_facts(path: Path) -> tuple[int, int, float]:
+    info = transcoder().probe(str(path), timeout=30)
+    return info.width, info.height, info.duration_seconds or 0.0
+
+
+@pytest.mark.parametrize("clip", ["640x360", "portrait", "rotated", "silent", "odd"])
+def test_the_outputs_size_and_duration_are_read_from_its_index_as_ffprobe_reads_them(
+    clips, media_dir, tmp_path, clip
+):
+    # GIVEN sources of every shape: landscape, portrait, rotated by a display matrix, silent,
+    # and an odd size whose output has a non-square sample aspect ratio
+    source = make_odd_sized_clip(media_dir / "odd.mov") if clip == "odd" else clips[clip]
+    output = tmp_path / "out.mp4"
+
+    result = transcoder().transcode(str(source), output)
+
+    # THEN the index says what ffprobe says, and the transcode reports exactly that
+    facts = mp4index.movie_facts(str(output))
+    assert facts is not None
+    assert facts == ffprobe_facts(output) == (result.width, result.height, result.duration_seconds)
+    if clip == "odd":  # the case where the track header's display size would have been wrong
+        video, _ = video_and_audio(output)
+        assert video["sample_aspect_ratio"] != "1:1"
+
+
+def test_when_the_outputs_index_cannot_be_read_ffprobe_says_what_was_written(clips, tmp_path, monkeypatch):
+    monkeypatch.setattr(mp4index, "movie_facts", lambda path: None)
+    output = tmp_path / "out.mp4"
+
+    result = transcoder().transcode(str(clips["portrait"]), output)
+
+    assert (result.width, result.height, result.duration_seconds) == ffprobe_facts(output)
+    assert (result.width, result.height) == (720, 1280)
+
+
+@pytest.mark.parametrize("clip", ["corrupt", "text_as_mp4", "truncated", "missing"])
+def test_a_file_whose_index_does_not_say_has_no_movie_facts(clips, tmp_path, clip):
+    paths = {
+        "truncated": make_truncated_clip(clips["640x360"], tmp_path / "cut.mp4"),  # moov was at the end
+        "missing": tmp_path / "nothing.mp4",
+    }
+    assert mp4index.movie_facts(str(paths.get(clip) or clips[clip])) is None
+
+
+def test_a_fragmented_mp4_has_no_movie_facts(clips, tmp_path):
+    fragmented = tmp_path / "fragmented.mp4"
+    subprocess.run(
+        [ffmpeg_binary(), "-nostdin", "-y", "-v", "error", "-i", str(clips["640x360"]), "-c", "copy"]
+        + ["-movflags", "frag_keyframe+empty_moov", str(fragmented)],
+        check=True,
+        capture_output=True,
+    )
+    assert mp4index.movie_facts(str(fragmented)) is None
 
 
 def test_output_index_comes_before_media_data_for_progressive_playback(clips, tmp_path):

@@ -191,6 +191,7 @@ class FakeStore:
         self.uploaded: dict[str, Path] = {}
         self.downloaded: list[str] = []
         self.data: dict[str, bytes] = {}  # what `write` stored (and what `read` gives back)
+        self.ranges: list[tuple[str, int, int]] = []
         self.multipart: dict[str, tuple[str, dict[int, int]]] = {}  # upload id -> (key, part -> size)
         self.aborted: list[str] = []
 
@@ -268,6 +269,12 @@ class FakeStore:
         self.objects[target] = self.objects[source]
         if source in self.data:
             self.data[target] = self.data[source]
+
+    def read_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        if key not in self.objects:
+            raise StorageError(f"no object {key}")
+        self.ranges.append((key, start, length))
+        yield b"\0" * max(min(length, self.objects[key] - start), 0)
 
     def delete_prefix(self, prefix: str) -> int:
         doomed = [key for key in self.objects if key.startswith(prefix)]

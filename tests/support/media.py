@@ -166,6 +166,8 @@ def make_long_form_clip(
     variable_rate: bool = False,
     audio_codec: str = "aac",
     audio_channels: int = 1,
+    sample_rate: int = 44100,
+    timeout: float = 300,
 ) -> Path:
     """A source for the segmented path: keyframes every `keyframe_every` seconds, optional
     libx264 parameters (B-frames, open GOPs), optionally a variable frame rate (frames dropped
@@ -174,7 +176,7 @@ def make_long_form_clip(
     args = [ffmpeg_binary(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error"]
     args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
     if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={sample_rate}:duration={seconds}"]
     if variable_rate:
         args += ["-vf", r"select='not(eq(mod(n\,7)\,3))*not(eq(mod(n\,11)\,5))'", "-fps_mode", "vfr"]
     gop = max(int(keyframe_every * fps), 1)
@@ -185,7 +187,7 @@ def make_long_form_clip(
     args += ["-c:a", audio_codec, "-b:a", "64k", "-ac", str(audio_channels)] if audio else ["-an"]
     args += ["-shortest", str(path)]
     # a long clip on a busy machine takes a while (ultrafast 1080p: about real time with 2 cores busy)
-    subprocess.run(args, check=True, capture_output=True, timeout=max(300.0, 3 * seconds))
+    subprocess.run(args, check=True, capture_output=True, timeout=max(timeout, 3 * seconds))
     return path
 
 

@@ -103,6 +103,8 @@ def one_of_each() -> dict[Move, Transition]:
         Move.REPLACE_INPUT: transitions.replace_input(job, "b.mp4", "video/mp4", 5, "u", now),
         Move.PUBLISH: transitions.publish(ref, 0, 1, "k/live", now),
         Move.PRESET: transitions.set_preset(ws, Preset.HLS, "u", now),
+        Move.RETENTION: transitions.set_retention(ws, 7, "u", now),
+        Move.EXPIRE_ORIGINAL: transitions.original_deleted(job, now),
         Move.PURCHASE: transitions.purchase(
             bought, PaymentEvent("evt_1", "checkout.session.completed", now), now
         ),

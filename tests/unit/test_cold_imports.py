@@ -43,6 +43,17 @@ NOT_ON_THE_API_IMPORT_PATH = (
     "pynamodb",
     "jwt",
     "pydantic_settings",
+    # Deferred to the first request that uses them (issue 17): pydantic with the request and
+    # response models (chalicelib.handlers.lazy), the settings model, Powertools' Logger,
+    # Metrics and Tracer, and the worker's streaming input with its HTTP server.
+    "pydantic",
+    "pydantic_core",
+    "chalicelib.config",
+    "chalicelib.handlers.schemas",
+    "chalicelib.notifications.schemas",
+    "aws_lambda_powertools",
+    "chalicelib.processing.streaming_input",
+    "http.server",
 )
 
 ROUTE_MODULES = (
@@ -96,11 +107,55 @@ with Client(app.app) as client:
         client.http.get("/me", headers={"Authorization": "Bearer not.a.jwt"}).status_code,
     ]
 print(json.dumps({"statuses": statuses, "built": bootstrap.built(),
-                  "sdk": [m for m in ("boto3", "pynamodb") if m in sys.modules]}))
+                  "sdk": [m for m in ("boto3", "pynamodb") if m in sys.modules],
+                  "models": "chalicelib.handlers.schemas" in sys.modules}))
 """
     result = _fresh(code)
 
-    assert result == {"statuses": [401, 401, 401], "built": [], "sdk": []}
+    # nor the request models: a 401 answers before any body is parsed or any answer is built
+    assert result == {"statuses": [401, 401, 401], "built": [], "sdk": [], "models": False}
+
+
+def test_the_first_request_that_needs_a_model_builds_it_and_every_named_model_exists() -> None:
+    code = """
+import json, sys
+from chalice.test import Client
+import app
+from chalicelib.handlers import lazy
+with Client(app.app) as client:
+    health = client.http.get("/health")
+refs = [v for m in list(sys.modules.values()) for v in vars(m).values() if isinstance(v, lazy.ModelRef)]
+print(json.dumps({"health": [health.status_code, json.loads(health.body)], "refs": len(refs),
+                  "classes": sorted({type(lazy.resolve(r)).__name__ for r in refs})}))
+"""
+    result = _fresh(code)
+
+    assert result["health"] == [200, {"status": "ok"}]
+    assert result["refs"] > 30 and result["classes"] == ["ModelMetaclass"]  # each name is a model
+
+
+def test_ten_first_requests_at_once_in_a_fresh_process_all_answer() -> None:
+    # What is built on first use (Powertools' Logger, the models) is built once, whichever
+    # thread comes first: chalice local serves each request on its own thread.
+    code = """
+import json, threading
+from chalice.test import Client
+import app
+client = Client(app.app)
+ready = threading.Barrier(11)
+statuses = []
+def one():
+    ready.wait()
+    statuses.append(client.http.get("/health").status_code)
+threads = [threading.Thread(target=one) for _ in range(10)]
+for t in threads:
+    t.start()
+ready.wait()
+for t in threads:
+    t.join()
+print(json.dumps(sorted(statuses)))
+"""
+    assert _fresh(code) == [200] * 10
 
 
 def test_lazy_services_build_each_adapter_once_on_first_use_only() -> None:

@@ -59,4 +59,5 @@ def test_a_write_may_not_set_and_add_to_one_field() -> None:
 def test_final_statuses_are_left_by_no_move() -> None:
     from chalicelib.lifecycle.moves import FINAL
 
-    assert not [m for m, row in MOVES.items() if row.sources & FINAL]
+    # (a move that keeps the status, such as the retention's, may start from one)
+    assert not [m for m, row in MOVES.items() if row.sources & FINAL and not row.stays]

@@ -16,6 +16,7 @@ import pytest
 from chalicelib.domain import AUDIO_TASK, DEFAULT_PRESET, JobStatus, Preset, QueueMessage
 from chalicelib.errors import DownloadError, InvalidVideoError, TaskRetryError, UploadOutputError
 from chalicelib.processing import retry, worker
+from chalicelib.processing.audio_plan import Chunk
 from chalicelib.processing.context import Services
 from chalicelib.processing.ports import Rendered, SegmentWork, SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span, plan_segments
@@ -33,6 +34,9 @@ class FakeSegmenter:
         self.duration, self.audio = duration, audio
         self.keyframe_every = 1.0
         self.audio_copy = False  # what the survey says of the source's audio
+        self.audio_chunks: tuple[int, int] | None = None  # ... and whether it goes in chunks
+        self.chunks_encoded: list[int] = []
+        self.joined: list[list[int]] = []
         self.audio_copied: list[bool] = []  # the copy flag of every audio task
         self.encoded: list[int] = []
         self.stitched = 0
@@ -46,7 +50,15 @@ class FakeSegmenter:
     def survey(self, input_url: str) -> SourceSurvey:
         frames = tuple(i / 10 for i in range(int(self.duration * 10)))
         keys = frames[:: int(self.keyframe_every * 10)]
-        return SourceSurvey(self.duration, 0, 1 if self.audio else None, frames, keys, self.audio_copy)
+        return SourceSurvey(
+            self.duration,
+            0,
+            1 if self.audio else None,
+            frames,
+            keys,
+            self.audio_copy,
+            audio_chunks=self.audio_chunks,
+        )
 
     def render_segment(
         self,
@@ -73,6 +85,24 @@ class FakeSegmenter:
         self._encode(AUDIO_TASK)
         output_path.write_bytes(b"part")
         return 0.1
+
+    def encode_audio_chunk(
+        self,
+        input_url: str,
+        audio_stream: int,
+        chunk: Chunk,
+        output_path: Path,
+        stop: threading.Event | None = None,
+    ) -> float:
+        self.chunks_encoded.append(chunk.index)
+        output_path.write_bytes(b"chunk")
+        return 0.05
+
+    def join_audio(self, chunks: Sequence[Chunk], paths: Sequence[Path], output_path: Path) -> int:
+        assert all(p.exists() for p in paths)
+        self.joined.append([c.index for c in chunks])
+        output_path.write_bytes(b"audio")
+        return 48000 * 12
 
     def _encode(self, task: int) -> None:
         if task in self.failures:
@@ -156,6 +186,46 @@ def test_the_copy_decision_survives_the_stored_plan_and_old_plans_encode() -> No
     old = json.loads(stored.to_json())
     del old["copy"]  # a plan recorded before the copy path existed
     assert StoredPlan.from_json(json.dumps(old)).audio_copy is False
+
+
+def test_audio_in_chunks_is_encoded_by_the_segment_tasks_and_joined_at_the_stitch() -> None:
+    svc, seg = segmented_services()
+    seg.audio_chunks = (48000, 0)  # MP3 in MP4, say: not copied, timestamps count samples
+    job_id = started_job(svc)
+    outcomes = drain(svc)
+    assert outcomes.count(Handled.COMPLETED) == 1
+    assert sorted(seg.encoded) == [0, 1, 2] and sorted(seg.chunks_encoded) == [0, 1, 2]  # no audio task
+    assert seg.joined == [[0, 1, 2]] and seg.audio_copied == []
+    attempt = repo_of(svc).attempts[(job_id, 1)]
+    assert attempt.plan == "3 segments of about 4 s; audio encoded to AAC in chunks, beside the segments"
+    assert not [key for key in store_of(svc).objects if key.startswith("work/")]
+
+
+def test_a_retry_encodes_again_a_segment_whose_audio_chunk_is_missing() -> None:
+    svc, seg = segmented_services()
+    seg.audio_chunks = (48000, 0)
+    seg.always_fail[2] = InvalidVideoError()
+    job_id = started_job(svc)
+    drain(svc)
+    assert repo_of(svc).jobs[job_id].status == JobStatus.FAILED
+    store = store_of(svc)
+    [chunk_1] = [key for key in store.objects if key.endswith("audio-00001.m4a")]
+    del store.objects[chunk_1]  # segment 1's video part is there, its audio chunk is not
+    del seg.always_fail[2]
+    encoded_before = list(seg.encoded)
+    retry.retry_job(svc, ALICE, job_id, None)
+    drain(svc)
+    assert repo_of(svc).jobs[job_id].status == JobStatus.COMPLETED
+    assert sorted(seg.encoded[len(encoded_before) :]) == [1, 2]  # segment 0 had both parts
+
+
+def test_a_chunked_plan_survives_the_stored_plan() -> None:
+    plan = plan_segments([float(i) for i in range(12)], [0.0, 4.0, 8.0], 12.0, 4.0)
+    stored = StoredPlan(plan=plan, video_stream=0, audio_stream=1, prefix="work/p/", audio_chunks=(44100, 0))
+    again = StoredPlan.from_json(stored.to_json())
+    assert again == stored and again.tasks == [0, 1, 2]
+    assert [c.first_frame for c in again.chunks()] == [0, round(4 * 44100 / 1024), round(8 * 44100 / 1024)]
+    assert again.chunk_key(1) == "work/p/audio-00001.m4a" and again.chunk_key(AUDIO_TASK) is None
 
 
 def test_too_few_keyframes_are_said_in_the_attempt() -> None:

@@ -60,7 +60,7 @@ class JobReads:
             return None
 
     def jobs_to_sweep(self, status: JobStatus, before: datetime, limit: int) -> list[Job]:
-        """Queued or processing jobs whose `sweepAt` is before `before` (the sparse `to-sweep` index)."""
+        """Jobs in `status` whose `sweepAt` is before `before` (the sparse `to-sweep` index)."""
         return [
             job_from(m) for m in JobModel.to_sweep.query(status.value, JobModel.sweepAt < before, limit=limit)
         ]

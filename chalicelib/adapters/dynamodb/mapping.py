@@ -97,6 +97,7 @@ def job_from(m: JobModel) -> Job:
         pending_filename=m.pendingFilename,
         pending_content_type=m.pendingContentType,
         pending_size=_int(m.pendingSize),
+        original_deleted_at=m.originalDeletedAt,
         upload_id=m.uploadId,
         part_size=int(m.partSize) if m.partSize is not None else None,
     )
@@ -148,6 +149,7 @@ def workspace_from(m: WorkspaceModel) -> Workspace:
         credits=int(m.credits),
         retry_pricing=RetryPricing(pricing) if pricing else None,
         preset=_preset(m.preset),
+        keep_originals_days=int(m.keepOriginalsDays) if m.keepOriginalsDays is not None else None,
         active_jobs=int(m.activeJobs or 0),
     )
 
@@ -253,6 +255,7 @@ JOB_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "original_filename": JobModel.originalFilename,
     "content_type": JobModel.contentType,
     "size": JobModel.size,
+    "original_deleted_at": JobModel.originalDeletedAt,
 }
 ATTEMPT_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "outcome": AttemptModel.outcome,
@@ -267,6 +270,7 @@ ATTEMPT_ATTRIBUTES: dict[str, Attribute[Any]] = {
 WORKSPACE_ATTRIBUTES: dict[str, Attribute[Any]] = {
     "retry_pricing": WorkspaceModel.retryPricing,
     "preset": WorkspaceModel.preset,
+    "keep_originals_days": WorkspaceModel.keepOriginalsDays,
 }
 
 

@@ -37,6 +37,7 @@ class WorkspaceModel(_Base):
     retryPricing = UnicodeAttribute(null=True)  # an operator's override of RETRY_PRICING
     lowCreditsThreshold = NumberAttribute(null=True)  # credits.low; None: the default (2)
     preset = UnicodeAttribute(null=True)  # the preset uploads start with; None: the default
+    keepOriginalsDays = NumberAttribute(null=True)  # uploads' retention; None: the deployment's
     activeJobs = NumberAttribute(null=True)  # jobs queued or processing; None (stored before): 0
 
 
@@ -85,7 +86,8 @@ class _JobsByWorkspaceStatus(GlobalSecondaryIndex["JobModel"]):
 
 
 class _JobsToSweep(GlobalSecondaryIndex["JobModel"]):
-    """Sparse: only queued and processing jobs, and unfinished multipart uploads, carry `sweepAt`."""
+    """Sparse: only queued and processing jobs, unfinished multipart uploads, and completed or
+    cancelled jobs until the workspace's retention deleted their upload, carry `sweepAt`."""
 
     class Meta:
         index_name = "to-sweep"
@@ -150,6 +152,7 @@ class JobModel(_Base):
     pendingFilename = UnicodeAttribute(null=True)
     pendingContentType = UnicodeAttribute(null=True)
     pendingSize = NumberAttribute(null=True)
+    originalDeletedAt = UTCDateTimeAttribute(null=True)  # the upload deleted under the retention
     uploadId = UnicodeAttribute(null=True)  # R2's multipart upload id (None: one presigned PUT)
     partSize = NumberAttribute(null=True)  # every part but the last, for a multipart upload
 

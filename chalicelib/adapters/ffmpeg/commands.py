@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -278,6 +279,10 @@ class ProbeInfo:
     level: int | None = None  # H.264/HEVC level_idc (an output's CODECS entry)
     start_seconds: float = 0.0  # the file's start time (what input `-ss` counts from)
     video_start_seconds: float = 0.0  # the video stream's first presentation time
+    # The first audio stream's timing: whether its timestamps count samples (audio chunks).
+    audio_sample_rate: int | None = None
+    audio_time_base: Fraction | None = None
+    audio_start_pts: int = 0
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -327,6 +332,9 @@ def parse_probe(probe_json: str) -> ProbeInfo:
         level=int(video["level"]) if isinstance(video.get("level"), int) and video["level"] > 0 else None,
         start_seconds=_float(fmt.get("start_time")),
         video_start_seconds=_float(video.get("start_time")),
+        audio_sample_rate=int((audio or {}).get("sample_rate") or 0) or None,
+        audio_time_base=_fraction((audio or {}).get("time_base")),
+        audio_start_pts=int((audio or {}).get("start_pts") or 0),
     )
 
 
@@ -342,6 +350,13 @@ def _rotation(stream: dict[str, Any]) -> int:
         return int((stream.get("tags") or {}).get("rotate", 0))
     except (TypeError, ValueError):
         return 0
+
+
+def _fraction(value: object) -> Fraction | None:
+    try:
+        return Fraction(str(value)) if value else None
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def _text(value: object) -> str | None:

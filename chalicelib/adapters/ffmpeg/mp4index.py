@@ -121,6 +121,52 @@ def frame_list(
     return tuple(sorted(round(t, 6) for t in times)), tuple(sorted(round(t, 6) for t in keys))
 
 
+def duration(input_url: str) -> float | None:
+    """The movie's duration in seconds from its `mvhd` (a few ranged reads, no process), or None
+    when the file is not an MP4/MOV whose index says it (ffprobe decides then)."""
+    try:
+        moov, timescale = _moov(source_of(input_url))
+        return _movie_seconds(moov, timescale)
+    except (Unsupported, OSError, struct.error, ValueError, KeyError):
+        return None
+
+
+def movie_facts(path: str) -> tuple[int, int, float] | None:
+    """(width, height, duration in seconds) of a local MP4, read from its index without a
+    process: the size is the video sample entry's (the coded size, what ffprobe reports as the
+    stream's width and height, whatever the track header's display size or rotation says), the
+    duration the movie header's. None when the file does not say; the caller asks ffprobe."""
+    try:
+        moov, timescale = _moov(LocalFile(path))
+        seconds = _movie_seconds(moov, timescale)
+        videos = [trak for kind, trak in _boxes(moov) if kind == b"trak" and _is_video(trak)]
+        size = _coded_size(videos[0]) if videos else None
+    except (Unsupported, OSError, struct.error, ValueError, KeyError, IndexError):
+        return None
+    if seconds is None or size is None or not all(size):
+        return None
+    return size[0], size[1], seconds
+
+
+def _movie_seconds(moov: bytes, timescale: int) -> float | None:
+    mvhd = dict(_boxes(moov))[b"mvhd"]
+    ticks = struct.unpack(">Q", mvhd[24:32])[0] if mvhd[0] == 1 else struct.unpack(">I", mvhd[16:20])[0]
+    return ticks / timescale if timescale and ticks else None
+
+
+def _is_video(trak: bytes) -> bool:
+    return dict(_boxes(dict(_boxes(trak))[b"mdia"]))[b"hdlr"][8:12] == b"vide"
+
+
+def _coded_size(trak: bytes) -> tuple[int, int]:
+    """The first sample entry's width and height (ISO 14496-12 VisualSampleEntry: after the
+    entry's box header, 6 reserved bytes, the data reference index and 16 bytes predefined)."""
+    mdia = dict(_boxes(dict(_boxes(trak))[b"mdia"]))
+    stsd = dict(_boxes(dict(_boxes(mdia[b"minf"]))[b"stbl"]))[b"stsd"]
+    width, height = struct.unpack(">HH", stsd[8 + 8 + 24 : 8 + 8 + 28])  # version, count, header
+    return width, height
+
+
 # --- boxes -----------------------------------------------------------------------------------
 
 

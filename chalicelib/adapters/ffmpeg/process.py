@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from chalicelib.adapters.ffmpeg import mp4index
 from chalicelib.adapters.ffmpeg import render as rendering
 from chalicelib.adapters.ffmpeg.commands import (
     PROBE_TIMEOUT_SECONDS,
@@ -149,18 +150,19 @@ class FFmpegTranscoder:
         try:
             source = self._probe_within(input_url, deadline)
             self._run_ffmpeg(input_url, output_path, source, deadline, on_progress, throttle, stop)
-            result = self.probe(str(output_path), timeout=self.probe_timeout_seconds)
+            # What was written, from its own headers (no second ffprobe), else ffprobe's view
+            facts = mp4index.movie_facts(str(output_path)) or self._probed(output_path)
             if on_progress is not None and throttle.last_value < 1.0:
                 on_progress(1.0)  # the last report always says "done", however fast it went
         except BaseException:
             _remove(output_path)
             raise
-        return TranscodeResult(
-            width=result.width,
-            height=result.height,
-            duration_seconds=result.duration_seconds or 0.0,
-            elapsed_seconds=time.monotonic() - started,
-        )
+        width, height, duration = facts
+        return TranscodeResult(width, height, duration, elapsed_seconds=time.monotonic() - started)
+
+    def _probed(self, output_path: Path) -> tuple[int, int, float]:
+        result = self.probe(str(output_path), timeout=self.probe_timeout_seconds)
+        return result.width, result.height, result.duration_seconds or 0.0
 
     def _probe_within(self, input_url: str, deadline: float) -> ProbeInfo:
         """The input's probe, bounded by the transcode's own deadline too: a probe that is cut off

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.adapters.ffmpeg import mp4index
+from chalicelib.adapters.ffmpeg import audio_chunks, mp4index
 from chalicelib.adapters.ffmpeg import render as rendering
 from chalicelib.adapters.ffmpeg.commands import PROBE_TIMEOUT_SECONDS, ProbeInfo, redact
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder, _remove
@@ -25,6 +25,7 @@ from chalicelib.adapters.ffmpeg.segments import (
 )
 from chalicelib.errors import InvalidVideoError, ProcessingError
 from chalicelib.outputs import presets
+from chalicelib.processing.audio_plan import Chunk
 from chalicelib.processing.ports import Rendered, SegmentWork, SourceSurvey, TranscodeResult
 from chalicelib.processing.segment_plan import Span
 
@@ -49,7 +50,9 @@ class FFmpegSegmenter:
         return cls(FFmpegTranscoder.from_settings(settings))
 
     def probe_duration(self, input_url: str) -> float | None:
-        return self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS).duration_seconds
+        # An MP4/MOV says it in its index (no ffprobe: the single pass probes once, not twice)
+        indexed = mp4index.duration(input_url)
+        return indexed or self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS).duration_seconds
 
     def survey(self, input_url: str) -> SourceSurvey:
         info = self.ffmpeg.probe(input_url, timeout=PROBE_TIMEOUT_SECONDS)
@@ -66,6 +69,7 @@ class FFmpegSegmenter:
             and audio_copyable(info.audio_codec, info.audio_profile, info.audio_channels),
             short_side=info.short_side,
             hdr=info.hdr,
+            audio_chunks=audio_chunks.chunkable(info),
         )
 
     def frames(self, input_url: str, info: ProbeInfo) -> FrameList:
@@ -138,6 +142,22 @@ class FFmpegSegmenter:
         else:
             args = build_audio_args(self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, copy=copy)
         return self._timed(args, input_url, None, output_path, None, stop)
+
+    def encode_audio_chunk(
+        self,
+        input_url: str,
+        audio_stream: int,
+        chunk: Chunk,
+        output_path: Path,
+        stop: threading.Event | None = None,
+    ) -> float:
+        args = audio_chunks.build_chunk_args(
+            self.ffmpeg.ffmpeg_path, input_url, output_path, audio_stream, chunk
+        )
+        return self._timed(args, input_url, None, output_path, None, stop)
+
+    def join_audio(self, chunks: Sequence[Chunk], paths: Sequence[Path], output_path: Path) -> int:
+        return audio_chunks.join_files(chunks, paths, output_path)
 
     def stitch(
         self,
