@@ -40,7 +40,7 @@ PACKAGE_STAMP := $(PACKAGE_DIR)/.built-$(PACKAGE_HASH)
 
 WORKERS ?= 1
 FRESH ?=
-PYTEST_ARGS ?= -n 2 --dist loadfile
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 .PHONY: help install system-packages frontend-vendor dev test lint docs bench screenshots layer package cfn-lint clean distclean
 

@@ -272,6 +272,9 @@ def supervise(apps: AppProcesses) -> int:
 def main() -> None:
     configure_logging("devstack")
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # Ctrl-C even when started by a process that ignores SIGINT (a background job of a script, a
+    # test runner's worker): Python leaves an inherited "ignore" in place, and the stack never stops.
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     sys.exit(run(Options.from_env()))
 
 

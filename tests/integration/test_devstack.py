@@ -399,8 +399,9 @@ def test_python_m_devstack_gets_ready_and_ctrl_c_stops_everything(tmp_path: Path
     # GIVEN free ports and a state dir of the test's own (a developer's `make dev` may be running)
     stack = DevStack(tmp_path, settings={"WORKERS": "2"})
     try:
-        # WHEN it starts
-        stack.start(timeout=120)
+        # WHEN it starts, as a script's background job or a test runner's worker starts it: with
+        # SIGINT ignored, which a child inherits (and Python keeps)
+        stack.start(timeout=120, sigint_ignored=True)
         output = stack.log()
         assert f"ready: api={stack.api} web={stack.web}" in output, output[-3000:]
         assert "alice@example.com" in output

@@ -115,9 +115,14 @@ class DevStack:
         env.update({"DEVSTACK_STATE_DIR": str(self.state_dir), "PYTHONUNBUFFERED": "1"}, **more)
         return env
 
-    def start(self, timeout: float = 180, **more: str) -> DevStack:
-        """Start it and wait for its `ready:` line (its output so far is in `output`)."""
+    def start(self, timeout: float = 180, sigint_ignored: bool = False, **more: str) -> DevStack:
+        """Start it and wait for its `ready:` line (its output so far is in `output`).
+        `sigint_ignored`: started as a background job of a script is (SIGINT ignored, inherited)."""
         self.output = []
+
+        def ignoring_sigint() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
         self.process = subprocess.Popen(
             [sys.executable, "-m", "devstack"],
             cwd=REPO_ROOT,
@@ -126,6 +131,7 @@ class DevStack:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=ignoring_sigint if sigint_ignored else None,  # noqa: PLW1509 (no threads run it)
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
