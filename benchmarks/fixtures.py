@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
@@ -65,6 +66,33 @@ def upload(job_and_upload: dict[str, Any], data: bytes = NOT_A_VIDEO) -> None:
     put = job_and_upload["upload"]
     r = requests.put(put["url"], data=data, headers=put["headers"], timeout=60)
     assert r.status_code == 200, r.text
+
+
+def uploaded(api: Api, source: Path, **fields: Any) -> dict[str, Any]:
+    """`POST /jobs` for the file at `source` (with `fields`, a preset say) and its bytes sent the
+    way the answer says: one presigned PUT, or parts (a file above the multipart threshold); the
+    job, its upload complete."""
+    from tests.support.multipart import PartsUpload
+
+    size = source.stat().st_size
+    body = {"filename": source.name, "contentType": "video/mp4", "size": size, **fields}
+    r = api.post("/jobs", json=body)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    if created["upload"].get("method") == "MULTIPART":
+        parts = PartsUpload(api=api, source=source, job=created["job"], upload=created["upload"])
+        parts.send(threads=4)
+        done = parts.complete()
+        assert done.status_code == 200, done.text
+    else:
+        put = requests.put(
+            created["upload"]["url"],
+            data=source.read_bytes(),
+            headers=created["upload"]["headers"],
+            timeout=600,
+        )
+        assert put.status_code == 200, put.text
+    return dict(created["job"])
 
 
 def submitted_jobs(api: Api, count: int, data: bytes = NOT_A_VIDEO) -> list[dict[str, Any]]:

@@ -17,4 +17,4 @@ TITLE = "Long video, hls preset: playable before it is finished"
 def run(ctx: Context, res: BenchResult) -> None:
     clip, seconds, settings, row = segmented.setup(ctx, res, TITLE)
     quiesce(ctx.stack)
-    segmented.hls(ctx, res, clip.read_bytes(), seconds, settings, row)
+    segmented.hls(ctx, res, clip, seconds, settings, row)

@@ -31,11 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from benchmarks import feeds
 from benchmarks.core import BenchResult, Context, Table, median
-from benchmarks.fixtures import quiesce, tenant
+from benchmarks.fixtures import quiesce, tenant, uploaded
 from benchmarks.worker import MEDIA, throttled
 from chalicelib import bootstrap
 from chalicelib.adapters.ffmpeg import FFmpegTranscoder, mp4index
@@ -303,7 +301,7 @@ def through(ctx: Context, res: BenchResult, clip: Path, svc: Services, label: st
     workers = Workers(ctx.stack)
     bootstrap.override(svc)
     try:
-        job = owner.api.create(clip.read_bytes(), "lecture.mp4")
+        job = uploaded(owner.api, clip)
         b"".join(svc.store.read_range(job["inputFileKey"], 0, 1))  # the endpoint's copy: not timed
         workers.start()
         started = time.perf_counter()
@@ -577,7 +575,7 @@ def setup(ctx: Context, res: BenchResult, title: str) -> tuple[Path, float, Any,
     return clip, seconds, settings, row
 
 
-def hls(ctx: Context, res: BenchResult, data: bytes, seconds: float, settings: Any, row: Row) -> None:
+def hls(ctx: Context, res: BenchResult, clip: Path, seconds: float, settings: Any, row: Row) -> None:
     """The hls preset, WORKERS=4: the first playable segment, then completed (issue 16)."""
     real = bootstrap.services()
     assert real.segmenter is not None
@@ -589,17 +587,7 @@ def hls(ctx: Context, res: BenchResult, data: bytes, seconds: float, settings: A
     try:
         for _ in range(4):
             workers.start()
-        r = owner.api.post(
-            "/jobs",
-            json={"filename": "talk.mp4", "contentType": "video/mp4", "size": len(data), "preset": "hls"},
-        )
-        assert r.status_code == 201, r.text
-        created = r.json()
-        put = requests.put(
-            created["upload"]["url"], data=data, headers=created["upload"]["headers"], timeout=600
-        )
-        assert put.status_code == 200
-        job_id = created["job"]["id"]
+        job_id = uploaded(owner.api, clip, preset="hls")["id"]
         started = time.perf_counter()
         assert owner.api.post(f"/jobs/{job_id}/start").status_code == 202
         first = None
