@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import time
@@ -332,3 +333,9 @@ def machine_line(m: dict[str, Any]) -> str:
         f"{' + uncommitted changes to ' + ', '.join(m['modified']) if m.get('modified') else ''}; "
         f"load average {m.get('load_1m_at_start', '?')} at the start"
     )
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -158,6 +158,9 @@ def run(ctx: Context, res: BenchResult) -> None:
             parts = per_job(seconds, input_bytes, PRICES[key].usd)
             job = sum(parts.values())
             minute = job / minutes
+            # The floor: the same command on a local file (bare ffmpeg's CPU seconds), same requests
+            floor_parts = per_job(clip["bare_cpu_s"] / LAMBDA_VCPUS, input_bytes, PRICES[key].usd)
+            floor = sum(floor_parts.values()) / minutes
             table.add(
                 name,
                 arch,
@@ -173,6 +176,7 @@ def run(ctx: Context, res: BenchResult) -> None:
                 "compute_and_requests_usd_per_minute": round(minute, 6),
                 "usd_per_1000_jobs": round(job * 1000, 3),
                 "parts": {k: round(v, 7) for k, v in parts.items()},
+                "bare_ffmpeg_floor_usd_per_minute": round(floor, 6),
             }
             if arch == "x86_64":
                 met = minute <= TARGET_PER_MINUTE
@@ -182,7 +186,7 @@ def run(ctx: Context, res: BenchResult) -> None:
                     f"({minute / PRICES['mediaconvert_hd'].usd:.3f}x)",
                     f"<= ${TARGET_PER_MINUTE}",
                     met,
-                    "" if met else _why(minute, parts, job),
+                    "" if met else _why(minute, parts, job, floor, clip),
                     value=minute,
                     bound=TARGET_PER_MINUTE,
                 )
@@ -219,9 +223,14 @@ def run(ctx: Context, res: BenchResult) -> None:
     ]
 
 
-def _why(minute: float, parts: dict[str, float], job: float) -> str:
+def _why(minute: float, parts: dict[str, float], job: float, floor: float, clip: dict[str, Any]) -> str:
     worker = parts["worker"] / job * minute
+    run = clip["stream"]
     return (
         f"by ${minute - TARGET_PER_MINUTE:.5f}: the worker is ${worker:.5f} per minute, the requests "
-        f"${minute - worker:.5f}; the worker's CPU seconds are the encode's (x264 veryfast at 720p)"
+        f"${minute - worker:.5f}. Bare ffmpeg alone (the same command on a local file, "
+        f"{clip['bare_cpu_s']:.1f} CPU s) would be ${floor:.5f}: the encode itself (x264 veryfast at 720p, "
+        f"with the poster and thumbnails, of a noisy 1080p source). The worker used {run['cpu_s']:.1f} "
+        f"CPU s in all, of which its Python process {run.get('python_cpu_s', 0.0):.1f} (imports, the "
+        "ranged GETs and the range server, the upload)"
     )

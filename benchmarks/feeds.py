@@ -24,9 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chalicelib.adapters.ffmpeg import build_ffmpeg_args
+from chalicelib.adapters.ffmpeg import render as rendering
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder
 from chalicelib.config import Settings
+from chalicelib.domain import DEFAULT_PRESET
 from chalicelib.processing import streaming_input
 from chalicelib.processing.streaming_input import Filling
 
@@ -34,17 +35,14 @@ GROWING_TIMEOUT_US = 500_000
 
 
 def command(settings: Settings, probe_source: str, input_url: str, out: Path) -> list[str]:
-    probe = FFmpegTranscoder.from_settings(settings).probe(probe_source, timeout=60)
-    return build_ffmpeg_args(
-        settings.ffmpeg_path,
-        input_url,
-        out,
-        video_stream=probe.video_stream,
-        audio_stream=probe.audio_stream,
-        max_height=720,  # mp4-720p, the default preset
-        preset=settings.transcode_preset,
-        crf=settings.transcode_crf,
-    )
+    """The worker's own command line for the default preset (its ladder, the poster and the
+    thumbnails from one decode: FFmpegTranscoder.render), writing into the directory `out`."""
+    transcoder = FFmpegTranscoder.from_settings(settings)
+    probe = transcoder.probe(probe_source, timeout=60)
+    spec = transcoder.render_spec(probe, DEFAULT_PRESET)
+    for directory in [out, *rendering.output_dirs(out, spec, probe.audio_stream is not None)]:
+        directory.mkdir(parents=True, exist_ok=True)
+    return rendering.render_args(settings.ffmpeg_path, input_url, out, spec)
 
 
 def _run(args: list[str], **kwargs: Any) -> float:

@@ -21,7 +21,6 @@ after (300 a minute, AWS), and the plan and the stitch grow with the video's len
 from __future__ import annotations
 
 import math
-import resource
 import subprocess
 import threading
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import feeds
-from benchmarks.core import BenchResult, Context, Table, median
+from benchmarks.core import BenchResult, Context, Table, children_cpu, median
 from benchmarks.fixtures import quiesce, tenant, uploaded
 from benchmarks.worker import MEDIA, throttled
 from chalicelib import bootstrap
@@ -62,11 +61,6 @@ SOURCES = ("aac", "mp3")  # AAC-LC mono 44.1 kHz (as the clip is made), MP3 ster
 
 
 # --- timing the worker's stages --------------------------------------------------------------
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -336,7 +330,7 @@ def run(ctx: Context, res: BenchResult) -> None:
         )
         for name in SOURCES:
             clip = sources[name]
-            single, single_cpu = bare(settings, clip, ctx.tmp / "single.mp4")
+            single, single_cpu = bare(settings, clip, ctx.tmp / "single")
             ctx.say(f"{name}: one bare pass {single:.1f} s ({single_cpu:.0f} CPU s)")
             timings = Timings()
             assert real.segmenter is not None

@@ -1,6 +1,7 @@
 """5. The sweeper: one scheduled pass (app.sweep_stuck_jobs, in this process) over ~100 queued jobs.
 
-The jobs are queued through the API (create, upload, start); their messages are then deleted, as
+The jobs are queued through the API (create, upload, start), in as many workspaces as
+MAX_ACTIVE_JOBS needs (50 queued or processing per workspace); their messages are then deleted, as
 if lost. The pass runs with `sweeper_requeue_after_seconds` = 1 so they are due after a second.
 A re-sent job then waits twice as long (the sweeper's backoff), so each timed pass gets 100 new
 jobs (set up untimed).
@@ -15,6 +16,7 @@ from benchmarks import backend
 from benchmarks.core import BenchResult, Context, Table, median
 from benchmarks.fixtures import drain_messages, quiesce, submitted_jobs, tenant
 from chalicelib import bootstrap
+from chalicelib.config import Settings
 from chalicelib.processing.context import Services
 from devstack.lambda_events import scheduled_event
 
@@ -24,14 +26,21 @@ QUEUED = 100
 EVENT = scheduled_event("vidproc-sweep")
 
 
+def queue_jobs(ctx: Context) -> None:
+    """QUEUED jobs queued, in workspaces of at most MAX_ACTIVE_JOBS each (the API refuses more)."""
+    per = Settings().max_active_jobs
+    for first in range(0, QUEUED, per):
+        count = min(per, QUEUED - first)
+        submitted_jobs(tenant(ctx.stack, ctx.api_url, credits=count).api, count)
+
+
 def run(ctx: Context, res: BenchResult) -> None:
     import app
 
     runs, idle_runs = ctx.n(3, 1), ctx.n(5, 2)
     started = time.perf_counter()
     leftovers = quiesce(ctx.stack)
-    owner = tenant(ctx.stack, ctx.api_url, credits=QUEUED)
-    submitted_jobs(owner.api, QUEUED)
+    queue_jobs(ctx)
     drain_messages(ctx.stack)
     ctx.say(
         f"set up in {time.perf_counter() - started:.1f} s ({leftovers[0]} earlier queued jobs failed, "
@@ -47,7 +56,7 @@ def run(ctx: Context, res: BenchResult) -> None:
 
     def fresh_jobs() -> None:
         quiesce(ctx.stack)  # the previous pass's jobs are failed: they are not due again
-        submitted_jobs(tenant(ctx.stack, ctx.api_url, credits=QUEUED).api, QUEUED)
+        queue_jobs(ctx)
 
     def passes(
         label: str, count: int, wait: float, expect: int, prepare: Callable[[], None] | None = None

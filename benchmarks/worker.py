@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import feeds
-from benchmarks.core import BenchResult, Context, Table, median
+from benchmarks.core import BenchResult, Context, Table, children_cpu, median
 from benchmarks.fixtures import quiesce, tenant
+from chalicelib.adapters.ffmpeg import render as rendering
 from chalicelib.adapters.r2 import R2Store, make_r2_client
 from chalicelib.config import Settings
 from devstack import REPO_ROOT
@@ -63,6 +64,7 @@ import collections, json, resource, time
 from pathlib import Path
 from chalicelib.adapters.ffmpeg.process import FFmpegTranscoder
 from chalicelib.adapters.ffmpeg.segmenter import FFmpegSegmenter
+from chalicelib.adapters.ffmpeg import render as rendering
 from chalicelib.adapters.r2 import R2Store
 from chalicelib.processing import storage, worker
 phases = collections.defaultdict(float)
@@ -98,6 +100,7 @@ print("WORKER-RESULT " + json.dumps({
     "python_rss_mb": int(status["VmHWM"].split()[0]) / 1024,
     "ffmpeg_rss_mb": kids.ru_maxrss / 1024,
     "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+    "python_cpu_s": me.ru_utime + me.ru_stime,
     "phases": {**phases, "claim commit": commits[0] if commits else 0.0},
 }))
 """
@@ -169,6 +172,7 @@ class WorkerRun:
     python_rss_mb: float
     ffmpeg_rss_mb: float
     cpu_s: float
+    python_cpu_s: float
     download_s: float | None
     input_wait_s: float | None
     transcode_s: float | None
@@ -218,6 +222,7 @@ def through_worker(
         python_rss_mb=result["python_rss_mb"],
         ffmpeg_rss_mb=result["ffmpeg_rss_mb"],
         cpu_s=result["cpu_s"],
+        python_cpu_s=result["python_cpu_s"],
         download_s=metrics.get("DownloadSeconds"),
         input_wait_s=metrics.get("InputWaitSeconds"),
         transcode_s=metrics.get("TranscodeSeconds"),
@@ -241,11 +246,13 @@ def _emf(stdout: str) -> dict[str, float]:
     return found
 
 
-def bare(settings: Settings, clip: Path, out: Path) -> tuple[float, Output]:
+def bare(settings: Settings, clip: Path, out: Path) -> BareRun:
+    """The worker's command line on the local file: wall and CPU seconds, what it wrote."""
     args = feeds.command(settings, str(clip), str(clip), out)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     subprocess.run(args, check=True, capture_output=True, timeout=3600)
-    return time.perf_counter() - started, probe_output(settings, str(out))
+    seconds, cpu_s = time.perf_counter() - started, children_cpu() - cpu
+    return BareRun(seconds, cpu_s, probe_output(settings, str(out / rendering.VIDEO_FILE)))
 
 
 @contextmanager
@@ -278,8 +285,15 @@ def throttled(ctx: Context) -> Iterator[str]:
 
 
 @dataclass
+class BareRun:
+    seconds: float
+    cpu_s: float
+    output: Output
+
+
+@dataclass
 class ClipRuns:
-    bare: list[tuple[float, Output]] = field(default_factory=list)
+    bare: list[BareRun] = field(default_factory=list)
     workers: dict[tuple[str, str], list[WorkerRun]] = field(default_factory=dict)
     feeds: dict[str, list[float]] = field(default_factory=dict)
 
@@ -337,8 +351,8 @@ def _clip(
         make_r2_client(settings.model_copy(update={"r2_endpoint_url": endpoint})), settings.r2_bucket
     )
     for i in range(rounds):
-        runs.bare.append(bare(settings, clip, ctx.tmp / "bare.mp4"))
-        ctx.say(f"  round {i + 1}: bare ffmpeg {runs.bare[-1][0]:.1f} s (load {os.getloadavg()[0]:.1f})")
+        runs.bare.append(bare(settings, clip, ctx.tmp / "bare"))
+        ctx.say(f"  round {i + 1}: bare ffmpeg {runs.bare[-1].seconds:.1f} s (load {os.getloadavg()[0]:.1f})")
         for mode, where in RUNS:
             w = through_worker(ctx, api, staged, size, mode, endpoint if where == "throttled" else None)
             runs.workers[(mode, where)].append(w)
@@ -366,7 +380,7 @@ def moov_first(clip: Path) -> Path:
 def _feeds(
     ctx: Context, settings: Settings, runs: ClipRuns, clip: Path, faststart: Path, store: R2Store
 ) -> None:
-    out, work = ctx.tmp / "feed.mp4", ctx.tmp
+    out, work = ctx.tmp / "feed", ctx.tmp
     line = []
     for label, source, mechanism in (
         ("bare ffmpeg, local file (moov first)", faststart, None),
@@ -419,8 +433,9 @@ def _report(
     res: BenchResult, tables: list[Table], name: str, runs: ClipRuns, endpoint: str
 ) -> dict[str, Any]:
     table, phases_table, mechanisms = tables
-    base = median([b for b, _ in runs.bare])
-    out = runs.bare[-1][1]
+    base = median([b.seconds for b in runs.bare])
+    bare_cpu = median([b.cpu_s for b in runs.bare])
+    out = runs.bare[-1].output
     size_mb = make_clip_size(name)
     describe = f"{out.codec} {out.width}x{out.height} {out.duration:.2f} s {out.kbps:,.0f} kb/s"
     table.add(
@@ -433,11 +448,16 @@ def _report(
         "",
         "",
         "",
-        "",
+        bare_cpu,
         "",
         describe,
     )
-    clip_data: dict[str, Any] = {"mb": round(size_mb, 1), "bare_s": round(base, 2), "output": vars(out)}
+    clip_data: dict[str, Any] = {
+        "mb": round(size_mb, 1),
+        "bare_s": round(base, 2),
+        "bare_cpu_s": round(bare_cpu, 2),
+        "output": vars(out),
+    }
     for (mode, where), worker_runs in runs.workers.items():
         secs = median([w.seconds for w in worker_runs])
         ratio = secs / base
@@ -470,6 +490,7 @@ def _report(
             "python_rss_mb": round(python_rss),
             "tmp_mb": round(max(w.tmp_mb for w in worker_runs)),
             "cpu_s": round(median([w.cpu_s for w in worker_runs]), 2),
+            "python_cpu_s": round(median([w.python_cpu_s for w in worker_runs]), 2),
         }
         if mode == "stream":
             gap = _phases(phases_table, name, where, worker_runs, secs, base)

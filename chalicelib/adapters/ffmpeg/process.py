@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
@@ -195,22 +194,7 @@ class FFmpegTranscoder:
         out_dir = Path(out_dir)
         throttle = ProgressThrottle(self.progress_interval_seconds)
         source = self._probe_within(input_url, deadline)
-        spec = rendering.RenderSpec(
-            video_stream=source.video_stream,
-            audio_stream=source.audio_stream,
-            rungs=presets.ladder(preset, source.short_side),
-            streaming=presets.spec(preset).streaming,
-            x264_preset=self.preset,
-            crf=self.crf,
-            hdr=source.hdr,
-            audio_copy=False,
-            grid=rendering.thumb_grid(source.duration_seconds) if source.duration_seconds else None,
-            poster=bool(source.duration_seconds),
-        )
-        rungs = spec.rungs
-        spec = dataclasses.replace(
-            spec, names=tuple(presets.rendition_name(r, source.short_side) for r in rungs)
-        )
+        spec = self.render_spec(source, preset)
         for directory in rendering.output_dirs(out_dir, spec, source.audio_stream is not None):
             directory.mkdir(parents=True, exist_ok=True)
         args = rendering.render_args(self.ffmpeg_path, input_url, out_dir, spec)
@@ -219,6 +203,23 @@ class FFmpegTranscoder:
         if on_progress is not None and throttle.last_value < 1.0:
             on_progress(1.0)
         return rendered
+
+    def render_spec(self, source: ProbeInfo, preset: Preset = DEFAULT_PRESET) -> rendering.RenderSpec:
+        """What one run renders of `source` for `preset`: its ladder, the poster and the thumbnails."""
+        rungs = presets.ladder(preset, source.short_side)
+        return rendering.RenderSpec(
+            video_stream=source.video_stream,
+            audio_stream=source.audio_stream,
+            rungs=rungs,
+            streaming=presets.spec(preset).streaming,
+            x264_preset=self.preset,
+            crf=self.crf,
+            hdr=source.hdr,
+            audio_copy=False,
+            grid=rendering.thumb_grid(source.duration_seconds) if source.duration_seconds else None,
+            poster=bool(source.duration_seconds),
+            names=tuple(presets.rendition_name(r, source.short_side) for r in rungs),
+        )
 
     def collect(self, out_dir: Path, spec: rendering.RenderSpec, preset: Preset, elapsed: float) -> Rendered:
         """What a run wrote, probed: the output's size and length, each rendition's CODECS."""
@@ -236,11 +237,12 @@ class FFmpegTranscoder:
         }
         if not spec.streaming:
             video = out_dir / rendering.VIDEO_FILE
-            info = self.probe(str(video), timeout=self.probe_timeout_seconds)
+            # What was written, from its own index (no second ffprobe), else ffprobe's view
+            width, height, duration = mp4index.movie_facts(str(video)) or self._probed(video)
             return Rendered(
-                width=info.width,
-                height=info.height,
-                duration_seconds=info.duration_seconds or 0.0,
+                width=width,
+                height=height,
+                duration_seconds=duration,
                 video=video,
                 **common,  # type: ignore[arg-type]
             )
