@@ -3,6 +3,7 @@ ffmpeg through the local range server, and the R2 adapter's ranged reads on the 
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,16 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.adapters.ffmpeg import FFmpegTranscoder
+from chalicelib.adapters.ffmpeg.segmenter import FFmpegSegmenter
 from chalicelib.adapters.r2 import R2Store
 from chalicelib.config import Settings
+from chalicelib.domain import DEFAULT_PRESET
 from chalicelib.errors import DownloadError, StorageError
+from chalicelib.outputs import presets
 from chalicelib.processing import streaming_input
-from tests.support.media import make_clip, stream_facts
+from chalicelib.processing.ports import SegmentWork
+from chalicelib.processing.segment_plan import Span
+from tests.support.media import ffmpeg_binary, make_clip, make_long_form_clip, stream_facts
 from tests.support.stack import AwsStack
 
 pytestmark = pytest.mark.integration
@@ -87,3 +93,31 @@ def test_r2_ranged_reads_return_the_bytes_asked_for(aws_stack: AwsStack, tmp_pat
     assert b"".join(store.read_range("tests/streaming/object", len(data) - 10, 10)) == data[-10:]
     with pytest.raises(StorageError):
         list(store.read_range("tests/streaming/missing", 0, 10))
+
+
+def test_a_segment_task_reads_its_own_span_of_the_upload_not_the_rest(tmp_path: Path) -> None:
+    """The first quarter of a moov-first video, as a segment task renders it (its rendition and
+    its thumbnails) through the range server, fetching only what ffmpeg asks for at a pace slower
+    than ffmpeg decodes: what was fetched is what ffmpeg read. An output still open (the
+    thumbnail sheet) once kept ffmpeg decoding the whole rest of the file."""
+    clip = make_long_form_clip(tmp_path / "long.mp4", 16, width=640, height=360, fps=25)
+    moov_first = tmp_path / "first.mp4"
+    subprocess.run(
+        [ffmpeg_binary(), "-nostdin", "-y", "-loglevel", "error", "-i", str(clip), "-c", "copy"]
+        + ["-movflags", "+faststart", str(moov_first)],
+        check=True,
+        timeout=60,
+    )
+    data = moov_first.read_bytes()
+    segmenter = FFmpegSegmenter.from_settings(Settings())
+    rungs = presets.ladder(DEFAULT_PRESET, 360)
+    work = SegmentWork(DEFAULT_PRESET, rungs, 16.0, names=tuple(r.name for r in rungs))
+    fetch = slow_reads(data, pause=0.02)
+    (tmp_path / "seg").mkdir()
+    with streaming_input.opened(fetch, len(data), tmp_path / "in", chunk=32 * 1024) as stream:
+        rendered = segmenter.render_segment(stream.url, Span(0, 0.0, 4.0), 0, tmp_path / "seg", work)
+        fetched = stream.filling.fetched
+
+    assert 3.9 <= rendered.duration_seconds <= 4.1
+    assert rendered.thumbs is not None  # the sheet is still made, from the span's own frames
+    assert fetched < 0.6 * len(data), f"fetched {fetched} of {len(data)} bytes for a quarter of the video"

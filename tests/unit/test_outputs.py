@@ -118,7 +118,8 @@ def test_a_segment_limits_every_output_to_its_span_and_samples_its_own_grid_poin
     assert (grid.interval, grid.first, grid.count, grid.columns) == (2.0, 30, 15, 15)
     args = render_args("ffmpeg", "in.mp4", tmp_path, spec(audio_stream=None, grid=grid), span=(59.9995, 30.0))
     assert option(args, "-ss") == "59.999500" and args.index("-ss") < args.index("-i")
-    assert args.count("-t") == 3  # the part, the poster, the thumbnails
+    assert args.count("-t") == 4  # the input (it is read no further), the part, the poster, the thumbnails
+    assert option(args, "-t") == "30.000000" and args.index("-t") < args.index("-i")
     assert "gte((t+59.999500),60.000000)" in option(args, "-filter_complex")
 
 

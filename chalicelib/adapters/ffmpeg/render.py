@@ -215,6 +215,9 @@ def render_args(
         *base_args(ffmpeg_path),
         *input_options(input_url),
         *seek,
+        # ... and on the input too: an output that is still open (the thumbnail sheet, waiting for
+        # a tile it will never get) would otherwise keep ffmpeg decoding to the end of the file
+        *limit,
         "-i",
         input_url,
         "-filter_complex",
