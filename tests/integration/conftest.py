@@ -11,6 +11,7 @@ from chalice.test import Client
 from chalicelib import bootstrap
 from chalicelib.processing.context import Services
 from tests.support.invariants import ledger_mismatches
+from tests.support.media import make_clip
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +44,17 @@ def in_process() -> Iterator[Any]:
 
     yield use
     bootstrap.override(None)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A 1 s 320x240 clip, the upload of most jobs (a module that needs another defines its own)."""
+    path = tmp_path_factory.mktemp("media") / "c.mp4"
+    return make_clip(path, seconds=1, width=320, height=240).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """8 s of 720p: long enough that ffmpeg is still running when a test stops or kills it."""
+    path = tmp_path_factory.mktemp("media") / "long.mp4"
+    return make_clip(path, seconds=8, width=1280, height=720, fps=25).read_bytes()

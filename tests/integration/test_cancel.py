@@ -23,23 +23,10 @@ from chalicelib.processing.contention import committed
 from chalicelib.processing.context import Services
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.lifecycle import claim
-from tests.support.media import make_clip, make_long_form_clip
+from tests.support.media import make_long_form_clip
 from tests.support.stack import AwsStack, Workers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return make_clip(
-        tmp_path_factory.mktemp("media") / "c.mp4", seconds=1, width=320, height=240
-    ).read_bytes()
-
-
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("media") / "long.mp4"
-    return make_clip(path, seconds=8, width=1280, height=720, fps=25).read_bytes()
 
 
 @pytest.fixture(scope="module")

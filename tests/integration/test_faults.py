@@ -35,24 +35,10 @@ from tests.support import sqs_events
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.invariants import ledger_mismatches
 from tests.support.lifecycle import claim, complete, fail
-from tests.support.media import ffmpeg_binary, make_clip, make_corrupt_file
+from tests.support.media import ffmpeg_binary, make_corrupt_file
 from tests.support.stack import AwsStack, Workers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return make_clip(
-        tmp_path_factory.mktemp("media") / "c.mp4", seconds=1, width=320, height=240
-    ).read_bytes()
-
-
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """Long enough that ffmpeg is still running when the test kills it."""
-    path = tmp_path_factory.mktemp("media") / "long.mp4"
-    return make_clip(path, seconds=8, width=1280, height=720, fps=25).read_bytes()
 
 
 @pytest.fixture

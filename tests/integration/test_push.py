@@ -11,19 +11,11 @@ import pytest
 
 from devstack.notifier import Notifier
 from tests.support.api import Tenant, new_tenant
-from tests.support.media import make_clip
 from tests.support.notify import eventually
 from tests.support.push_service import BrowserKeys, PushService, opened
 from tests.support.stack import AwsStack, Workers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return make_clip(
-        tmp_path_factory.mktemp("push") / "clip.mp4", seconds=1, width=320, height=240
-    ).read_bytes()
 
 
 @pytest.fixture

@@ -14,16 +14,9 @@ from chalicelib.domain import utcnow
 from chalicelib.processing.context import Services
 from devstack.lambda_events import scheduled_event
 from tests.support.api import Tenant, new_tenant
-from tests.support.media import make_clip
 from tests.support.stack import AwsStack, Workers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("media") / "c.mp4"
-    return make_clip(path, seconds=1, width=320, height=240).read_bytes()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from devstack.lambda_events import scheduled_event
 from tests.support.api import Api, Tenant, new_tenant, repository
 from tests.support.fakes import Clock
 from tests.support.lifecycle import claim, fail
-from tests.support.media import make_clip
 from tests.support.stack import AwsStack, Workers
 
 pytestmark = pytest.mark.integration
@@ -29,13 +28,6 @@ pytestmark = pytest.mark.integration
 SCHEDULED = scheduled_event("vidproc-sweep")
 NOT_A_VIDEO = b"this is not a video at all" * 40
 FAILED_ERROR = "The file is not a readable video"
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return make_clip(
-        tmp_path_factory.mktemp("media") / "c.mp4", seconds=1, width=320, height=240
-    ).read_bytes()
 
 
 @pytest.fixture
