@@ -215,8 +215,8 @@ def render_args(
         *base_args(ffmpeg_path),
         *input_options(input_url),
         *seek,
-        # ... and on the input too: an output that is still open (the thumbnail sheet, waiting for
-        # a tile it will never get) would otherwise keep ffmpeg decoding to the end of the file
+        # ... and on the input too: with only the outputs limited, ffmpeg (5.1) went on decoding
+        # the rest of the file after the span (tests/integration/test_streaming_input.py)
         *limit,
         "-i",
         input_url,
