@@ -16,57 +16,37 @@ Interleaved per round, so the machine's load weighs on a figure and its baseline
 from __future__ import annotations
 
 import dataclasses
-import resource
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.core import BenchResult, Context, Table, median
+from benchmarks.core import BenchResult, Context, Table, children_cpu, median
 from benchmarks.worker import CLIPS
 from benchmarks.worker import make_clip as make_worker_clip
 from chalicelib.adapters.ffmpeg import FFmpegTranscoder
 from chalicelib.adapters.ffmpeg import render as rendering
 from chalicelib.config import Settings
 from chalicelib.domain import Preset
-from chalicelib.outputs import presets
 
 NAME = "outputs"
 TITLE = "Presets, poster and thumbnails: 30 s 1080p30 clip"
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed(args: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one command line."""
-    cpu, started = _children_cpu(), time.perf_counter()
+    cpu, started = children_cpu(), time.perf_counter()
     subprocess.run(args, check=True, capture_output=True, timeout=3600)
-    return time.perf_counter() - started, _children_cpu() - cpu
+    return time.perf_counter() - started, children_cpu() - cpu
 
 
 def spec_for(
     transcoder: FFmpegTranscoder, clip: Path, preset: Preset, extras: bool = True
 ) -> rendering.RenderSpec:
     """The spec `render` builds for the clip (with or without the poster and the sprite)."""
-    info = transcoder.probe(str(clip), timeout=60)
-    duration = info.duration_seconds or 0.0
-    rungs = presets.ladder(preset, info.short_side)
-    return rendering.RenderSpec(
-        video_stream=info.video_stream,
-        audio_stream=info.audio_stream,
-        rungs=rungs,
-        streaming=presets.spec(preset).streaming,
-        x264_preset=transcoder.preset,
-        crf=transcoder.crf,
-        hdr=info.hdr,
-        grid=rendering.thumb_grid(duration) if extras else None,
-        poster=extras,
-        names=tuple(presets.rendition_name(r, info.short_side) for r in rungs),
-    )
+    spec = transcoder.render_spec(transcoder.probe(str(clip), timeout=60), preset)
+    return spec if extras else dataclasses.replace(spec, grid=None, poster=False)
 
 
 def bare(
@@ -82,9 +62,9 @@ def through_transcoder(
     transcoder: FFmpegTranscoder, clip: Path, preset: Preset, out: Path
 ) -> tuple[float, float]:
     out.mkdir(parents=True)
-    cpu, started = _children_cpu(), time.perf_counter()
+    cpu, started = children_cpu(), time.perf_counter()
     transcoder.render(str(clip), out, preset)
-    return time.perf_counter() - started, _children_cpu() - cpu
+    return time.perf_counter() - started, children_cpu() - cpu
 
 
 def run(ctx: Context, res: BenchResult) -> None:

@@ -14,14 +14,13 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import bootstrap
-from chalicelib.domain import DEFAULT_PRESET, Preset, QueueMessage, utcnow
+from chalicelib.domain import QueueMessage, utcnow
 from chalicelib.errors import InvalidVideoError
 from chalicelib.processing import worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import Rendered
 from tests.support.api import Tenant, new_tenant, repository
 from tests.support.aws_calls import counting
-from tests.support.fakes import fake_rendered
+from tests.support.fakes import ScriptedTranscoder
 from tests.support.lifecycle import claim, fail
 from tests.support.stack import AwsStack
 
@@ -113,18 +112,6 @@ class Refusing:
         raise InvalidVideoError()
 
 
-class Writing:
-    def render(
-        self,
-        input_url: str,
-        out_dir: Path,
-        preset: Preset = DEFAULT_PRESET,
-        on_progress: Any = None,
-        stop: Any = None,
-    ) -> Rendered:
-        return fake_rendered(out_dir, preset)
-
-
 def worker_services(transcoder: Any, tmp_path: Path) -> Services:
     real = bootstrap.services()
     settings = real.settings.model_copy(update={"work_dir": str(tmp_path)})
@@ -133,7 +120,7 @@ def worker_services(transcoder: Any, tmp_path: Path) -> Services:
 
 def test_the_worker_does_not_read_the_job_after_its_claim(tenant: Tenant, tmp_path: Path) -> None:
     job = tenant.api.submit(NOT_A_VIDEO)
-    svc = worker_services(Writing(), tmp_path)
+    svc = worker_services(ScriptedTranscoder(), tmp_path)
     with counting(svc) as seen:
         assert worker.process(svc, QueueMessage(job["id"], job["workspaceId"], 1)) == worker.Handled.COMPLETED
     # claim, HEAD of the input (its key comes from the message), the uploads (the output, the

@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.domain import (
@@ -329,6 +331,30 @@ def fake_rendered(out_dir: Path, preset: Preset = DEFAULT_PRESET, elapsed: float
         poster=poster,
         thumbs=ThumbSheet(sheet, interval=1.0, first=0, count=3, columns=3),
     )
+
+
+class ScriptedTranscoder:
+    """A transcoder that fails with the scripted errors in order, then renders (fake_rendered),
+    each call taking `seconds`: for unit tests of the worker's rules."""
+
+    def __init__(self, *errors: BaseException, seconds: float = 0.0) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+        self.seconds = seconds
+
+    def render(
+        self,
+        input_url: str,
+        out_dir: Path,
+        preset: Preset = DEFAULT_PRESET,
+        on_progress: Any = None,
+        stop: Any = None,
+    ) -> Rendered:
+        self.calls += 1
+        time.sleep(self.seconds)
+        if self.errors:
+            raise self.errors.pop(0)
+        return fake_rendered(out_dir, preset)
 
 
 class FakePaymentProvider:

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +14,10 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.adapters.sqs import decode
 from chalicelib.domain import (
-    DEFAULT_PRESET,
     FailureKind,
     JobStatus,
     LedgerReason,
     Outcome,
-    Preset,
     QueueMessage,
     ReprocessRequest,
     RetryPricing,
@@ -38,32 +35,15 @@ from chalicelib.errors import (
 from chalicelib.lifecycle import Move, Transition
 from chalicelib.processing import autoretry, failures, jobs, pricing, reprocess, retry, worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import Rendered
 from tests.support import sqs_events
-from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, fake_rendered, make_services
-
-
-class ScriptedTranscoder:
-    """Fails with the scripted errors in order, then succeeds."""
-
-    def __init__(self, *errors: ProcessingError, seconds: float = 0.0) -> None:
-        self.errors = list(errors)
-        self.calls = 0
-        self.seconds = seconds
-
-    def render(
-        self,
-        input_url: str,
-        out_dir: Path,
-        preset: Preset = DEFAULT_PRESET,
-        on_progress: Any = None,
-        stop: Any = None,
-    ) -> Rendered:
-        self.calls += 1
-        time.sleep(self.seconds)
-        if self.errors:
-            raise self.errors.pop(0)
-        return fake_rendered(out_dir, preset)
+from tests.support.fakes import (
+    ALICE,
+    FakeQueue,
+    FakeRepository,
+    FakeStore,
+    ScriptedTranscoder,
+    make_services,
+)
 
 
 def repo_of(svc: Services) -> FakeRepository:

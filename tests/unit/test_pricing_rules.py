@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.domain import DEFAULT_PRESET, JobStatus, LedgerReason, Preset, RetryPricing, utcnow
+from chalicelib.domain import JobStatus, LedgerReason, RetryPricing, utcnow
 from chalicelib.errors import (
     FFmpegCrashedError,
     InvalidVideoError,
@@ -23,31 +22,18 @@ from chalicelib.errors import (
 from chalicelib.lifecycle import Move, Transition, transitions
 from chalicelib.processing import jobs, retry, worker
 from chalicelib.processing.context import Services
-from chalicelib.processing.ports import Rendered
 from tests.support import sqs_events
-from tests.support.fakes import ALICE, FakeQueue, FakeRepository, FakeStore, fake_rendered, make_services
+from tests.support.fakes import (
+    ALICE,
+    FakeQueue,
+    FakeRepository,
+    FakeStore,
+    ScriptedTranscoder,
+    make_services,
+)
 from tests.support.lifecycle import claim
 
 FIRST_FREE = RetryPricing.FIRST_FREE
-
-
-class Transcoder:
-    """Fails with the scripted errors in order, then succeeds."""
-
-    def __init__(self, *errors: BaseException) -> None:
-        self.errors = list(errors)
-
-    def render(
-        self,
-        input_url: str,
-        out_dir: Path,
-        preset: Preset = DEFAULT_PRESET,
-        on_progress: Any = None,
-        stop: Any = None,
-    ) -> Rendered:
-        if self.errors:
-            raise self.errors.pop(0)
-        return fake_rendered(out_dir, preset)
 
 
 def services(pricing: RetryPricing = RetryPricing.FULL, credits: int = 10) -> Services:
@@ -74,7 +60,7 @@ def credits(svc: Services) -> int:
 
 def run(svc: Services, *errors: BaseException) -> list[worker.Handled]:
     """Deliver every message sent so far (delays elapsed), the transcoder failing with `errors`."""
-    svc.transcoder = Transcoder(*errors)
+    svc.transcoder = ScriptedTranscoder(*errors)
     handled = []
     while queue_of(svc).sent:
         handled.append(worker.process(svc, queue_of(svc).sent.pop(0)))
@@ -300,7 +286,7 @@ def test_the_last_delivery_gives_up_its_own_attempt_with_a_refund() -> None:
             super().commit(transition)
 
     svc.repo = Exploding(repo_of(svc))
-    svc.transcoder = Transcoder()
+    svc.transcoder = ScriptedTranscoder()
     last = worker.Receipt("rh", receive_count=svc.settings.max_receive_count)
     with pytest.raises(ProcessingError):
         worker.deliver(svc, ref, last, None)
